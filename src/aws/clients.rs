@@ -1,0 +1,82 @@
+//! SDK clients, built once per cold start from one shared configuration
+//! and cached per Region: an invocation never builds a client that an
+//! earlier one already built.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+
+/// The clients for one Region.
+#[derive(Clone, Debug)]
+pub struct RegionClients {
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub kms: aws_sdk_kms::Client,
+}
+
+/// All AWS clients of the function.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    base: SdkConfig,
+    regions: Arc<Mutex<HashMap<String, RegionClients>>>,
+    sns: aws_sdk_sns::Client,
+}
+
+impl AwsClients {
+    /// Load the standard AWS configuration (environment, profile,
+    /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, credentials),
+    /// with the SDK's standard retry mode.
+    /// The SNS client talks to `topic_region` (the findings topic's own
+    /// Region), which may differ from the function's.
+    pub async fn from_env(topic_region: Option<&str>) -> AwsClients {
+        let base = aws_config::from_env()
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await;
+        Self::from_config(base, topic_region)
+    }
+
+    pub fn from_config(base: SdkConfig, topic_region: Option<&str>) -> AwsClients {
+        let mut sns_conf = aws_sdk_sns::config::Builder::from(&base);
+        if let Some(r) = topic_region {
+            sns_conf = sns_conf.region(aws_config::Region::new(r.to_string()));
+        }
+        let sns = aws_sdk_sns::Client::from_conf(sns_conf.build());
+        AwsClients {
+            base,
+            regions: Arc::default(),
+            sns,
+        }
+    }
+
+    /// The function's own Region, when configured.
+    pub fn home_region(&self) -> Option<String> {
+        self.base.region().map(|r| r.to_string())
+    }
+
+    /// The clients for `region`, built on first use and kept.
+    pub fn region(&self, region: &str) -> RegionClients {
+        let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let r = aws_config::Region::new(region.to_string());
+                RegionClients {
+                    secrets: aws_sdk_secretsmanager::Client::from_conf(
+                        aws_sdk_secretsmanager::config::Builder::from(&self.base).region(r.clone()).build(),
+                    ),
+                    kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(&self.base).region(r).build()),
+                }
+            })
+            .clone()
+    }
+
+    /// How many Regions have clients (for tests and logs).
+    pub fn cached_regions(&self) -> usize {
+        self.regions.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        &self.sns
+    }
+}

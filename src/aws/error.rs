@@ -1,0 +1,86 @@
+//! One error type for every AWS call, classified so the audit can tell
+//! "not allowed" from "not reachable" and name the call and Region.
+
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum AwsError {
+    #[error("{call} in {region}: access denied ({message})")]
+    AccessDenied { call: &'static str, region: String, message: String },
+    #[error("{call} in {region}: throttled past the SDK's retries ({message})")]
+    Throttled { call: &'static str, region: String, message: String },
+    #[error("{call} in {region}: {code}: {message}")]
+    Service { call: &'static str, region: String, code: String, message: String },
+    #[error("{call} in {region}: could not reach the service: {message}")]
+    Transport { call: &'static str, region: String, message: String },
+    #[error("{call} in {region}: no answer within {seconds:.1}s (invocation deadline)")]
+    Timeout { call: &'static str, region: String, seconds: f64 },
+}
+
+impl AwsError {
+    /// The error's code when the service answered, e.g. `ResourceNotFoundException`.
+    pub fn from_sdk<E, R>(call: &'static str, region: &str, err: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let region = region.to_string();
+        match &err {
+            SdkError::ServiceError(_) => {
+                let code = err.code().unwrap_or("Unknown").to_string();
+                let message = err.message().unwrap_or("").to_string();
+                if is_access_denied(&code) {
+                    AwsError::AccessDenied { call, region, message: format!("{code}: {message}") }
+                } else if is_throttling(&code) {
+                    AwsError::Throttled { call, region, message: format!("{code}: {message}") }
+                } else {
+                    AwsError::Service { call, region, code, message }
+                }
+            }
+            _ => AwsError::Transport { call, region, message: error_chain(&err) },
+        }
+    }
+
+    pub fn call(&self) -> &'static str {
+        match self {
+            AwsError::AccessDenied { call, .. }
+            | AwsError::Throttled { call, .. }
+            | AwsError::Service { call, .. }
+            | AwsError::Transport { call, .. }
+            | AwsError::Timeout { call, .. } => call,
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        match self {
+            AwsError::AccessDenied { region, .. }
+            | AwsError::Throttled { region, .. }
+            | AwsError::Service { region, .. }
+            | AwsError::Transport { region, .. }
+            | AwsError::Timeout { region, .. } => region,
+        }
+    }
+}
+
+fn is_access_denied(code: &str) -> bool {
+    matches!(code, "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError")
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded"
+    )
+}
+
+/// The error and its sources on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,72 @@
+//! AWS adapters: small traits the inspector and publisher depend on, and
+//! their implementations on the AWS SDK. Nothing outside this module
+//! touches an SDK type.
+//!
+//! The IAM actions the code calls are listed once, in [`IAM_ACTIONS`]; the
+//! SAM template's policy is checked against that list by a test.
+
+mod clients;
+mod error;
+mod kms;
+mod secrets;
+mod sns;
+
+use std::future::Future;
+
+pub use clients::AwsClients;
+pub use error::{AwsError, error_chain};
+
+use crate::model::SecretState;
+
+/// Every IAM action the auditor's code calls. Never GetSecretValue.
+pub const IAM_ACTIONS: [&str; 4] = [
+    "secretsmanager:DescribeSecret",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "sns:Publish",
+];
+
+/// What DescribeKey tells about a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMeta {
+    pub key_id: String,
+    pub arn: String,
+    pub state: String,
+    pub aws_managed: bool,
+}
+
+/// Secrets Manager, as the auditor needs it.
+pub trait SecretsApi: Send + Sync {
+    /// DescribeSecret in `region`; `Ok(None)` when the secret does not
+    /// exist there (or is scheduled for deletion).
+    fn describe_secret(&self, region: &str, secret_id: &str)
+    -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send;
+}
+
+/// KMS, as the auditor needs it.
+pub trait KeysApi: Send + Sync {
+    /// DescribeKey in `region` (aliases resolve there); `Ok(None)` when
+    /// the key does not exist there.
+    fn describe_key(&self, region: &str, key_id: &str) -> impl Future<Output = Result<Option<KeyMeta>, AwsError>> + Send;
+    /// GetKeyPolicy (the `default` policy) for a key id or key ARN.
+    fn get_key_policy(&self, region: &str, key_id: &str) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+}
+
+/// One message ready for SNS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic_arn: String,
+    pub subject: String,
+    pub body: String,
+    /// (name, data type, value): `String` or `String.Array`.
+    pub attributes: Vec<(String, &'static str, String)>,
+    /// FIFO topics only.
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+}
+
+/// SNS, as the auditor needs it.
+pub trait Publisher: Send + Sync {
+    /// Publish; returns the SNS MessageId.
+    fn publish(&self, message: &Message) -> impl Future<Output = Result<String, AwsError>> + Send;
+}

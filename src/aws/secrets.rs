@@ -1,0 +1,50 @@
+//! Secrets Manager adapter: DescribeSecret only. The auditor never reads a
+//! secret value.
+
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+
+use super::{AwsClients, AwsError, SecretsApi};
+use crate::model::{ReplicaStatus, SecretState};
+
+impl SecretsApi for AwsClients {
+    async fn describe_secret(&self, region: &str, secret_id: &str) -> Result<Option<SecretState>, AwsError> {
+        let client = self.region(region).secrets;
+        match client.describe_secret().secret_id(secret_id).send().await {
+            Ok(out) if out.deleted_date().is_some() => Ok(None),
+            Ok(out) => Ok(Some(to_state(region, out))),
+            Err(e) => {
+                let err = AwsError::from_sdk("secretsmanager:DescribeSecret", region, e);
+                match &err {
+                    AwsError::Service { code, .. } if code == "ResourceNotFoundException" => Ok(None),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+}
+
+fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
+    SecretState {
+        arn: out.arn().unwrap_or_default().to_string(),
+        name: out.name().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        primary_region: out.primary_region().map(str::to_string),
+        kms_key_id: out.kms_key_id().map(str::to_string),
+        rotation_enabled: out.rotation_enabled().unwrap_or(false),
+        tags: out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect(),
+        replication: out
+            .replication_status()
+            .iter()
+            .map(|r| ReplicaStatus {
+                region: r.region().unwrap_or_default().to_string(),
+                kms_key_id: r.kms_key_id().map(str::to_string),
+                status: r.status().map(|s| s.as_str().to_string()),
+                status_message: r.status_message().map(str::to_string),
+            })
+            .collect(),
+    }
+}

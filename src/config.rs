@@ -1,0 +1,178 @@
+//! Configuration from the environment, validated once at cold start.
+//! A bad value is a start-up error that names the variable.
+
+use std::collections::BTreeSet;
+
+use crate::event::{is_account_id, is_region_name};
+use crate::model::Severity;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("configuration error in {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// The audit rules: what the pure audit compares a snapshot against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules {
+    /// Empty means every Region is allowed.
+    pub allowed_regions: BTreeSet<String>,
+    pub required_regions: BTreeSet<String>,
+    pub require_customer_managed_key: bool,
+    pub trusted_account_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub findings_topic_arn: String,
+    pub min_severity: Severity,
+    pub rules: Rules,
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the configuration through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let err = |var: &'static str, message: String| ConfigError { var, message };
+        let topic = get("FINDINGS_TOPIC_ARN")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| err("FINDINGS_TOPIC_ARN", "is required (the SNS topic that receives finding reports)".into()))?;
+        if !is_sns_topic_arn(&topic) {
+            return Err(err(
+                "FINDINGS_TOPIC_ARN",
+                format!("{topic:?} is not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)"),
+            ));
+        }
+        let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
+            None => Severity::Low,
+            Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
+        };
+        let require_customer_managed_key = match get("REQUIRE_CUSTOMER_MANAGED_KEY").map(|s| s.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s.is_empty() || s == "false" => false,
+            Some(s) if s == "true" => true,
+            Some(s) => return Err(err("REQUIRE_CUSTOMER_MANAGED_KEY", format!("{s:?} is not true or false"))),
+        };
+        let regions = |var: &'static str| -> Result<BTreeSet<String>, ConfigError> {
+            let list = split_list(get(var));
+            match list.iter().find(|r| !is_region_name(r)) {
+                Some(bad) => Err(err(var, format!("{bad:?} is not a Region name like us-east-1"))),
+                None => Ok(list.into_iter().collect()),
+            }
+        };
+        let allowed_regions = regions("ALLOWED_REGIONS")?;
+        let required_regions = regions("REQUIRED_REGIONS")?;
+        if let Some(r) = required_regions
+            .iter()
+            .find(|r| !allowed_regions.is_empty() && !allowed_regions.contains(*r))
+        {
+            return Err(err("REQUIRED_REGIONS", format!("{r} is required but not in ALLOWED_REGIONS")));
+        }
+        let trusted_account_ids = split_list(get("TRUSTED_ACCOUNT_IDS"));
+        if let Some(bad) = trusted_account_ids.iter().find(|a| !is_account_id(a)) {
+            return Err(err("TRUSTED_ACCOUNT_IDS", format!("{bad:?} is not a 12-digit account id")));
+        }
+        Ok(Config {
+            findings_topic_arn: topic,
+            min_severity,
+            rules: Rules {
+                allowed_regions,
+                required_regions,
+                require_customer_managed_key,
+                trusted_account_ids,
+            },
+        })
+    }
+}
+
+/// Split a comma-separated value, trimming and dropping empty items.
+pub fn split_list(v: Option<String>) -> Vec<String> {
+    v.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Region in an SNS topic ARN.
+pub fn topic_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| is_region_name(r))
+}
+
+/// `arn:PARTITION:sns:REGION:ACCOUNT:NAME`.
+pub fn is_sns_topic_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "sns"
+        && is_region_name(parts[3])
+        && is_account_id(parts[4])
+        && !parts[5].is_empty()
+        && parts[5]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:replica-findings";
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC)]).unwrap();
+        assert_eq!(c.min_severity, Severity::Low);
+        assert_eq!(c.rules, Rules::default());
+    }
+
+    #[test]
+    fn full_configuration() {
+        let c = load(&[
+            ("FINDINGS_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:findings.fifo"),
+            ("ALLOWED_REGIONS", "us-east-1, us-west-2,eu-west-1"),
+            ("REQUIRED_REGIONS", "us-west-2"),
+            ("REQUIRE_CUSTOMER_MANAGED_KEY", "TRUE"),
+            ("TRUSTED_ACCOUNT_IDS", "444455556666"),
+            ("MIN_SEVERITY", "high"),
+        ])
+        .unwrap();
+        assert_eq!(c.min_severity, Severity::High);
+        assert_eq!(c.rules.allowed_regions.len(), 3);
+        assert!(c.rules.require_customer_managed_key);
+        assert_eq!(c.rules.trusted_account_ids, vec!["444455556666".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (&[], "FINDINGS_TOPIC_ARN"),
+            (&[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")], "FINDINGS_TOPIC_ARN"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("MIN_SEVERITY", "urgent")], "MIN_SEVERITY"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("REQUIRE_CUSTOMER_MANAGED_KEY", "yes")], "REQUIRE_CUSTOMER_MANAGED_KEY"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("ALLOWED_REGIONS", "us-east-1,Mars")], "ALLOWED_REGIONS"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("REQUIRED_REGIONS", "us_east_1")], "REQUIRED_REGIONS"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("ALLOWED_REGIONS", "us-east-1"), ("REQUIRED_REGIONS", "eu-west-1")], "REQUIRED_REGIONS"),
+            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("TRUSTED_ACCOUNT_IDS", "12345")], "TRUSTED_ACCOUNT_IDS"),
+        ];
+        for (vars, var) in cases {
+            let e = load(vars).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert!(e.to_string().contains(var));
+        }
+    }
+}

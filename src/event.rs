@@ -1,0 +1,552 @@
+//! Parsing of the EventBridge "AWS API Call via CloudTrail" events the
+//! auditor handles. Everything here is pure and total: any input either
+//! becomes a [`Trigger`] or a typed [`EventError`] naming what is wrong.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// EventBridge refuses events over 256 KB; anything larger is not from it.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Real CloudTrail events nest a handful of levels; refuse pathological ones.
+pub const MAX_EVENT_DEPTH: usize = 32;
+/// Secrets Manager's own limit on a SecretId.
+const MAX_SECRET_ID_CHARS: usize = 2048;
+
+pub const DETAIL_TYPE_API_CALL: &str = "AWS API Call via CloudTrail";
+pub const SOURCE_SECRETS_MANAGER: &str = "aws.secretsmanager";
+
+/// The CloudTrail events the auditor acts on. This list is the single
+/// source of truth for the EventBridge pattern in template.yaml (a test
+/// checks that they agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum HandledEvent {
+    CreateSecret,
+    ReplicateSecretToRegions,
+    RemoveRegionsFromReplication,
+    StopReplicationToReplica,
+}
+
+impl HandledEvent {
+    pub const ALL: [HandledEvent; 4] = [
+        HandledEvent::CreateSecret,
+        HandledEvent::ReplicateSecretToRegions,
+        HandledEvent::RemoveRegionsFromReplication,
+        HandledEvent::StopReplicationToReplica,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandledEvent::CreateSecret => "CreateSecret",
+            HandledEvent::ReplicateSecretToRegions => "ReplicateSecretToRegions",
+            HandledEvent::RemoveRegionsFromReplication => "RemoveRegionsFromReplication",
+            HandledEvent::StopReplicationToReplica => "StopReplicationToReplica",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    #[error("event is {0} bytes; the limit is {MAX_EVENT_BYTES}")]
+    TooLarge(usize),
+    #[error("event nests deeper than {MAX_EVENT_DEPTH} levels")]
+    TooDeep,
+    #[error("event is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("event has the wrong shape at `{path}`: {message}")]
+    Shape { path: String, message: String },
+    #[error("unsupported event: source {event_source:?}, detail-type {detail_type:?}; expected source {SOURCE_SECRETS_MANAGER:?} and detail-type {DETAIL_TYPE_API_CALL:?}")]
+    Unsupported { event_source: String, detail_type: String },
+    #[error("{event_name} event does not identify a secret: {reason}")]
+    NoSecret { event_name: String, reason: String },
+}
+
+/// Who made the call, as far as CloudTrail says.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct Actor {
+    /// The most specific description: ARN, session issuer, service or id.
+    pub display: Option<String>,
+    /// `userIdentity.arn`.
+    pub arn: Option<String>,
+    /// `userIdentity.sessionContext.sessionIssuer.arn`.
+    pub issuer_arn: Option<String>,
+}
+
+/// The secret an event names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRef {
+    /// Name, partial ARN or full ARN, as given.
+    pub id: String,
+    /// The Region in the ARN, when the id is an ARN.
+    pub arn_region: Option<String>,
+    /// The account in the ARN, when the id is an ARN.
+    pub arn_account: Option<String>,
+}
+
+impl SecretRef {
+    pub fn parse(id: &str) -> SecretRef {
+        let arn = parse_secret_arn(id);
+        SecretRef {
+            id: id.to_string(),
+            arn_region: arn.as_ref().map(|a| a.region.clone()),
+            arn_account: arn.as_ref().map(|a| a.account.clone()),
+        }
+    }
+
+    /// A human name for the secret before DescribeSecret answers.
+    pub fn display_name(&self) -> &str {
+        match self.id.split_once(":secret:") {
+            Some((_, name)) if self.arn_region.is_some() => name,
+            _ => &self.id,
+        }
+    }
+}
+
+/// A parsed secrets manager ARN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretArn {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+    pub resource: String,
+}
+
+/// Parse `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`.
+pub fn parse_secret_arn(s: &str) -> Option<SecretArn> {
+    let mut parts = s.splitn(7, ':');
+    let (arn, partition, service, region, account, kind, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if arn != "arn" || service != "secretsmanager" || kind != "secret" || resource.is_empty() {
+        return None;
+    }
+    if !is_region_name(region) || !is_account_id(account) {
+        return None;
+    }
+    Some(SecretArn {
+        partition: partition.to_string(),
+        region: region.to_string(),
+        account: account.to_string(),
+        resource: resource.to_string(),
+    })
+}
+
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Loose Region-name check: lowercase letters, digits and dashes, e.g. `us-east-1`.
+pub fn is_region_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.contains('-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A CloudTrail API call the auditor handles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub event: HandledEvent,
+    pub event_id: Option<String>,
+    pub event_time: Option<String>,
+    /// The Region the call was made in (detail.awsRegion, else the envelope's).
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub actor: Actor,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub secret: SecretRef,
+    /// Regions the request removed (RemoveRegionsFromReplication).
+    pub removed_regions: Vec<String>,
+}
+
+/// What an incoming event asks of the auditor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A handled CloudTrail call: audit the secret.
+    ApiCall(Trigger),
+    /// A well-formed Secrets Manager CloudTrail event for a call the
+    /// auditor does not act on.
+    Ignored { event_name: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail {
+    event_name: String,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    event_time: Option<String>,
+    #[serde(default)]
+    aws_region: Option<String>,
+    #[serde(default)]
+    recipient_account_id: Option<String>,
+    #[serde(default)]
+    user_identity: Option<UserIdentity>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    request_parameters: Option<Value>,
+    #[serde(default)]
+    response_elements: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    principal_id: Option<String>,
+    #[serde(default)]
+    arn: Option<String>,
+    #[serde(default)]
+    invoked_by: Option<String>,
+    #[serde(default)]
+    session_context: Option<SessionContext>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext {
+    #[serde(default)]
+    session_issuer: Option<SessionIssuer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SessionIssuer {
+    #[serde(default)]
+    arn: Option<String>,
+}
+
+/// Parse raw event bytes, enforcing the size and depth bounds first.
+pub fn parse_bytes(raw: &[u8]) -> Result<Incoming, EventError> {
+    if raw.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(raw.len()));
+    }
+    check_depth(raw)?;
+    let value: Value = serde_json::from_slice(raw).map_err(|e| EventError::NotJson(e.to_string()))?;
+    parse_value(value)
+}
+
+/// Counts bracket nesting outside strings, so a deep document is refused
+/// before any tree is built.
+fn check_depth(raw: &[u8]) -> Result<(), EventError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in raw {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_EVENT_DEPTH {
+                    return Err(EventError::TooDeep);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parse an event already decoded as JSON.
+pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
+    let envelope: EventBridgeEvent<Value> = serde_path_to_error::deserialize(value).map_err(|e| {
+        EventError::Shape {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        }
+    })?;
+    if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
+        return Err(EventError::Unsupported {
+            event_source: envelope.source,
+            detail_type: envelope.detail_type,
+        });
+    }
+    let detail: Detail = serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Shape {
+        path: format!("detail.{}", e.path()),
+        message: e.inner().to_string(),
+    })?;
+    let Some(event) = HandledEvent::from_name(&detail.event_name) else {
+        return Ok(Incoming::Ignored {
+            event_name: detail.event_name,
+        });
+    };
+    let secret = secret_ref(event, &detail)?;
+    let removed_regions = string_list(detail.request_parameters.as_ref(), "removeReplicaRegions");
+    let identity = detail.user_identity.unwrap_or_default();
+    let issuer_arn = identity
+        .session_context
+        .and_then(|c| c.session_issuer)
+        .and_then(|i| i.arn);
+    let display = identity
+        .arn
+        .clone()
+        .or_else(|| issuer_arn.clone())
+        .or_else(|| identity.invoked_by.clone())
+        .or_else(|| identity.principal_id.clone())
+        .or_else(|| identity.kind.clone());
+    Ok(Incoming::ApiCall(Trigger {
+        event,
+        event_id: detail.event_id.or(envelope.id),
+        event_time: detail.event_time.or_else(|| envelope.time.map(|t| t.to_rfc3339())),
+        region: detail.aws_region.or(envelope.region),
+        account: detail.recipient_account_id.or(envelope.account),
+        actor: Actor {
+            display,
+            arn: identity.arn,
+            issuer_arn,
+        },
+        error_code: detail.error_code.filter(|c| !c.is_empty()),
+        error_message: detail.error_message,
+        secret,
+        removed_regions,
+    }))
+}
+
+/// Which secret the call concerns: the ARN the response returned when
+/// there is one (it is exact), else what the request named.
+fn secret_ref(event: HandledEvent, detail: &Detail) -> Result<SecretRef, EventError> {
+    let no_secret = |reason: String| EventError::NoSecret {
+        event_name: event.as_str().to_string(),
+        reason,
+    };
+    let from_response = ["arn", "aRN", "ARN"]
+        .iter()
+        .find_map(|k| detail.response_elements.as_ref()?.get(*k)?.as_str());
+    let request = detail.request_parameters.as_ref();
+    let request_key = match event {
+        HandledEvent::CreateSecret => "name",
+        _ => "secretId",
+    };
+    let from_request = match request.and_then(|r| r.get(request_key)) {
+        None | Some(Value::Null) => {
+            // Tolerate the other spelling: some clients log `name` for ids.
+            ["secretId", "name"]
+                .iter()
+                .find_map(|k| request?.get(*k)?.as_str())
+        }
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(no_secret(format!(
+                "requestParameters.{request_key} is {}, not a string",
+                json_kind(other)
+            )));
+        }
+    };
+    let id = from_response
+        .filter(|s| parse_secret_arn(s).is_some())
+        .or(from_request)
+        .ok_or_else(|| {
+            no_secret(format!(
+                "neither requestParameters.{request_key} nor responseElements.arn is present"
+            ))
+        })?
+        .trim();
+    if id.is_empty() {
+        return Err(no_secret("the secret id is empty".to_string()));
+    }
+    if id.chars().count() > MAX_SECRET_ID_CHARS {
+        return Err(no_secret(format!("the secret id is longer than {MAX_SECRET_ID_CHARS} characters")));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(no_secret("the secret id contains control characters".to_string()));
+    }
+    Ok(SecretRef::parse(id))
+}
+
+fn string_list(params: Option<&Value>, key: &str) -> Vec<String> {
+    params
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(detail: Value) -> Value {
+        json!({
+            "version": "0",
+            "id": "6f8e2a4c-0000-4000-8000-000000000001",
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.secretsmanager",
+            "account": "111122223333",
+            "time": "2026-11-20T10:00:00Z",
+            "region": "us-west-2",
+            "resources": [],
+            "detail": detail
+        })
+    }
+
+    fn api_call(v: Value) -> Trigger {
+        match parse_value(v).expect("parses") {
+            Incoming::ApiCall(t) => t,
+            other => panic!("expected an API call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_secret_with_arn_in_response() {
+        let t = api_call(envelope(json!({
+            "eventName": "CreateSecret",
+            "eventID": "x",
+            "awsRegion": "us-west-2",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"},
+            "requestParameters": {"name": "production/DBWest"},
+            "responseElements": {"arn": "arn:aws:secretsmanager:us-west-2:111122223333:secret:production/DBWest-AbCdEf"}
+        })));
+        assert_eq!(t.event, HandledEvent::CreateSecret);
+        assert_eq!(t.secret.id, "arn:aws:secretsmanager:us-west-2:111122223333:secret:production/DBWest-AbCdEf");
+        assert_eq!(t.secret.arn_region.as_deref(), Some("us-west-2"));
+        assert_eq!(t.secret.display_name(), "production/DBWest-AbCdEf");
+        assert_eq!(t.actor.display.as_deref(), Some("arn:aws:iam::111122223333:user/alice"));
+        assert_eq!(t.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn legacy_upper_case_arn_and_null_response() {
+        let t = api_call(envelope(json!({
+            "eventName": "CreateSecret",
+            "requestParameters": {"name": "app/one"},
+            "responseElements": {"aRN": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/one-123456"}
+        })));
+        assert_eq!(t.secret.arn_region.as_deref(), Some("eu-west-1"));
+        let t = api_call(envelope(json!({
+            "eventName": "CreateSecret",
+            "requestParameters": {"name": "app/one"},
+            "responseElements": null
+        })));
+        assert_eq!(t.secret.id, "app/one");
+        assert_eq!(t.secret.arn_region, None);
+    }
+
+    #[test]
+    fn secret_id_partial_arn() {
+        let t = api_call(envelope(json!({
+            "eventName": "ReplicateSecretToRegions",
+            "requestParameters": {"secretId": "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/one"},
+        })));
+        assert_eq!(t.secret.arn_region.as_deref(), Some("us-east-1"));
+        assert_eq!(t.secret.arn_account.as_deref(), Some("111122223333"));
+    }
+
+    #[test]
+    fn assumed_role_and_service_identities() {
+        let t = api_call(envelope(json!({
+            "eventName": "RemoveRegionsFromReplication",
+            "userIdentity": {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ops"}}},
+            "requestParameters": {"secretId": "app/one", "removeReplicaRegions": ["eu-west-1", 7]},
+        })));
+        assert_eq!(t.actor.issuer_arn.as_deref(), Some("arn:aws:iam::111122223333:role/ops"));
+        assert_eq!(t.actor.display.as_deref(), Some("arn:aws:iam::111122223333:role/ops"));
+        assert_eq!(t.removed_regions, vec!["eu-west-1".to_string()]);
+        let t = api_call(envelope(json!({
+            "eventName": "StopReplicationToReplica",
+            "userIdentity": {"type": "AWSService", "invokedBy": "secretsmanager.amazonaws.com"},
+            "requestParameters": {"secretId": "app/one"},
+        })));
+        assert_eq!(t.actor.display.as_deref(), Some("secretsmanager.amazonaws.com"));
+        let t = api_call(envelope(json!({
+            "eventName": "StopReplicationToReplica",
+            "requestParameters": {"secretId": "app/one"},
+        })));
+        assert_eq!(t.actor, Actor::default());
+    }
+
+    #[test]
+    fn failed_call_keeps_error() {
+        let t = api_call(envelope(json!({
+            "eventName": "ReplicateSecretToRegions",
+            "errorCode": "AccessDenied",
+            "errorMessage": "User is not authorized",
+            "requestParameters": {"secretId": "app/one"},
+            "responseElements": null
+        })));
+        assert_eq!(t.error_code.as_deref(), Some("AccessDenied"));
+    }
+
+    #[test]
+    fn other_event_name_is_ignored() {
+        let r = parse_value(envelope(json!({"eventName": "GetRandomPassword"}))).unwrap();
+        assert_eq!(r, Incoming::Ignored { event_name: "GetRandomPassword".into() });
+    }
+
+    #[test]
+    fn malformed_events_name_what_is_wrong() {
+        let e = parse_bytes(b"not json").unwrap_err();
+        assert!(matches!(e, EventError::NotJson(_)), "{e}");
+        let e = parse_value(json!({"source": "aws.secretsmanager"})).unwrap_err();
+        assert!(e.to_string().contains("detail-type"), "{e}");
+        let mut v = envelope(json!({}));
+        v.as_object_mut().unwrap().remove("detail");
+        let e = parse_value(v).unwrap_err();
+        assert!(e.to_string().contains("detail"), "{e}");
+        let e = parse_value(envelope(json!({"eventName": 42}))).unwrap_err();
+        assert!(e.to_string().contains("detail.eventName"), "{e}");
+        let e = parse_value(envelope(json!({"eventName": "CreateSecret", "requestParameters": {}}))).unwrap_err();
+        assert!(matches!(e, EventError::NoSecret { .. }), "{e}");
+        let e = parse_value(envelope(json!({"eventName": "ReplicateSecretToRegions", "requestParameters": {"secretId": ["x"]}}))).unwrap_err();
+        assert!(e.to_string().contains("not a string"), "{e}");
+        let mut v = envelope(json!({"eventName": "CreateSecret"}));
+        v["source"] = json!("aws.ec2");
+        assert!(matches!(parse_value(v).unwrap_err(), EventError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn size_and_depth_bounds() {
+        let big = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert_eq!(parse_bytes(&big).unwrap_err(), EventError::TooLarge(MAX_EVENT_BYTES + 1));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse_bytes(deep.as_bytes()).unwrap_err(), EventError::TooDeep);
+        // Brackets inside strings do not count.
+        let fine = serde_json::to_vec(&envelope(json!({"eventName": "X", "note": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}))).unwrap();
+        assert!(parse_bytes(&fine).is_ok());
+    }
+
+    #[test]
+    fn secret_arn_parsing() {
+        assert!(parse_secret_arn("arn:aws:secretsmanager:us-east-1:111122223333:secret:a:b").is_some());
+        assert!(parse_secret_arn("arn:aws:kms:us-east-1:111122223333:key/x").is_none());
+        assert!(parse_secret_arn("arn:aws:secretsmanager:US:111122223333:secret:a").is_none());
+        assert!(parse_secret_arn("name").is_none());
+    }
+}

@@ -1,0 +1,144 @@
+//! The invocation logic, independent of the Lambda runtime: bytes in,
+//! report out. `main.rs` wires it to lambda_runtime.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::audit;
+use crate::aws::{KeysApi, Publisher, SecretsApi};
+use crate::config::Config;
+use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
+use crate::inspect::{self, Budget, Target};
+use crate::publish::{self, PublishError};
+use crate::report::{self, Report, TriggerInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("malformed event: {0}")]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// The function: its configuration and its AWS clients, built once.
+pub struct App<C> {
+    pub clients: C,
+    pub config: Config,
+    /// The function's own Region.
+    pub home_region: String,
+}
+
+impl<C: SecretsApi + KeysApi + Publisher> App<C> {
+    pub fn new(clients: C, config: Config, home_region: String) -> Self {
+        App { clients, config, home_region }
+    }
+
+    /// Handle one raw event. `budget` bounds the AWS calls.
+    pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
+        let started = Instant::now();
+        let trigger = match event::parse_bytes(raw) {
+            Ok(Incoming::ApiCall(t)) => t,
+            Ok(Incoming::Ignored { event_name }) => {
+                info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
+                return Ok(json!({"status": "ignored", "event_name": event_name}));
+            }
+            Err(e) => {
+                warn!(error = %e, outcome = "rejected", "malformed event");
+                return Err(e.into());
+            }
+        };
+        let report = self.audit_trigger(&trigger, &budget).await;
+        let published = if report.findings.is_empty() {
+            None
+        } else {
+            match publish::publish(&self.clients, &self.config.findings_topic_arn, &report).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published");
+                    return Err(e.into());
+                }
+            }
+        };
+        info!(
+            event_name = trigger.event.as_str(),
+            event_id = trigger.event_id.as_deref().unwrap_or(""),
+            secret = %report.secret.name,
+            primary_region = report.secret.primary_region.as_deref().unwrap_or(""),
+            findings = report.summary.count,
+            highest_severity = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("NONE"),
+            codes = %codes(&report),
+            published = published.is_some(),
+            message_id = published.as_deref().unwrap_or(""),
+            duration_ms = started.elapsed().as_millis() as u64,
+            outcome = "audited",
+            "audit summary"
+        );
+        Ok(serde_json::to_value(&report).expect("a report always serialises"))
+    }
+
+    /// Inspect and audit the secret a CloudTrail call names.
+    pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget) -> Report {
+        let region = t
+            .secret
+            .arn_region
+            .clone()
+            .or_else(|| t.region.clone())
+            .unwrap_or_else(|| self.home_region.clone());
+        let rules = &self.config.rules;
+        let mut search_regions: Vec<String> = rules.allowed_regions.iter().chain(&rules.required_regions).cloned().collect();
+        search_regions.push(self.home_region.clone());
+        search_regions.sort();
+        search_regions.dedup();
+        let target = Target {
+            secret_id: t.secret.id.clone(),
+            region,
+            account: t.secret.arn_account.clone().or_else(|| t.account.clone()),
+            promotion: t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none(),
+            search_regions,
+        };
+        let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
+        let findings = audit::audit(&snapshot, Some(t), rules);
+        report::build(
+            TriggerInfo::from_cloudtrail(t),
+            &snapshot,
+            findings,
+            self.config.min_severity,
+            uuid::Uuid::new_v4().to_string(),
+            now_rfc3339(),
+        )
+    }
+}
+
+fn codes(report: &Report) -> String {
+    let mut c: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    c.dedup();
+    c.join(",")
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The budget for an invocation whose deadline is `deadline_ms` (epoch ms).
+pub fn budget_for_deadline(deadline_ms: u64) -> Budget {
+    let deadline = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms);
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    Budget::until(Instant::now() + left, Budget::reserve_for(left))
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::Event(_) => "MalformedEvent",
+            HandlerError::Publish(_) => "PublishFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Builds a [`Snapshot`] of one secret across every Region it lives in,
+//! through the adapter traits. Every call is bounded by the invocation's
+//! time budget; a call that fails or cannot be made becomes a [`Gap`], so
+//! the audit reports it instead of passing silently.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use crate::aws::{AwsError, KeysApi, SecretsApi};
+use crate::model::*;
+
+/// The time an invocation may spend on AWS calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Option<Instant>,
+    /// Kept back for building and publishing the report.
+    reserve: Duration,
+}
+
+impl Budget {
+    /// No deadline (local tools, tests).
+    pub fn unlimited() -> Budget {
+        Budget { deadline: None, reserve: Duration::ZERO }
+    }
+
+    /// A deadline with `reserve` kept for publishing.
+    pub fn until(deadline: Instant, reserve: Duration) -> Budget {
+        Budget { deadline: Some(deadline), reserve }
+    }
+
+    /// The reserve for a Lambda invocation with `total` time: a fifth of
+    /// it, between 0.5 s and 3 s.
+    pub fn reserve_for(total: Duration) -> Duration {
+        (total / 5).clamp(Duration::from_millis(500), Duration::from_secs(3))
+    }
+
+    /// How long the next call may take; `None` when no new work may start.
+    pub fn call_window(&self) -> Option<Duration> {
+        match self.deadline {
+            None => Some(Duration::from_secs(3600)),
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .and_then(|left| left.checked_sub(self.reserve))
+                .filter(|w| *w >= Duration::from_millis(50)),
+        }
+    }
+
+    /// Run one AWS call within the budget.
+    pub async fn run<T>(
+        &self,
+        call: &'static str,
+        region: &str,
+        fut: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, Gap> {
+        let gap = |reason: String| Gap { call: call.to_string(), region: region.to_string(), reason };
+        let Some(window) = self.call_window() else {
+            return Err(gap("not started: the invocation's time was running out (kept in reserve to publish)".into()));
+        };
+        match tokio::time::timeout(window, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(gap(e.to_string())),
+            Err(_) => Err(gap(
+                AwsError::Timeout { call, region: region.to_string(), seconds: window.as_secs_f64() }.to_string(),
+            )),
+        }
+    }
+}
+
+/// What to inspect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Name, partial ARN or full ARN.
+    pub secret_id: String,
+    /// The Region to look in first.
+    pub region: String,
+    pub account: Option<String>,
+    /// The trigger was a successful StopReplicationToReplica: the secret
+    /// in `region` may now be a standalone secret.
+    pub promotion: bool,
+    /// Where to look for a promoted secret's former primary.
+    pub search_regions: Vec<String>,
+}
+
+/// Inspect one secret everywhere it lives.
+pub async fn inspect<S: SecretsApi, K: KeysApi>(secrets: &S, keys: &K, target: &Target, budget: &Budget) -> Snapshot {
+    let mut snap = Snapshot::empty(target.secret_id.clone());
+    snap.account = target.account.clone();
+    let first = match budget
+        .run("secretsmanager:DescribeSecret", &target.region, secrets.describe_secret(&target.region, &target.secret_id))
+        .await
+    {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            snap.primary = Lookup::NotFound;
+            return snap;
+        }
+        Err(gap) => {
+            snap.gaps.push(gap);
+            return snap;
+        }
+    };
+
+    let primary = if first.is_primary_copy() {
+        if target.promotion {
+            let former = find_former_primary(secrets, &first, &target.search_regions, budget, &mut snap.gaps).await;
+            snap.promotion = Some(Promotion { standalone: first.clone(), former_primary: former });
+        }
+        first
+    } else {
+        // A replica: follow it to its primary.
+        let home = first.home_region().to_string();
+        let id = arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
+        match budget.run("secretsmanager:DescribeSecret", &home, secrets.describe_secret(&home, &id)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                snap.primary = Lookup::NotFound;
+                return snap;
+            }
+            Err(gap) => {
+                snap.gaps.push(gap);
+                return snap;
+            }
+        }
+    };
+
+    // The primary's key, and for every replica Region, concurrently: the
+    // replica itself and its key.
+    let primary_key = check_key(keys, &primary.region, KeyRole::Primary, primary.kms_key_id.clone(), budget);
+    let replicas = join_all(primary.replication.iter().map(|status| async {
+        let presence = budget
+            .run("secretsmanager:DescribeSecret", &status.region, secrets.describe_secret(&status.region, &primary.name))
+            .await;
+        let key = check_key(keys, &status.region, KeyRole::Replica, status.kms_key_id.clone(), budget).await;
+        (status.clone(), presence, key)
+    }));
+    let (primary_key, replicas) = futures::join!(primary_key, replicas);
+
+    let (key, gaps) = primary_key;
+    snap.keys.push(key);
+    snap.gaps.extend(gaps);
+    for (status, presence, (key, gaps)) in replicas {
+        let presence = match presence {
+            Ok(Some(s)) => Lookup::Found(s),
+            Ok(None) => Lookup::NotFound,
+            Err(gap) => {
+                // Presence matters only when the primary says InSync.
+                if status.status.as_deref() == Some("InSync") {
+                    snap.gaps.push(gap);
+                }
+                Lookup::Unknown
+            }
+        };
+        snap.replicas.push(ReplicaCheck { status, presence });
+        snap.keys.push(key);
+        snap.gaps.extend(gaps);
+    }
+    snap.primary = Lookup::Found(primary);
+    snap
+}
+
+/// DescribeKey, then GetKeyPolicy for customer keys. The AWS-managed key
+/// is recognised by name without a call.
+async fn check_key<K: KeysApi>(
+    keys: &K,
+    region: &str,
+    role: KeyRole,
+    key_ref: Option<String>,
+    budget: &Budget,
+) -> (KeyCheck, Vec<Gap>) {
+    let mut gaps = Vec::new();
+    let mut check = KeyCheck { region: region.to_string(), role, key_ref: key_ref.clone(), info: KeyInfo::Unknown };
+    let key_ref = match key_ref {
+        Some(k) if !is_default_key_ref(Some(&k)) => k,
+        _ => {
+            check.info = KeyInfo::AwsManagedDefault;
+            return (check, gaps);
+        }
+    };
+    check.info = match budget.run("kms:DescribeKey", region, keys.describe_key(region, &key_ref)).await {
+        Ok(None) => KeyInfo::NotFound,
+        Err(gap) => {
+            gaps.push(gap);
+            KeyInfo::Unknown
+        }
+        Ok(Some(meta)) => {
+            let policy = if meta.aws_managed {
+                None
+            } else {
+                match budget.run("kms:GetKeyPolicy", region, keys.get_key_policy(region, &meta.arn)).await {
+                    Ok(p) => p,
+                    Err(gap) => {
+                        gaps.push(gap);
+                        None
+                    }
+                }
+            };
+            KeyInfo::Described(KeyDetails {
+                key_id: meta.key_id,
+                arn: meta.arn,
+                state: meta.state,
+                aws_managed: meta.aws_managed,
+                policy,
+            })
+        }
+    };
+    (check, gaps)
+}
+
+/// A promoted replica's former primary: a secret of the same name in
+/// another Region whose ARN matches (replicas share the ARN suffix) or
+/// that still lists the promoted Region as a replica.
+async fn find_former_primary<S: SecretsApi>(
+    secrets: &S,
+    standalone: &SecretState,
+    regions: &[String],
+    budget: &Budget,
+    gaps: &mut Vec<Gap>,
+) -> Option<SecretState> {
+    let candidates = regions.iter().filter(|r| **r != standalone.region);
+    let found = join_all(candidates.map(|region| async move {
+        (region, budget.run("secretsmanager:DescribeSecret", region, secrets.describe_secret(region, &standalone.name)).await)
+    }))
+    .await;
+    let mut best = None;
+    for (region, result) in found {
+        match result {
+            Ok(Some(s)) if s.is_primary_copy() => {
+                let same_arn = arn_in_region(&s.arn, &standalone.region).as_deref() == Some(standalone.arn.as_str());
+                let lists_it = s.replication.iter().any(|r| r.region == standalone.region);
+                if same_arn || lists_it {
+                    best = Some(s);
+                }
+            }
+            Ok(_) => {}
+            Err(gap) => {
+                tracing::debug!(region = %region, "former primary search failed");
+                gaps.push(gap);
+            }
+        }
+    }
+    best
+}
+
+/// The same secret ARN in another Region (replicas share name and suffix).
+pub fn arn_in_region(arn: &str, region: &str) -> Option<String> {
+    let parsed = crate::event::parse_secret_arn(arn)?;
+    Some(format!(
+        "arn:{}:secretsmanager:{region}:{}:secret:{}",
+        parsed.partition, parsed.account, parsed.resource
+    ))
+}

@@ -1,0 +1,21 @@
+//! Replica Auditor: audits AWS Secrets Manager multi-Region replication
+//! from CloudTrail events and publishes one finding report per event.
+//!
+//! - [`event`]: parsing EventBridge CloudTrail events (pure)
+//! - [`audit`]: the audit, snapshot in, findings out (pure); [`policy`]
+//!   analyses KMS key policies for it (pure)
+//! - [`aws`]: the AWS adapters behind small traits
+//! - [`inspect`]: builds the snapshot through the adapters, within a time budget
+//! - [`report`], [`publish`]: the report document and its SNS message
+//! - [`handler`]: one invocation end to end; `main.rs` runs it on lambda_runtime
+
+pub mod audit;
+pub mod aws;
+pub mod config;
+pub mod event;
+pub mod handler;
+pub mod inspect;
+pub mod model;
+pub mod policy;
+pub mod publish;
+pub mod report;

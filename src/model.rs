@@ -1,0 +1,347 @@
+//! Domain types shared by the audit, the adapters and the report: severities,
+//! finding codes, findings, and the snapshot of one secret across Regions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Finding severity, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "INFO" => Ok(Severity::Info),
+            "LOW" => Ok(Severity::Low),
+            "MEDIUM" => Ok(Severity::Medium),
+            "HIGH" => Ok(Severity::High),
+            "CRITICAL" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity {other:?}; expected INFO, LOW, MEDIUM, HIGH or CRITICAL"
+            )),
+        }
+    }
+}
+
+/// Every finding code the auditor can produce. The code is the stable
+/// contract with subscribers; its severity is fixed here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    ReplicaFailed,
+    ReplicaInProgress,
+    ReplicaStatusUnknown,
+    ReplicaMissing,
+    ReplicaKeyWeakerThanPrimary,
+    KeyAwsManaged,
+    KeyNotFound,
+    KeyDisabled,
+    KeyPendingDeletion,
+    KeyPolicyPublic,
+    KeyPolicyUntrustedAccount,
+    RegionNotAllowed,
+    RequiredRegionMissing,
+    ReplicaPromoted,
+    ApiCallFailed,
+    SecretNotFound,
+    AuditIncomplete,
+}
+
+impl Code {
+    pub const ALL: [Code; 17] = [
+        Code::ReplicaFailed,
+        Code::ReplicaInProgress,
+        Code::ReplicaStatusUnknown,
+        Code::ReplicaMissing,
+        Code::ReplicaKeyWeakerThanPrimary,
+        Code::KeyAwsManaged,
+        Code::KeyNotFound,
+        Code::KeyDisabled,
+        Code::KeyPendingDeletion,
+        Code::KeyPolicyPublic,
+        Code::KeyPolicyUntrustedAccount,
+        Code::RegionNotAllowed,
+        Code::RequiredRegionMissing,
+        Code::ReplicaPromoted,
+        Code::ApiCallFailed,
+        Code::SecretNotFound,
+        Code::AuditIncomplete,
+    ];
+
+    pub fn severity(self) -> Severity {
+        use Code::*;
+        match self {
+            ReplicaFailed | ReplicaMissing | KeyNotFound | KeyDisabled => Severity::High,
+            KeyPolicyUntrustedAccount | RegionNotAllowed | RequiredRegionMissing => Severity::High,
+            KeyPendingDeletion | KeyPolicyPublic => Severity::Critical,
+            ReplicaStatusUnknown | ReplicaKeyWeakerThanPrimary | KeyAwsManaged => Severity::Medium,
+            ReplicaPromoted | ApiCallFailed | AuditIncomplete => Severity::Medium,
+            ReplicaInProgress | SecretNotFound => Severity::Low,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            ReplicaFailed => "REPLICA_FAILED",
+            ReplicaInProgress => "REPLICA_IN_PROGRESS",
+            ReplicaStatusUnknown => "REPLICA_STATUS_UNKNOWN",
+            ReplicaMissing => "REPLICA_MISSING",
+            ReplicaKeyWeakerThanPrimary => "REPLICA_KEY_WEAKER_THAN_PRIMARY",
+            KeyAwsManaged => "KEY_AWS_MANAGED",
+            KeyNotFound => "KEY_NOT_FOUND",
+            KeyDisabled => "KEY_DISABLED",
+            KeyPendingDeletion => "KEY_PENDING_DELETION",
+            KeyPolicyPublic => "KEY_POLICY_PUBLIC",
+            KeyPolicyUntrustedAccount => "KEY_POLICY_UNTRUSTED_ACCOUNT",
+            RegionNotAllowed => "REGION_NOT_ALLOWED",
+            RequiredRegionMissing => "REQUIRED_REGION_MISSING",
+            ReplicaPromoted => "REPLICA_PROMOTED",
+            ApiCallFailed => "API_CALL_FAILED",
+            SecretNotFound => "SECRET_NOT_FOUND",
+            AuditIncomplete => "AUDIT_INCOMPLETE",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a replica is in status Failed, classified from its StatusMessage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    NameConflict,
+    KmsKey,
+    RegionDisabled,
+    Other,
+}
+
+/// One finding in a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable for the same secret, code and Region (see `report::finding_id`).
+    pub id: String,
+    pub code: Code,
+    pub severity: Severity,
+    pub region: Option<String>,
+    pub message: String,
+    pub remediation: String,
+    /// Only on REPLICA_FAILED: the classified cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<FailureCause>,
+}
+
+/// The state of one secret in one Region, as DescribeSecret shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretState {
+    pub arn: String,
+    pub name: String,
+    /// The Region this description was read in.
+    pub region: String,
+    /// DescribeSecret's PrimaryRegion; `None` when the field is absent.
+    pub primary_region: Option<String>,
+    /// The key as the secret names it; `None` means the AWS-managed key.
+    pub kms_key_id: Option<String>,
+    pub rotation_enabled: bool,
+    pub tags: BTreeMap<String, String>,
+    /// ReplicationStatus entries (meaningful on the primary).
+    pub replication: Vec<ReplicaStatus>,
+}
+
+impl SecretState {
+    /// The Region that owns this secret: its PrimaryRegion, or the Region
+    /// it was described in when the field is absent (a standalone secret).
+    pub fn home_region(&self) -> &str {
+        self.primary_region.as_deref().unwrap_or(&self.region)
+    }
+
+    pub fn is_primary_copy(&self) -> bool {
+        self.home_region() == self.region
+    }
+}
+
+/// One entry of a primary's ReplicationStatus.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ReplicaStatus {
+    pub region: String,
+    pub kms_key_id: Option<String>,
+    pub status: Option<String>,
+    pub status_message: Option<String>,
+}
+
+/// The outcome of a lookup that may fail for reasons other than absence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<T> {
+    Found(T),
+    NotFound,
+    /// The check could not be made; a [`Gap`] says why.
+    Unknown,
+}
+
+impl<T> Lookup<T> {
+    pub fn found(&self) -> Option<&T> {
+        match self {
+            Lookup::Found(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A replica Region listed by the primary, with what was found there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaCheck {
+    pub status: ReplicaStatus,
+    /// DescribeSecret in the replica's Region.
+    pub presence: Lookup<SecretState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    Primary,
+    Replica,
+}
+
+/// What KMS says about a customer key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDetails {
+    pub key_id: String,
+    pub arn: String,
+    /// KeyState as KMS reports it (Enabled, Disabled, PendingDeletion, ...).
+    pub state: String,
+    /// KeyManager: AWS or CUSTOMER.
+    pub aws_managed: bool,
+    /// The key policy document; `None` when not fetched (AWS-managed keys)
+    /// or when GetKeyPolicy failed (a gap says so).
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyInfo {
+    /// `aws/secretsmanager`, recognised without a KMS call.
+    AwsManagedDefault,
+    Described(KeyDetails),
+    NotFound,
+    Unknown,
+}
+
+/// The key that encrypts one copy of the secret, checked in that Region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyCheck {
+    pub region: String,
+    pub role: KeyRole,
+    /// The key as the secret names it (`None` = the AWS-managed default).
+    pub key_ref: Option<String>,
+    pub info: KeyInfo,
+}
+
+impl KeyCheck {
+    /// True when the key is the AWS-managed key (by name or by KMS's word).
+    pub fn is_aws_managed(&self) -> bool {
+        match &self.info {
+            KeyInfo::AwsManagedDefault => true,
+            KeyInfo::Described(d) => d.aws_managed,
+            _ => false,
+        }
+    }
+
+    /// True when the key is known to be customer managed.
+    pub fn is_customer_managed(&self) -> bool {
+        match &self.info {
+            KeyInfo::Described(d) => !d.aws_managed,
+            // Not resolved: the name alone says it is not the default key.
+            KeyInfo::NotFound | KeyInfo::Unknown => !is_default_key_ref(self.key_ref.as_deref()),
+            KeyInfo::AwsManagedDefault => false,
+        }
+    }
+}
+
+/// True for the references that mean the AWS-managed Secrets Manager key.
+pub fn is_default_key_ref(key: Option<&str>) -> bool {
+    match key {
+        None => true,
+        Some(k) => {
+            let k = k.trim();
+            k.is_empty() || k == "alias/aws/secretsmanager" || k.ends_with(":alias/aws/secretsmanager")
+        }
+    }
+}
+
+/// A check that could not be made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gap {
+    /// The API call, e.g. `kms:GetKeyPolicy`.
+    pub call: String,
+    pub region: String,
+    pub reason: String,
+}
+
+/// A replica promoted to a standalone secret by StopReplicationToReplica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    pub standalone: SecretState,
+    /// The former primary, when it could be found.
+    pub former_primary: Option<SecretState>,
+}
+
+/// Everything the pure audit needs to know about one secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The secret as the trigger named it (name or ARN).
+    pub secret_ref: String,
+    /// The account the secret lives in, when known.
+    pub account: Option<String>,
+    /// The secret in its primary Region.
+    pub primary: Lookup<SecretState>,
+    pub replicas: Vec<ReplicaCheck>,
+    pub keys: Vec<KeyCheck>,
+    pub promotion: Option<Promotion>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Snapshot {
+    pub fn empty(secret_ref: impl Into<String>) -> Self {
+        Snapshot {
+            secret_ref: secret_ref.into(),
+            account: None,
+            primary: Lookup::Unknown,
+            replicas: Vec::new(),
+            keys: Vec::new(),
+            promotion: None,
+            gaps: Vec::new(),
+        }
+    }
+}

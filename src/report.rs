@@ -1,0 +1,306 @@
+//! The finding report (schema `replica-auditor.report/v1`): building it,
+//! keeping it within SNS's limits, and cleaning outside text for the
+//! subject line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Trigger;
+use crate::model::{Finding, Lookup, Severity, Snapshot};
+
+pub const SCHEMA: &str = "replica-auditor.report/v1";
+/// SNS allows 256 KB for body and attributes together; keep a margin.
+pub const MAX_BODY_BYTES: usize = 240 * 1024;
+/// SNS subjects must be under 100 characters.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+/// A single finding message longer than this is cut.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub report_id: String,
+    pub generated_at: String,
+    pub trigger: TriggerInfo,
+    pub secret: SecretInfo,
+    pub replicas: Vec<ReplicaInfo>,
+    pub findings: Vec<Finding>,
+    pub actions: Vec<serde_json::Value>,
+    pub summary: Summary,
+    /// Present only when findings had to be cut to fit SNS's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerInfo {
+    pub source: String,
+    pub event_name: String,
+    pub event_id: Option<String>,
+    pub event_time: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub actor: Option<String>,
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub arn: Option<String>,
+    pub name: String,
+    pub primary_region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    pub region: String,
+    pub status: Option<String>,
+    pub status_message: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub highest_severity: Option<Severity>,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truncation {
+    pub marker: String,
+    pub omitted_findings: usize,
+}
+
+impl TriggerInfo {
+    pub fn from_cloudtrail(t: &Trigger) -> TriggerInfo {
+        TriggerInfo {
+            source: "cloudtrail".into(),
+            event_name: t.event.as_str().into(),
+            event_id: t.event_id.clone(),
+            event_time: t.event_time.clone(),
+            region: t.region.clone(),
+            account: t.account.clone(),
+            actor: t.actor.display.clone(),
+            error_code: t.error_code.clone(),
+        }
+    }
+}
+
+/// Build the report: the findings at or above `min`, most severe first.
+pub fn build(
+    trigger: TriggerInfo,
+    snapshot: &Snapshot,
+    mut findings: Vec<Finding>,
+    min: Severity,
+    report_id: String,
+    generated_at: String,
+) -> Report {
+    findings.retain(|f| f.severity >= min);
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.code.cmp(&b.code))
+            .then(a.region.cmp(&b.region))
+            .then(a.id.cmp(&b.id))
+    });
+    let primary = snapshot.primary.found();
+    let secret = SecretInfo {
+        arn: primary.map(|p| p.arn.clone()),
+        name: primary.map(|p| p.name.clone()).unwrap_or_else(|| display_name(&snapshot.secret_ref)),
+        primary_region: primary.map(|p| p.region.clone()),
+    };
+    let replicas = match &snapshot.primary {
+        Lookup::Found(p) => p
+            .replication
+            .iter()
+            .map(|r| ReplicaInfo {
+                region: r.region.clone(),
+                status: r.status.clone(),
+                status_message: r.status_message.clone(),
+                kms_key_id: r.kms_key_id.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut report = Report {
+        schema: SCHEMA.into(),
+        report_id,
+        generated_at,
+        trigger,
+        secret,
+        replicas,
+        summary: summarise(&findings),
+        findings,
+        actions: Vec::new(),
+        truncated: None,
+    };
+    fit(&mut report);
+    report
+}
+
+fn display_name(secret_ref: &str) -> String {
+    crate::event::SecretRef::parse(secret_ref).display_name().to_string()
+}
+
+fn summarise(findings: &[Finding]) -> Summary {
+    Summary {
+        highest_severity: findings.iter().map(|f| f.severity).max(),
+        count: findings.len(),
+    }
+}
+
+/// Serialise the report as the SNS message body.
+pub fn body(report: &Report) -> String {
+    serde_json::to_string_pretty(report).expect("a report always serialises")
+}
+
+/// Keep the body within [`MAX_BODY_BYTES`]: cut over-long messages, then
+/// drop the least severe findings, with a marker saying how many. The
+/// summary still counts every finding.
+fn fit(report: &mut Report) {
+    for f in &mut report.findings {
+        f.message = cut(&f.message, MAX_MESSAGE_CHARS);
+        f.remediation = cut(&f.remediation, MAX_MESSAGE_CHARS);
+    }
+    for r in &mut report.replicas {
+        if let Some(m) = &mut r.status_message {
+            *m = cut(m, MAX_MESSAGE_CHARS);
+        }
+    }
+    let total = report.findings.len();
+    while body(report).len() > MAX_BODY_BYTES && !report.findings.is_empty() {
+        // Drop a batch at a time: an exact fit is not worth quadratic work.
+        let drop = (report.findings.len() / 10).max(1);
+        let keep = report.findings.len() - drop;
+        report.findings.truncate(keep);
+        report.truncated = Some(Truncation {
+            marker: "TRUNCATED: findings omitted to fit the SNS message limit; see the function's logs".into(),
+            omitted_findings: total - keep,
+        });
+    }
+}
+
+/// Cut text to `max` characters with a visible marker.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(15)).collect();
+    out.push_str("...[truncated]");
+    out
+}
+
+/// Make outside text safe for one line: control characters (line breaks
+/// included) become spaces, runs of spaces collapse.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out.trim().to_string()
+}
+
+/// The SNS subject: `[HIGH] replica-auditor: NAME: N findings`, printable
+/// ASCII only, under 100 characters (the name is shortened to fit).
+pub fn subject(report: &Report) -> String {
+    let sev = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("INFO");
+    let n = report.summary.count;
+    let tail = format!(": {n} finding{}", if n == 1 { "" } else { "s" });
+    let head = format!("[{sev}] replica-auditor: ");
+    let name: String = one_line(&report.secret.name)
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect();
+    let room = MAX_SUBJECT_CHARS - head.len() - tail.len();
+    let name = if name.len() > room {
+        format!("{}...", &name[..room - 3])
+    } else {
+        name
+    };
+    format!("{head}{name}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Code, Finding};
+
+    fn finding(code: Code, msg: &str) -> Finding {
+        Finding {
+            id: format!("{code}-{msg}"),
+            code,
+            severity: code.severity(),
+            region: Some("us-east-1".into()),
+            message: msg.into(),
+            remediation: "fix".into(),
+            cause: None,
+        }
+    }
+
+    fn report_with(name: &str, findings: Vec<Finding>, min: Severity) -> Report {
+        let trigger = TriggerInfo {
+            source: "cloudtrail".into(),
+            event_name: "CreateSecret".into(),
+            event_id: None,
+            event_time: None,
+            region: None,
+            account: None,
+            actor: None,
+            error_code: None,
+        };
+        build(trigger, &Snapshot::empty(name), findings, min, "r".into(), "t".into())
+    }
+
+    #[test]
+    fn filters_by_min_severity_and_sorts() {
+        let r = report_with(
+            "app",
+            vec![finding(Code::SecretNotFound, "a"), finding(Code::KeyPolicyPublic, "b"), finding(Code::ReplicaFailed, "c")],
+            Severity::Medium,
+        );
+        let codes: Vec<Code> = r.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![Code::KeyPolicyPublic, Code::ReplicaFailed]);
+        assert_eq!(r.summary.highest_severity, Some(Severity::Critical));
+        assert_eq!(r.summary.count, 2);
+        assert_eq!(subject(&r), "[CRITICAL] replica-auditor: app: 2 findings");
+    }
+
+    #[test]
+    fn subject_is_clean_and_short() {
+        let name = format!("evil\r\n[CRITICAL] fake\u{7}é{}", "x".repeat(300));
+        let r = report_with(&name, vec![finding(Code::ReplicaFailed, "a")], Severity::Low);
+        let s = subject(&r);
+        assert!(s.chars().count() < 100, "{}", s.len());
+        assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s:?}");
+        assert!(s.starts_with("[HIGH] replica-auditor: evil [CRITICAL] fake ?xxx"), "{s}");
+        assert!(s.ends_with("...: 1 finding"), "{s}");
+    }
+
+    #[test]
+    fn oversized_reports_are_cut_with_a_marker() {
+        let many: Vec<Finding> = (0..400).map(|i| finding(Code::AuditIncomplete, &format!("{i}:{}", "m".repeat(5000)))).collect();
+        let r = report_with("app", many, Severity::Low);
+        let len = body(&r).len();
+        assert!(len <= MAX_BODY_BYTES, "{len}");
+        let t = r.truncated.as_ref().expect("marker");
+        assert!(t.marker.starts_with("TRUNCATED"));
+        assert_eq!(r.findings.len() + t.omitted_findings, 400);
+        assert!(r.findings.iter().all(|f| f.message.ends_with("...[truncated]")));
+        assert_eq!(r.summary.count, 400);
+        assert!(subject(&r).ends_with(": 400 findings"));
+    }
+
+    #[test]
+    fn one_line_removes_breaks() {
+        assert_eq!(one_line("a\nb\r\n\tc  d"), "a b c d");
+    }
+}
