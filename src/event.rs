@@ -186,7 +186,7 @@ pub enum Incoming {
 #[serde(rename_all = "camelCase")]
 struct Detail {
     event_name: String,
-    #[serde(default)]
+    #[serde(default, rename = "eventID")]
     event_id: Option<String>,
     #[serde(default)]
     event_time: Option<String>,
@@ -440,6 +440,8 @@ mod tests {
         assert_eq!(t.secret.display_name(), "production/DBWest-AbCdEf");
         assert_eq!(t.actor.display.as_deref(), Some("arn:aws:iam::111122223333:user/alice"));
         assert_eq!(t.region.as_deref(), Some("us-west-2"));
+        // CloudTrail's own eventID wins over the EventBridge envelope id.
+        assert_eq!(t.event_id.as_deref(), Some("x"));
     }
 
     #[test]

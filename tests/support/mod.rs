@@ -1,0 +1,212 @@
+//! Test support: a moto server (through tests/moto/moto_shim.py) started
+//! on a free 127.0.0.1 port and stopped when dropped, seeded with the
+//! world from tests/moto/world.py, and an SQS reader for what the auditor
+//! published to SNS.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use replica_auditor::aws::AwsClients;
+use replica_auditor::config::Config;
+use replica_auditor::handler::App;
+use serde_json::Value;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python that has moto (the project venv, made by `make test`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("REPLICA_AUDITOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"));
+    assert!(p.exists(), "{} not found: run `make test`, which installs moto into .venv", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A moto server process; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start(env: &[(&str, &str)]) -> Moto {
+        let port = free_port();
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/moto/moto_shim.py"))
+            .args(["-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start moto_shim.py");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A seeded moto account.
+pub struct World {
+    pub moto: Moto,
+    pub topic_arn: String,
+    pub queue_url: String,
+    pub secrets: HashMap<String, String>,
+    pub keys: HashMap<String, String>,
+}
+
+impl World {
+    pub fn start() -> World {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(shim_env: &[(&str, &str)]) -> World {
+        let moto = Moto::start(shim_env);
+        let out = Command::new(python())
+            .arg(root().join("tests/moto/world.py"))
+            .arg(&moto.endpoint)
+            .output()
+            .expect("run world.py");
+        assert!(out.status.success(), "world.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let w: Value = serde_json::from_slice(&out.stdout).expect("world JSON");
+        let map = |k: &str| -> HashMap<String, String> {
+            w[k].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
+        };
+        World {
+            topic_arn: w["topic_arn"].as_str().unwrap().to_string(),
+            queue_url: w["queue_url"].as_str().unwrap().to_string(),
+            secrets: map("secrets"),
+            keys: map("keys"),
+            moto,
+        }
+    }
+
+    pub async fn sdk(&self) -> SdkConfig {
+        sdk_config(&self.moto.endpoint).await
+    }
+
+    /// The auditor with `vars` as its environment (FINDINGS_TOPIC_ARN is
+    /// the world's topic unless given).
+    pub async fn app(&self, vars: &[(&str, &str)]) -> App<AwsClients> {
+        self.app_with_sdk(vars, self.sdk().await)
+    }
+
+    pub fn app_with_sdk(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> App<AwsClients> {
+        let mut env: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.entry("FINDINGS_TOPIC_ARN".into()).or_insert_with(|| self.topic_arn.clone());
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
+        let topic_region = replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
+        App::new(AwsClients::from_config(sdk, topic_region.as_deref()), config, "us-west-2".into())
+    }
+
+    /// Every message published to the findings topic so far, drained
+    /// from its SQS subscription.
+    pub async fn published(&self) -> Vec<Published> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+        let mut out = Vec::new();
+        loop {
+            let resp = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive from SQS");
+            let msgs = resp.messages();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                let envelope: Value = serde_json::from_str(m.body().unwrap()).expect("SNS envelope");
+                sqs.delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                out.push(Published {
+                    subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                    report: serde_json::from_str(envelope["Message"].as_str().unwrap()).expect("report JSON"),
+                    attributes: envelope["MessageAttributes"].clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-west-2"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// One message as an SQS subscriber of the topic received it.
+#[derive(Debug)]
+pub struct Published {
+    pub subject: String,
+    pub report: Value,
+    pub attributes: Value,
+}
+
+impl Published {
+    pub fn codes(&self) -> Vec<(String, Option<String>)> {
+        let mut c: Vec<_> = self.report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["code"].as_str().unwrap().to_string(), f["region"].as_str().map(str::to_string)))
+            .collect();
+        c.sort();
+        c
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        self.attributes[name]["Value"].as_str().map(str::to_string)
+    }
+}
+
+/// A sample event from events/.
+pub fn event(name: &str) -> Value {
+    let path = root().join("events").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+pub fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {report:#}"))
+}
