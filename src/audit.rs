@@ -30,9 +30,16 @@ pub fn classify_failure(message: Option<&str>) -> FailureCause {
     if m.contains("already exists") || m.contains("same name") || m.contains("name conflict") {
         FailureCause::NameConflict
     } else if m.contains("region")
-        && ["not enabled", "disabled", "opt-in", "opted", "not available", "not supported"]
-            .iter()
-            .any(|w| m.contains(w))
+        && [
+            "not enabled",
+            "disabled",
+            "opt-in",
+            "opted",
+            "not available",
+            "not supported",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
     {
         FailureCause::RegionDisabled
     } else if m.contains("kms") || m.contains("key") {
@@ -48,7 +55,14 @@ struct Findings<'a> {
 }
 
 impl Findings<'_> {
-    fn add(&mut self, code: Code, region: Option<&str>, subject: &str, message: String, remediation: String) -> &mut Finding {
+    fn add(
+        &mut self,
+        code: Code,
+        region: Option<&str>,
+        subject: &str,
+        message: String,
+        remediation: String,
+    ) -> &mut Finding {
         self.out.push(Finding {
             id: finding_id(self.secret, code, region, subject),
             code,
@@ -66,9 +80,16 @@ impl Findings<'_> {
 /// audit, when there is one.
 pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> Vec<Finding> {
     let primary = snapshot.primary.found();
-    let secret_key = primary.map(|p| p.arn.as_str()).unwrap_or(&snapshot.secret_ref);
-    let name = primary.map(|p| p.name.as_str()).unwrap_or(&snapshot.secret_ref);
-    let mut f = Findings { secret: secret_key, out: Vec::new() };
+    let secret_key = primary
+        .map(|p| p.arn.as_str())
+        .unwrap_or(&snapshot.secret_ref);
+    let name = primary
+        .map(|p| p.name.as_str())
+        .unwrap_or(&snapshot.secret_ref);
+    let mut f = Findings {
+        secret: secret_key,
+        out: Vec::new(),
+    };
 
     if let Some(t) = trigger {
         trigger_findings(&mut f, t, name);
@@ -101,7 +122,11 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
 fn trigger_findings(f: &mut Findings<'_>, t: &Trigger, name: &str) {
     if let Some(code) = &t.error_code {
         let actor = t.actor.display.as_deref().unwrap_or("an unknown caller");
-        let detail = t.error_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        let detail = t
+            .error_message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
         f.add(
             Code::ApiCallFailed,
             t.region.as_deref(),
@@ -112,15 +137,29 @@ fn trigger_findings(f: &mut Findings<'_>, t: &Trigger, name: &str) {
     }
 }
 
-fn secret_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, trigger: Option<&Trigger>, rules: &Rules) {
+fn secret_findings(
+    f: &mut Findings<'_>,
+    s: &Snapshot,
+    p: &SecretState,
+    trigger: Option<&Trigger>,
+    rules: &Rules,
+) {
     let name = p.name.as_str();
-    let listed: BTreeSet<&str> = s.replicas.iter().map(|r| r.status.region.as_str()).collect();
+    let listed: BTreeSet<&str> = s
+        .replicas
+        .iter()
+        .map(|r| r.status.region.as_str())
+        .collect();
 
     // Region rules: every Region the secret lives in must be allowed.
     if !rules.allowed_regions.is_empty() {
         for region in std::iter::once(p.region.as_str()).chain(listed.iter().copied()) {
             if !rules.allowed_regions.contains(region) {
-                let what = if region == p.region { "Its primary" } else { "A replica" };
+                let what = if region == p.region {
+                    "Its primary"
+                } else {
+                    "A replica"
+                };
                 f.add(
                     Code::RegionNotAllowed,
                     Some(region),
@@ -138,11 +177,26 @@ fn secret_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, trigger:
     let mut required = rules.required_regions.clone();
     let tag_regions = p.tags.get(REQUIRED_REGIONS_TAG);
     required.extend(crate::config::split_list(tag_regions.cloned()));
-    for region in required.iter().filter(|r| **r != p.region && !listed.contains(r.as_str())) {
-        let source = if rules.required_regions.contains(region) { "REQUIRED_REGIONS" } else { REQUIRED_REGIONS_TAG };
+    for region in required
+        .iter()
+        .filter(|r| **r != p.region && !listed.contains(r.as_str()))
+    {
+        let source = if rules.required_regions.contains(region) {
+            "REQUIRED_REGIONS"
+        } else {
+            REQUIRED_REGIONS_TAG
+        };
         let removed_by = trigger
-            .filter(|t| t.event == HandledEvent::RemoveRegionsFromReplication && t.removed_regions.contains(region))
-            .map(|t| format!(" It was removed by {}.", t.actor.display.as_deref().unwrap_or("an unknown caller")))
+            .filter(|t| {
+                t.event == HandledEvent::RemoveRegionsFromReplication
+                    && t.removed_regions.contains(region)
+            })
+            .map(|t| {
+                format!(
+                    " It was removed by {}.",
+                    t.actor.display.as_deref().unwrap_or("an unknown caller")
+                )
+            })
             .unwrap_or_default();
         f.add(
             Code::RequiredRegionMissing,
@@ -160,7 +214,11 @@ fn secret_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, trigger:
 
     if let Some(promo) = &s.promotion {
         let st = &promo.standalone;
-        let rotation = if st.rotation_enabled { "Rotation is ON" } else { "Rotation is OFF" };
+        let rotation = if st.rotation_enabled {
+            "Rotation is ON"
+        } else {
+            "Rotation is OFF"
+        };
         let former = match &promo.former_primary {
             Some(fp) if fp.replication.iter().any(|r| r.region == st.region) => format!(
                 " Its former primary {} in {} still lists {} as a replica: the two disagree.",
@@ -222,15 +280,24 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
                 FailureCause::NameConflict => format!(
                     "A different secret named {name} already exists in {region}. Delete or rename it, or replicate with --force-overwrite-replica-secret (this destroys that secret), then retry."
                 ),
-                FailureCause::KmsKey => format!("Make the replica's KMS key in {region} usable (enabled, with a key policy allowing Secrets Manager), then retry replication."),
-                FailureCause::RegionDisabled => format!("Enable the Region {region} for the account (Account > AWS Regions), then retry replication."),
-                FailureCause::Other => format!("Read the status message, fix the cause, then remove {region} from replication and replicate again."),
+                FailureCause::KmsKey => format!(
+                    "Make the replica's KMS key in {region} usable (enabled, with a key policy allowing Secrets Manager), then retry replication."
+                ),
+                FailureCause::RegionDisabled => format!(
+                    "Enable the Region {region} for the account (Account > AWS Regions), then retry replication."
+                ),
+                FailureCause::Other => format!(
+                    "Read the status message, fix the cause, then remove {region} from replication and replicate again."
+                ),
             };
             f.add(
                 Code::ReplicaFailed,
                 Some(region),
                 "",
-                format!("Replication of {name} to {region} failed: {}", msg.unwrap_or("no status message")),
+                format!(
+                    "Replication of {name} to {region} failed: {}",
+                    msg.unwrap_or("no status message")
+                ),
                 remediation,
             )
             .cause = Some(cause);
@@ -264,7 +331,10 @@ fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rul
     // The secret's own account: its ARN says, else the event did.
     let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
     let own_account = arn_account.as_deref().or(s.account.as_deref());
-    let trust = Trust { own_account, trusted: &rules.trusted_account_ids };
+    let trust = Trust {
+        own_account,
+        trusted: &rules.trusted_account_ids,
+    };
     let primary_cmk = s
         .keys
         .iter()
@@ -338,20 +408,34 @@ fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rul
     }
 }
 
-fn policy_findings(f: &mut Findings<'_>, region: &str, d: &KeyDetails, whose: &str, doc: &str, trust: &Trust<'_>) {
+fn policy_findings(
+    f: &mut Findings<'_>,
+    region: &str,
+    d: &KeyDetails,
+    whose: &str,
+    doc: &str,
+    trust: &Trust<'_>,
+) {
     match policy::analyse(doc, trust) {
         Err(e) => {
             f.add(
                 Code::AuditIncomplete,
                 Some(region),
                 &format!("policy:{}", d.arn),
-                format!("The key policy of {} ({whose}) could not be analysed: {e}.", d.arn),
+                format!(
+                    "The key policy of {} ({whose}) could not be analysed: {e}.",
+                    d.arn
+                ),
                 "Review the key policy by hand.".into(),
             );
         }
         Ok(issues) => {
             for issue in issues {
-                let sid = |s: &Option<String>| s.as_deref().map(|x| format!("statement {x:?}")).unwrap_or_else(|| "a statement without Sid".into());
+                let sid = |s: &Option<String>| {
+                    s.as_deref()
+                        .map(|x| format!("statement {x:?}"))
+                        .unwrap_or_else(|| "a statement without Sid".into())
+                };
                 match issue {
                     PolicyIssue::Public { sid: s } => {
                         f.add(

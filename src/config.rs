@@ -42,27 +42,43 @@ impl Config {
         let topic = get("FINDINGS_TOPIC_ARN")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| err("FINDINGS_TOPIC_ARN", "is required (the SNS topic that receives finding reports)".into()))?;
+            .ok_or_else(|| {
+                err(
+                    "FINDINGS_TOPIC_ARN",
+                    "is required (the SNS topic that receives finding reports)".into(),
+                )
+            })?;
         if !is_sns_topic_arn(&topic) {
             return Err(err(
                 "FINDINGS_TOPIC_ARN",
-                format!("{topic:?} is not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)"),
+                format!(
+                    "{topic:?} is not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)"
+                ),
             ));
         }
         let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
         };
-        let require_customer_managed_key = match get("REQUIRE_CUSTOMER_MANAGED_KEY").map(|s| s.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(s) if s.is_empty() || s == "false" => false,
-            Some(s) if s == "true" => true,
-            Some(s) => return Err(err("REQUIRE_CUSTOMER_MANAGED_KEY", format!("{s:?} is not true or false"))),
-        };
+        let require_customer_managed_key =
+            match get("REQUIRE_CUSTOMER_MANAGED_KEY").map(|s| s.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(s) if s.is_empty() || s == "false" => false,
+                Some(s) if s == "true" => true,
+                Some(s) => {
+                    return Err(err(
+                        "REQUIRE_CUSTOMER_MANAGED_KEY",
+                        format!("{s:?} is not true or false"),
+                    ));
+                }
+            };
         let regions = |var: &'static str| -> Result<BTreeSet<String>, ConfigError> {
             let list = split_list(get(var));
             match list.iter().find(|r| !is_region_name(r)) {
-                Some(bad) => Err(err(var, format!("{bad:?} is not a Region name like us-east-1"))),
+                Some(bad) => Err(err(
+                    var,
+                    format!("{bad:?} is not a Region name like us-east-1"),
+                )),
                 None => Ok(list.into_iter().collect()),
             }
         };
@@ -72,11 +88,17 @@ impl Config {
             .iter()
             .find(|r| !allowed_regions.is_empty() && !allowed_regions.contains(*r))
         {
-            return Err(err("REQUIRED_REGIONS", format!("{r} is required but not in ALLOWED_REGIONS")));
+            return Err(err(
+                "REQUIRED_REGIONS",
+                format!("{r} is required but not in ALLOWED_REGIONS"),
+            ));
         }
         let trusted_account_ids = split_list(get("TRUSTED_ACCOUNT_IDS"));
         if let Some(bad) = trusted_account_ids.iter().find(|a| !is_account_id(a)) {
-            return Err(err("TRUSTED_ACCOUNT_IDS", format!("{bad:?} is not a 12-digit account id")));
+            return Err(err(
+                "TRUSTED_ACCOUNT_IDS",
+                format!("{bad:?} is not a 12-digit account id"),
+            ));
         }
         Ok(Config {
             findings_topic_arn: topic,
@@ -129,7 +151,10 @@ mod tests {
     const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:replica-findings";
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -143,7 +168,10 @@ mod tests {
     #[test]
     fn full_configuration() {
         let c = load(&[
-            ("FINDINGS_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:findings.fifo"),
+            (
+                "FINDINGS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:111122223333:findings.fifo",
+            ),
             ("ALLOWED_REGIONS", "us-east-1, us-west-2,eu-west-1"),
             ("REQUIRED_REGIONS", "us-west-2"),
             ("REQUIRE_CUSTOMER_MANAGED_KEY", "TRUE"),
@@ -154,20 +182,60 @@ mod tests {
         assert_eq!(c.min_severity, Severity::High);
         assert_eq!(c.rules.allowed_regions.len(), 3);
         assert!(c.rules.require_customer_managed_key);
-        assert_eq!(c.rules.trusted_account_ids, vec!["444455556666".to_string()]);
+        assert_eq!(
+            c.rules.trusted_account_ids,
+            vec!["444455556666".to_string()]
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         let cases: [(&[(&str, &str)], &str); 8] = [
             (&[], "FINDINGS_TOPIC_ARN"),
-            (&[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")], "FINDINGS_TOPIC_ARN"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("MIN_SEVERITY", "urgent")], "MIN_SEVERITY"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("REQUIRE_CUSTOMER_MANAGED_KEY", "yes")], "REQUIRE_CUSTOMER_MANAGED_KEY"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("ALLOWED_REGIONS", "us-east-1,Mars")], "ALLOWED_REGIONS"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("REQUIRED_REGIONS", "us_east_1")], "REQUIRED_REGIONS"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("ALLOWED_REGIONS", "us-east-1"), ("REQUIRED_REGIONS", "eu-west-1")], "REQUIRED_REGIONS"),
-            (&[("FINDINGS_TOPIC_ARN", TOPIC), ("TRUSTED_ACCOUNT_IDS", "12345")], "TRUSTED_ACCOUNT_IDS"),
+            (
+                &[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")],
+                "FINDINGS_TOPIC_ARN",
+            ),
+            (
+                &[("FINDINGS_TOPIC_ARN", TOPIC), ("MIN_SEVERITY", "urgent")],
+                "MIN_SEVERITY",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("REQUIRE_CUSTOMER_MANAGED_KEY", "yes"),
+                ],
+                "REQUIRE_CUSTOMER_MANAGED_KEY",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("ALLOWED_REGIONS", "us-east-1,Mars"),
+                ],
+                "ALLOWED_REGIONS",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("REQUIRED_REGIONS", "us_east_1"),
+                ],
+                "REQUIRED_REGIONS",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("ALLOWED_REGIONS", "us-east-1"),
+                    ("REQUIRED_REGIONS", "eu-west-1"),
+                ],
+                "REQUIRED_REGIONS",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("TRUSTED_ACCOUNT_IDS", "12345"),
+                ],
+                "TRUSTED_ACCOUNT_IDS",
+            ),
         ];
         for (vars, var) in cases {
             let e = load(vars).unwrap_err();

@@ -59,8 +59,13 @@ pub enum EventError {
     NotJson(String),
     #[error("event has the wrong shape at `{path}`: {message}")]
     Shape { path: String, message: String },
-    #[error("unsupported event: source {event_source:?}, detail-type {detail_type:?}; expected source {SOURCE_SECRETS_MANAGER:?} and detail-type {DETAIL_TYPE_API_CALL:?}")]
-    Unsupported { event_source: String, detail_type: String },
+    #[error(
+        "unsupported event: source {event_source:?}, detail-type {detail_type:?}; expected source {SOURCE_SECRETS_MANAGER:?} and detail-type {DETAIL_TYPE_API_CALL:?}"
+    )]
+    Unsupported {
+        event_source: String,
+        detail_type: String,
+    },
     #[error("{event_name} event does not identify a secret: {reason}")]
     NoSecret { event_name: String, reason: String },
 }
@@ -150,7 +155,8 @@ pub fn is_region_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.contains('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -174,6 +180,7 @@ pub struct Trigger {
 
 /// What an incoming event asks of the auditor.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per invocation; boxing buys nothing
 pub enum Incoming {
     /// A handled CloudTrail call: audit the secret.
     ApiCall(Trigger),
@@ -240,7 +247,8 @@ pub fn parse_bytes(raw: &[u8]) -> Result<Incoming, EventError> {
         return Err(EventError::TooLarge(raw.len()));
     }
     check_depth(raw)?;
-    let value: Value = serde_json::from_slice(raw).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| EventError::NotJson(e.to_string()))?;
     parse_value(value)
 }
 
@@ -275,22 +283,22 @@ fn check_depth(raw: &[u8]) -> Result<(), EventError> {
 
 /// Parse an event already decoded as JSON.
 pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
-    let envelope: EventBridgeEvent<Value> = serde_path_to_error::deserialize(value).map_err(|e| {
-        EventError::Shape {
+    let envelope: EventBridgeEvent<Value> =
+        serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
             path: e.path().to_string(),
             message: e.inner().to_string(),
-        }
-    })?;
+        })?;
     if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
         return Err(EventError::Unsupported {
             event_source: envelope.source,
             detail_type: envelope.detail_type,
         });
     }
-    let detail: Detail = serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Shape {
-        path: format!("detail.{}", e.path()),
-        message: e.inner().to_string(),
-    })?;
+    let detail: Detail =
+        serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Shape {
+            path: format!("detail.{}", e.path()),
+            message: e.inner().to_string(),
+        })?;
     let Some(event) = HandledEvent::from_name(&detail.event_name) else {
         return Ok(Incoming::Ignored {
             event_name: detail.event_name,
@@ -313,7 +321,9 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
     Ok(Incoming::ApiCall(Trigger {
         event,
         event_id: detail.event_id.or(envelope.id),
-        event_time: detail.event_time.or_else(|| envelope.time.map(|t| t.to_rfc3339())),
+        event_time: detail
+            .event_time
+            .or_else(|| envelope.time.map(|t| t.to_rfc3339())),
         region: detail.aws_region.or(envelope.region),
         account: detail.recipient_account_id.or(envelope.account),
         actor: Actor {
@@ -371,10 +381,14 @@ fn secret_ref(event: HandledEvent, detail: &Detail) -> Result<SecretRef, EventEr
         return Err(no_secret("the secret id is empty".to_string()));
     }
     if id.chars().count() > MAX_SECRET_ID_CHARS {
-        return Err(no_secret(format!("the secret id is longer than {MAX_SECRET_ID_CHARS} characters")));
+        return Err(no_secret(format!(
+            "the secret id is longer than {MAX_SECRET_ID_CHARS} characters"
+        )));
     }
     if id.chars().any(char::is_control) {
-        return Err(no_secret("the secret id contains control characters".to_string()));
+        return Err(no_secret(
+            "the secret id contains control characters".to_string(),
+        ));
     }
     Ok(SecretRef::parse(id))
 }
@@ -383,7 +397,11 @@ fn string_list(params: Option<&Value>, key: &str) -> Vec<String> {
     params
         .and_then(|p| p.get(key))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -435,10 +453,16 @@ mod tests {
             "responseElements": {"arn": "arn:aws:secretsmanager:us-west-2:111122223333:secret:production/DBWest-AbCdEf"}
         })));
         assert_eq!(t.event, HandledEvent::CreateSecret);
-        assert_eq!(t.secret.id, "arn:aws:secretsmanager:us-west-2:111122223333:secret:production/DBWest-AbCdEf");
+        assert_eq!(
+            t.secret.id,
+            "arn:aws:secretsmanager:us-west-2:111122223333:secret:production/DBWest-AbCdEf"
+        );
         assert_eq!(t.secret.arn_region.as_deref(), Some("us-west-2"));
         assert_eq!(t.secret.display_name(), "production/DBWest-AbCdEf");
-        assert_eq!(t.actor.display.as_deref(), Some("arn:aws:iam::111122223333:user/alice"));
+        assert_eq!(
+            t.actor.display.as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
         assert_eq!(t.region.as_deref(), Some("us-west-2"));
         // CloudTrail's own eventID wins over the EventBridge envelope id.
         assert_eq!(t.event_id.as_deref(), Some("x"));
@@ -478,15 +502,24 @@ mod tests {
             "userIdentity": {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ops"}}},
             "requestParameters": {"secretId": "app/one", "removeReplicaRegions": ["eu-west-1", 7]},
         })));
-        assert_eq!(t.actor.issuer_arn.as_deref(), Some("arn:aws:iam::111122223333:role/ops"));
-        assert_eq!(t.actor.display.as_deref(), Some("arn:aws:iam::111122223333:role/ops"));
+        assert_eq!(
+            t.actor.issuer_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/ops")
+        );
+        assert_eq!(
+            t.actor.display.as_deref(),
+            Some("arn:aws:iam::111122223333:role/ops")
+        );
         assert_eq!(t.removed_regions, vec!["eu-west-1".to_string()]);
         let t = api_call(envelope(json!({
             "eventName": "StopReplicationToReplica",
             "userIdentity": {"type": "AWSService", "invokedBy": "secretsmanager.amazonaws.com"},
             "requestParameters": {"secretId": "app/one"},
         })));
-        assert_eq!(t.actor.display.as_deref(), Some("secretsmanager.amazonaws.com"));
+        assert_eq!(
+            t.actor.display.as_deref(),
+            Some("secretsmanager.amazonaws.com")
+        );
         let t = api_call(envelope(json!({
             "eventName": "StopReplicationToReplica",
             "requestParameters": {"secretId": "app/one"},
@@ -509,7 +542,12 @@ mod tests {
     #[test]
     fn other_event_name_is_ignored() {
         let r = parse_value(envelope(json!({"eventName": "GetRandomPassword"}))).unwrap();
-        assert_eq!(r, Incoming::Ignored { event_name: "GetRandomPassword".into() });
+        assert_eq!(
+            r,
+            Incoming::Ignored {
+                event_name: "GetRandomPassword".into()
+            }
+        );
     }
 
     #[test]
@@ -524,29 +562,46 @@ mod tests {
         assert!(e.to_string().contains("detail"), "{e}");
         let e = parse_value(envelope(json!({"eventName": 42}))).unwrap_err();
         assert!(e.to_string().contains("detail.eventName"), "{e}");
-        let e = parse_value(envelope(json!({"eventName": "CreateSecret", "requestParameters": {}}))).unwrap_err();
+        let e = parse_value(envelope(
+            json!({"eventName": "CreateSecret", "requestParameters": {}}),
+        ))
+        .unwrap_err();
         assert!(matches!(e, EventError::NoSecret { .. }), "{e}");
         let e = parse_value(envelope(json!({"eventName": "ReplicateSecretToRegions", "requestParameters": {"secretId": ["x"]}}))).unwrap_err();
         assert!(e.to_string().contains("not a string"), "{e}");
         let mut v = envelope(json!({"eventName": "CreateSecret"}));
         v["source"] = json!("aws.ec2");
-        assert!(matches!(parse_value(v).unwrap_err(), EventError::Unsupported { .. }));
+        assert!(matches!(
+            parse_value(v).unwrap_err(),
+            EventError::Unsupported { .. }
+        ));
     }
 
     #[test]
     fn size_and_depth_bounds() {
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
-        assert_eq!(parse_bytes(&big).unwrap_err(), EventError::TooLarge(MAX_EVENT_BYTES + 1));
+        assert_eq!(
+            parse_bytes(&big).unwrap_err(),
+            EventError::TooLarge(MAX_EVENT_BYTES + 1)
+        );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(parse_bytes(deep.as_bytes()).unwrap_err(), EventError::TooDeep);
+        assert_eq!(
+            parse_bytes(deep.as_bytes()).unwrap_err(),
+            EventError::TooDeep
+        );
         // Brackets inside strings do not count.
-        let fine = serde_json::to_vec(&envelope(json!({"eventName": "X", "note": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}))).unwrap();
+        let fine = serde_json::to_vec(&envelope(
+            json!({"eventName": "X", "note": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}),
+        ))
+        .unwrap();
         assert!(parse_bytes(&fine).is_ok());
     }
 
     #[test]
     fn secret_arn_parsing() {
-        assert!(parse_secret_arn("arn:aws:secretsmanager:us-east-1:111122223333:secret:a:b").is_some());
+        assert!(
+            parse_secret_arn("arn:aws:secretsmanager:us-east-1:111122223333:secret:a:b").is_some()
+        );
         assert!(parse_secret_arn("arn:aws:kms:us-east-1:111122223333:key/x").is_none());
         assert!(parse_secret_arn("arn:aws:secretsmanager:US:111122223333:secret:a").is_none());
         assert!(parse_secret_arn("name").is_none());

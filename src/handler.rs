@@ -1,7 +1,7 @@
 //! The invocation logic, independent of the Lambda runtime: bytes in,
 //! report out. `main.rs` wires it to lambda_runtime.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -32,7 +32,11 @@ pub struct App<C> {
 
 impl<C: SecretsApi + KeysApi + Publisher> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
-        App { clients, config, home_region }
+        App {
+            clients,
+            config,
+            home_region,
+        }
     }
 
     /// Handle one raw event. `budget` bounds the AWS calls.
@@ -87,7 +91,12 @@ impl<C: SecretsApi + KeysApi + Publisher> App<C> {
             .or_else(|| t.region.clone())
             .unwrap_or_else(|| self.home_region.clone());
         let rules = &self.config.rules;
-        let mut search_regions: Vec<String> = rules.allowed_regions.iter().chain(&rules.required_regions).cloned().collect();
+        let mut search_regions: Vec<String> = rules
+            .allowed_regions
+            .iter()
+            .chain(&rules.required_regions)
+            .cloned()
+            .collect();
         search_regions.push(self.home_region.clone());
         search_regions.sort();
         search_regions.dedup();
@@ -123,10 +132,28 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Used when the runtime's deadline is not a usable one.
+pub const FALLBACK_BUDGET: Duration = Duration::from_secs(30);
+
 /// The budget for an invocation whose deadline is `deadline_ms` (epoch ms).
+///
+/// Lambda always sends a deadline in the future. A deadline already past
+/// when the invocation starts is not a real one (local emulators such as
+/// `cargo lambda watch` send the timeout in ms instead): rather than
+/// audit nothing, the auditor then works to [`FALLBACK_BUDGET`] and says so.
 pub fn budget_for_deadline(deadline_ms: u64) -> Budget {
-    let deadline = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms);
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = match deadline.duration_since(SystemTime::now()) {
+        Ok(left) => left,
+        Err(_) => {
+            warn!(
+                deadline_ms,
+                fallback_s = FALLBACK_BUDGET.as_secs(),
+                "invocation deadline is already past; using the fallback budget"
+            );
+            FALLBACK_BUDGET
+        }
+    };
     Budget::until(Instant::now() + left, Budget::reserve_for(left))
 }
 
@@ -139,6 +166,49 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),
             error_message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms(offset: i64) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        (now + offset) as u64
+    }
+
+    #[test]
+    fn budget_follows_a_real_deadline() {
+        let b = budget_for_deadline(epoch_ms(10_000));
+        let w = b.call_window().expect("time left");
+        // 10 s minus a 2 s reserve (a fifth), give or take the test's own time.
+        assert!(
+            w <= Duration::from_secs(8) && w > Duration::from_millis(7_500),
+            "{w:?}"
+        );
+        let b = budget_for_deadline(epoch_ms(400));
+        assert_eq!(
+            b.call_window(),
+            None,
+            "inside the 0.5 s minimum reserve: no new work"
+        );
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_uses_the_fallback() {
+        for deadline in [600_000, epoch_ms(-5_000)] {
+            let w = budget_for_deadline(deadline)
+                .call_window()
+                .expect("fallback budget");
+            assert!(
+                w > Duration::from_secs(25) && w <= Duration::from_secs(27),
+                "{w:?}"
+            );
         }
     }
 }

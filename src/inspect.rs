@@ -22,12 +22,18 @@ pub struct Budget {
 impl Budget {
     /// No deadline (local tools, tests).
     pub fn unlimited() -> Budget {
-        Budget { deadline: None, reserve: Duration::ZERO }
+        Budget {
+            deadline: None,
+            reserve: Duration::ZERO,
+        }
     }
 
     /// A deadline with `reserve` kept for publishing.
     pub fn until(deadline: Instant, reserve: Duration) -> Budget {
-        Budget { deadline: Some(deadline), reserve }
+        Budget {
+            deadline: Some(deadline),
+            reserve,
+        }
     }
 
     /// The reserve for a Lambda invocation with `total` time: a fifth of
@@ -54,16 +60,26 @@ impl Budget {
         region: &str,
         fut: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<T, Gap> {
-        let gap = |reason: String| Gap { call: call.to_string(), region: region.to_string(), reason };
+        let gap = |reason: String| Gap {
+            call: call.to_string(),
+            region: region.to_string(),
+            reason,
+        };
         let Some(window) = self.call_window() else {
-            return Err(gap("not started: the invocation's time was running out (kept in reserve to publish)".into()));
+            return Err(gap(
+                "not started: the invocation's time was running out (kept in reserve to publish)"
+                    .into(),
+            ));
         };
         match tokio::time::timeout(window, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(gap(e.to_string())),
-            Err(_) => Err(gap(
-                AwsError::Timeout { call, region: region.to_string(), seconds: window.as_secs_f64() }.to_string(),
-            )),
+            Err(_) => Err(gap(AwsError::Timeout {
+                call,
+                region: region.to_string(),
+                seconds: window.as_secs_f64(),
+            }
+            .to_string())),
         }
     }
 }
@@ -84,11 +100,20 @@ pub struct Target {
 }
 
 /// Inspect one secret everywhere it lives.
-pub async fn inspect<S: SecretsApi, K: KeysApi>(secrets: &S, keys: &K, target: &Target, budget: &Budget) -> Snapshot {
+pub async fn inspect<S: SecretsApi, K: KeysApi>(
+    secrets: &S,
+    keys: &K,
+    target: &Target,
+    budget: &Budget,
+) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
     let first = match budget
-        .run("secretsmanager:DescribeSecret", &target.region, secrets.describe_secret(&target.region, &target.secret_id))
+        .run(
+            "secretsmanager:DescribeSecret",
+            &target.region,
+            secrets.describe_secret(&target.region, &target.secret_id),
+        )
         .await
     {
         Ok(Some(s)) => s,
@@ -104,15 +129,32 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(secrets: &S, keys: &K, target: &
 
     let primary = if first.is_primary_copy() {
         if target.promotion {
-            let former = find_former_primary(secrets, &first, &target.search_regions, budget, &mut snap.gaps).await;
-            snap.promotion = Some(Promotion { standalone: first.clone(), former_primary: former });
+            let former = find_former_primary(
+                secrets,
+                &first,
+                &target.search_regions,
+                budget,
+                &mut snap.gaps,
+            )
+            .await;
+            snap.promotion = Some(Promotion {
+                standalone: first.clone(),
+                former_primary: former,
+            });
         }
         first
     } else {
         // A replica: follow it to its primary.
         let home = first.home_region().to_string();
         let id = arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
-        match budget.run("secretsmanager:DescribeSecret", &home, secrets.describe_secret(&home, &id)).await {
+        match budget
+            .run(
+                "secretsmanager:DescribeSecret",
+                &home,
+                secrets.describe_secret(&home, &id),
+            )
+            .await
+        {
             Ok(Some(p)) => p,
             Ok(None) => {
                 snap.primary = Lookup::NotFound;
@@ -127,12 +169,29 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(secrets: &S, keys: &K, target: &
 
     // The primary's key, and for every replica Region, concurrently: the
     // replica itself and its key.
-    let primary_key = check_key(keys, &primary.region, KeyRole::Primary, primary.kms_key_id.clone(), budget);
+    let primary_key = check_key(
+        keys,
+        &primary.region,
+        KeyRole::Primary,
+        primary.kms_key_id.clone(),
+        budget,
+    );
     let replicas = join_all(primary.replication.iter().map(|status| async {
         let presence = budget
-            .run("secretsmanager:DescribeSecret", &status.region, secrets.describe_secret(&status.region, &primary.name))
+            .run(
+                "secretsmanager:DescribeSecret",
+                &status.region,
+                secrets.describe_secret(&status.region, &primary.name),
+            )
             .await;
-        let key = check_key(keys, &status.region, KeyRole::Replica, status.kms_key_id.clone(), budget).await;
+        let key = check_key(
+            keys,
+            &status.region,
+            KeyRole::Replica,
+            status.kms_key_id.clone(),
+            budget,
+        )
+        .await;
         (status.clone(), presence, key)
     }));
     let (primary_key, replicas) = futures::join!(primary_key, replicas);
@@ -170,7 +229,12 @@ async fn check_key<K: KeysApi>(
     budget: &Budget,
 ) -> (KeyCheck, Vec<Gap>) {
     let mut gaps = Vec::new();
-    let mut check = KeyCheck { region: region.to_string(), role, key_ref: key_ref.clone(), info: KeyInfo::Unknown };
+    let mut check = KeyCheck {
+        region: region.to_string(),
+        role,
+        key_ref: key_ref.clone(),
+        info: KeyInfo::Unknown,
+    };
     let key_ref = match key_ref {
         Some(k) if !is_default_key_ref(Some(&k)) => k,
         _ => {
@@ -178,7 +242,14 @@ async fn check_key<K: KeysApi>(
             return (check, gaps);
         }
     };
-    check.info = match budget.run("kms:DescribeKey", region, keys.describe_key(region, &key_ref)).await {
+    check.info = match budget
+        .run(
+            "kms:DescribeKey",
+            region,
+            keys.describe_key(region, &key_ref),
+        )
+        .await
+    {
         Ok(None) => KeyInfo::NotFound,
         Err(gap) => {
             gaps.push(gap);
@@ -188,7 +259,14 @@ async fn check_key<K: KeysApi>(
             let policy = if meta.aws_managed {
                 None
             } else {
-                match budget.run("kms:GetKeyPolicy", region, keys.get_key_policy(region, &meta.arn)).await {
+                match budget
+                    .run(
+                        "kms:GetKeyPolicy",
+                        region,
+                        keys.get_key_policy(region, &meta.arn),
+                    )
+                    .await
+                {
                     Ok(p) => p,
                     Err(gap) => {
                         gaps.push(gap);
@@ -220,14 +298,24 @@ async fn find_former_primary<S: SecretsApi>(
 ) -> Option<SecretState> {
     let candidates = regions.iter().filter(|r| **r != standalone.region);
     let found = join_all(candidates.map(|region| async move {
-        (region, budget.run("secretsmanager:DescribeSecret", region, secrets.describe_secret(region, &standalone.name)).await)
+        (
+            region,
+            budget
+                .run(
+                    "secretsmanager:DescribeSecret",
+                    region,
+                    secrets.describe_secret(region, &standalone.name),
+                )
+                .await,
+        )
     }))
     .await;
     let mut best = None;
     for (region, result) in found {
         match result {
             Ok(Some(s)) if s.is_primary_copy() => {
-                let same_arn = arn_in_region(&s.arn, &standalone.region).as_deref() == Some(standalone.arn.as_str());
+                let same_arn = arn_in_region(&s.arn, &standalone.region).as_deref()
+                    == Some(standalone.arn.as_str());
                 let lists_it = s.replication.iter().any(|r| r.region == standalone.region);
                 if same_arn || lists_it {
                     best = Some(s);

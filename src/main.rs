@@ -13,13 +13,15 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info,aws_config=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "info,aws_config=warn".into()),
         )
         .with_current_span(false)
         .with_target(false)
         .init();
 
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn)).await;
     let home_region = clients.home_region().ok_or_else(|| {
         tracing::error!("start-up failed: AWS_REGION is not set");
@@ -27,9 +29,11 @@ async fn main() -> Result<(), Error> {
     })?;
     let app = App::new(clients, config, home_region);
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        let budget = budget_for_deadline(event.context.deadline);
-        app.handle(event.payload.get().as_bytes(), budget).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let budget = budget_for_deadline(event.context.deadline);
+            app.handle(event.payload.get().as_bytes(), budget).await
+        },
+    ))
     .await
 }

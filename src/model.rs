@@ -295,7 +295,9 @@ pub fn is_default_key_ref(key: Option<&str>) -> bool {
         None => true,
         Some(k) => {
             let k = k.trim();
-            k.is_empty() || k == "alias/aws/secretsmanager" || k.ends_with(":alias/aws/secretsmanager")
+            k.is_empty()
+                || k == "alias/aws/secretsmanager"
+                || k.ends_with(":alias/aws/secretsmanager")
         }
     }
 }

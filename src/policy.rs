@@ -22,7 +22,11 @@ use serde_json::{Map, Value};
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 
 /// Condition keys that identify the calling account or organisation.
-const ACCOUNT_KEYS: [&str; 3] = ["aws:principalaccount", "kms:calleraccount", "aws:sourceaccount"];
+const ACCOUNT_KEYS: [&str; 3] = [
+    "aws:principalaccount",
+    "kms:calleraccount",
+    "aws:sourceaccount",
+];
 const ORG_KEYS: [&str; 2] = ["aws:principalorgid", "aws:principalorgpaths"];
 const ARN_KEYS: [&str; 2] = ["aws:principalarn", "aws:sourcearn"];
 
@@ -42,7 +46,10 @@ pub enum PolicyIssue {
     /// Anyone can be allowed to use the key.
     Public { sid: Option<String> },
     /// A principal in this account can be allowed to use the key.
-    UntrustedAccount { sid: Option<String>, account: String },
+    UntrustedAccount {
+        sid: Option<String>,
+        account: String,
+    },
 }
 
 /// Whose accounts count as ours.
@@ -111,9 +118,13 @@ pub fn analyse(doc: &str, trust: &Trust<'_>) -> Result<Vec<PolicyIssue>, PolicyE
     if doc.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge(doc.len()));
     }
-    let value: Value = serde_json::from_str(doc).map_err(|e| PolicyError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(doc).map_err(|e| PolicyError::NotJson(e.to_string()))?;
     let statements = statements(&value)?;
-    let denies: Vec<&Statement> = statements.iter().filter(|s| s.effect == Effect::Deny).collect();
+    let denies: Vec<&Statement> = statements
+        .iter()
+        .filter(|s| s.effect == Effect::Deny)
+        .collect();
     let mut issues = BTreeSet::new();
     for allow in statements.iter().filter(|s| s.effect == Effect::Allow) {
         for issue in allow_issues(allow, trust) {
@@ -131,7 +142,10 @@ fn allow_issues(s: &Statement, trust: &Trust<'_>) -> Vec<PolicyIssue> {
     let untrusted = |accounts: &mut dyn Iterator<Item = &String>| -> Vec<PolicyIssue> {
         accounts
             .filter(|a| !trust.trusts(a))
-            .map(|a| PolicyIssue::UntrustedAccount { sid: sid(), account: a.clone() })
+            .map(|a| PolicyIssue::UntrustedAccount {
+                sid: sid(),
+                account: a.clone(),
+            })
             .collect()
     };
     match (&s.who, &s.pin.accounts) {
@@ -188,10 +202,16 @@ fn overrides(deny: &Statement, allow: &Statement, issue: &PolicyIssue, trust: &T
 /// Does the Deny's action set include every action the Allow grants?
 fn covers(deny: &Actions, allow: &Actions) -> bool {
     match (deny, allow) {
-        (Actions::Only(d), Actions::Only(a)) => a.iter().all(|act| d.iter().any(|pat| glob(pat, act))),
-        (Actions::Only(d), Actions::AllBut(_)) => d.iter().any(|pat| pat == "*" || pat.eq_ignore_ascii_case("kms:*")),
+        (Actions::Only(d), Actions::Only(a)) => {
+            a.iter().all(|act| d.iter().any(|pat| glob(pat, act)))
+        }
+        (Actions::Only(d), Actions::AllBut(_)) => d
+            .iter()
+            .any(|pat| pat == "*" || pat.eq_ignore_ascii_case("kms:*")),
         // Deny all but N covers the Allow when no allowed action is in N.
-        (Actions::AllBut(n), Actions::Only(a)) => a.iter().all(|act| !n.iter().any(|pat| glob(pat, act))),
+        (Actions::AllBut(n), Actions::Only(a)) => {
+            a.iter().all(|act| !n.iter().any(|pat| glob(pat, act)))
+        }
         (Actions::AllBut(_), Actions::AllBut(_)) => false,
     }
 }
@@ -230,7 +250,11 @@ fn statements(root: &Value) -> Result<Vec<Statement>, PolicyError> {
     let list: Vec<&Value> = match raw {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![raw],
-        _ => return Err(PolicyError::Shape("Statement is neither an object nor a list".into())),
+        _ => {
+            return Err(PolicyError::Shape(
+                "Statement is neither an object nor a list".into(),
+            ));
+        }
     };
     list.into_iter()
         .enumerate()
@@ -260,8 +284,12 @@ fn statement(v: &Value) -> Result<Statement, String> {
         (None, None) => return Err("no Principal".into()),
     };
     let actions = match (s.get("Action"), s.get("NotAction")) {
-        (Some(a), None) => Actions::Only(strings(a).ok_or("Action is not a string or list of strings")?),
-        (None, Some(a)) => Actions::AllBut(strings(a).ok_or("NotAction is not a string or list of strings")?),
+        (Some(a), None) => {
+            Actions::Only(strings(a).ok_or("Action is not a string or list of strings")?)
+        }
+        (None, Some(a)) => {
+            Actions::AllBut(strings(a).ok_or("NotAction is not a string or list of strings")?)
+        }
         (Some(_), Some(_)) => return Err("both Action and NotAction".into()),
         (None, None) => return Err("no Action".into()),
     };
@@ -275,7 +303,13 @@ fn statement(v: &Value) -> Result<Statement, String> {
         Some(Value::Object(c)) => caller_pin(c)?,
         Some(_) => return Err("Condition is not an object".into()),
     };
-    Ok(Statement { sid, effect, who, actions, pin })
+    Ok(Statement {
+        sid,
+        effect,
+        who,
+        actions,
+        pin,
+    })
 }
 
 fn principal(p: &Value) -> Result<Who, String> {
@@ -285,7 +319,8 @@ fn principal(p: &Value) -> Result<Who, String> {
         Value::Object(m) => {
             let mut accounts = BTreeSet::new();
             for (kind, ids) in m {
-                let ids = strings(ids).ok_or_else(|| format!("Principal.{kind} is not a string or list"))?;
+                let ids = strings(ids)
+                    .ok_or_else(|| format!("Principal.{kind} is not a string or list"))?;
                 match kind.as_str() {
                     "AWS" => {
                         if ids.iter().any(|i| i == "*") {
@@ -311,13 +346,21 @@ fn account_of(id: &str) -> Option<String> {
         return Some(id.to_string());
     }
     let mut parts = id.splitn(6, ':');
-    let (arn, _partition, _service, _region, account) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (arn, _partition, _service, _region, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     (arn == "arn" && crate::event::is_account_id(account)).then(|| account.to_string())
 }
 
 fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
-    let mut pin = CallerPin { any: !conditions.is_empty(), ..Default::default() };
+    let mut pin = CallerPin {
+        any: !conditions.is_empty(),
+        ..Default::default()
+    };
     for (operator, block) in conditions {
         let block = block
             .as_object()
@@ -329,16 +372,31 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
             continue;
         }
         let op = op.strip_prefix("foranyvalue:").unwrap_or(&op);
-        let positive = matches!(op, "stringequals" | "stringequalsignorecase" | "stringlike" | "arnequals" | "arnlike");
-        let negative = matches!(op, "stringnotequals" | "stringnotequalsignorecase" | "stringnotlike" | "arnnotequals" | "arnnotlike");
+        let positive = matches!(
+            op,
+            "stringequals" | "stringequalsignorecase" | "stringlike" | "arnequals" | "arnlike"
+        );
+        let negative = matches!(
+            op,
+            "stringnotequals"
+                | "stringnotequalsignorecase"
+                | "stringnotlike"
+                | "arnnotequals"
+                | "arnnotlike"
+        );
         if !positive && !negative {
             continue;
         }
         for (key, values) in block {
             let key = key.to_ascii_lowercase();
-            let values = scalars(values).ok_or_else(|| format!("Condition.{operator}.{key} has an invalid value"))?;
+            let values = scalars(values)
+                .ok_or_else(|| format!("Condition.{operator}.{key} has an invalid value"))?;
             let accounts: Option<BTreeSet<String>> = if ACCOUNT_KEYS.contains(&key.as_str()) {
-                exact_values(&values).map(|v| v.into_iter().filter(|a| crate::event::is_account_id(a)).collect())
+                exact_values(&values).map(|v| {
+                    v.into_iter()
+                        .filter(|a| crate::event::is_account_id(a))
+                        .collect()
+                })
             } else if ARN_KEYS.contains(&key.as_str()) {
                 exact_values(&values).and_then(|v| v.iter().map(|a| account_of(a)).collect())
             } else if ORG_KEYS.contains(&key.as_str()) {
@@ -354,7 +412,11 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
                 continue;
             };
             let Some(accounts) = accounts else { continue };
-            let slot = if positive { &mut pin.accounts } else { &mut pin.outside_accounts };
+            let slot = if positive {
+                &mut pin.accounts
+            } else {
+                &mut pin.outside_accounts
+            };
             *slot = Some(match slot.take() {
                 // Two positive pins must both hold: intersect.
                 Some(prev) if positive => prev.intersection(&accounts).cloned().collect(),
@@ -368,7 +430,11 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
 
 /// Values without wildcards; `None` when any value could match more.
 fn exact_values(values: &[String]) -> Option<Vec<String>> {
-    if values.is_empty() || values.iter().any(|v| v.contains('*') || v.contains('?') || v.contains("${")) {
+    if values.is_empty()
+        || values
+            .iter()
+            .any(|v| v.contains('*') || v.contains('?') || v.contains("${"))
+    {
         None
     } else {
         Some(values.to_vec())
@@ -408,7 +474,14 @@ mod tests {
 
     fn verdict(policy: Value) -> Vec<PolicyIssue> {
         let trusted = vec![PARTNER.to_string()];
-        analyse(&policy.to_string(), &Trust { own_account: Some(OWN), trusted: &trusted }).expect("valid policy")
+        analyse(
+            &policy.to_string(),
+            &Trust {
+                own_account: Some(OWN),
+                trusted: &trusted,
+            },
+        )
+        .expect("valid policy")
     }
 
     fn policy(statements: Value) -> Value {
@@ -421,11 +494,16 @@ mod tests {
     }
 
     fn public(sid: &str) -> PolicyIssue {
-        PolicyIssue::Public { sid: Some(sid.into()) }
+        PolicyIssue::Public {
+            sid: Some(sid.into()),
+        }
     }
 
     fn untrusted(sid: &str, account: &str) -> PolicyIssue {
-        PolicyIssue::UntrustedAccount { sid: Some(sid.into()), account: account.into() }
+        PolicyIssue::UntrustedAccount {
+            sid: Some(sid.into()),
+            account: account.into(),
+        }
     }
 
     #[test]
@@ -437,15 +515,23 @@ mod tests {
 
     #[test]
     fn principal_star_in_every_spelling_is_public() {
-        for principal in [json!("*"), json!({"AWS": "*"}), json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]})] {
-            let p = policy(json!([{"Sid": "Open", "Effect": "Allow", "Principal": principal, "Action": ["kms:Decrypt"], "Resource": "*"}]));
+        for principal in [
+            json!("*"),
+            json!({"AWS": "*"}),
+            json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]}),
+        ] {
+            let p = policy(
+                json!([{"Sid": "Open", "Effect": "Allow", "Principal": principal, "Action": ["kms:Decrypt"], "Resource": "*"}]),
+            );
             assert_eq!(verdict(p), vec![public("Open")]);
         }
     }
 
     #[test]
     fn not_principal_allow_is_public() {
-        let p = policy(json!([{"Sid": "AllBut", "Effect": "Allow", "NotPrincipal": {"AWS": format!("arn:aws:iam::{OWN}:root")}, "Action": "kms:Decrypt", "Resource": "*"}]));
+        let p = policy(
+            json!([{"Sid": "AllBut", "Effect": "Allow", "NotPrincipal": {"AWS": format!("arn:aws:iam::{OWN}:root")}, "Action": "kms:Decrypt", "Resource": "*"}]),
+        );
         assert_eq!(verdict(p), vec![public("AllBut")]);
     }
 
@@ -456,11 +542,21 @@ mod tests {
             ("StringEquals", "kms:CallerAccount", json!([OWN, PARTNER])),
             ("StringEquals", "aws:SourceAccount", json!(OWN)),
             ("StringEquals", "aws:PrincipalOrgID", json!("o-abc123")),
-            ("ArnLike", "aws:PrincipalArn", json!(format!("arn:aws:iam::{OWN}:role/app"))),
-            ("ForAnyValue:StringEquals", "aws:PrincipalOrgPaths", json!(["o-abc/r-1/ou-2/"])),
+            (
+                "ArnLike",
+                "aws:PrincipalArn",
+                json!(format!("arn:aws:iam::{OWN}:role/app")),
+            ),
+            (
+                "ForAnyValue:StringEquals",
+                "aws:PrincipalOrgPaths",
+                json!(["o-abc/r-1/ou-2/"]),
+            ),
         ] {
-            let p = policy(json!([{"Sid": "Pinned", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*",
-                                   "Condition": {op: {key: value}}}]));
+            let p = policy(
+                json!([{"Sid": "Pinned", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*",
+                                   "Condition": {op: {key: value}}}]),
+            );
             assert_eq!(verdict(p), vec![], "{op} {key}");
         }
     }
@@ -475,15 +571,19 @@ mod tests {
             json!({"Bool": {"aws:SecureTransport": true}}),
             json!({"NumericLessThan": {"aws:MultiFactorAuthAge": 300}}),
         ] {
-            let p = policy(json!([{"Sid": "Loose", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": condition}]));
+            let p = policy(
+                json!([{"Sid": "Loose", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": condition}]),
+            );
             assert_eq!(verdict(p), vec![public("Loose")], "{condition}");
         }
     }
 
     #[test]
     fn star_pinned_to_a_foreign_account_is_untrusted_not_public() {
-        let p = policy(json!([{"Sid": "Foreign", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
-                               "Condition": {"StringEquals": {"kms:CallerAccount": STRANGER}}}]));
+        let p = policy(
+            json!([{"Sid": "Foreign", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+                               "Condition": {"StringEquals": {"kms:CallerAccount": STRANGER}}}]),
+        );
         assert_eq!(verdict(p), vec![untrusted("Foreign", STRANGER)]);
     }
 
@@ -495,8 +595,14 @@ mod tests {
             json!({"AWS": [format!("arn:aws:iam::{OWN}:role/app"), format!("arn:aws:sts::{STRANGER}:assumed-role/x/y")]}),
             json!({"Federated": format!("arn:aws:iam::{STRANGER}:saml-provider/idp")}),
         ] {
-            let p = policy(json!([root_statement(), {"Sid": "Cross", "Effect": "Allow", "Principal": principal, "Action": "kms:Decrypt", "Resource": "*"}]));
-            assert_eq!(verdict(p), vec![untrusted("Cross", STRANGER)], "{principal}");
+            let p = policy(
+                json!([root_statement(), {"Sid": "Cross", "Effect": "Allow", "Principal": principal, "Action": "kms:Decrypt", "Resource": "*"}]),
+            );
+            assert_eq!(
+                verdict(p),
+                vec![untrusted("Cross", STRANGER)],
+                "{principal}"
+            );
         }
     }
 
@@ -523,24 +629,39 @@ mod tests {
         assert_eq!(verdict(policy(json!([open.clone(), deny_org]))), vec![]);
         // A deny that covers only some of the allowed actions does not.
         let partial = json!({"Sid": "DenyDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"});
-        assert_eq!(verdict(policy(json!([open.clone(), partial]))), vec![public("Open")]);
+        assert_eq!(
+            verdict(policy(json!([open.clone(), partial]))),
+            vec![public("Open")]
+        );
         // A deny outside a stranger's account does not make star safe.
         let deny_wrong = json!({"Sid": "DenyWrong", "Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
                                 "Condition": {"StringNotEquals": {"aws:PrincipalAccount": STRANGER}}});
-        assert_eq!(verdict(policy(json!([open, deny_wrong]))), vec![public("Open")]);
+        assert_eq!(
+            verdict(policy(json!([open, deny_wrong]))),
+            vec![public("Open")]
+        );
         // An explicit deny of the stranger's account removes that grant.
         let cross = json!({"Sid": "Cross", "Effect": "Allow", "Principal": {"AWS": STRANGER}, "Action": "kms:Decrypt", "Resource": "*"});
         let deny_stranger = json!({"Sid": "NoStranger", "Effect": "Deny", "Principal": {"AWS": format!("arn:aws:iam::{STRANGER}:root")}, "Action": "kms:*", "Resource": "*"});
-        assert_eq!(verdict(policy(json!([cross.clone(), deny_stranger]))), vec![]);
+        assert_eq!(
+            verdict(policy(json!([cross.clone(), deny_stranger]))),
+            vec![]
+        );
         let deny_other = json!({"Sid": "NoPartner", "Effect": "Deny", "Principal": {"AWS": PARTNER}, "Action": "kms:*", "Resource": "*"});
-        assert_eq!(verdict(policy(json!([cross, deny_other]))), vec![untrusted("Cross", STRANGER)]);
+        assert_eq!(
+            verdict(policy(json!([cross, deny_other]))),
+            vec![untrusted("Cross", STRANGER)]
+        );
     }
 
     #[test]
     fn not_action_allow_needs_a_full_deny() {
         let allow = json!({"Sid": "AllButDelete", "Effect": "Allow", "Principal": "*", "NotAction": "kms:ScheduleKeyDeletion", "Resource": "*"});
         let narrow = json!({"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"});
-        assert_eq!(verdict(policy(json!([allow.clone(), narrow]))), vec![public("AllButDelete")]);
+        assert_eq!(
+            verdict(policy(json!([allow.clone(), narrow]))),
+            vec![public("AllButDelete")]
+        );
         let full = json!({"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"});
         assert_eq!(verdict(policy(json!([allow, full]))), vec![]);
     }
@@ -550,12 +671,37 @@ mod tests {
         let t = Trust::default();
         assert!(matches!(analyse("{", &t), Err(PolicyError::NotJson(_))));
         assert!(matches!(analyse("[]", &t), Err(PolicyError::Shape(_))));
-        assert!(matches!(analyse(r#"{"Statement": 3}"#, &t), Err(PolicyError::Shape(_))));
-        let e = analyse(r#"{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "kms:*"}]}"#, &t).unwrap_err();
+        assert!(matches!(
+            analyse(r#"{"Statement": 3}"#, &t),
+            Err(PolicyError::Shape(_))
+        ));
+        let e = analyse(
+            r#"{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "kms:*"}]}"#,
+            &t,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("Statement[0]"), "{e}");
-        assert!(matches!(analyse(r#"{"Statement": [{"Effect": "Allow", "Principal": "someone", "Action": "kms:*"}]}"#, &t), Err(PolicyError::Shape(_))));
-        assert!(matches!(analyse(r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": 5}, "Action": "kms:*"}]}"#, &t), Err(PolicyError::Shape(_))));
-        assert!(matches!(analyse(r#"{"Statement": [{"Effect": "Allow", "Principal": "*"}]}"#, &t), Err(PolicyError::Shape(_))));
+        assert!(matches!(
+            analyse(
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "someone", "Action": "kms:*"}]}"#,
+                &t
+            ),
+            Err(PolicyError::Shape(_))
+        ));
+        assert!(matches!(
+            analyse(
+                r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": 5}, "Action": "kms:*"}]}"#,
+                &t
+            ),
+            Err(PolicyError::Shape(_))
+        ));
+        assert!(matches!(
+            analyse(
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*"}]}"#,
+                &t
+            ),
+            Err(PolicyError::Shape(_))
+        ));
     }
 
     #[test]
@@ -567,10 +713,16 @@ mod tests {
         };
         let at_limit = pad(MAX_POLICY_BYTES);
         assert_eq!(at_limit.len(), MAX_POLICY_BYTES);
-        let own = Trust { own_account: Some(OWN), trusted: &[] };
+        let own = Trust {
+            own_account: Some(OWN),
+            trusted: &[],
+        };
         assert_eq!(analyse(&at_limit, &own), Ok(vec![]));
         let over = pad(MAX_POLICY_BYTES + 1);
-        assert_eq!(analyse(&over, &own), Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1)));
+        assert_eq!(
+            analyse(&over, &own),
+            Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1))
+        );
     }
 
     #[test]

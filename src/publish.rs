@@ -18,8 +18,16 @@ pub fn message(topic_arn: &str, report: &Report) -> Message {
     let name = report::cut(&report::one_line(&report.secret.name), 256);
     let mut attributes = vec![
         ("severity".to_string(), "String", severity),
-        ("codes".to_string(), "String.Array", serde_json::to_string(&codes).expect("strings serialise")),
-        ("event_name".to_string(), "String", report.trigger.event_name.clone()),
+        (
+            "codes".to_string(),
+            "String.Array",
+            serde_json::to_string(&codes).expect("strings serialise"),
+        ),
+        (
+            "event_name".to_string(),
+            "String",
+            report.trigger.event_name.clone(),
+        ),
     ];
     if !name.is_empty() {
         attributes.push(("secret_name".to_string(), "String", name));
@@ -36,12 +44,16 @@ pub fn message(topic_arn: &str, report: &Report) -> Message {
 
 /// Publish a report; the error names the topic so the failed invocation
 /// says what could not be delivered.
-pub async fn publish<P: Publisher>(publisher: &P, topic_arn: &str, report: &Report) -> Result<String, PublishError> {
+pub async fn publish<P: Publisher>(
+    publisher: &P,
+    topic_arn: &str,
+    report: &Report,
+) -> Result<String, PublishError> {
     let m = message(topic_arn, report);
-    publisher
-        .publish(&m)
-        .await
-        .map_err(|source| PublishError { topic_arn: topic_arn.to_string(), source })
+    publisher.publish(&m).await.map_err(|source| PublishError {
+        topic_arn: topic_arn.to_string(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

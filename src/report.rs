@@ -105,7 +105,9 @@ pub fn build(
     let primary = snapshot.primary.found();
     let secret = SecretInfo {
         arn: primary.map(|p| p.arn.clone()),
-        name: primary.map(|p| p.name.clone()).unwrap_or_else(|| display_name(&snapshot.secret_ref)),
+        name: primary
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| display_name(&snapshot.secret_ref)),
         primary_region: primary.map(|p| p.region.clone()),
     };
     let replicas = match &snapshot.primary {
@@ -138,7 +140,9 @@ pub fn build(
 }
 
 fn display_name(secret_ref: &str) -> String {
-    crate::event::SecretRef::parse(secret_ref).display_name().to_string()
+    crate::event::SecretRef::parse(secret_ref)
+        .display_name()
+        .to_string()
 }
 
 fn summarise(findings: &[Finding]) -> Summary {
@@ -173,7 +177,9 @@ fn fit(report: &mut Report) {
         let keep = report.findings.len() - drop;
         report.findings.truncate(keep);
         report.truncated = Some(Truncation {
-            marker: "TRUNCATED: findings omitted to fit the SNS message limit; see the function's logs".into(),
+            marker:
+                "TRUNCATED: findings omitted to fit the SNS message limit; see the function's logs"
+                    .into(),
             omitted_findings: total - keep,
         });
     }
@@ -212,13 +218,23 @@ pub fn one_line(s: &str) -> String {
 /// The SNS subject: `[HIGH] replica-auditor: NAME: N findings`, printable
 /// ASCII only, under 100 characters (the name is shortened to fit).
 pub fn subject(report: &Report) -> String {
-    let sev = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("INFO");
+    let sev = report
+        .summary
+        .highest_severity
+        .map(|s| s.as_str())
+        .unwrap_or("INFO");
     let n = report.summary.count;
     let tail = format!(": {n} finding{}", if n == 1 { "" } else { "s" });
     let head = format!("[{sev}] replica-auditor: ");
     let name: String = one_line(&report.secret.name)
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     let room = MAX_SUBJECT_CHARS - head.len() - tail.len();
     let name = if name.len() > room {
@@ -257,14 +273,25 @@ mod tests {
             actor: None,
             error_code: None,
         };
-        build(trigger, &Snapshot::empty(name), findings, min, "r".into(), "t".into())
+        build(
+            trigger,
+            &Snapshot::empty(name),
+            findings,
+            min,
+            "r".into(),
+            "t".into(),
+        )
     }
 
     #[test]
     fn filters_by_min_severity_and_sorts() {
         let r = report_with(
             "app",
-            vec![finding(Code::SecretNotFound, "a"), finding(Code::KeyPolicyPublic, "b"), finding(Code::ReplicaFailed, "c")],
+            vec![
+                finding(Code::SecretNotFound, "a"),
+                finding(Code::KeyPolicyPublic, "b"),
+                finding(Code::ReplicaFailed, "c"),
+            ],
             Severity::Medium,
         );
         let codes: Vec<Code> = r.findings.iter().map(|f| f.code).collect();
@@ -277,24 +304,37 @@ mod tests {
     #[test]
     fn subject_is_clean_and_short() {
         let name = format!("evil\r\n[CRITICAL] fake\u{7}é{}", "x".repeat(300));
-        let r = report_with(&name, vec![finding(Code::ReplicaFailed, "a")], Severity::Low);
+        let r = report_with(
+            &name,
+            vec![finding(Code::ReplicaFailed, "a")],
+            Severity::Low,
+        );
         let s = subject(&r);
         assert!(s.chars().count() < 100, "{}", s.len());
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s:?}");
-        assert!(s.starts_with("[HIGH] replica-auditor: evil [CRITICAL] fake ?xxx"), "{s}");
+        assert!(
+            s.starts_with("[HIGH] replica-auditor: evil [CRITICAL] fake ?xxx"),
+            "{s}"
+        );
         assert!(s.ends_with("...: 1 finding"), "{s}");
     }
 
     #[test]
     fn oversized_reports_are_cut_with_a_marker() {
-        let many: Vec<Finding> = (0..400).map(|i| finding(Code::AuditIncomplete, &format!("{i}:{}", "m".repeat(5000)))).collect();
+        let many: Vec<Finding> = (0..400)
+            .map(|i| finding(Code::AuditIncomplete, &format!("{i}:{}", "m".repeat(5000))))
+            .collect();
         let r = report_with("app", many, Severity::Low);
         let len = body(&r).len();
         assert!(len <= MAX_BODY_BYTES, "{len}");
         let t = r.truncated.as_ref().expect("marker");
         assert!(t.marker.starts_with("TRUNCATED"));
         assert_eq!(r.findings.len() + t.omitted_findings, 400);
-        assert!(r.findings.iter().all(|f| f.message.ends_with("...[truncated]")));
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.message.ends_with("...[truncated]"))
+        );
         assert_eq!(r.summary.count, 400);
         assert!(subject(&r).ends_with(": 400 findings"));
     }

@@ -12,21 +12,34 @@ fn e(code: &str, region: &str) -> (String, Option<String>) {
 }
 
 /// Run one sample event; return what the handler returned.
-async fn run(app: &replica_auditor::handler::App<replica_auditor::aws::AwsClients>, event: &Value) -> Value {
-    app.handle(&bytes(event), Budget::unlimited()).await.expect("handler succeeds")
+async fn run(
+    app: &replica_auditor::handler::App<replica_auditor::aws::AwsClients>,
+    event: &Value,
+) -> Value {
+    app.handle(&bytes(event), Budget::unlimited())
+        .await
+        .expect("handler succeeds")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_multi_region_secret_publishes_nothing() {
     let w = World::start();
-    let app = w.app(&[("REQUIRE_CUSTOMER_MANAGED_KEY", "true"), ("REQUIRED_REGIONS", "us-east-1")]).await;
+    let app = w
+        .app(&[
+            ("REQUIRE_CUSTOMER_MANAGED_KEY", "true"),
+            ("REQUIRED_REGIONS", "us-east-1"),
+        ])
+        .await;
     let report = run(&app, &event("create-secret.json")).await;
     assert_eq!(report["findings"], json!([]));
     assert_eq!(report["secret"]["arn"], w.secrets["production/DBWest"]);
     assert_eq!(report["secret"]["primary_region"], "us-west-2");
     assert_eq!(report["replicas"][0]["region"], "us-east-1");
     assert_eq!(report["replicas"][0]["status"], "InSync");
-    assert_eq!(report["replicas"][0]["kms_key_id"], w.keys["us-east-1/app-east"]);
+    assert_eq!(
+        report["replicas"][0]["kms_key_id"],
+        w.keys["us-east-1/app-east"]
+    );
     assert!(w.published().await.is_empty());
     // Clients are cached per Region: the primary's and the replica's.
     assert_eq!(app.clients.cached_regions(), 2);
@@ -44,21 +57,47 @@ async fn name_clash_is_published_with_attributes() {
     let f = finding(&p.report, "REPLICA_FAILED");
     assert_eq!(f["cause"], "name_conflict");
     assert_eq!(f["severity"], "HIGH");
-    assert!(f["message"].as_str().unwrap().contains("already exists in region us-east-1"));
-    assert_eq!(p.subject, "[HIGH] replica-auditor: production/Clash: 1 finding");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists in region us-east-1")
+    );
+    assert_eq!(
+        p.subject,
+        "[HIGH] replica-auditor: production/Clash: 1 finding"
+    );
     assert_eq!(p.attribute("severity").as_deref(), Some("HIGH"));
-    assert_eq!(p.attribute("secret_name").as_deref(), Some("production/Clash"));
-    assert_eq!(p.attribute("event_name").as_deref(), Some("ReplicateSecretToRegions"));
+    assert_eq!(
+        p.attribute("secret_name").as_deref(),
+        Some("production/Clash")
+    );
+    assert_eq!(
+        p.attribute("event_name").as_deref(),
+        Some("ReplicateSecretToRegions")
+    );
     assert_eq!(p.attributes["codes"]["Type"], "String.Array");
-    assert_eq!(p.attribute("codes").as_deref(), Some("[\"REPLICA_FAILED\"]"));
+    assert_eq!(
+        p.attribute("codes").as_deref(),
+        Some("[\"REPLICA_FAILED\"]")
+    );
     let r = &p.report;
     assert_eq!(r["schema"], "replica-auditor.report/v1");
     assert_eq!(r["trigger"]["source"], "cloudtrail");
-    assert_eq!(r["trigger"]["event_id"], "5d1e2f3a-4b5c-4d6e-8f70-81929a0b1c26");
-    assert_eq!(r["trigger"]["actor"], "arn:aws:sts::123456789012:assumed-role/platform-deployer/deploy-pipeline");
+    assert_eq!(
+        r["trigger"]["event_id"],
+        "5d1e2f3a-4b5c-4d6e-8f70-81929a0b1c26"
+    );
+    assert_eq!(
+        r["trigger"]["actor"],
+        "arn:aws:sts::123456789012:assumed-role/platform-deployer/deploy-pipeline"
+    );
     assert_eq!(r["trigger"]["error_code"], Value::Null);
     assert_eq!(r["actions"], json!([]));
-    assert_eq!(r["summary"], json!({"highest_severity": "HIGH", "count": 1}));
+    assert_eq!(
+        r["summary"],
+        json!({"highest_severity": "HIGH", "count": 1})
+    );
     // Finding ids are stable: the same event audited again gives the same id.
     run(&app, &event("replicate-secret-to-regions.json")).await;
     let again = w.published().await;
@@ -72,9 +111,20 @@ async fn failed_call_and_disabled_key() {
     let app = w.app(&[]).await;
     run(&app, &event("failed-call.json")).await;
     let p = &w.published().await[0];
-    assert_eq!(p.codes(), vec![e("API_CALL_FAILED", "us-west-2"), e("KEY_DISABLED", "us-east-1")]);
+    assert_eq!(
+        p.codes(),
+        vec![
+            e("API_CALL_FAILED", "us-west-2"),
+            e("KEY_DISABLED", "us-east-1")
+        ]
+    );
     assert_eq!(p.report["trigger"]["error_code"], "AccessDeniedException");
-    assert!(finding(&p.report, "KEY_DISABLED")["message"].as_str().unwrap().contains(&w.keys["us-east-1/disabled-east"]));
+    assert!(
+        finding(&p.report, "KEY_DISABLED")["message"]
+            .as_str()
+            .unwrap()
+            .contains(&w.keys["us-east-1/disabled-east"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,14 +135,22 @@ async fn key_pending_deletion_and_missing_key() {
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("KEY_PENDING_DELETION", "us-east-1")]);
     assert_eq!(p.attribute("severity").as_deref(), Some("CRITICAL"));
-    assert!(p.subject.starts_with("[CRITICAL] replica-auditor: production/DoomedKey"));
+    assert!(
+        p.subject
+            .starts_with("[CRITICAL] replica-auditor: production/DoomedKey")
+    );
 
     let mut lost = event("create-secret.json");
     lost["detail"]["responseElements"]["aRN"] = json!(w.secrets["production/LostKey"]);
     run(&app, &lost).await;
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("KEY_NOT_FOUND", "us-east-1")]);
-    assert!(finding(&p.report, "KEY_NOT_FOUND")["message"].as_str().unwrap().contains("alias/deleted-east"));
+    assert!(
+        finding(&p.report, "KEY_NOT_FOUND")["message"]
+            .as_str()
+            .unwrap()
+            .contains("alias/deleted-east")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,13 +161,35 @@ async fn key_policies_public_and_untrusted() {
     run(&app, &event("create-secret-partner-key.json")).await;
     let published = w.published().await;
     assert_eq!(published.len(), 2);
-    let public = published.iter().find(|p| p.report["secret"]["name"] == "production/PublicKey").unwrap();
+    let public = published
+        .iter()
+        .find(|p| p.report["secret"]["name"] == "production/PublicKey")
+        .unwrap();
     assert_eq!(public.codes(), vec![e("KEY_POLICY_PUBLIC", "us-west-2")]);
-    assert!(finding(&public.report, "KEY_POLICY_PUBLIC")["message"].as_str().unwrap().contains("\"OpenToAll\""));
-    assert_eq!(public.report["trigger"]["actor"], "cloudformation.amazonaws.com");
-    let partner = published.iter().find(|p| p.report["secret"]["name"] == "production/PartnerKey").unwrap();
-    assert_eq!(partner.codes(), vec![e("KEY_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]);
-    assert!(finding(&partner.report, "KEY_POLICY_UNTRUSTED_ACCOUNT")["message"].as_str().unwrap().contains("999988887777"));
+    assert!(
+        finding(&public.report, "KEY_POLICY_PUBLIC")["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"OpenToAll\"")
+    );
+    assert_eq!(
+        public.report["trigger"]["actor"],
+        "cloudformation.amazonaws.com"
+    );
+    let partner = published
+        .iter()
+        .find(|p| p.report["secret"]["name"] == "production/PartnerKey")
+        .unwrap();
+    assert_eq!(
+        partner.codes(),
+        vec![e("KEY_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    assert!(
+        finding(&partner.report, "KEY_POLICY_UNTRUSTED_ACCOUNT")["message"]
+            .as_str()
+            .unwrap()
+            .contains("999988887777")
+    );
 
     // Trusting the vendor's account clears it.
     let trusting = w.app(&[("TRUSTED_ACCOUNT_IDS", "999988887777")]).await;
@@ -133,28 +213,53 @@ async fn region_rules_and_removal_of_a_required_region() {
             e("REQUIRED_REGION_MISSING", "us-east-1"),
         ]
     );
-    let missing = finding(&p.report, "REQUIRED_REGION_MISSING")["message"].as_str().unwrap();
-    assert!(missing.contains("replica-auditor:required-regions"), "{missing}");
-    assert!(missing.contains("removed by arn:aws:iam::123456789012:user/alice"), "{missing}");
+    let missing = finding(&p.report, "REQUIRED_REGION_MISSING")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        missing.contains("replica-auditor:required-regions"),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("removed by arn:aws:iam::123456789012:user/alice"),
+        "{missing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weaker_replica_key_and_customer_key_rule() {
     let w = World::start();
     run(&w.app(&[]).await, &event("create-secret-weak-replica.json")).await;
-    assert_eq!(w.published().await[0].codes(), vec![e("REPLICA_KEY_WEAKER_THAN_PRIMARY", "us-east-1")]);
-    run(&w.app(&[("REQUIRE_CUSTOMER_MANAGED_KEY", "true")]).await, &event("create-secret-weak-replica.json")).await;
     assert_eq!(
         w.published().await[0].codes(),
-        vec![e("KEY_AWS_MANAGED", "us-east-1"), e("REPLICA_KEY_WEAKER_THAN_PRIMARY", "us-east-1")]
+        vec![e("REPLICA_KEY_WEAKER_THAN_PRIMARY", "us-east-1")]
+    );
+    run(
+        &w.app(&[("REQUIRE_CUSTOMER_MANAGED_KEY", "true")]).await,
+        &event("create-secret-weak-replica.json"),
+    )
+    .await;
+    assert_eq!(
+        w.published().await[0].codes(),
+        vec![
+            e("KEY_AWS_MANAGED", "us-east-1"),
+            e("REPLICA_KEY_WEAKER_THAN_PRIMARY", "us-east-1")
+        ]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_secret_and_min_severity() {
     let w = World::start();
-    run(&w.app(&[("MIN_SEVERITY", "MEDIUM")]).await, &event("create-secret-retired.json")).await;
-    assert!(w.published().await.is_empty(), "LOW finding below MIN_SEVERITY=MEDIUM is not published");
+    run(
+        &w.app(&[("MIN_SEVERITY", "MEDIUM")]).await,
+        &event("create-secret-retired.json"),
+    )
+    .await;
+    assert!(
+        w.published().await.is_empty(),
+        "LOW finding below MIN_SEVERITY=MEDIUM is not published"
+    );
     run(&w.app(&[]).await, &event("create-secret-retired.json")).await;
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("SECRET_NOT_FOUND", "us-west-2")]);
@@ -165,13 +270,28 @@ async fn deleted_secret_and_min_severity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_from_the_replica_region() {
     let w = World::start();
-    run(&w.app(&[]).await, &event("stop-replication-to-replica.json")).await;
+    run(
+        &w.app(&[]).await,
+        &event("stop-replication-to-replica.json"),
+    )
+    .await;
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("REPLICA_PROMOTED", "us-east-1")]);
-    let m = finding(&p.report, "REPLICA_PROMOTED")["message"].as_str().unwrap();
-    assert!(m.contains(&w.secrets["production/Promoted@us-east-1"]), "{m}");
+    let m = finding(&p.report, "REPLICA_PROMOTED")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains(&w.secrets["production/Promoted@us-east-1"]),
+        "{m}"
+    );
     assert!(m.contains("Rotation is OFF"), "{m}");
-    assert!(m.contains(&format!("former primary is {} in us-west-2", w.secrets["production/Promoted"])), "{m}");
+    assert!(
+        m.contains(&format!(
+            "former primary is {} in us-west-2",
+            w.secrets["production/Promoted"]
+        )),
+        "{m}"
+    );
     assert_eq!(p.report["secret"]["primary_region"], "us-east-1");
 }
 
@@ -183,7 +303,12 @@ async fn replica_missing_when_another_primary_owns_the_region() {
     run(&w.app(&[]).await, &ev).await;
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("REPLICA_MISSING", "us-east-1")]);
-    assert!(finding(&p.report, "REPLICA_MISSING")["message"].as_str().unwrap().contains("eu-west-1"));
+    assert!(
+        finding(&p.report, "REPLICA_MISSING")["message"]
+            .as_str()
+            .unwrap()
+            .contains("eu-west-1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +326,12 @@ async fn unknown_replica_status() {
     run(&w.app(&[]).await, &event("create-secret.json")).await;
     let p = &w.published().await[0];
     assert_eq!(p.codes(), vec![e("REPLICA_STATUS_UNKNOWN", "us-east-1")]);
-    assert!(finding(&p.report, "REPLICA_STATUS_UNKNOWN")["message"].as_str().unwrap().contains("\"Paused\""));
+    assert!(
+        finding(&p.report, "REPLICA_STATUS_UNKNOWN")["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Paused\"")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,8 +352,16 @@ async fn kms_unreachable_is_audit_incomplete_and_still_published() {
     let report = run(&w.app_with_sdk(&[], kms_down), &event("create-secret.json")).await;
     let p = &w.published().await[0];
     assert_eq!(p.report["findings"], report["findings"]);
-    assert_eq!(p.codes(), vec![e("AUDIT_INCOMPLETE", "us-east-1"), e("AUDIT_INCOMPLETE", "us-west-2")]);
-    let m = finding(&p.report, "AUDIT_INCOMPLETE")["message"].as_str().unwrap();
+    assert_eq!(
+        p.codes(),
+        vec![
+            e("AUDIT_INCOMPLETE", "us-east-1"),
+            e("AUDIT_INCOMPLETE", "us-west-2")
+        ]
+    );
+    let m = finding(&p.report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
     assert!(m.contains("kms:DescribeKey"), "{m}");
     // The replica itself was still checked (it is InSync and present).
     assert_eq!(p.report["replicas"][0]["status"], "InSync");
@@ -246,20 +384,39 @@ async fn time_running_out_is_audit_incomplete() {
     let w = World::start();
     let app = w.app(&[]).await;
     // A deadline already inside the publish reserve: no AWS call may start.
-    let budget = Budget::until(std::time::Instant::now() + std::time::Duration::from_secs(2), std::time::Duration::from_secs(2));
-    let report = app.handle(&bytes(&event("create-secret.json")), budget).await.unwrap();
+    let budget = Budget::until(
+        std::time::Instant::now() + std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(2),
+    );
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), budget)
+        .await
+        .unwrap();
     let p = &w.published().await[0];
     assert_eq!(p.report, report);
     assert_eq!(p.codes(), vec![e("AUDIT_INCOMPLETE", "us-west-2")]);
-    assert!(finding(&report, "AUDIT_INCOMPLETE")["message"].as_str().unwrap().contains("time was running out"));
+    assert!(
+        finding(&report, "AUDIT_INCOMPLETE")["message"]
+            .as_str()
+            .unwrap()
+            .contains("time was running out")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_failure_fails_the_invocation() {
     let w = World::start();
-    let app = w.app(&[("FINDINGS_TOPIC_ARN", "arn:aws:sns:us-west-2:123456789012:no-such-topic")]).await;
+    let app = w
+        .app(&[(
+            "FINDINGS_TOPIC_ARN",
+            "arn:aws:sns:us-west-2:123456789012:no-such-topic",
+        )])
+        .await;
     let err = app
-        .handle(&bytes(&event("replicate-secret-to-regions.json")), Budget::unlimited())
+        .handle(
+            &bytes(&event("replicate-secret-to-regions.json")),
+            Budget::unlimited(),
+        )
         .await
         .expect_err("a report that cannot be published fails the invocation");
     let msg = err.to_string();
@@ -272,23 +429,48 @@ async fn malformed_event_then_good_one() {
     let w = World::start();
     let app = w.app(&[]).await;
     let mut bad = event("replicate-secret-to-regions.json");
-    bad["detail"].as_object_mut().unwrap().remove("requestParameters");
-    bad["detail"].as_object_mut().unwrap().remove("responseElements");
+    bad["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("requestParameters");
+    bad["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("responseElements");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"this is not json".to_vec(), "not valid JSON"),
-        (bytes(&json!({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail"})), "`detail`"),
-        (bytes(&json!({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": ["x"]}})), "detail.eventName"),
+        (
+            bytes(
+                &json!({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail"}),
+            ),
+            "`detail`",
+        ),
+        (
+            bytes(
+                &json!({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": ["x"]}}),
+            ),
+            "detail.eventName",
+        ),
         (bytes(&bad), "does not identify a secret"),
     ];
     for (raw, expected) in cases {
-        let err = app.handle(&raw, Budget::unlimited()).await.expect_err("malformed");
+        let err = app
+            .handle(&raw, Budget::unlimited())
+            .await
+            .expect_err("malformed");
         assert!(err.to_string().starts_with("malformed event: "), "{err}");
-        assert!(err.to_string().contains(expected), "{err} should mention {expected}");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} should mention {expected}"
+        );
     }
     // The next event is served normally.
     run(&app, &event("replicate-secret-to-regions.json")).await;
     assert_eq!(w.published().await.len(), 1);
     // A well-formed event the auditor does not act on succeeds quietly.
-    assert_eq!(run(&app, &event("tag-resource-ignored.json")).await, json!({"status": "ignored", "event_name": "TagResource"}));
+    assert_eq!(
+        run(&app, &event("tag-resource-ignored.json")).await,
+        json!({"status": "ignored", "event_name": "TagResource"})
+    );
     assert!(w.published().await.is_empty());
 }

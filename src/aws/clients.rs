@@ -63,9 +63,15 @@ impl AwsClients {
                 let r = aws_config::Region::new(region.to_string());
                 RegionClients {
                     secrets: aws_sdk_secretsmanager::Client::from_conf(
-                        aws_sdk_secretsmanager::config::Builder::from(&self.base).region(r.clone()).build(),
+                        aws_sdk_secretsmanager::config::Builder::from(&self.base)
+                            .region(r.clone())
+                            .build(),
                     ),
-                    kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(&self.base).region(r).build()),
+                    kms: aws_sdk_kms::Client::from_conf(
+                        aws_sdk_kms::config::Builder::from(&self.base)
+                            .region(r)
+                            .build(),
+                    ),
                 }
             })
             .clone()

@@ -6,15 +6,36 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum AwsError {
     #[error("{call} in {region}: access denied ({message})")]
-    AccessDenied { call: &'static str, region: String, message: String },
+    AccessDenied {
+        call: &'static str,
+        region: String,
+        message: String,
+    },
     #[error("{call} in {region}: throttled past the SDK's retries ({message})")]
-    Throttled { call: &'static str, region: String, message: String },
+    Throttled {
+        call: &'static str,
+        region: String,
+        message: String,
+    },
     #[error("{call} in {region}: {code}: {message}")]
-    Service { call: &'static str, region: String, code: String, message: String },
+    Service {
+        call: &'static str,
+        region: String,
+        code: String,
+        message: String,
+    },
     #[error("{call} in {region}: could not reach the service: {message}")]
-    Transport { call: &'static str, region: String, message: String },
+    Transport {
+        call: &'static str,
+        region: String,
+        message: String,
+    },
     #[error("{call} in {region}: no answer within {seconds:.1}s (invocation deadline)")]
-    Timeout { call: &'static str, region: String, seconds: f64 },
+    Timeout {
+        call: &'static str,
+        region: String,
+        seconds: f64,
+    },
 }
 
 impl AwsError {
@@ -30,14 +51,31 @@ impl AwsError {
                 let code = err.code().unwrap_or("Unknown").to_string();
                 let message = err.message().unwrap_or("").to_string();
                 if is_access_denied(&code) {
-                    AwsError::AccessDenied { call, region, message: format!("{code}: {message}") }
+                    AwsError::AccessDenied {
+                        call,
+                        region,
+                        message: format!("{code}: {message}"),
+                    }
                 } else if is_throttling(&code) {
-                    AwsError::Throttled { call, region, message: format!("{code}: {message}") }
+                    AwsError::Throttled {
+                        call,
+                        region,
+                        message: format!("{code}: {message}"),
+                    }
                 } else {
-                    AwsError::Service { call, region, code, message }
+                    AwsError::Service {
+                        call,
+                        region,
+                        code,
+                        message,
+                    }
                 }
             }
-            _ => AwsError::Transport { call, region, message: error_chain(&err) },
+            _ => AwsError::Transport {
+                call,
+                region,
+                message: error_chain(&err),
+            },
         }
     }
 
@@ -63,13 +101,20 @@ impl AwsError {
 }
 
 fn is_access_denied(code: &str) -> bool {
-    matches!(code, "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError")
+    matches!(
+        code,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError"
+    )
 }
 
 fn is_throttling(code: &str) -> bool {
     matches!(
         code,
-        "Throttling" | "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded"
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
     )
 }
 

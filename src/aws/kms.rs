@@ -18,7 +18,10 @@ impl KeysApi for AwsClients {
             Ok(out) => Ok(out.key_metadata().map(|m| KeyMeta {
                 key_id: m.key_id().to_string(),
                 arn: m.arn().unwrap_or(m.key_id()).to_string(),
-                state: m.key_state().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Unknown".into()),
+                state: m
+                    .key_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "Unknown".into()),
                 aws_managed: m.key_manager() == Some(&KeyManagerType::Aws),
             })),
             Err(e) => not_found(AwsError::from_sdk("kms:DescribeKey", region, e)).map(|()| None),
@@ -27,7 +30,13 @@ impl KeysApi for AwsClients {
 
     async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<Option<String>, AwsError> {
         let client = self.region(region).kms;
-        match client.get_key_policy().key_id(key_id).policy_name("default").send().await {
+        match client
+            .get_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.policy().map(str::to_string)),
             Err(e) => not_found(AwsError::from_sdk("kms:GetKeyPolicy", region, e)).map(|()| None),
         }

@@ -39,17 +39,28 @@ pub struct KeyMeta {
 pub trait SecretsApi: Send + Sync {
     /// DescribeSecret in `region`; `Ok(None)` when the secret does not
     /// exist there (or is scheduled for deletion).
-    fn describe_secret(&self, region: &str, secret_id: &str)
-    -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send;
+    fn describe_secret(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send;
 }
 
 /// KMS, as the auditor needs it.
 pub trait KeysApi: Send + Sync {
     /// DescribeKey in `region` (aliases resolve there); `Ok(None)` when
     /// the key does not exist there.
-    fn describe_key(&self, region: &str, key_id: &str) -> impl Future<Output = Result<Option<KeyMeta>, AwsError>> + Send;
+    fn describe_key(
+        &self,
+        region: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<KeyMeta>, AwsError>> + Send;
     /// GetKeyPolicy (the `default` policy) for a key id or key ARN.
-    fn get_key_policy(&self, region: &str, key_id: &str) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+    fn get_key_policy(
+        &self,
+        region: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// One message ready for SNS.

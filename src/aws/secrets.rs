@@ -7,7 +7,11 @@ use super::{AwsClients, AwsError, SecretsApi};
 use crate::model::{ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
-    async fn describe_secret(&self, region: &str, secret_id: &str) -> Result<Option<SecretState>, AwsError> {
+    async fn describe_secret(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<SecretState>, AwsError> {
         let client = self.region(region).secrets;
         match client.describe_secret().secret_id(secret_id).send().await {
             Ok(out) if out.deleted_date().is_some() => Ok(None),
@@ -15,7 +19,9 @@ impl SecretsApi for AwsClients {
             Err(e) => {
                 let err = AwsError::from_sdk("secretsmanager:DescribeSecret", region, e);
                 match &err {
-                    AwsError::Service { code, .. } if code == "ResourceNotFoundException" => Ok(None),
+                    AwsError::Service { code, .. } if code == "ResourceNotFoundException" => {
+                        Ok(None)
+                    }
                     _ => Err(err),
                 }
             }
@@ -34,7 +40,12 @@ fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
         tags: out
             .tags()
             .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
             .collect(),
         replication: out
             .replication_status()

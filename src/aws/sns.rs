@@ -6,7 +6,9 @@ use super::{AwsClients, AwsError, Message, Publisher};
 
 impl Publisher for AwsClients {
     async fn publish(&self, m: &Message) -> Result<String, AwsError> {
-        let region = crate::config::topic_region(&m.topic_arn).unwrap_or("unknown").to_string();
+        let region = crate::config::topic_region(&m.topic_arn)
+            .unwrap_or("unknown")
+            .to_string();
         let mut req = self
             .sns()
             .publish()
@@ -20,10 +22,17 @@ impl Publisher for AwsClients {
                 .data_type(*data_type)
                 .string_value(value)
                 .build()
-                .map_err(|e| AwsError::Transport { call: "sns:Publish", region: region.clone(), message: e.to_string() })?;
+                .map_err(|e| AwsError::Transport {
+                    call: "sns:Publish",
+                    region: region.clone(),
+                    message: e.to_string(),
+                })?;
             req = req.message_attributes(name, attr);
         }
-        let out = req.send().await.map_err(|e| AwsError::from_sdk("sns:Publish", &region, e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sns:Publish", &region, e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 }

@@ -25,12 +25,20 @@ pub fn python() -> PathBuf {
     let p = std::env::var_os("REPLICA_AUDITOR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python"));
-    assert!(p.exists(), "{} not found: run `make test`, which installs moto into .venv", p.display());
+    assert!(
+        p.exists(),
+        "{} not found: run `make test`, which installs moto into .venv",
+        p.display()
+    );
     p
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A moto server process; killed on drop.
@@ -52,10 +60,16 @@ impl Moto {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start moto_shim.py");
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start on port {port}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
@@ -90,10 +104,18 @@ impl World {
             .arg(&moto.endpoint)
             .output()
             .expect("run world.py");
-        assert!(out.status.success(), "world.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "world.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let w: Value = serde_json::from_slice(&out.stdout).expect("world JSON");
         let map = |k: &str| -> HashMap<String, String> {
-            w[k].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
+            w[k].as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
         };
         World {
             topic_arn: w["topic_arn"].as_str().unwrap().to_string(),
@@ -115,11 +137,21 @@ impl World {
     }
 
     pub fn app_with_sdk(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> App<AwsClients> {
-        let mut env: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        env.entry("FINDINGS_TOPIC_ARN".into()).or_insert_with(|| self.topic_arn.clone());
-        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
-        let topic_region = replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
-        App::new(AwsClients::from_config(sdk, topic_region.as_deref()), config, "us-west-2".into())
+        let mut env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.entry("FINDINGS_TOPIC_ARN".into())
+            .or_insert_with(|| self.topic_arn.clone());
+        let config =
+            Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
+        let topic_region =
+            replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
+        App::new(
+            AwsClients::from_config(sdk, topic_region.as_deref()),
+            config,
+            "us-west-2".into(),
+        )
     }
 
     /// Every message published to the findings topic so far, drained
@@ -140,7 +172,8 @@ impl World {
                 break;
             }
             for m in msgs {
-                let envelope: Value = serde_json::from_str(m.body().unwrap()).expect("SNS envelope");
+                let envelope: Value =
+                    serde_json::from_str(m.body().unwrap()).expect("SNS envelope");
                 sqs.delete_message()
                     .queue_url(&self.queue_url)
                     .receipt_handle(m.receipt_handle().unwrap())
@@ -149,7 +182,8 @@ impl World {
                     .unwrap();
                 out.push(Published {
                     subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
-                    report: serde_json::from_str(envelope["Message"].as_str().unwrap()).expect("report JSON"),
+                    report: serde_json::from_str(envelope["Message"].as_str().unwrap())
+                        .expect("report JSON"),
                     attributes: envelope["MessageAttributes"].clone(),
                 });
             }
@@ -162,7 +196,9 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-west-2"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
         .load()
         .await
 }
@@ -181,7 +217,12 @@ impl Published {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| (f["code"].as_str().unwrap().to_string(), f["region"].as_str().map(str::to_string)))
+            .map(|f| {
+                (
+                    f["code"].as_str().unwrap().to_string(),
+                    f["region"].as_str().map(str::to_string),
+                )
+            })
             .collect();
         c.sort();
         c
@@ -195,7 +236,10 @@ impl Published {
 /// A sample event from events/.
 pub fn event(name: &str) -> Value {
     let path = root().join("events").join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 pub fn bytes(v: &Value) -> Vec<u8> {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit, property and integration tests
+# (moto started and stopped by the tests themselves).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export REPLICA_AUDITOR_PYTHON="$PWD/.venv/bin/python"
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "==> cargo fmt --check"
+  cargo fmt --check
+else
+  echo "==> (rustfmt is not installed with this toolchain: format check skipped)"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  echo "==> cargo clippy"
+  cargo clippy --all-targets --quiet -- -D warnings
+else
+  echo "==> (clippy is not installed with this toolchain: lint skipped)"
+fi
+echo "==> cargo test"
+cargo test --all-targets
