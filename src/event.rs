@@ -294,11 +294,23 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             detail_type: envelope.detail_type,
         });
     }
+    if !envelope.detail.is_object() {
+        return Err(EventError::Shape {
+            path: "detail".into(),
+            message: "expected an object".into(),
+        });
+    }
     let detail: Detail =
         serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Shape {
             path: format!("detail.{}", e.path()),
             message: e.inner().to_string(),
         })?;
+    if detail.event_name.trim().is_empty() {
+        return Err(EventError::Shape {
+            path: "detail.eventName".into(),
+            message: "is empty".into(),
+        });
+    }
     let Some(event) = HandledEvent::from_name(&detail.event_name) else {
         return Ok(Incoming::Ignored {
             event_name: detail.event_name,
@@ -569,6 +581,14 @@ mod tests {
         assert!(matches!(e, EventError::NoSecret { .. }), "{e}");
         let e = parse_value(envelope(json!({"eventName": "ReplicateSecretToRegions", "requestParameters": {"secretId": ["x"]}}))).unwrap_err();
         assert!(e.to_string().contains("not a string"), "{e}");
+        // Found by the property tests: a detail that is a list, an empty name.
+        let e = parse_value(envelope(json!([""]))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "event has the wrong shape at `detail`: expected an object"
+        );
+        let e = parse_value(envelope(json!({"eventName": " "}))).unwrap_err();
+        assert!(e.to_string().contains("detail.eventName"), "{e}");
         let mut v = envelope(json!({"eventName": "CreateSecret"}));
         v["source"] = json!("aws.ec2");
         assert!(matches!(

@@ -209,9 +209,11 @@ fn covers(deny: &Actions, allow: &Actions) -> bool {
             .iter()
             .any(|pat| pat == "*" || pat.eq_ignore_ascii_case("kms:*")),
         // Deny all but N covers the Allow when no allowed action is in N.
-        (Actions::AllBut(n), Actions::Only(a)) => {
-            a.iter().all(|act| !n.iter().any(|pat| glob(pat, act)))
-        }
+        // An allowed wildcard (`kms:*`) may reach into N, so it is never
+        // taken as covered: the verdict errs towards reporting.
+        (Actions::AllBut(n), Actions::Only(a)) => a
+            .iter()
+            .all(|act| !act.contains(['*', '?']) && !n.iter().any(|pat| glob(pat, act))),
         (Actions::AllBut(_), Actions::AllBut(_)) => false,
     }
 }
@@ -652,6 +654,20 @@ mod tests {
             verdict(policy(json!([cross, deny_other]))),
             vec![untrusted("Cross", STRANGER)]
         );
+    }
+
+    #[test]
+    fn not_action_deny_does_not_cover_a_wildcard_allow() {
+        // Deny everything but Decrypt; Allow kms:* still grants Decrypt to all.
+        let allow = json!({"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"});
+        let deny = json!({"Sid": "D", "Effect": "Deny", "Principal": "*", "NotAction": "kms:Decrypt", "Resource": "*"});
+        assert_eq!(
+            verdict(policy(json!([allow, deny.clone()]))),
+            vec![public("Open")]
+        );
+        // The same deny does cover an Allow of actions outside its exception.
+        let encrypt = json!({"Sid": "Enc", "Effect": "Allow", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"});
+        assert_eq!(verdict(policy(json!([encrypt, deny]))), vec![]);
     }
 
     #[test]

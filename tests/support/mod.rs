@@ -254,3 +254,4 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .find(|f| f["code"] == code)
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
+pub mod fault_proxy;

@@ -1,0 +1,224 @@
+//! The auditor when AWS misbehaves: a fault-injecting proxy between the
+//! SDK and moto refuses, fails, throttles, resets and stalls requests per
+//! service and Region.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use replica_auditor::inspect::Budget;
+use serde_json::json;
+use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::*;
+
+async fn through(
+    w: &World,
+    rules: Vec<Rule>,
+) -> (
+    FaultProxy,
+    replica_auditor::handler::App<replica_auditor::aws::AwsClients>,
+) {
+    let proxy = FaultProxy::start(&w.moto.endpoint, rules).await;
+    let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
+    (proxy, app)
+}
+
+fn codes(report: &serde_json::Value) -> Vec<(String, Option<String>)> {
+    let mut c: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["region"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    c.sort();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_and_the_audit_completes() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![
+            Rule::new(Some("kms"), Some("us-east-1"), Fault::Throttle).times(2),
+            Rule::new(
+                Some("secretsmanager"),
+                Some("us-west-2"),
+                Fault::ServerError,
+            )
+            .times(2),
+        ],
+    )
+    .await;
+    let report = app
+        .handle(
+            &bytes(&event("replicate-secret-to-regions-doomed-key.json")),
+            Budget::unlimited(),
+        )
+        .await
+        .unwrap();
+    // The same findings as without faults: nothing incomplete.
+    assert_eq!(
+        codes(&report),
+        vec![(
+            "KEY_PENDING_DELETION".to_string(),
+            Some("us-east-1".to_string())
+        )]
+    );
+    assert_eq!(proxy.injected("kms", "us-east-1"), 2);
+    assert_eq!(proxy.injected("secretsmanager", "us-west-2"), 2);
+    assert!(
+        proxy.seen("kms", "us-east-1") >= 3,
+        "throttled DescribeKey was retried"
+    );
+    assert_eq!(w.published().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_region_is_audit_incomplete_and_the_rest_is_audited() {
+    let w = World::start();
+    let (proxy, app) = through(&w, vec![Rule::new(None, Some("eu-west-1"), Fault::Refuse)]).await;
+    let app_rules = w.app_with_sdk(
+        &[("ALLOWED_REGIONS", "us-west-2,us-east-1")],
+        sdk_config(&proxy.endpoint).await,
+    );
+    drop(app);
+    let report = app_rules
+        .handle(
+            &bytes(&event("remove-regions-from-replication.json")),
+            Budget::unlimited(),
+        )
+        .await
+        .unwrap();
+    let c = codes(&report);
+    assert!(
+        c.contains(&("AUDIT_INCOMPLETE".into(), Some("eu-west-1".into()))),
+        "{c:?}"
+    );
+    // What could be judged without eu-west-1 still is.
+    assert!(
+        c.contains(&("REGION_NOT_ALLOWED".into(), Some("eu-west-1".into()))),
+        "{c:?}"
+    );
+    assert!(
+        c.contains(&("REQUIRED_REGION_MISSING".into(), Some("us-east-1".into()))),
+        "{c:?}"
+    );
+    let incomplete = finding(&report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        incomplete.contains("secretsmanager:DescribeSecret in eu-west-1"),
+        "{incomplete}"
+    );
+    assert!(
+        proxy.seen("secretsmanager", "eu-west-1") >= 2,
+        "refused connections are retried before giving up"
+    );
+    let published = w.published().await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].report, report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_mid_response_is_retried() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![
+            Rule::new(
+                Some("secretsmanager"),
+                Some("us-east-1"),
+                Fault::ResetMidResponse,
+            )
+            .times(1),
+        ],
+    )
+    .await;
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(
+        report["findings"],
+        json!([]),
+        "the retry got a whole answer"
+    );
+    assert_eq!(proxy.injected("secretsmanager", "us-east-1"), 1);
+    assert!(proxy.seen("secretsmanager", "us-east-1") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_failing_fails_the_invocation_and_says_what_failed() {
+    let w = World::start();
+    let (proxy, app) = through(&w, vec![Rule::new(Some("sns"), None, Fault::ServerError)]).await;
+    let err = app
+        .handle(
+            &bytes(&event("replicate-secret-to-regions.json")),
+            Budget::unlimited(),
+        )
+        .await
+        .expect_err("an unpublished report fails the invocation");
+    let msg = err.to_string();
+    assert!(msg.contains("could not publish the finding report to arn:aws:sns:us-west-2:123456789012:replica-auditor-findings"), "{msg}");
+    assert!(msg.contains("sns:Publish in us-west-2"), "{msg}");
+    assert_eq!(
+        proxy.seen("sns", "us-west-2"),
+        3,
+        "the SDK's standard mode tries 3 times"
+    );
+    let diag: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diag.error_type, "PublishFailed");
+    assert!(w.published().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_never_answering_still_publishes_before_the_deadline() {
+    let w = World::start();
+    let (proxy, app) = through(&w, vec![Rule::new(Some("kms"), None, Fault::Hang)]).await;
+    let total = Duration::from_secs(4);
+    let started = Instant::now();
+    let budget = Budget::until(started + total, Budget::reserve_for(total));
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), budget)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < total,
+        "finished in {took:?}, inside the {total:?} deadline"
+    );
+    assert!(
+        took >= total - Budget::reserve_for(total) - Duration::from_millis(200),
+        "waited for KMS as long as it could: {took:?}"
+    );
+    assert_eq!(
+        codes(&report),
+        vec![
+            (
+                "AUDIT_INCOMPLETE".to_string(),
+                Some("us-east-1".to_string())
+            ),
+            (
+                "AUDIT_INCOMPLETE".to_string(),
+                Some("us-west-2".to_string())
+            )
+        ]
+    );
+    let m = finding(&report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains("kms:DescribeKey") && m.contains("no answer within"),
+        "{m}"
+    );
+    assert!(proxy.seen("kms", "us-east-1") >= 1);
+    // Secrets Manager still answered: the replica was checked.
+    assert_eq!(report["replicas"][0]["status"], "InSync");
+    assert_eq!(w.published().await[0].report, report);
+}

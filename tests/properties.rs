@@ -1,0 +1,272 @@
+//! Property tests over thousands of generated events and key policies:
+//! nothing panics, what is invalid gets a clean, named error, and the
+//! verdicts keep their invariants.
+
+use proptest::prelude::*;
+use replica_auditor::event::{self, EventError, HandledEvent, Incoming};
+use replica_auditor::policy::{self, PolicyError, PolicyIssue, Trust};
+use serde_json::{Value, json};
+
+const OWN: &str = "111122223333";
+
+/// Any JSON value, a few levels deep.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[ -~]{0,12}".prop_map(Value::String),
+        prop::sample::select(vec![
+            "*",
+            "Allow",
+            "Deny",
+            "kms:*",
+            "arn:aws:iam::999988887777:root",
+            OWN,
+            "AWS"
+        ])
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "eventName",
+                    "requestParameters",
+                    "responseElements",
+                    "secretId",
+                    "name",
+                    "arn",
+                    "aRN",
+                    "userIdentity",
+                    "errorCode",
+                    "Effect",
+                    "Principal",
+                    "NotPrincipal",
+                    "Action",
+                    "NotAction",
+                    "Condition",
+                    "Statement",
+                    "Sid",
+                    "AWS",
+                    "x",
+                ])
+                .prop_map(str::to_string),
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn envelope(detail: Value) -> Value {
+    json!({"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
+           "account": "123456789012", "time": "2026-11-20T10:00:00Z", "region": "us-west-2", "resources": [], "detail": detail})
+}
+
+fn secret_ids() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9/_+=.@-]{1,64}",
+        "[a-zA-Z0-9/_+=.@-]{1,40}"
+            .prop_map(|n| format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{n}")),
+        "[a-zA-Z0-9/_+=.@-]{1,40}".prop_map(|n| format!(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:{n}-AbCdEf"
+        )),
+    ]
+}
+
+fn identities() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(json!({})),
+        Just(json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/a"})),
+        Just(
+            json!({"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::123456789012:role/r"}}})
+        ),
+        Just(json!({"type": "AWSService", "invokedBy": "secretsmanager.amazonaws.com"})),
+        Just(json!({"type": "Root", "principalId": "123456789012"})),
+    ]
+}
+
+fn is_named(e: &EventError) -> bool {
+    !e.to_string().is_empty()
+        && matches!(
+            e,
+            EventError::Shape { .. }
+                | EventError::NoSecret { .. }
+                | EventError::Unsupported { .. }
+                | EventError::NotJson(_)
+                | EventError::TooLarge(_)
+                | EventError::TooDeep
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Err(e) = event::parse_bytes(&raw) {
+            prop_assert!(is_named(&e));
+        }
+    }
+
+    #[test]
+    fn random_details_parse_or_fail_cleanly(detail in any_json(), name in prop::sample::select(vec![
+        "CreateSecret", "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica", "PutSecretValue",
+    ])) {
+        let mut d = detail;
+        if let Value::Object(m) = &mut d {
+            m.insert("eventName".into(), json!(name));
+        }
+        match event::parse_value(envelope(d)) {
+            Ok(Incoming::ApiCall(t)) => {
+                prop_assert!(!t.secret.id.trim().is_empty());
+                prop_assert!(!t.secret.id.chars().any(char::is_control));
+            }
+            Ok(Incoming::Ignored { event_name }) => prop_assert_eq!(event_name, "PutSecretValue"),
+            Err(e) => prop_assert!(is_named(&e), "{e}"),
+        }
+    }
+
+    #[test]
+    fn realistic_events_always_parse(id in secret_ids(), ident in identities(), err in prop::option::of("[A-Za-z]{1,20}"),
+                                     which in 0usize..4, arn_in_response in any::<bool>()) {
+        let ev = HandledEvent::ALL[which];
+        let key = if ev == HandledEvent::CreateSecret { "name" } else { "secretId" };
+        let response = if arn_in_response && err.is_none() {
+            json!({"arn": format!("arn:aws:secretsmanager:us-west-2:123456789012:secret:{}-XyZaBc", id.rsplit(':').next().unwrap())})
+        } else {
+            Value::Null
+        };
+        let detail = json!({"eventName": ev.as_str(), "eventID": "e", "awsRegion": "us-west-2", "userIdentity": ident,
+                            "requestParameters": {key: id}, "responseElements": response, "errorCode": err});
+        let raw = serde_json::to_vec(&envelope(detail)).unwrap();
+        let Incoming::ApiCall(t) = event::parse_bytes(&raw).expect("a realistic event parses") else {
+            return Err(TestCaseError::fail("not an API call"));
+        };
+        prop_assert_eq!(t.event, ev);
+        if arn_in_response && t.error_code.is_none() {
+            prop_assert_eq!(t.secret.arn_region.as_deref(), Some("us-west-2"));
+        } else {
+            prop_assert_eq!(t.secret.id, id);
+        }
+    }
+
+    #[test]
+    fn random_policies_never_panic(doc in any_json()) {
+        match policy::analyse(&doc.to_string(), &Trust { own_account: Some(OWN), trusted: &[] }) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(matches!(e, PolicyError::Shape(_) | PolicyError::NotJson(_) | PolicyError::TooLarge(_)) && !e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn random_text_policies_never_panic(doc in "[ -~]{0,200}") {
+        let _ = policy::analyse(&doc, &Trust::default());
+    }
+
+    #[test]
+    fn legal_policies_keep_their_invariants(statements in prop::collection::vec(statement(), 1..6)) {
+        let trust = Trust { own_account: Some(OWN), trusted: &[] };
+        let doc = json!({"Version": "2012-10-17", "Statement": statements});
+        let issues = policy::analyse(&doc.to_string(), &trust).expect("legal shapes always analyse");
+        // Untrusted accounts are never our own.
+        for i in &issues {
+            if let PolicyIssue::UntrustedAccount { account, .. } = i {
+                prop_assert_ne!(account.as_str(), OWN);
+            }
+        }
+        // A blanket Deny for everyone takes every grant back.
+        let mut denied = doc.clone();
+        denied["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}));
+        prop_assert_eq!(policy::analyse(&denied.to_string(), &trust).unwrap(), vec![]);
+        // An unconditional open Allow of everything is always public.
+        let mut opened = doc;
+        opened["Statement"].as_array_mut().unwrap().push(json!({"Sid": "Open", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}));
+        let opened_issues = policy::analyse(&opened.to_string(), &trust).unwrap();
+        let has_open = opened_issues.contains(&PolicyIssue::Public { sid: Some("Open".into()) });
+        let has_full_deny = statements_have_full_deny(&opened);
+        prop_assert!(has_open || has_full_deny, "{opened_issues:?}");
+    }
+}
+
+/// A Deny that takes back an open `kms:*` Allow: everyone, every KMS
+/// action, and no condition or one that denies callers outside our account.
+fn statements_have_full_deny(doc: &Value) -> bool {
+    doc["Statement"].as_array().unwrap().iter().any(|s| {
+        let outside_own = json!({"StringNotEquals": {"aws:PrincipalAccount": [OWN]}});
+        s["Effect"] == "Deny"
+            && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*")
+            && (s["Action"] == "*" || s["Action"] == "kms:*")
+            && (s.get("Condition").is_none() || s["Condition"] == outside_own)
+    })
+}
+
+/// One statement in a legal shape, with principals, actions and
+/// conditions drawn from the forms AWS accepts.
+fn statement() -> impl Strategy<Value = Value> {
+    let principal = prop_oneof![
+        Just(json!("*")),
+        Just(json!({"AWS": "*"})),
+        Just(json!({"AWS": format!("arn:aws:iam::{OWN}:root")})),
+        Just(json!({"AWS": ["999988887777", format!("arn:aws:iam::{OWN}:role/app")]})),
+        Just(json!({"Service": "secretsmanager.amazonaws.com"})),
+        Just(json!({"Federated": "arn:aws:iam::444455556666:saml-provider/idp"})),
+    ];
+    let action = prop_oneof![
+        Just(json!("kms:*")),
+        Just(json!("*")),
+        Just(json!("kms:Decrypt")),
+        Just(json!(["kms:Decrypt", "kms:GenerateDataKey*"])),
+    ];
+    let condition = prop_oneof![
+        Just(None),
+        Just(Some(json!({"StringEquals": {"aws:PrincipalAccount": OWN}}))),
+        Just(Some(
+            json!({"StringEquals": {"kms:CallerAccount": "999988887777"}})
+        )),
+        Just(Some(
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc"}})
+        )),
+        Just(Some(
+            json!({"StringNotEquals": {"aws:PrincipalAccount": [OWN]}})
+        )),
+        Just(Some(
+            json!({"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}})
+        )),
+        Just(Some(
+            json!({"StringEqualsIfExists": {"aws:SourceAccount": OWN}})
+        )),
+        Just(Some(json!({"Bool": {"aws:SecureTransport": "true"}}))),
+    ];
+    (
+        prop::sample::select(vec!["Allow", "Deny"]),
+        any::<bool>(),
+        principal,
+        any::<bool>(),
+        action,
+        condition,
+        prop::option::of("[A-Za-z0-9]{1,10}"),
+    )
+        .prop_map(
+            |(effect, not_principal, principal, not_action, action, condition, sid)| {
+                let mut s = json!({"Effect": effect, "Resource": "*"});
+                s[if not_principal {
+                    "NotPrincipal"
+                } else {
+                    "Principal"
+                }] = principal;
+                s[if not_action { "NotAction" } else { "Action" }] = action;
+                if let Some(c) = condition {
+                    s["Condition"] = c;
+                }
+                if let Some(sid) = sid {
+                    s["Sid"] = json!(sid);
+                }
+                s
+            },
+        )
+}
