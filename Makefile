@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap lint unit build
+.PHONY: demo test bootstrap build fuzz soak
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -14,3 +14,11 @@ test: bootstrap
 
 build:
 	cargo build --release
+
+# Fuzz each parser for FUZZ_SECONDS (default 60); crash inputs go to fuzz/regressions/.
+fuzz:
+	scripts/fuzz.sh
+
+# Long runs through cargo lambda watch: 2,000 invocations back to back, 200 at once.
+soak: bootstrap
+	.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200

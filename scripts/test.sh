@@ -19,3 +19,5 @@ else
 fi
 echo "==> cargo test"
 cargo test --all-targets
+echo "==> long runs through cargo lambda watch (2,000 back to back, 200 at once)"
+.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200

@@ -285,7 +285,10 @@ fn check_depth(raw: &[u8]) -> Result<(), EventError> {
 pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
     let envelope: EventBridgeEvent<Value> =
         serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
-            path: e.path().to_string(),
+            path: match e.path().to_string() {
+                p if p == "." => "(top level)".to_string(),
+                p => p,
+            },
             message: e.inner().to_string(),
         })?;
     if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
@@ -567,7 +570,7 @@ mod tests {
         let e = parse_bytes(b"not json").unwrap_err();
         assert!(matches!(e, EventError::NotJson(_)), "{e}");
         let e = parse_value(json!({"source": "aws.secretsmanager"})).unwrap_err();
-        assert!(e.to_string().contains("detail-type"), "{e}");
+        assert_eq!(e.to_string(), "event has the wrong shape at `(top level)`: missing field `detail-type`");
         let mut v = envelope(json!({}));
         v.as_object_mut().unwrap().remove("detail");
         let e = parse_value(v).unwrap_err();

@@ -14,12 +14,20 @@ use crate::inspect::{self, Budget, Target};
 use crate::publish::{self, PublishError};
 use crate::report::{self, Report, TriggerInfo};
 
-#[derive(Debug, thiserror::Error)]
+/// What fails an invocation. Its Debug form is its message, because
+/// lambda_runtime logs a failed invocation's error with `{:?}`.
+#[derive(thiserror::Error)]
 pub enum HandlerError {
     #[error("malformed event: {0}")]
     Event(#[from] EventError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+}
+
+impl std::fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The function: its configuration and its AWS clients, built once.

@@ -7,7 +7,7 @@
 //! - [`aws`]: the AWS adapters behind small traits
 //! - [`inspect`]: builds the snapshot through the adapters, within a time budget
 //! - [`report`], [`publish`]: the report document and its SNS message
-//! - [`handler`]: one invocation end to end; `main.rs` runs it on lambda_runtime
+//! - [`handler`]: one invocation end to end; [`runtime`] and `main.rs` run it on lambda_runtime
 
 pub mod audit;
 pub mod aws;
@@ -15,7 +15,9 @@ pub mod config;
 pub mod event;
 pub mod handler;
 pub mod inspect;
+pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod publish;
 pub mod report;
+pub mod runtime;

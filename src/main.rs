@@ -1,24 +1,20 @@
 //! Lambda entry point: configuration and clients are built once per cold
 //! start and borrowed by every invocation.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::value::RawValue;
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 
 use replica_auditor::aws::AwsClients;
 use replica_auditor::config::{Config, topic_region};
 use replica_auditor::handler::{App, budget_for_deadline};
+use replica_auditor::logging;
+use replica_auditor::runtime::RawBodyLayer;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "info,aws_config=warn".into()),
-        )
-        .with_current_span(false)
-        .with_target(false)
-        .init();
+    tracing::subscriber::set_global_default(logging::subscriber(
+        std::io::stdout,
+        logging::filter_from_env(),
+    ))?;
 
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
@@ -29,11 +25,13 @@ async fn main() -> Result<(), Error> {
     })?;
     let app = App::new(clients, config, home_region);
     let app = &app;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<Box<RawValue>>| async move {
-            let budget = budget_for_deadline(event.context.deadline);
-            app.handle(event.payload.get().as_bytes(), budget).await
-        },
-    ))
-    .await
+    let handler = service_fn(move |event: LambdaEvent<String>| async move {
+        let budget = budget_for_deadline(event.context.deadline);
+        app.handle(event.payload.as_bytes(), budget).await
+    });
+    Runtime::new(handler)
+        .layer(RawBodyLayer)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .run()
+        .await
 }

@@ -18,7 +18,7 @@ pub use error::{AwsError, error_chain};
 
 use crate::model::SecretState;
 
-/// Every IAM action the auditor's code calls. Never GetSecretValue.
+/// Every IAM action the auditor's code calls. None of them reads a secret value.
 pub const IAM_ACTIONS: [&str; 4] = [
     "secretsmanager:DescribeSecret",
     "kms:DescribeKey",
