@@ -570,7 +570,10 @@ mod tests {
         let e = parse_bytes(b"not json").unwrap_err();
         assert!(matches!(e, EventError::NotJson(_)), "{e}");
         let e = parse_value(json!({"source": "aws.secretsmanager"})).unwrap_err();
-        assert_eq!(e.to_string(), "event has the wrong shape at `(top level)`: missing field `detail-type`");
+        assert_eq!(
+            e.to_string(),
+            "event has the wrong shape at `(top level)`: missing field `detail-type`"
+        );
         let mut v = envelope(json!({}));
         v.as_object_mut().unwrap().remove("detail");
         let e = parse_value(v).unwrap_err();

@@ -21,5 +21,6 @@ where
 
 /// `RUST_LOG`, else `info` (SDK internals at `warn`).
 pub fn filter_from_env() -> EnvFilter {
-    EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"))
+    EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"))
 }

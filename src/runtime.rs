@@ -56,7 +56,13 @@ mod tests {
 
     #[test]
     fn any_body_becomes_a_string_payload_with_the_same_text() {
-        for body in [&b"not json"[..], b"{\"a\": [1, 2]}", b"", b"\"quoted\"\n\x00", b"[[[[[["] {
+        for body in [
+            &b"not json"[..],
+            b"{\"a\": [1, 2]}",
+            b"",
+            b"\"quoted\"\n\x00",
+            b"[[[[[[",
+        ] {
             let wrapped = as_json_string(body);
             let back: String = serde_json::from_slice(&wrapped).expect("always a JSON string");
             assert_eq!(back.as_bytes(), body);

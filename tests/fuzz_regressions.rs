@@ -8,13 +8,18 @@ use replica_auditor::event::{self, EventError};
 use replica_auditor::policy::{self, PolicyIssue, Trust};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    files.into_iter().map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -26,13 +31,22 @@ fn event_parser_regressions() {
             assert!(!e.to_string().is_empty(), "{name}");
         }
     }
-    let list = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/event_parser/detail-is-a-list.json")).unwrap();
-    assert!(matches!(event::parse_bytes(&list), Err(EventError::Shape { path, .. }) if path == "detail"));
+    let list = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/event_parser/detail-is-a-list.json"),
+    )
+    .unwrap();
+    assert!(
+        matches!(event::parse_bytes(&list), Err(EventError::Shape { path, .. }) if path == "detail")
+    );
 }
 
 #[test]
 fn key_policy_regressions() {
-    let trust = Trust { own_account: Some("111122223333"), trusted: &[] };
+    let trust = Trust {
+        own_account: Some("111122223333"),
+        trusted: &[],
+    };
     let all = inputs("key_policy");
     assert!(!all.is_empty());
     for (name, data) in &all {
@@ -42,9 +56,14 @@ fn key_policy_regressions() {
             assert!(!e.to_string().is_empty(), "{name}");
         }
     }
-    let (_, doc) = all.iter().find(|(n, _)| n.ends_with("not-action-deny-vs-wildcard-allow.json")).unwrap();
+    let (_, doc) = all
+        .iter()
+        .find(|(n, _)| n.ends_with("not-action-deny-vs-wildcard-allow.json"))
+        .unwrap();
     assert_eq!(
         policy::analyse(std::str::from_utf8(doc).unwrap(), &trust).unwrap(),
-        vec![PolicyIssue::Public { sid: Some("Open".into()) }]
+        vec![PolicyIssue::Public {
+            sid: Some("Open".into())
+        }]
     );
 }

@@ -22,7 +22,10 @@ fn source_files() -> Vec<(String, String)> {
             if p.is_dir() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|e| e == "rs") {
-                out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
             }
         }
     }
@@ -40,7 +43,13 @@ fn no_secret_value_is_ever_read() {
     scanned.push(("template.yaml".into(), template()));
     for (name, text) in scanned {
         let lower = text.to_ascii_lowercase();
-        for forbidden in ["getsecretvalue", "get_secret_value", "batchgetsecretvalue", "batch_get_secret_value", "secret_string"] {
+        for forbidden in [
+            "getsecretvalue",
+            "get_secret_value",
+            "batchgetsecretvalue",
+            "batch_get_secret_value",
+            "secret_string",
+        ] {
             assert!(!lower.contains(forbidden), "{name} mentions {forbidden}");
         }
     }
@@ -53,7 +62,11 @@ fn template_actions() -> Vec<(String, Value)> {
         .unwrap();
     let mut out = Vec::new();
     for (_, res) in doc["Resources"].as_object().unwrap() {
-        for policy in res["Properties"]["Policies"].as_array().into_iter().flatten() {
+        for policy in res["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             for st in policy["Statement"].as_array().unwrap() {
                 let actions = match &st["Action"] {
                     Value::String(s) => vec![s.clone()],
@@ -75,7 +88,10 @@ fn strip_tags(v: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
     match v {
         Y::Tagged(t) => {
             let mut m = serde_yaml_ng::Mapping::new();
-            m.insert(Y::String(format!("!{}", t.tag.to_string().trim_start_matches('!'))), strip_tags(t.value));
+            m.insert(
+                Y::String(format!("!{}", t.tag.to_string().trim_start_matches('!'))),
+                strip_tags(t.value),
+            );
             Y::Mapping(m)
         }
         Y::Sequence(s) => Y::Sequence(s.into_iter().map(strip_tags).collect()),
@@ -93,17 +109,29 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     let mut names: Vec<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let mut expected: Vec<&str> = IAM_ACTIONS.iter().chain(topic_key.iter()).copied().collect();
+    let mut expected: Vec<&str> = IAM_ACTIONS
+        .iter()
+        .chain(topic_key.iter())
+        .copied()
+        .collect();
     expected.sort_unstable();
     assert_eq!(names, expected);
     for (action, resource) in &granted {
         assert!(!action.contains('*'), "wildcard action {action}");
         assert_ne!(resource, &json!("*"), "{action} on every resource");
         if topic_key.contains(&action.as_str()) && !IAM_ACTIONS.contains(&action.as_str()) {
-            assert_eq!(resource, &json!({"!GetAtt": "FindingsKey.Arn"}), "{action} only on the findings key");
+            assert_eq!(
+                resource,
+                &json!({"!GetAtt": "FindingsKey.Arn"}),
+                "{action} only on the findings key"
+            );
         }
         if action == "sns:Publish" {
-            assert_eq!(resource, &json!({"!Ref": "FindingsTopic"}), "sns:Publish only on the findings topic");
+            assert_eq!(
+                resource,
+                &json!({"!Ref": "FindingsTopic"}),
+                "sns:Publish only on the findings topic"
+            );
         }
     }
 }
@@ -118,7 +146,10 @@ fn log_statements_never_carry_policies_or_values() {
                 let end = call.find(");").unwrap_or(call.len());
                 let body = &call[..end];
                 for forbidden in ["policy", "doc", "secret_value", "SecretString"] {
-                    assert!(!body.contains(forbidden), "{name}: a log statement mentions {forbidden}: {body}");
+                    assert!(
+                        !body.contains(forbidden),
+                        "{name}: a log statement mentions {forbidden}: {body}"
+                    );
                 }
                 rest = &call[mac.len()..];
             }
@@ -145,31 +176,71 @@ async fn logs_cannot_be_forged_and_leak_nothing() {
     let app = w.app(&[]).await;
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = replica_auditor::logging::subscriber(move || writer.clone(), tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = replica_auditor::logging::subscriber(
+        move || writer.clone(),
+        tracing_subscriber::EnvFilter::new("info"),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // A public key policy (its document must not reach the logs) and an
     // event whose outside text tries to start a log line of its own.
-    app.handle(&bytes(&event("create-secret-public-key.json")), Budget::unlimited()).await.unwrap();
+    app.handle(
+        &bytes(&event("create-secret-public-key.json")),
+        Budget::unlimited(),
+    )
+    .await
+    .unwrap();
     let mut forged = event("replicate-secret-to-regions.json");
-    forged["detail"]["eventID"] = json!("x\n{\"level\":\"ERROR\",\"fields\":{\"message\":\"forged\"}}");
-    app.handle(&bytes(&forged), Budget::unlimited()).await.unwrap();
+    forged["detail"]["eventID"] =
+        json!("x\n{\"level\":\"ERROR\",\"fields\":{\"message\":\"forged\"}}");
+    app.handle(&bytes(&forged), Budget::unlimited())
+        .await
+        .unwrap();
     let mut malformed = event("create-secret.json");
     malformed["detail"]["eventTime"] = json!(["\n{\"level\":\"ERROR\"}"]);
-    app.handle(&bytes(&malformed), Budget::unlimited()).await.unwrap_err();
+    app.handle(&bytes(&malformed), Budget::unlimited())
+        .await
+        .unwrap_err();
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
         .collect();
-    let summaries: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "audit summary").collect();
-    assert_eq!(summaries.len(), 2, "one summary line per audited event: {text}");
-    assert!(lines.iter().all(|l| l["level"] != "ERROR"), "no forged ERROR line: {text}");
-    assert_eq!(summaries[1]["fields"]["event_id"], "x\n{\"level\":\"ERROR\",\"fields\":{\"message\":\"forged\"}}");
+    let summaries: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "audit summary")
+        .collect();
+    assert_eq!(
+        summaries.len(),
+        2,
+        "one summary line per audited event: {text}"
+    );
+    assert!(
+        lines.iter().all(|l| l["level"] != "ERROR"),
+        "no forged ERROR line: {text}"
+    );
+    assert_eq!(
+        summaries[1]["fields"]["event_id"],
+        "x\n{\"level\":\"ERROR\",\"fields\":{\"message\":\"forged\"}}"
+    );
     assert_eq!(summaries[0]["fields"]["codes"], "KEY_POLICY_PUBLIC");
-    for leak in ["kms:Decrypt", "Principal", "OpenToAll", "demo-value-never-read-by-the-auditor", "Statement"] {
+    for leak in [
+        "kms:Decrypt",
+        "Principal",
+        "OpenToAll",
+        "demo-value-never-read-by-the-auditor",
+        "Statement",
+    ] {
         assert!(!text.contains(leak), "logs contain {leak}: {text}");
     }
-    assert_eq!(lines.iter().filter(|l| l["fields"]["outcome"] == "rejected").count(), 1);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["fields"]["outcome"] == "rejected")
+            .count(),
+        1
+    );
 }
