@@ -108,23 +108,9 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
 ) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
-    let first = match budget
-        .run(
-            "secretsmanager:DescribeSecret",
-            &target.region,
-            secrets.describe_secret(&target.region, &target.secret_id),
-        )
-        .await
-    {
+    let first = match describe(secrets, budget, &target.region, &target.secret_id).await {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            snap.primary = Lookup::NotFound;
-            return snap;
-        }
-        Err(gap) => {
-            snap.gaps.push(gap);
-            return snap;
-        }
+        other => return end_early(snap, other),
     };
 
     let primary = if first.is_primary_copy() {
@@ -147,23 +133,9 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         // A replica: follow it to its primary.
         let home = first.home_region().to_string();
         let id = arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
-        match budget
-            .run(
-                "secretsmanager:DescribeSecret",
-                &home,
-                secrets.describe_secret(&home, &id),
-            )
-            .await
-        {
+        match describe(secrets, budget, &home, &id).await {
             Ok(Some(p)) => p,
-            Ok(None) => {
-                snap.primary = Lookup::NotFound;
-                return snap;
-            }
-            Err(gap) => {
-                snap.gaps.push(gap);
-                return snap;
-            }
+            other => return end_early(snap, other),
         }
     };
 
@@ -177,13 +149,7 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         budget,
     );
     let replicas = join_all(primary.replication.iter().map(|status| async {
-        let presence = budget
-            .run(
-                "secretsmanager:DescribeSecret",
-                &status.region,
-                secrets.describe_secret(&status.region, &primary.name),
-            )
-            .await;
+        let presence = describe(secrets, budget, &status.region, &primary.name).await;
         let key = check_key(
             keys,
             &status.region,
@@ -216,6 +182,31 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         snap.gaps.extend(gaps);
     }
     snap.primary = Lookup::Found(primary);
+    snap
+}
+
+/// DescribeSecret within the budget.
+async fn describe<S: SecretsApi>(
+    secrets: &S,
+    budget: &Budget,
+    region: &str,
+    id: &str,
+) -> Result<Option<SecretState>, Gap> {
+    budget
+        .run(
+            "secretsmanager:DescribeSecret",
+            region,
+            secrets.describe_secret(region, id),
+        )
+        .await
+}
+
+/// The snapshot when the secret was not found, or could not be looked up.
+fn end_early(mut snap: Snapshot, outcome: Result<Option<SecretState>, Gap>) -> Snapshot {
+    match outcome {
+        Err(gap) => snap.gaps.push(gap),
+        Ok(_) => snap.primary = Lookup::NotFound,
+    }
     snap
 }
 
@@ -300,13 +291,7 @@ async fn find_former_primary<S: SecretsApi>(
     let found = join_all(candidates.map(|region| async move {
         (
             region,
-            budget
-                .run(
-                    "secretsmanager:DescribeSecret",
-                    region,
-                    secrets.describe_secret(region, &standalone.name),
-                )
-                .await,
+            describe(secrets, budget, region, &standalone.name).await,
         )
     }))
     .await;

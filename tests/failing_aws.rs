@@ -23,22 +23,6 @@ async fn through(
     (proxy, app)
 }
 
-fn codes(report: &serde_json::Value) -> Vec<(String, Option<String>)> {
-    let mut c: Vec<_> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["region"].as_str().map(str::to_string),
-            )
-        })
-        .collect();
-    c.sort();
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_retried_and_the_audit_completes() {
     let w = World::start();

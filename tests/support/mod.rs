@@ -213,24 +213,29 @@ pub struct Published {
 
 impl Published {
     pub fn codes(&self) -> Vec<(String, Option<String>)> {
-        let mut c: Vec<_> = self.report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["code"].as_str().unwrap().to_string(),
-                    f["region"].as_str().map(str::to_string),
-                )
-            })
-            .collect();
-        c.sort();
-        c
+        codes(&self.report)
     }
 
     pub fn attribute(&self, name: &str) -> Option<String> {
         self.attributes[name]["Value"].as_str().map(str::to_string)
     }
+}
+
+/// A report's findings as sorted (code, Region) pairs.
+pub fn codes(report: &Value) -> Vec<(String, Option<String>)> {
+    let mut c: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["region"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    c.sort();
+    c
 }
 
 /// A sample event from events/.
