@@ -314,22 +314,38 @@ fn statement(v: &Value) -> Result<Statement, String> {
     })
 }
 
+/// Who a Principal names. Besides the grammar's `"*"` and the map of
+/// `AWS`/`Service`/`Federated`/`CanonicalUser`, a bare string or list of
+/// account ids and ARNs is read as AWS principals: hostile input gets the
+/// strictest reasonable reading, not a shrug.
 fn principal(p: &Value) -> Result<Who, String> {
+    let aws = |ids: &[String]| -> Who {
+        if ids.iter().any(|i| i == "*") {
+            Who::Anyone
+        } else {
+            Who::Accounts(ids.iter().filter_map(|i| account_of(i)).collect())
+        }
+    };
     match p {
-        Value::String(s) if s == "*" => Ok(Who::Anyone),
-        Value::String(_) => Err("Principal must be \"*\" or an object".into()),
+        Value::String(_) | Value::Array(_) => {
+            let ids = strings(p).ok_or("Principal list holds a non-string")?;
+            match aws(&ids) {
+                Who::Accounts(a) if a.is_empty() => {
+                    Err("Principal names no account and is not \"*\"".into())
+                }
+                who => Ok(who),
+            }
+        }
         Value::Object(m) => {
             let mut accounts = BTreeSet::new();
             for (kind, ids) in m {
                 let ids = strings(ids)
                     .ok_or_else(|| format!("Principal.{kind} is not a string or list"))?;
                 match kind.as_str() {
-                    "AWS" => {
-                        if ids.iter().any(|i| i == "*") {
-                            return Ok(Who::Anyone);
-                        }
-                        accounts.extend(ids.iter().filter_map(|i| account_of(i)));
-                    }
+                    "AWS" => match aws(&ids) {
+                        Who::Accounts(a) => accounts.extend(a),
+                        anyone => return Ok(anyone),
+                    },
                     "Federated" => accounts.extend(ids.iter().filter_map(|i| account_of(i))),
                     "Service" | "CanonicalUser" => {}
                     other => return Err(format!("unknown principal type {other:?}")),
@@ -337,7 +353,7 @@ fn principal(p: &Value) -> Result<Who, String> {
             }
             Ok(Who::Accounts(accounts))
         }
-        _ => Err("Principal must be \"*\" or an object".into()),
+        _ => Err("Principal must be \"*\", an object, or account ids".into()),
     }
 }
 
@@ -521,6 +537,7 @@ mod tests {
             json!("*"),
             json!({"AWS": "*"}),
             json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]}),
+            json!(["*"]),
         ] {
             let p = policy(
                 json!([{"Sid": "Open", "Effect": "Allow", "Principal": principal, "Action": ["kms:Decrypt"], "Resource": "*"}]),
@@ -596,6 +613,9 @@ mod tests {
             json!({"AWS": STRANGER}),
             json!({"AWS": [format!("arn:aws:iam::{OWN}:role/app"), format!("arn:aws:sts::{STRANGER}:assumed-role/x/y")]}),
             json!({"Federated": format!("arn:aws:iam::{STRANGER}:saml-provider/idp")}),
+            // Outside the grammar, read strictly: a bare ARN or list of ids.
+            json!(format!("arn:aws:iam::{STRANGER}:root")),
+            json!([STRANGER]),
         ] {
             let p = policy(
                 json!([root_statement(), {"Sid": "Cross", "Effect": "Allow", "Principal": principal, "Action": "kms:Decrypt", "Resource": "*"}]),
