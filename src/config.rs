@@ -28,6 +28,44 @@ pub struct Config {
     pub findings_topic_arn: String,
     pub min_severity: Severity,
     pub rules: Rules,
+    pub remediation: Remediation,
+}
+
+/// What the auditor may do about a failed replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemediationMode {
+    /// Retry replication where a retry can fix it.
+    On,
+    /// Report what would be done; change nothing.
+    DryRun,
+    /// Report only.
+    Off,
+}
+
+/// The remediation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remediation {
+    pub mode: RemediationMode,
+    /// How long to poll for a retried replica's outcome.
+    pub verify: std::time::Duration,
+    /// Whether a name clash may be resolved by overwriting the other secret.
+    pub allow_force_overwrite: bool,
+    /// Retries per Region per invocation.
+    pub max_attempts: u32,
+    /// The auditor's own principal (loop guard), when set explicitly.
+    pub auditor_role_arn: Option<String>,
+}
+
+impl Default for Remediation {
+    fn default() -> Self {
+        Remediation {
+            mode: RemediationMode::On,
+            verify: std::time::Duration::from_secs(20),
+            allow_force_overwrite: false,
+            max_attempts: 1,
+            auditor_role_arn: None,
+        }
+    }
 }
 
 impl Config {
@@ -60,18 +98,7 @@ impl Config {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
         };
-        let require_customer_managed_key =
-            match get("REQUIRE_CUSTOMER_MANAGED_KEY").map(|s| s.trim().to_ascii_lowercase()) {
-                None => false,
-                Some(s) if s.is_empty() || s == "false" => false,
-                Some(s) if s == "true" => true,
-                Some(s) => {
-                    return Err(err(
-                        "REQUIRE_CUSTOMER_MANAGED_KEY",
-                        format!("{s:?} is not true or false"),
-                    ));
-                }
-            };
+        let require_customer_managed_key = boolean(&get, "REQUIRE_CUSTOMER_MANAGED_KEY")?;
         let regions = |var: &'static str| -> Result<BTreeSet<String>, ConfigError> {
             let list = split_list(get(var));
             match list.iter().find(|r| !is_region_name(r)) {
@@ -100,6 +127,38 @@ impl Config {
                 format!("{bad:?} is not a 12-digit account id"),
             ));
         }
+        let remediation = Remediation {
+            mode: match get("REMEDIATION")
+                .map(|s| s.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("") | Some("on") => RemediationMode::On,
+                Some("dry-run") => RemediationMode::DryRun,
+                Some("off") => RemediationMode::Off,
+                Some(other) => {
+                    return Err(err(
+                        "REMEDIATION",
+                        format!("{other:?} is not on, dry-run or off"),
+                    ));
+                }
+            },
+            verify: std::time::Duration::from_secs(number(
+                &get,
+                "RETRY_VERIFY_SECONDS",
+                20,
+                0..=600,
+            )?),
+            allow_force_overwrite: boolean(&get, "ALLOW_FORCE_OVERWRITE")?,
+            max_attempts: number(&get, "RETRY_MAX_ATTEMPTS", 1, 0..=5)? as u32,
+            auditor_role_arn: match get("AUDITOR_ROLE_ARN")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+            {
+                None => None,
+                Some(a) if a.starts_with("arn:") && a.split(':').count() >= 6 => Some(a),
+                Some(a) => return Err(err("AUDITOR_ROLE_ARN", format!("{a:?} is not an IAM ARN"))),
+            },
+        };
         Ok(Config {
             findings_topic_arn: topic,
             min_severity,
@@ -109,7 +168,46 @@ impl Config {
                 require_customer_managed_key,
                 trusted_account_ids,
             },
+            remediation,
         })
+    }
+}
+
+/// A `true`/`false` variable; absent or empty is false.
+fn boolean(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match get(var).map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ConfigError {
+            var,
+            message: format!("{other:?} is not true or false"),
+        }),
+    }
+}
+
+/// A whole number within `range`; absent or empty is `default`.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(var)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(default);
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            var,
+            message: format!(
+                "{raw:?} is not a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        }),
     }
 }
 
@@ -163,6 +261,11 @@ mod tests {
         let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC)]).unwrap();
         assert_eq!(c.min_severity, Severity::Low);
         assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.remediation, Remediation::default());
+        assert_eq!(c.remediation.mode, RemediationMode::On);
+        assert_eq!(c.remediation.verify.as_secs(), 20);
+        assert_eq!(c.remediation.max_attempts, 1);
+        assert!(!c.remediation.allow_force_overwrite);
     }
 
     #[test]
@@ -190,7 +293,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 13] = [
             (&[], "FINDINGS_TOPIC_ARN"),
             (
                 &[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")],
@@ -235,6 +338,35 @@ mod tests {
                     ("TRUSTED_ACCOUNT_IDS", "12345"),
                 ],
                 "TRUSTED_ACCOUNT_IDS",
+            ),
+            (
+                &[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "maybe")],
+                "REMEDIATION",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("RETRY_VERIFY_SECONDS", "soon"),
+                ],
+                "RETRY_VERIFY_SECONDS",
+            ),
+            (
+                &[("FINDINGS_TOPIC_ARN", TOPIC), ("RETRY_MAX_ATTEMPTS", "9")],
+                "RETRY_MAX_ATTEMPTS",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("ALLOW_FORCE_OVERWRITE", "yes"),
+                ],
+                "ALLOW_FORCE_OVERWRITE",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("AUDITOR_ROLE_ARN", "auditor"),
+                ],
+                "AUDITOR_ROLE_ARN",
             ),
         ];
         for (vars, var) in cases {

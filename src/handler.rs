@@ -7,11 +7,13 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, Publisher, SecretsApi};
+use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
 use crate::config::Config;
+use crate::config::RemediationMode;
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
 use crate::publish::{self, PublishError};
+use crate::remediate;
 use crate::report::{self, Report, TriggerInfo};
 
 /// What fails an invocation. Its Debug form is its message, because
@@ -36,15 +38,26 @@ pub struct App<C> {
     pub config: Config,
     /// The function's own Region.
     pub home_region: String,
+    /// The auditor's own principal ARN (AUDITOR_ROLE_ARN, else STS at cold
+    /// start): events it caused are audited but never remediated again.
+    /// Unknown, remediation runs as dry-run rather than risk a loop.
+    pub identity: Option<String>,
 }
 
-impl<C: SecretsApi + KeysApi + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
+        let identity = config.remediation.auditor_role_arn.clone();
         App {
             clients,
             config,
             home_region,
+            identity,
         }
+    }
+
+    pub fn with_identity(mut self, identity: Option<String>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Handle one raw event. `budget` bounds the AWS calls.
@@ -62,7 +75,7 @@ impl<C: SecretsApi + KeysApi + Publisher> App<C> {
             }
         };
         let report = self.audit_trigger(&trigger, &budget).await;
-        let published = if report.findings.is_empty() {
+        let published = if report.findings.is_empty() && report.actions.is_empty() {
             None
         } else {
             match publish::publish(&self.clients, &self.config.findings_topic_arn, &report).await {
@@ -81,6 +94,7 @@ impl<C: SecretsApi + KeysApi + Publisher> App<C> {
             findings = report.summary.count,
             highest_severity = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("NONE"),
             codes = %codes(&report),
+            actions = %outcomes(&report),
             published = published.is_some(),
             message_id = published.as_deref().unwrap_or(""),
             duration_ms = started.elapsed().as_millis() as u64,
@@ -117,15 +131,39 @@ impl<C: SecretsApi + KeysApi + Publisher> App<C> {
         };
         let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
         let findings = audit::audit(&snapshot, Some(t), rules);
+        let own_event = self
+            .identity
+            .as_deref()
+            .is_some_and(|me| remediate::is_own_event(&t.actor, me));
+        let mut settings = self.config.remediation.clone();
+        if settings.mode == RemediationMode::On && self.identity.is_none() {
+            warn!(
+                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
+            );
+            settings.mode = RemediationMode::DryRun;
+        }
+        let decisions = remediate::plan(&snapshot, &findings, &settings, own_event);
+        let actions =
+            remediate::execute(&self.clients, &snapshot, decisions, &settings, budget).await;
         report::build(
             TriggerInfo::from_cloudtrail(t),
             &snapshot,
             findings,
+            actions,
             self.config.min_severity,
             uuid::Uuid::new_v4().to_string(),
             now_rfc3339(),
         )
     }
+}
+
+fn outcomes(report: &Report) -> String {
+    let a: Vec<String> = report
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.region, a.outcome))
+        .collect();
+    a.join(",")
 }
 
 fn codes(report: &Report) -> String {

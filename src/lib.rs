@@ -19,5 +19,6 @@ pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod publish;
+pub mod remediate;
 pub mod report;
 pub mod runtime;

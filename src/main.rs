@@ -23,7 +23,18 @@ async fn main() -> Result<(), Error> {
         tracing::error!("start-up failed: AWS_REGION is not set");
         "configuration error in AWS_REGION: is required (the function's own Region)"
     })?;
-    let app = App::new(clients, config, home_region);
+    // The loop guard: the auditor's own principal, named or asked of STS.
+    let identity = match config.remediation.auditor_role_arn.clone() {
+        Some(arn) => Some(arn),
+        None => match clients.caller_arn().await {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                tracing::error!(error = %e, "could not learn the auditor's own identity; remediation will run as dry-run");
+                None
+            }
+        },
+    };
+    let app = App::new(clients, config, home_region).with_identity(identity);
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<String>| async move {
         let budget = budget_for_deadline(event.context.deadline);

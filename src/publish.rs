@@ -32,14 +32,56 @@ pub fn message(topic_arn: &str, report: &Report) -> Message {
     if !name.is_empty() {
         attributes.push(("secret_name".to_string(), "String", name));
     }
+    let fifo = topic_arn.ends_with(".fifo");
     Message {
         topic_arn: topic_arn.to_string(),
         subject: report::subject(report),
         body: report::body(report),
         attributes,
-        group_id: None,
-        dedup_id: None,
+        group_id: fifo.then(|| group_id(report)),
+        dedup_id: fifo.then(|| dedup_id(report)),
     }
+}
+
+/// For FIFO topics: one message group per secret (its ARN; hashed when it
+/// would break SNS's 128-character printable-ASCII rule).
+pub fn group_id(report: &Report) -> String {
+    use sha2::{Digest, Sha256};
+    let key = report
+        .secret
+        .arn
+        .clone()
+        .unwrap_or_else(|| report.secret.name.clone());
+    if !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic()) {
+        key
+    } else {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+}
+
+/// For FIFO topics: the same trigger with the same findings gets the same
+/// id, so a redelivered event (EventBridge delivers at least once) is
+/// dropped by SNS's five-minute deduplication instead of alerting twice.
+pub fn dedup_id(report: &Report) -> String {
+    use sha2::{Digest, Sha256};
+    let mut ids: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(report.trigger.source.as_bytes());
+    h.update([0]);
+    h.update(
+        report
+            .trigger
+            .event_id
+            .as_deref()
+            .unwrap_or(&report.report_id)
+            .as_bytes(),
+    );
+    for id in ids {
+        h.update([0]);
+        h.update(id.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// Publish a report; the error names the topic so the failed invocation

@@ -24,7 +24,7 @@ pub struct Report {
     pub secret: SecretInfo,
     pub replicas: Vec<ReplicaInfo>,
     pub findings: Vec<Finding>,
-    pub actions: Vec<serde_json::Value>,
+    pub actions: Vec<crate::remediate::Action>,
     pub summary: Summary,
     /// Present only when findings had to be cut to fit SNS's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +90,7 @@ pub fn build(
     trigger: TriggerInfo,
     snapshot: &Snapshot,
     mut findings: Vec<Finding>,
+    actions: Vec<crate::remediate::Action>,
     min: Severity,
     report_id: String,
     generated_at: String,
@@ -132,7 +133,7 @@ pub fn build(
         replicas,
         summary: summarise(&findings),
         findings,
-        actions: Vec::new(),
+        actions,
         truncated: None,
     };
     fit(&mut report);
@@ -277,6 +278,7 @@ mod tests {
             trigger,
             &Snapshot::empty(name),
             findings,
+            Vec::new(),
             min,
             "r".into(),
             "t".into(),

@@ -93,7 +93,10 @@ async fn name_clash_is_published_with_attributes() {
         "arn:aws:sts::123456789012:assumed-role/platform-deployer/deploy-pipeline"
     );
     assert_eq!(r["trigger"]["error_code"], Value::Null);
-    assert_eq!(r["actions"], json!([]));
+    // Remediation (on by default) leaves a name clash to an operator.
+    assert_eq!(r["actions"].as_array().unwrap().len(), 1);
+    assert_eq!(r["actions"][0]["outcome"], "skipped");
+    assert_eq!(r["actions"][0]["region"], "us-east-1");
     assert_eq!(
         r["summary"],
         json!({"highest_severity": "HIGH", "count": 1})

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use replica_auditor::aws::IAM_ACTIONS;
+use replica_auditor::aws::{IAM_ACTIONS, IMPLIED_KMS_ACTIONS, WRITE_ACTIONS};
 use replica_auditor::inspect::Budget;
 use serde_json::{Value, json};
 use support::*;
@@ -55,8 +55,11 @@ fn no_secret_value_is_ever_read() {
     }
 }
 
+/// One granted action: (action, resource, condition, granted only when remediation is on).
+type Grant = (String, Value, Value, bool);
+
 /// Every IAM action granted to the function in template.yaml.
-fn template_actions() -> Vec<(String, Value)> {
+fn template_actions() -> Vec<Grant> {
     let doc: Value = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&template())
         .map(|v| serde_json::to_value(strip_tags(v)).unwrap())
         .unwrap();
@@ -68,13 +71,27 @@ fn template_actions() -> Vec<(String, Value)> {
             .flatten()
         {
             for st in policy["Statement"].as_array().unwrap() {
+                // `!If [RemediationOn, statement, !Ref AWS::NoValue]`
+                let (st, conditional) = match st.get("!If") {
+                    Some(branches) => {
+                        assert_eq!(branches[0], "RemediationOn", "{st}");
+                        assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
+                        (&branches[1], true)
+                    }
+                    None => (st, false),
+                };
                 let actions = match &st["Action"] {
                     Value::String(s) => vec![s.clone()],
                     Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
                     other => panic!("Action {other}"),
                 };
                 for a in actions {
-                    out.push((a, st["Resource"].clone()));
+                    out.push((
+                        a,
+                        st["Resource"].clone(),
+                        st["Condition"].clone(),
+                        conditional,
+                    ));
                 }
             }
         }
@@ -103,27 +120,33 @@ fn strip_tags(v: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
 #[test]
 fn iam_policy_is_exactly_what_the_code_calls() {
     let granted = template_actions();
-    // The findings topic's own key, which SNS needs to publish to an
-    // encrypted topic, is the one addition; it is scoped to that key.
-    let topic_key = ["kms:GenerateDataKey", "kms:Decrypt"];
-    let mut names: Vec<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
+    let mut names: Vec<&str> = granted.iter().map(|(a, ..)| a.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     let mut expected: Vec<&str> = IAM_ACTIONS
         .iter()
-        .chain(topic_key.iter())
+        .chain(IMPLIED_KMS_ACTIONS.iter())
         .copied()
         .collect();
     expected.sort_unstable();
+    expected.dedup();
     assert_eq!(names, expected);
-    for (action, resource) in &granted {
+    for (action, resource, condition, conditional) in &granted {
         assert!(!action.contains('*'), "wildcard action {action}");
         assert_ne!(resource, &json!("*"), "{action} on every resource");
-        if topic_key.contains(&action.as_str()) && !IAM_ACTIONS.contains(&action.as_str()) {
-            assert_eq!(
-                resource,
-                &json!({"!GetAtt": "FindingsKey.Arn"}),
-                "{action} only on the findings key"
+        if WRITE_ACTIONS.contains(&action.as_str()) {
+            assert!(
+                conditional,
+                "{action} must be granted only when remediation is on"
+            );
+        }
+        if IMPLIED_KMS_ACTIONS.contains(&action.as_str()) {
+            let findings_key = resource == &json!({"!GetAtt": "FindingsKey.Arn"});
+            let via_secrets_manager =
+                condition["StringLike"]["kms:ViaService"] == "secretsmanager.*.amazonaws.com";
+            assert!(
+                findings_key || (via_secrets_manager && *conditional),
+                "{action}: only on the findings key, or through Secrets Manager when remediation is on"
             );
         }
         if action == "sns:Publish" {

@@ -77,6 +77,18 @@ impl AwsClients {
             .clone()
     }
 
+    /// The function's own principal ARN (STS GetCallerIdentity, which
+    /// needs no IAM permission), for the remediation loop guard.
+    pub async fn caller_arn(&self) -> Result<String, super::AwsError> {
+        let region = self.home_region().unwrap_or_default();
+        aws_sdk_sts::Client::new(&self.base)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| super::AwsError::from_sdk("sts:GetCallerIdentity", &region, e))
+            .map(|out| out.arn().unwrap_or_default().to_string())
+    }
+
     /// How many Regions have clients (for tests and logs).
     pub fn cached_regions(&self) -> usize {
         self.regions.lock().map(|m| m.len()).unwrap_or(0)

@@ -19,12 +19,26 @@ pub use error::{AwsError, error_chain};
 use crate::model::SecretState;
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 4] = [
+pub const IAM_ACTIONS: [&str; 6] = [
     "secretsmanager:DescribeSecret",
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:ReplicateSecretToRegions",
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "sns:Publish",
 ];
+
+/// The calls that change something (remediation). The template grants
+/// them only when remediation is on.
+pub const WRITE_ACTIONS: [&str; 2] = [
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:ReplicateSecretToRegions",
+];
+
+/// KMS actions AWS services perform with the function's credentials on its
+/// behalf: SNS encrypting to the findings topic's key, and Secrets Manager
+/// decrypting and re-encrypting a secret it replicates.
+pub const IMPLIED_KMS_ACTIONS: [&str; 3] = ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"];
 
 /// What DescribeKey tells about a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +75,26 @@ pub trait KeysApi: Send + Sync {
         region: &str,
         key_id: &str,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+}
+
+/// Secrets Manager replication writes, for remediation.
+pub trait ReplicationApi: Send + Sync {
+    /// RemoveRegionsFromReplication of one Region, called in `region` (the primary's).
+    fn remove_regions(
+        &self,
+        region: &str,
+        secret_id: &str,
+        replica_region: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// ReplicateSecretToRegions to one Region, called in `region` (the primary's).
+    fn replicate_to(
+        &self,
+        region: &str,
+        secret_id: &str,
+        replica_region: &str,
+        kms_key_id: Option<&str>,
+        force_overwrite: bool,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// One message ready for SNS.

@@ -3,7 +3,9 @@
 
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 
-use super::{AwsClients, AwsError, SecretsApi};
+use aws_sdk_secretsmanager::types::ReplicaRegionType;
+
+use super::{AwsClients, AwsError, ReplicationApi, SecretsApi};
 use crate::model::{ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
@@ -26,6 +28,51 @@ impl SecretsApi for AwsClients {
                 }
             }
         }
+    }
+}
+
+impl ReplicationApi for AwsClients {
+    async fn remove_regions(
+        &self,
+        region: &str,
+        secret_id: &str,
+        replica_region: &str,
+    ) -> Result<(), AwsError> {
+        self.region(region)
+            .secrets
+            .remove_regions_from_replication()
+            .secret_id(secret_id)
+            .remove_replica_regions(replica_region)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                AwsError::from_sdk("secretsmanager:RemoveRegionsFromReplication", region, e)
+            })
+    }
+
+    async fn replicate_to(
+        &self,
+        region: &str,
+        secret_id: &str,
+        replica_region: &str,
+        kms_key_id: Option<&str>,
+        force_overwrite: bool,
+    ) -> Result<(), AwsError> {
+        let replica = ReplicaRegionType::builder()
+            .region(replica_region)
+            .set_kms_key_id(kms_key_id.map(str::to_string))
+            .build();
+        self.region(region)
+            .secrets
+            .replicate_secret_to_regions()
+            .secret_id(secret_id)
+            .add_replica_regions(replica)
+            .force_overwrite_replica_secret(force_overwrite)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("secretsmanager:ReplicateSecretToRegions", region, e))
     }
 }
 

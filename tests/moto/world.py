@@ -90,6 +90,9 @@ def seed(endpoint):
     doomed = key(EAST, "doomed-east")
     kms[EAST].schedule_key_deletion(KeyId=doomed.split("/")[-1], PendingWindowInDays=7)
     secret("production/DoomedKey", west_cmk, [(EAST, doomed)])
+    # A name clash on a replica whose key is disabled too.
+    sm[EAST].create_secret(Name="production/ClashOnDisabledKey", SecretString="someone else's")
+    secret("production/ClashOnDisabledKey", west_cmk, [(EAST, disabled)])
     # Primary key open to everyone.
     public_policy = own_policy()
     public_policy["Statement"].append(

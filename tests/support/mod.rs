@@ -152,6 +152,7 @@ impl World {
             config,
             "us-west-2".into(),
         )
+        .with_identity(Some(MOTO_CALLER_ARN.into()))
     }
 
     /// Every message published to the findings topic so far, drained
@@ -191,6 +192,9 @@ impl World {
         out
     }
 }
+
+/// What moto's STS GetCallerIdentity answers: the tests' auditor identity.
+pub const MOTO_CALLER_ARN: &str = "arn:aws:sts::123456789012:user/moto";
 
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
