@@ -29,7 +29,20 @@ pub struct Config {
     pub min_severity: Severity,
     pub rules: Rules,
     pub remediation: Remediation,
+    pub sweep: Sweep,
 }
+
+/// The scheduled sweep's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    /// Regions whose secrets are listed; empty means the function's own.
+    pub regions: Vec<String>,
+    /// Secrets audited at once.
+    pub concurrency: usize,
+}
+
+/// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
+pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 8;
 
 /// What the auditor may do about a failed replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +182,20 @@ impl Config {
                 trusted_account_ids,
             },
             remediation,
+            sweep: Sweep {
+                regions: {
+                    let list = split_list(get("SWEEP_REGIONS"));
+                    if let Some(bad) = list.iter().find(|r| !is_region_name(r)) {
+                        return Err(err(
+                            "SWEEP_REGIONS",
+                            format!("{bad:?} is not a Region name like us-east-1"),
+                        ));
+                    }
+                    list
+                },
+                concurrency: number(&get, "SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64)?
+                    as usize,
+            },
         })
     }
 }

@@ -178,12 +178,26 @@ pub struct Trigger {
     pub removed_regions: Vec<String>,
 }
 
+/// An EventBridge scheduled event: sweep every replicated secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    pub event_id: Option<String>,
+    pub time: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+}
+
+pub const SOURCE_SCHEDULE: &str = "aws.events";
+pub const DETAIL_TYPE_SCHEDULED: &str = "Scheduled Event";
+
 /// What an incoming event asks of the auditor.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // one per invocation; boxing buys nothing
 pub enum Incoming {
     /// A handled CloudTrail call: audit the secret.
     ApiCall(Trigger),
+    /// A scheduled event: sweep.
+    Sweep(Scheduled),
     /// A well-formed Secrets Manager CloudTrail event for a call the
     /// auditor does not act on.
     Ignored { event_name: String },
@@ -291,6 +305,14 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             },
             message: e.inner().to_string(),
         })?;
+    if envelope.source == SOURCE_SCHEDULE && envelope.detail_type == DETAIL_TYPE_SCHEDULED {
+        return Ok(Incoming::Sweep(Scheduled {
+            event_id: envelope.id,
+            time: envelope.time.map(|t| t.to_rfc3339()),
+            region: envelope.region,
+            account: envelope.account,
+        }));
+    }
     if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
         return Err(EventError::Unsupported {
             event_source: envelope.source,
@@ -552,6 +574,23 @@ mod tests {
             "responseElements": null
         })));
         assert_eq!(t.error_code.as_deref(), Some("AccessDenied"));
+    }
+
+    #[test]
+    fn scheduled_event_is_a_sweep() {
+        let v = json!({"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+                       "source": "aws.events", "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+                       "resources": ["arn:aws:events:us-east-1:123456789012:rule/replica-auditor-sweep"], "detail": {}});
+        match parse_value(v).unwrap() {
+            Incoming::Sweep(s) => {
+                assert_eq!(
+                    s.event_id.as_deref(),
+                    Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa")
+                );
+                assert_eq!(s.region.as_deref(), Some("us-east-1"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::config::RemediationMode;
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
+use crate::model::Snapshot;
 use crate::publish::{self, PublishError};
 use crate::remediate;
 use crate::report::{self, Report, TriggerInfo};
@@ -24,6 +25,12 @@ pub enum HandlerError {
     Event(#[from] EventError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error("{failed} of {total} sweep reports could not be published; the first: {first}")]
+    SweepPublish {
+        failed: usize,
+        total: usize,
+        first: PublishError,
+    },
 }
 
 impl std::fmt::Debug for HandlerError {
@@ -65,6 +72,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         let started = Instant::now();
         let trigger = match event::parse_bytes(raw) {
             Ok(Incoming::ApiCall(t)) => t,
+            Ok(Incoming::Sweep(scheduled)) => return self.sweep(&scheduled, &budget).await,
             Ok(Incoming::Ignored { event_name }) => {
                 info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
                 return Ok(json!({"status": "ignored", "event_name": event_name}));
@@ -75,17 +83,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             }
         };
         let report = self.audit_trigger(&trigger, &budget).await;
-        let published = if report.findings.is_empty() && report.actions.is_empty() {
-            None
-        } else {
-            match publish::publish(&self.clients, &self.config.findings_topic_arn, &report).await {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published");
-                    return Err(e.into());
-                }
-            }
-        };
+        let published = self.publish_if_needed(&report).await?;
         info!(
             event_name = trigger.event.as_str(),
             event_id = trigger.event_id.as_deref().unwrap_or(""),
@@ -130,11 +128,23 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             search_regions,
         };
         let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
-        let findings = audit::audit(&snapshot, Some(t), rules);
-        let own_event = self
-            .identity
-            .as_deref()
-            .is_some_and(|me| remediate::is_own_event(&t.actor, me));
+        self.finish(&snapshot, Some(t), TriggerInfo::from_cloudtrail(t), budget)
+            .await
+    }
+
+    /// Audit a snapshot, remediate what may be, and build the report.
+    pub async fn finish(
+        &self,
+        snapshot: &Snapshot,
+        trigger: Option<&Trigger>,
+        info: TriggerInfo,
+        budget: &Budget,
+    ) -> Report {
+        let findings = audit::audit(snapshot, trigger, &self.config.rules);
+        let own_event = match (trigger, self.identity.as_deref()) {
+            (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
+            _ => false,
+        };
         let mut settings = self.config.remediation.clone();
         if settings.mode == RemediationMode::On && self.identity.is_none() {
             warn!(
@@ -142,18 +152,30 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             );
             settings.mode = RemediationMode::DryRun;
         }
-        let decisions = remediate::plan(&snapshot, &findings, &settings, own_event);
+        let decisions = remediate::plan(snapshot, &findings, &settings, own_event);
         let actions =
-            remediate::execute(&self.clients, &snapshot, decisions, &settings, budget).await;
+            remediate::execute(&self.clients, snapshot, decisions, &settings, budget).await;
         report::build(
-            TriggerInfo::from_cloudtrail(t),
-            &snapshot,
+            info,
+            snapshot,
             findings,
             actions,
             self.config.min_severity,
             uuid::Uuid::new_v4().to_string(),
             now_rfc3339(),
         )
+    }
+
+    /// Publish a report that has findings or actions; `None` when there
+    /// was nothing to publish.
+    pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, PublishError> {
+        if report.findings.is_empty() && report.actions.is_empty() {
+            return Ok(None);
+        }
+        publish::publish(&self.clients, &self.config.findings_topic_arn, report)
+            .await
+            .map(Some)
+            .inspect_err(|e| warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published"))
     }
 }
 
@@ -207,7 +229,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         let error_type = match &e {
             HandlerError::Event(_) => "MalformedEvent",
-            HandlerError::Publish(_) => "PublishFailed",
+            HandlerError::Publish(_) | HandlerError::SweepPublish { .. } => "PublishFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

@@ -22,3 +22,4 @@ pub mod publish;
 pub mod remediate;
 pub mod report;
 pub mod runtime;
+pub mod sweep;

@@ -98,7 +98,7 @@ pub async fn publish<P: Publisher>(
     })
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("could not publish the finding report to {topic_arn}: {source}")]
 pub struct PublishError {
     pub topic_arn: String,

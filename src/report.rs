@@ -26,6 +26,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub actions: Vec<crate::remediate::Action>,
     pub summary: Summary,
+    /// Only on a sweep's summary report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepSummary>,
     /// Present only when findings had to be cut to fit SNS's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
@@ -134,6 +137,7 @@ pub fn build(
         summary: summarise(&findings),
         findings,
         actions,
+        sweep: None,
         truncated: None,
     };
     fit(&mut report);
@@ -224,6 +228,12 @@ pub fn subject(report: &Report) -> String {
         .highest_severity
         .map(|s| s.as_str())
         .unwrap_or("INFO");
+    if let Some(sw) = &report.sweep {
+        return format!(
+            "[{sev}] replica-auditor: sweep of {} secrets: {} with findings",
+            sw.secrets_seen, sw.secrets_with_findings
+        );
+    }
     let n = report.summary.count;
     let tail = format!(": {n} finding{}", if n == 1 { "" } else { "s" });
     let head = format!("[{sev}] replica-auditor: ");

@@ -19,14 +19,18 @@ pub use error::{AwsError, error_chain};
 use crate::model::SecretState;
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 6] = [
+pub const IAM_ACTIONS: [&str; 7] = [
     "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecrets",
     "secretsmanager:RemoveRegionsFromReplication",
     "secretsmanager:ReplicateSecretToRegions",
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "sns:Publish",
 ];
+
+/// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
+pub const UNSCOPED_ACTIONS: [&str; 1] = ["secretsmanager:ListSecrets"];
 
 /// The calls that change something (remediation). The template grants
 /// them only when remediation is on.
@@ -49,8 +53,24 @@ pub struct KeyMeta {
     pub aws_managed: bool,
 }
 
+/// A secret as ListSecrets shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub arn: String,
+    pub name: String,
+    pub primary_region: Option<String>,
+}
+
 /// Secrets Manager, as the auditor needs it.
 pub trait SecretsApi: Send + Sync {
+    /// One page of ListSecrets in `region` (secrets scheduled for deletion
+    /// left out), and the token for the next page.
+    fn list_secrets(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<Listed>, Option<String>), AwsError>> + Send;
+
     /// DescribeSecret in `region`; `Ok(None)` when the secret does not
     /// exist there (or is scheduled for deletion).
     fn describe_secret(

@@ -5,10 +5,39 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 
 use aws_sdk_secretsmanager::types::ReplicaRegionType;
 
-use super::{AwsClients, AwsError, ReplicationApi, SecretsApi};
+use super::{AwsClients, AwsError, Listed, ReplicationApi, SecretsApi};
 use crate::model::{ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
+    async fn list_secrets(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<(Vec<Listed>, Option<String>), AwsError> {
+        let out = self
+            .region(region)
+            .secrets
+            .list_secrets()
+            .max_results(100)
+            .include_planned_deletion(false)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecrets", region, e))?;
+        let listed = out
+            .secret_list()
+            .iter()
+            .filter_map(|e| {
+                Some(Listed {
+                    arn: e.arn()?.to_string(),
+                    name: e.name().unwrap_or_default().to_string(),
+                    primary_region: e.primary_region().map(str::to_string),
+                })
+            })
+            .collect();
+        Ok((listed, out.next_token().map(str::to_string)))
+    }
+
     async fn describe_secret(
         &self,
         region: &str,

@@ -1,7 +1,9 @@
 """Seed a moto server with a small account of healthy and broken
 multi-Region secrets. Used by the integration tests and by the demo.
 
-Usage: python world.py ENDPOINT_URL   -> prints the world as JSON
+Usage: python world.py ENDPOINT_URL [BULK]   -> prints the world as JSON
+BULK (default 0) adds that many healthy replicated secrets `bulk/secret-NNNN`
+for sweep tests and benchmarks.
 
 Account 123456789012 (moto's default); primaries in us-west-2. Every
 secret gets a fixed ARN suffix (moto's `_custom_id_` tag) so that the
@@ -46,7 +48,7 @@ def own_policy():
     }
 
 
-def seed(endpoint):
+def seed(endpoint, bulk=0):
     kms = {r: client("kms", r, endpoint) for r in (PRIMARY, EAST, EU)}
     sm = {r: client("secretsmanager", r, endpoint) for r in (PRIMARY, EAST, EU)}
     world = {"account": ACCOUNT, "keys": {}, "secrets": {}}
@@ -140,6 +142,16 @@ def seed(endpoint):
     retired = secret("production/Retired")
     sm[PRIMARY].delete_secret(SecretId=retired, ForceDeleteWithoutRecovery=True)
 
+    # Healthy replicated secrets in bulk, sharing the two customer keys.
+    for i in range(bulk):
+        sm[PRIMARY].create_secret(
+            Name=f"bulk/secret-{i:04d}",
+            SecretString="bulk",
+            KmsKeyId=west_cmk,
+            AddReplicaRegions=[{"Region": EAST, "KmsKeyId": east_cmk}],
+        )
+    world["bulk"] = bulk
+
     # Findings topic with an SQS subscriber to read back what is published.
     sns = client("sns", PRIMARY, endpoint)
     sqs = client("sqs", PRIMARY, endpoint)
@@ -152,4 +164,4 @@ def seed(endpoint):
 
 
 if __name__ == "__main__":
-    print(json.dumps(seed(sys.argv[1]), indent=2))
+    print(json.dumps(seed(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0), indent=2))

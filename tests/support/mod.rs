@@ -98,10 +98,20 @@ impl World {
     }
 
     pub fn start_with(shim_env: &[(&str, &str)]) -> World {
+        Self::start_full(shim_env, 0)
+    }
+
+    /// A world with `bulk` extra healthy replicated secrets.
+    pub fn start_bulk(bulk: usize) -> World {
+        Self::start_full(&[], bulk)
+    }
+
+    fn start_full(shim_env: &[(&str, &str)], bulk: usize) -> World {
         let moto = Moto::start(shim_env);
         let out = Command::new(python())
             .arg(root().join("tests/moto/world.py"))
             .arg(&moto.endpoint)
+            .arg(bulk.to_string())
             .output()
             .expect("run world.py");
         assert!(

@@ -1,0 +1,362 @@
+//! The scheduled sweep: the backstop for CloudTrail events that never
+//! arrived and for keys that changed without a Secrets Manager event.
+//!
+//! Every secret listed in SWEEP_REGIONS is followed to its primary and
+//! audited as a CloudTrail-triggered one would be, with bounded
+//! concurrency and KMS answers cached per Region and key for the
+//! invocation. One report per secret with findings, then one summary. New
+//! work stops before the deadline; what was not reached is reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tracing::info;
+
+use crate::audit::REQUIRED_REGIONS_TAG;
+use crate::aws::{AwsError, KeyMeta, KeysApi, Publisher, ReplicationApi, SecretsApi};
+use crate::event::Scheduled;
+use crate::handler::{App, HandlerError, now_rfc3339};
+use crate::inspect::{self, Budget, Target, arn_in_region};
+use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot};
+use crate::publish::PublishError;
+use crate::report::{self, Report, SecretInfo, TriggerInfo};
+
+/// What the summary report adds to the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub regions: Vec<String>,
+    /// Distinct primaries found by ListSecrets.
+    pub secrets_seen: usize,
+    /// Of those, the ones with replicas (or a required-Region rule): audited.
+    pub secrets_audited: usize,
+    pub secrets_with_findings: usize,
+    /// Findings in the per-secret reports, by code.
+    pub by_code: BTreeMap<String, usize>,
+    pub reports_published: usize,
+    /// Secrets not started before the deadline.
+    pub not_reached: usize,
+    /// KMS calls answered from the invocation's cache.
+    pub kms_cache_hits: usize,
+    pub kms_calls: usize,
+    pub duration_ms: u64,
+}
+
+enum Outcome {
+    NotReached,
+    NotReplicated,
+    Gone,
+    Audited {
+        report: Box<Report>,
+        published: Result<Option<String>, PublishError>,
+    },
+}
+
+impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
+    /// Run the sweep for one scheduled event.
+    pub async fn sweep(
+        &self,
+        scheduled: &Scheduled,
+        budget: &Budget,
+    ) -> Result<Value, HandlerError> {
+        let started = Instant::now();
+        let regions = if self.config.sweep.regions.is_empty() {
+            vec![self.home_region.clone()]
+        } else {
+            self.config.sweep.regions.clone()
+        };
+        let info = TriggerInfo {
+            source: "schedule".into(),
+            event_name: "Scheduled Event".into(),
+            event_id: scheduled.event_id.clone(),
+            event_time: scheduled.time.clone(),
+            region: scheduled.region.clone(),
+            account: scheduled.account.clone(),
+            actor: None,
+            error_code: None,
+        };
+
+        let mut gaps = Vec::new();
+        let mut primaries: BTreeMap<String, String> = BTreeMap::new(); // primary ARN -> its Region
+        for region in &regions {
+            let mut token = None;
+            loop {
+                match budget
+                    .run(
+                        "secretsmanager:ListSecrets",
+                        region,
+                        self.clients.list_secrets(region, token.take()),
+                    )
+                    .await
+                {
+                    Ok((page, next)) => {
+                        for l in page {
+                            let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
+                            let arn = if home == *region {
+                                Some(l.arn.clone())
+                            } else {
+                                arn_in_region(&l.arn, &home)
+                            };
+                            primaries.insert(arn.unwrap_or(l.arn), home);
+                        }
+                        match next {
+                            Some(t) if !t.is_empty() => token = Some(t),
+                            _ => break,
+                        }
+                    }
+                    Err(gap) => {
+                        gaps.push(gap);
+                        break;
+                    }
+                }
+            }
+        }
+
+        let keys = CachedKeys::new(&self.clients);
+        let outcomes: Vec<Outcome> = futures::stream::iter(primaries.iter())
+            .map(|(arn, region)| self.sweep_one(arn, region, &info, &keys, budget))
+            .buffer_unordered(self.config.sweep.concurrency)
+            .collect()
+            .await;
+
+        let mut summary = SweepSummary {
+            regions,
+            secrets_seen: primaries.len(),
+            secrets_audited: 0,
+            secrets_with_findings: 0,
+            by_code: BTreeMap::new(),
+            reports_published: 0,
+            not_reached: 0,
+            kms_cache_hits: keys.hits.load(Ordering::Relaxed),
+            kms_calls: keys.calls.load(Ordering::Relaxed),
+            duration_ms: 0,
+        };
+        let mut publish_errors = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::NotReached => summary.not_reached += 1,
+                Outcome::NotReplicated | Outcome::Gone => {}
+                Outcome::Audited { report, published } => {
+                    summary.secrets_audited += 1;
+                    if !report.findings.is_empty() {
+                        summary.secrets_with_findings += 1;
+                    }
+                    for f in &report.findings {
+                        *summary
+                            .by_code
+                            .entry(f.code.as_str().to_string())
+                            .or_default() += 1;
+                    }
+                    match published {
+                        Ok(Some(_)) => summary.reports_published += 1,
+                        Ok(None) => {}
+                        Err(e) => publish_errors.push(e),
+                    }
+                }
+            }
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let summary_report = summary_report(info, &summary, &gaps, &self.home_region);
+        info!(
+            event_name = "Scheduled Event",
+            secrets_seen = summary.secrets_seen,
+            secrets_audited = summary.secrets_audited,
+            secrets_with_findings = summary.secrets_with_findings,
+            not_reached = summary.not_reached,
+            reports_published = summary.reports_published,
+            kms_cache_hits = summary.kms_cache_hits,
+            duration_ms = summary.duration_ms,
+            outcome = "swept",
+            "sweep summary"
+        );
+        crate::publish::publish(
+            &self.clients,
+            &self.config.findings_topic_arn,
+            &summary_report,
+        )
+        .await?;
+        if let Some(first) = publish_errors.first().cloned() {
+            return Err(HandlerError::SweepPublish {
+                failed: publish_errors.len(),
+                total: summary.secrets_with_findings,
+                first,
+            });
+        }
+        Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
+    }
+
+    async fn sweep_one<K: KeysApi>(
+        &self,
+        arn: &str,
+        region: &str,
+        info: &TriggerInfo,
+        keys: &K,
+        budget: &Budget,
+    ) -> Outcome {
+        // Stop starting new work once only the publish reserve is left.
+        if budget.call_window().is_none() {
+            return Outcome::NotReached;
+        }
+        let target = Target {
+            secret_id: arn.to_string(),
+            region: region.to_string(),
+            account: crate::event::parse_secret_arn(arn).map(|a| a.account),
+            promotion: false,
+            search_regions: Vec::new(),
+        };
+        let snapshot = inspect::inspect(&self.clients, keys, &target, budget).await;
+        if !self.is_replicated_or_required(&snapshot) {
+            return match snapshot.primary {
+                Lookup::NotFound => Outcome::Gone,
+                _ => Outcome::NotReplicated,
+            };
+        }
+        let report = self.finish(&snapshot, None, info.clone(), budget).await;
+        let published = self.publish_if_needed(&report).await;
+        Outcome::Audited {
+            report: Box::new(report),
+            published,
+        }
+    }
+
+    /// Whether the sweep audits this secret: it has replicas, a
+    /// required-Region rule applies to it, or it could not be looked at.
+    fn is_replicated_or_required(&self, s: &Snapshot) -> bool {
+        match &s.primary {
+            Lookup::Found(p) => {
+                !p.replication.is_empty()
+                    || !self.config.rules.required_regions.is_empty()
+                    || p.tags.contains_key(REQUIRED_REGIONS_TAG)
+            }
+            Lookup::NotFound => false,
+            Lookup::Unknown => true,
+        }
+    }
+}
+
+/// The summary report: `secret.name` is "sweep", `sweep` holds the counts,
+/// and `findings` say what the sweep could not do.
+fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region: &str) -> Report {
+    let key = format!("sweep:{}", s.regions.join(","));
+    let mut findings: Vec<Finding> = gaps
+        .iter()
+        .map(|g| Finding {
+            id: crate::audit::finding_id(&key, Code::AuditIncomplete, Some(&g.region), &g.call),
+            code: Code::AuditIncomplete,
+            severity: Code::AuditIncomplete.severity(),
+            region: Some(g.region.clone()),
+            message: format!("The sweep could not run {} in {}: {}. Secrets there were not listed.", g.call, g.region, g.reason),
+            remediation: format!("Grant the auditor's role {} (it needs Resource \"*\"), then wait for the next sweep.", g.call),
+            cause: None,
+        })
+        .collect();
+    if s.not_reached > 0 {
+        findings.push(Finding {
+            id: crate::audit::finding_id(&key, Code::AuditIncomplete, Some(home_region), "not_reached"),
+            code: Code::AuditIncomplete,
+            severity: Code::AuditIncomplete.severity(),
+            region: Some(home_region.to_string()),
+            message: format!(
+                "The sweep stopped before the invocation's deadline: {} of {} secrets were not reached.",
+                s.not_reached, s.secrets_seen
+            ),
+            remediation: "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule.".into(),
+            cause: None,
+        });
+    }
+    let mut r = report::build(
+        info,
+        &Snapshot::empty("sweep"),
+        findings,
+        Vec::new(),
+        Severity::Info,
+        uuid::Uuid::new_v4().to_string(),
+        now_rfc3339(),
+    );
+    r.secret = SecretInfo {
+        arn: None,
+        name: "sweep".into(),
+        primary_region: None,
+    };
+    r.sweep = Some(s.clone());
+    r
+}
+
+type Cell<T> = Arc<OnceCell<Result<T, AwsError>>>;
+
+/// KMS answers cached per (Region, key) for one invocation: many secrets
+/// share a key. Concurrent askers of the same key wait for one call.
+pub struct CachedKeys<'a, K> {
+    inner: &'a K,
+    described: Mutex<HashMap<(String, String), Cell<Option<KeyMeta>>>>,
+    policies: Mutex<HashMap<(String, String), Cell<Option<String>>>>,
+    pub calls: AtomicUsize,
+    pub hits: AtomicUsize,
+}
+
+impl<'a, K: KeysApi> CachedKeys<'a, K> {
+    pub fn new(inner: &'a K) -> Self {
+        CachedKeys {
+            inner,
+            described: Mutex::default(),
+            policies: Mutex::default(),
+            calls: AtomicUsize::new(0),
+            hits: AtomicUsize::new(0),
+        }
+    }
+
+    fn cell<T>(
+        map: &Mutex<HashMap<(String, String), Cell<T>>>,
+        region: &str,
+        key: &str,
+    ) -> Cell<T> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry((region.to_string(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    async fn cached<T: Clone>(
+        &self,
+        cell: Cell<T>,
+        call: impl std::future::Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        if let Some(v) = cell.get() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return v.clone();
+        }
+        let mut made = false;
+        let v = cell
+            .get_or_init(|| {
+                made = true;
+                call
+            })
+            .await
+            .clone();
+        if made {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+}
+
+impl<K: KeysApi> KeysApi for CachedKeys<'_, K> {
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyMeta>, AwsError> {
+        let cell = Self::cell(&self.described, region, key_id);
+        self.cached(cell, self.inner.describe_key(region, key_id))
+            .await
+    }
+
+    async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<Option<String>, AwsError> {
+        let cell = Self::cell(&self.policies, region, key_id);
+        self.cached(cell, self.inner.get_key_policy(region, key_id))
+            .await
+    }
+}

@@ -1,0 +1,150 @@
+//! The scheduled sweep against moto: 212 secrets, a handful broken.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use replica_auditor::inspect::Budget;
+use serde_json::{Value, json};
+use support::*;
+
+fn scheduled() -> Value {
+    json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": "us-west-2",
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/replica-auditor-sweep"], "detail": {}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_reports_each_broken_secret_and_a_summary() {
+    let w = World::start_bulk(200);
+    let app = w.app(&[]).await;
+    let summary = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .expect("sweep succeeds");
+    let s = &summary["sweep"];
+    assert_eq!(s["regions"], json!(["us-west-2"]));
+    // 200 bulk + 12 world primaries in us-west-2 (Retired is deleted).
+    assert_eq!(s["secrets_seen"], 212);
+    // production/Promoted has no replicas left: not audited.
+    assert_eq!(s["secrets_audited"], 211);
+    assert_eq!(s["secrets_with_findings"], 10);
+    assert_eq!(s["reports_published"], 10);
+    assert_eq!(s["not_reached"], 0);
+    assert_eq!(
+        s["by_code"],
+        json!({
+            "KEY_DISABLED": 2, "KEY_NOT_FOUND": 1, "KEY_PENDING_DELETION": 1, "KEY_POLICY_PUBLIC": 1,
+            "KEY_POLICY_UNTRUSTED_ACCOUNT": 1, "REPLICA_FAILED": 2, "REPLICA_KEY_WEAKER_THAN_PRIMARY": 2,
+            "REPLICA_MISSING": 1, "REQUIRED_REGION_MISSING": 1
+        })
+    );
+    // Many secrets share a key: most KMS answers came from the cache.
+    assert!(s["kms_cache_hits"].as_u64().unwrap() > 700, "{s}");
+    assert!(s["kms_calls"].as_u64().unwrap() < 40, "{s}");
+    assert_eq!(summary["trigger"]["source"], "schedule");
+    assert_eq!(summary["findings"], json!([]));
+
+    let published = w.published().await;
+    assert_eq!(published.len(), 11, "ten secret reports and the summary");
+    let summaries: Vec<_> = published
+        .iter()
+        .filter(|p| p.report.get("sweep").is_some())
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(
+        summaries[0].subject,
+        "[INFO] replica-auditor: sweep of 212 secrets: 10 with findings"
+    );
+    let mut names: Vec<&str> = published
+        .iter()
+        .filter(|p| p.report.get("sweep").is_none())
+        .map(|p| {
+            assert_eq!(p.report["trigger"]["source"], "schedule");
+            assert_eq!(p.report["trigger"]["event_name"], "Scheduled Event");
+            p.report["secret"]["name"].as_str().unwrap()
+        })
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        vec![
+            "production/Clash",
+            "production/ClashOnDisabledKey",
+            "production/DisabledKey",
+            "production/DoomedKey",
+            "production/EuReplica",
+            "production/Hijacked",
+            "production/LostKey",
+            "production/PartnerKey",
+            "production/PublicKey",
+            "production/WeakReplica",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_stops_before_the_deadline_and_says_what_it_missed() {
+    let w = World::start_bulk(200);
+    // AWS-like latency: every call takes 20 ms more.
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![fault_proxy::Rule::new(
+            None,
+            None,
+            fault_proxy::Fault::Delay(Duration::from_millis(20)),
+        )],
+    )
+    .await;
+    let app = w.app_with_sdk(
+        &[("SWEEP_CONCURRENCY", "1")],
+        sdk_config(&proxy.endpoint).await,
+    );
+    let total = Duration::from_millis(2500);
+    let started = Instant::now();
+    let budget = Budget::until(started + total, Budget::reserve_for(total));
+    let summary = app
+        .handle(&bytes(&scheduled()), budget)
+        .await
+        .expect("sweep succeeds");
+    assert!(
+        started.elapsed() < total,
+        "returned in {:?}",
+        started.elapsed()
+    );
+    let s = &summary["sweep"];
+    let not_reached = s["not_reached"].as_u64().unwrap();
+    assert!(not_reached > 0, "{s}");
+    assert_eq!(s["secrets_seen"], 212);
+    let f = finding(&summary, "AUDIT_INCOMPLETE");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{not_reached} of 212 secrets were not reached")),
+        "{f}"
+    );
+    let published = w.published().await;
+    assert!(
+        published.iter().any(|p| p.report.get("sweep").is_some()),
+        "the summary is published"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_over_several_regions_follows_replicas_to_their_primary() {
+    let w = World::start();
+    let app = w.app(&[("SWEEP_REGIONS", "us-west-2,us-east-1")]).await;
+    let summary = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .unwrap();
+    let s = &summary["sweep"];
+    // us-east-1 adds its replicas (the same primaries), the two same-named
+    // standalone secrets behind the clashes, the promoted standalone, and
+    // the eu-west-1 primary whose replica took over production/Hijacked.
+    assert_eq!(s["secrets_seen"], 12 + 4);
+    assert_eq!(s["secrets_with_findings"], 10);
+}
