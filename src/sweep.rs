@@ -288,13 +288,15 @@ fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region
 }
 
 type Cell<T> = Arc<OnceCell<Result<T, AwsError>>>;
+/// One cell per (Region, key).
+type Cells<T> = Mutex<HashMap<(String, String), Cell<T>>>;
 
 /// KMS answers cached per (Region, key) for one invocation: many secrets
 /// share a key. Concurrent askers of the same key wait for one call.
 pub struct CachedKeys<'a, K> {
     inner: &'a K,
-    described: Mutex<HashMap<(String, String), Cell<Option<KeyMeta>>>>,
-    policies: Mutex<HashMap<(String, String), Cell<Option<String>>>>,
+    described: Cells<Option<KeyMeta>>,
+    policies: Cells<Option<String>>,
     pub calls: AtomicUsize,
     pub hits: AtomicUsize,
 }
