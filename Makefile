@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak
+.PHONY: demo test bootstrap build fuzz soak bench-sweep
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,3 +22,7 @@ fuzz:
 # Long runs through cargo lambda watch: 2,000 invocations back to back, 200 at once.
 soak: bootstrap
 	.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200
+
+# Measure the sweep at several SWEEP_CONCURRENCY values (20 ms per AWS call).
+bench-sweep: bootstrap
+	REPLICA_AUDITOR_PYTHON=$(CURDIR)/.venv/bin/python cargo test --release --test sweep -- --ignored --nocapture sweep_concurrency_benchmark

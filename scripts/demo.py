@@ -31,7 +31,11 @@ def main():
             if code == 0:
                 result = json.loads(out)
                 summary = result.get("summary", {})
-                if result.get("status") == "ignored":
+                if "sweep" in result:
+                    sw = result["sweep"]
+                    what = (f"sweep: {sw['secrets_seen']} secrets seen, {sw['secrets_audited']} audited, "
+                            f"{sw['secrets_with_findings']} with findings; reports and a summary published")
+                elif result.get("status") == "ignored":
                     what = f"ignored ({result['event_name']}: not an event the auditor acts on)"
                 elif summary.get("count"):
                     what = f"{summary['count']} finding(s), highest {summary['highest_severity']}: published"

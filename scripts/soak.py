@@ -61,7 +61,10 @@ def run(stack, items, concurrency, max_in_flight):
                 results["expected_errors"] += 1
             elif kind == "good" and ok:
                 results["ok"] += 1
-                if body.get("summary", {}).get("count"):
+                if "sweep" in body:
+                    # A sweep publishes its summary and one report per secret with findings.
+                    results["reports_expected"] += 1 + body["sweep"]["reports_published"]
+                elif body.get("summary", {}).get("count") or body.get("actions"):
                     results["reports_expected"] += 1
             else:
                 results["unexpected"].append((kind, body))

@@ -42,7 +42,7 @@ pub struct Sweep {
 }
 
 /// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
-pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 8;
+pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 16;
 
 /// What the auditor may do about a failed replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,3 +148,49 @@ async fn sweep_over_several_regions_follows_replicas_to_their_primary() {
     assert_eq!(s["secrets_seen"], 12 + 4);
     assert_eq!(s["secrets_with_findings"], 10);
 }
+
+/// Picks SWEEP_CONCURRENCY: a sweep of 212 secrets at each concurrency,
+/// every AWS call delayed 20 ms by the proxy (an AWS-like round trip).
+/// `make bench-sweep` runs it; the README records the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-sweep"]
+async fn sweep_concurrency_benchmark() {
+    let w = World::start_bulk(200);
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![fault_proxy::Rule::new(
+            None,
+            None,
+            fault_proxy::Fault::Delay(Duration::from_millis(20)),
+        )],
+    )
+    .await;
+    println!("concurrency  seconds  secrets/s  aws_calls");
+    for c in [1, 2, 4, 8, 16, 32] {
+        let app = w.app_with_sdk(
+            &[("SWEEP_CONCURRENCY", &c.to_string())],
+            sdk_config(&proxy.endpoint).await,
+        );
+        let before: usize = ["secretsmanager", "kms", "sns"]
+            .iter()
+            .map(|s| proxy.seen(s, "us-west-2") + proxy.seen(s, "us-east-1"))
+            .sum();
+        let started = Instant::now();
+        let summary = app
+            .handle(&bytes(&scheduled()), Budget::unlimited())
+            .await
+            .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let after: usize = ["secretsmanager", "kms", "sns"]
+            .iter()
+            .map(|s| proxy.seen(s, "us-west-2") + proxy.seen(s, "us-east-1"))
+            .sum();
+        assert_eq!(summary["sweep"]["secrets_audited"], 211);
+        println!(
+            "{c:>11}  {secs:>7.2}  {:>9.0}  {:>9}",
+            212.0 / secs,
+            after - before
+        );
+        w.published().await; // drain
+    }
+}
