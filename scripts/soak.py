@@ -45,14 +45,19 @@ def workload(n):
     return out
 
 
-def run(stack, items, concurrency, max_in_flight):
-    results = {"ok": 0, "expected_errors": 0, "unexpected": [], "reports_expected": 0}
+def run(stack, items, concurrency, max_in_flight, pid=None):
+    results = {"ok": 0, "expected_errors": 0, "unexpected": [], "reports_expected": 0, "rss": []}
     gate = threading.BoundedSemaphore(max_in_flight)
+    done = [0]
 
     def one(item):
         kind, payload = item
         with gate:
-            return kind, stack.invoke_http(payload)
+            out = kind, stack.invoke_http(payload)
+        done[0] += 1
+        if pid and done[0] % 500 == 0:
+            results["rss"].append((done[0], rss_kib(pid)))
+        return out
 
     started = time.time()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -97,13 +102,15 @@ def main():
         ):
             if not items:
                 continue
-            r = run(stack, items, conc, args.max_in_flight)
+            r = run(stack, items, conc, args.max_in_flight, pid)
             published = stack.drain()
             lost = r["reports_expected"] - len(published)
             rate = len(items) / r["seconds"]
             print(f"==> {len(items)} invocations {label}: {r['seconds']:.1f}s ({rate:.0f}/s); "
                   f"ok {r['ok']}, malformed rejected {r['expected_errors']}, unexpected {len(r['unexpected'])}; "
                   f"reports expected {r['reports_expected']}, arrived {len(published)}, lost {lost}")
+            if r["rss"]:
+                print("    RSS (KiB) after n invocations: " + ", ".join(f"{n}: {kib}" for n, kib in r["rss"]))
             for kind, body in r["unexpected"][:5]:
                 print(f"    unexpected ({kind}): {json.dumps(body)[:300]}")
             failed |= bool(r["unexpected"]) or lost != 0
