@@ -1,4 +1,4 @@
-"""moto_shim: moto server with three documented gaps bridged, for tests only.
+"""moto_shim: moto server with two documented gaps bridged, for tests only.
 
 The product talks to this exactly as it would to AWS; nothing in src/
 knows it exists. Each patch below makes moto behave as the real Secrets
@@ -10,8 +10,11 @@ Manager API does (see the README's "Testing against moto" section):
 2. StopReplicationToReplica: moto has no such action. Patched: calling it
    in a replica's Region turns the replica into a standalone secret with
    the same ARN (as AWS does) and drops the Region from the primary.
-3. Re-replicating a Region already listed: moto appends a duplicate entry.
-   Patched: the new entry replaces the old one for that Region.
+
+Not patched, on purpose: re-replicating a Region already listed makes moto
+append a duplicate entry. The auditor removes a Failed Region before it
+replicates to it again (as AWS requires), so it never meets that quirk, and
+tests/remediation.rs checks that exactly one entry remains.
 
 Two knobs model what AWS does that moto cannot, for the tests that need
 it (both off by default):
@@ -86,21 +89,6 @@ def to_dict(self):
 
 
 models.FakeSecret.to_dict = to_dict
-
-
-# 3. No duplicate Region entries ---------------------------------------------
-_original_replicate = models.SecretsManagerBackend.replicate_secret_to_regions
-
-
-def replicate_secret_to_regions(self, secret_id, replica_regions, force_overwrite=False):
-    secret = self.secrets.get(secret_id)
-    if isinstance(secret, models.FakeSecret):
-        again = {r["Region"] for r in replica_regions}
-        secret.replicas = [r for r in secret.replicas if r.region not in again]
-    return _original_replicate(self, secret_id, replica_regions, force_overwrite=force_overwrite)
-
-
-models.SecretsManagerBackend.replicate_secret_to_regions = replicate_secret_to_regions
 
 
 # 2. StopReplicationToReplica ------------------------------------------------
