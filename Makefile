@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak bench-sweep
+.PHONY: demo test bootstrap build fuzz soak bench-sweep sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -26,3 +26,8 @@ soak: bootstrap
 # Measure the sweep at several SWEEP_CONCURRENCY values (20 ms per AWS call).
 bench-sweep: bootstrap
 	REPLICA_AUDITOR_PYTHON=$(CURDIR)/.venv/bin/python cargo test --release --test sweep -- --ignored --nocapture sweep_concurrency_benchmark
+
+# sam build of the x86_64 variant (the only target this machine can build); prints the bootstrap it made.
+sam-build: bootstrap
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv/bin/sam build --parameter-overrides Architecture=x86_64
+	ls -l .aws-sam/build/AuditorFunction/bootstrap

@@ -17,7 +17,17 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "==> (clippy is not installed with this toolchain: lint skipped)"
 fi
+echo "==> cfn-lint template.yaml"
+.venv/bin/cfn-lint template.yaml
+echo "==> sam validate --lint"
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} .venv/bin/sam validate --lint
 echo "==> cargo test"
 cargo test --all-targets
+echo "==> the demo: every file in events/ through cargo lambda invoke --data-file"
+if ! .venv/bin/python scripts/demo.py > target/demo-output.txt 2>&1; then
+  cat target/demo-output.txt
+  exit 1
+fi
+grep -E "^    [a-z].*\.json" target/demo-output.txt
 echo "==> long runs through cargo lambda watch (2,000 back to back, 200 at once)"
 .venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200

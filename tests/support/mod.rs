@@ -274,3 +274,4 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
 pub mod fault_proxy;
+pub mod template;

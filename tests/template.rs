@@ -1,0 +1,133 @@
+//! template.yaml against the code: the EventBridge pattern names exactly the
+//! events the code handles, the schedule feeds the sweep, and nothing is lost.
+
+mod support;
+
+use std::path::Path;
+
+use replica_auditor::event::{DETAIL_TYPE_API_CALL, HandledEvent, SOURCE_SECRETS_MANAGER};
+use serde_json::{Value, json};
+
+fn template() -> Value {
+    support::template::parsed()
+}
+
+fn function(t: &Value) -> &Value {
+    &t["Resources"]["AuditorFunction"]["Properties"]
+}
+
+#[test]
+fn event_pattern_and_code_handle_the_same_events() {
+    let t = template();
+    let pattern = &function(&t)["Events"]["SecretsManagerApiCalls"]["Properties"]["Pattern"];
+    assert_eq!(pattern["source"], json!([SOURCE_SECRETS_MANAGER]));
+    assert_eq!(pattern["detail-type"], json!([DETAIL_TYPE_API_CALL]));
+    let mut in_template: Vec<&str> = pattern["detail"]["eventName"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    in_template.sort_unstable();
+    let mut in_code: Vec<&str> = HandledEvent::ALL.iter().map(|e| e.as_str()).collect();
+    in_code.sort_unstable();
+    assert_eq!(
+        in_template, in_code,
+        "the pattern names every event the code handles, and no other"
+    );
+}
+
+#[test]
+fn the_schedule_delivers_the_event_the_sweep_runs_on() {
+    let t = template();
+    let sweep = &function(&t)["Events"]["Sweep"];
+    // An EventBridge rule (not EventBridge Scheduler) sends the
+    // "Scheduled Event" shape that event::parse_value turns into a sweep.
+    assert_eq!(sweep["Type"], "Schedule");
+    assert_eq!(
+        sweep["Properties"]["Schedule"],
+        json!({"!Ref": "SweepSchedule"})
+    );
+    assert_eq!(t["Parameters"]["SweepSchedule"]["Default"], "rate(6 hours)");
+    let sample =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scheduled-sweep.json"))
+            .unwrap();
+    assert!(matches!(
+        replica_auditor::event::parse_bytes(&sample),
+        Ok(replica_auditor::event::Incoming::Sweep(_))
+    ));
+}
+
+#[test]
+fn nothing_is_lost() {
+    let t = template();
+    let f = function(&t);
+    let dlq = json!({"!GetAtt": "DeadLetterQueue.Arn"});
+    assert_eq!(
+        f["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"],
+        dlq
+    );
+    assert_eq!(f["EventInvokeConfig"]["MaximumRetryAttempts"], 2);
+    for ev in ["SecretsManagerApiCalls", "Sweep"] {
+        assert_eq!(
+            f["Events"][ev]["Properties"]["DeadLetterConfig"]["Arn"], dlq,
+            "{ev}"
+        );
+        assert!(
+            f["Events"][ev]["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"].is_number(),
+            "{ev}"
+        );
+    }
+    let r = &t["Resources"];
+    assert_eq!(r["ErrorsAlarm"]["Properties"]["MetricName"], "Errors");
+    assert_eq!(r["ThrottlesAlarm"]["Properties"]["MetricName"], "Throttles");
+    assert_eq!(
+        r["DeadLetterAlarm"]["Properties"]["MetricName"],
+        "ApproximateNumberOfMessagesVisible"
+    );
+    let topic =
+        json!([{"!If": ["OwnTopic", {"!Ref": "FindingsTopic"}, {"!Ref": "FindingsTopicArn"}]}]);
+    for alarm in ["ErrorsAlarm", "ThrottlesAlarm", "DeadLetterAlarm"] {
+        assert_eq!(
+            r[alarm]["Properties"]["AlarmActions"], topic,
+            "{alarm} alerts the findings topic"
+        );
+    }
+    // The topic and the dead-letter queue are encrypted.
+    assert_eq!(
+        r["FindingsTopic"]["Properties"]["KmsMasterKeyId"],
+        json!({"!Ref": "FindingsKey"})
+    );
+    assert_eq!(
+        r["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"],
+        json!({"!Ref": "FindingsKey"})
+    );
+}
+
+#[test]
+fn the_function_is_built_and_sized_as_documented() {
+    let t = template();
+    let f = &t["Resources"]["AuditorFunction"];
+    assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    let p = &f["Properties"];
+    assert_eq!(p["Runtime"], "provided.al2023");
+    assert_eq!(p["Architectures"], json!([{"!Ref": "Architecture"}]));
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
+    assert_eq!(p["MemorySize"], 128);
+    assert_eq!(p["LoggingConfig"]["LogFormat"], "JSON");
+    // Every setting the code reads is wired from a parameter or resource.
+    let env = p["Environment"]["Variables"].as_object().unwrap();
+    for var in [
+        "FINDINGS_TOPIC_ARN",
+        "ALLOWED_REGIONS",
+        "REQUIRED_REGIONS",
+        "REQUIRE_CUSTOMER_MANAGED_KEY",
+        "TRUSTED_ACCOUNT_IDS",
+        "MIN_SEVERITY",
+        "REMEDIATION",
+        "ALLOW_FORCE_OVERWRITE",
+        "SWEEP_REGIONS",
+    ] {
+        assert!(env.contains_key(var), "{var} is not set by the template");
+    }
+}
