@@ -7,16 +7,22 @@ use replica_auditor::inspect::Budget;
 use serde_json::{Value, json};
 use support::*;
 
-async fn describe(
-    w: &World,
-    region: &str,
-    id: &str,
-) -> aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput {
+/// A Secrets Manager client for `region` of the world's moto.
+async fn secrets_in(w: &World, region: &str) -> aws_sdk_secretsmanager::Client {
     let sdk = w.sdk().await;
     let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
         .region(aws_config::Region::new(region.to_string()))
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+async fn describe(
+    w: &World,
+    region: &str,
+    id: &str,
+) -> aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput {
+    secrets_in(w, region)
+        .await
         .describe_secret()
         .secret_id(id)
         .send()
@@ -36,11 +42,8 @@ async fn status_in(w: &World, name: &str, region: &str) -> Vec<String> {
 }
 
 async fn delete_in(w: &World, region: &str, id: &str) {
-    let sdk = w.sdk().await;
-    let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(conf)
+    secrets_in(w, region)
+        .await
         .delete_secret()
         .secret_id(id)
         .force_delete_without_recovery(true)

@@ -85,19 +85,21 @@ async fn sweep_reports_each_broken_secret_and_a_summary() {
     );
 }
 
+/// A proxy in front of the world's moto that adds 20 ms to every call, as
+/// an AWS round trip would.
+async fn aws_like_latency(w: &World) -> fault_proxy::FaultProxy {
+    let delay = fault_proxy::Fault::Delay(Duration::from_millis(20));
+    fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![fault_proxy::Rule::new(None, None, delay)],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_stops_before_the_deadline_and_says_what_it_missed() {
     let w = World::start_bulk(200);
-    // AWS-like latency: every call takes 20 ms more.
-    let proxy = fault_proxy::FaultProxy::start(
-        &w.moto.endpoint,
-        vec![fault_proxy::Rule::new(
-            None,
-            None,
-            fault_proxy::Fault::Delay(Duration::from_millis(20)),
-        )],
-    )
-    .await;
+    let proxy = aws_like_latency(&w).await;
     let app = w.app_with_sdk(
         &[("SWEEP_CONCURRENCY", "1")],
         sdk_config(&proxy.endpoint).await,
@@ -156,15 +158,7 @@ async fn sweep_over_several_regions_follows_replicas_to_their_primary() {
 #[ignore = "benchmark: make bench-sweep"]
 async fn sweep_concurrency_benchmark() {
     let w = World::start_bulk(200);
-    let proxy = fault_proxy::FaultProxy::start(
-        &w.moto.endpoint,
-        vec![fault_proxy::Rule::new(
-            None,
-            None,
-            fault_proxy::Fault::Delay(Duration::from_millis(20)),
-        )],
-    )
-    .await;
+    let proxy = aws_like_latency(&w).await;
     println!("concurrency  seconds  secrets/s  aws_calls");
     for c in [1, 2, 4, 8, 16, 32] {
         let app = w.app_with_sdk(
