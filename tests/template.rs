@@ -85,8 +85,14 @@ fn nothing_is_lost() {
         r["DeadLetterAlarm"]["Properties"]["MetricName"],
         "ApproximateNumberOfMessagesVisible"
     );
-    let topic =
-        json!([{"!If": ["OwnTopic", {"!Ref": "FindingsTopic"}, {"!Ref": "FindingsTopicArn"}]}]);
+    // The findings topic, or (a FIFO findings topic cannot take alarms) the
+    // stack's standard operations topic.
+    let topic = json!([{"!If": ["OperationsTopicNeeded", {"!Ref": "OperationsTopic"},
+        {"!If": ["OwnTopic", {"!Ref": "FindingsTopic"}, {"!Ref": "FindingsTopicArn"}]}]}]);
+    assert_eq!(
+        t["Conditions"]["OperationsTopicNeeded"],
+        json!({"!Condition": "OwnFifoTopic"})
+    );
     for alarm in ["ErrorsAlarm", "ThrottlesAlarm", "DeadLetterAlarm"] {
         assert_eq!(
             r[alarm]["Properties"]["AlarmActions"], topic,
