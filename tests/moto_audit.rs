@@ -11,16 +11,6 @@ fn e(code: &str, region: &str) -> (String, Option<String>) {
     (code.to_string(), Some(region.to_string()))
 }
 
-/// Run one sample event; return what the handler returned.
-async fn run(
-    app: &replica_auditor::handler::App<replica_auditor::aws::AwsClients>,
-    event: &Value,
-) -> Value {
-    app.handle(&bytes(event), Budget::unlimited())
-        .await
-        .expect("handler succeeds")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_multi_region_secret_publishes_nothing() {
     let w = World::start();

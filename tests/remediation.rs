@@ -3,7 +3,6 @@
 
 mod support;
 
-use replica_auditor::inspect::Budget;
 use serde_json::{Value, json};
 use support::*;
 
@@ -54,15 +53,6 @@ async fn delete_in(w: &World, region: &str, id: &str) {
 
 fn clash_event() -> Value {
     event("replicate-secret-to-regions.json")
-}
-
-async fn run(
-    app: &replica_auditor::handler::App<replica_auditor::aws::AwsClients>,
-    ev: &Value,
-) -> Value {
-    app.handle(&bytes(ev), Budget::unlimited())
-        .await
-        .expect("handler succeeds")
 }
 
 fn only_action(report: &Value) -> &Value {
@@ -328,28 +318,7 @@ async fn fifo_topic_redelivery_is_published_once() {
     let first = run(&app, &clash_event()).await;
     let again = run(&app, &clash_event()).await; // EventBridge delivers again
     assert_ne!(first["report_id"], again["report_id"]);
-    let mut received = Vec::new();
-    loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if got.messages().is_empty() {
-            break;
-        }
-        for m in got.messages() {
-            received.push(m.body().unwrap().to_string());
-            sqs.delete_message()
-                .queue_url(&queue)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    let received = drain(&sqs, &queue).await;
     assert_eq!(
         received.len(),
         1,
@@ -359,14 +328,7 @@ async fn fifo_topic_redelivery_is_published_once() {
     let mut other = clash_event();
     other["detail"]["eventID"] = json!("another-event-id");
     run(&app, &other).await;
-    let got = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.messages().len(), 1);
+    assert_eq!(drain(&sqs, &queue).await.len(), 1);
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {

@@ -169,38 +169,53 @@ impl World {
     /// from its SQS subscription.
     pub async fn published(&self) -> Vec<Published> {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
-        let mut out = Vec::new();
-        loop {
-            let resp = sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive from SQS");
-            let msgs = resp.messages();
-            if msgs.is_empty() {
-                break;
-            }
-            for m in msgs {
-                let envelope: Value =
-                    serde_json::from_str(m.body().unwrap()).expect("SNS envelope");
-                sqs.delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-                out.push(Published {
+        drain(&sqs, &self.queue_url)
+            .await
+            .into_iter()
+            .map(|body| {
+                let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
+                Published {
                     subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
                     report: serde_json::from_str(envelope["Message"].as_str().unwrap())
                         .expect("report JSON"),
                     attributes: envelope["MessageAttributes"].clone(),
-                });
-            }
-        }
-        out
+                }
+            })
+            .collect()
     }
+}
+
+/// Receive and delete every message waiting in an SQS queue; their bodies.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive from SQS");
+        if resp.messages().is_empty() {
+            return out;
+        }
+        for m in resp.messages() {
+            out.push(m.body().unwrap_or_default().to_string());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Run one event through the handler; what it returned.
+pub async fn run(app: &App<AwsClients>, event: &Value) -> Value {
+    app.handle(&bytes(event), replica_auditor::inspect::Budget::unlimited())
+        .await
+        .expect("handler succeeds")
 }
 
 /// What moto's STS GetCallerIdentity answers: the tests' auditor identity.
