@@ -206,3 +206,38 @@ async fn kms_never_answering_still_publishes_before_the_deadline() {
     assert_eq!(report["replicas"][0]["status"], "InSync");
     assert_eq!(w.published().await[0].report, report);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_a_check_is_audit_incomplete_and_published() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![Rule::new(
+            Some("kms"),
+            Some("us-east-1"),
+            Fault::AccessDenied,
+        )],
+    )
+    .await;
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(&report),
+        vec![(
+            "AUDIT_INCOMPLETE".to_string(),
+            Some("us-east-1".to_string())
+        )]
+    );
+    let m = finding(&report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains("kms:DescribeKey in us-east-1: access denied"),
+        "{m}"
+    );
+    // Access denied is not retried: one attempt.
+    assert_eq!(proxy.seen("kms", "us-east-1"), 1);
+    assert_eq!(w.published().await[0].report, report);
+}

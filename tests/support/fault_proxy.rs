@@ -27,6 +27,8 @@ pub enum Fault {
     ServerError,
     /// HTTP 400 ThrottlingException.
     Throttle,
+    /// HTTP 400 AccessDeniedException (SNS: AuthorizationError).
+    AccessDenied,
     /// Forward to moto, send half its response, then reset.
     ResetMidResponse,
     /// Hold the request and never answer.
@@ -181,6 +183,21 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
                 "ThrottlingException"
             };
             respond(&mut client, &service, 400, code, "Rate exceeded").await
+        }
+        Some(Fault::AccessDenied) => {
+            let code = if service == "sns" {
+                "AuthorizationError"
+            } else {
+                "AccessDeniedException"
+            };
+            respond(
+                &mut client,
+                &service,
+                400,
+                code,
+                "User is not authorized to perform this action",
+            )
+            .await
         }
         Some(Fault::ResetMidResponse) => forward(&mut client, upstream, &request, true).await,
         Some(Fault::Hang) => {
