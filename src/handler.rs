@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::audit;
 use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
 use crate::config::Config;
-use crate::config::RemediationMode;
+use crate::config::{Remediation, RemediationMode};
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
 use crate::model::Snapshot;
@@ -48,21 +48,34 @@ pub struct App<C> {
     /// The auditor's own principal ARN (AUDITOR_ROLE_ARN, else STS at cold
     /// start): events it caused are audited but never remediated again.
     /// Unknown, remediation runs as dry-run rather than risk a loop.
-    pub identity: Option<String>,
+    identity: Option<String>,
+    /// The remediation settings in force: the configured ones, as dry-run
+    /// when the identity is unknown. Derived once, by [`App::with_identity`].
+    remediation: Remediation,
 }
 
 impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
         let identity = config.remediation.auditor_role_arn.clone();
+        let remediation = in_force(&config.remediation, identity.is_some());
         App {
             clients,
             config,
             home_region,
             identity,
+            remediation,
         }
     }
 
+    /// Set the auditor's own identity (the loop guard); the remediation
+    /// settings in force follow from it.
     pub fn with_identity(mut self, identity: Option<String>) -> Self {
+        self.remediation = in_force(&self.config.remediation, identity.is_some());
+        if self.remediation.mode != self.config.remediation.mode {
+            warn!(
+                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
+            );
+        }
         self.identity = identity;
         self
     }
@@ -91,7 +104,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             primary_region = report.secret.primary_region.as_deref().unwrap_or(""),
             findings = report.summary.count,
             highest_severity = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("NONE"),
-            codes = %codes(&report),
+            codes = %report.codes().join(","),
             actions = %outcomes(&report),
             published = published.is_some(),
             message_id = published.as_deref().unwrap_or(""),
@@ -145,16 +158,15 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
             _ => false,
         };
-        let mut settings = self.config.remediation.clone();
-        if settings.mode == RemediationMode::On && self.identity.is_none() {
-            warn!(
-                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
-            );
-            settings.mode = RemediationMode::DryRun;
-        }
-        let decisions = remediate::plan(snapshot, &findings, &settings, own_event);
-        let actions =
-            remediate::execute(&self.clients, snapshot, decisions, &settings, budget).await;
+        let decisions = remediate::plan(snapshot, &findings, &self.remediation, own_event);
+        let actions = remediate::execute(
+            &self.clients,
+            snapshot,
+            decisions,
+            &self.remediation,
+            budget,
+        )
+        .await;
         report::build(
             info,
             snapshot,
@@ -179,6 +191,16 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
     }
 }
 
+/// Remediation as configured, but dry-run when the auditor cannot know its
+/// own events (a retry could then trigger itself forever).
+fn in_force(configured: &Remediation, identity_known: bool) -> Remediation {
+    let mut r = configured.clone();
+    if r.mode == RemediationMode::On && !identity_known {
+        r.mode = RemediationMode::DryRun;
+    }
+    r
+}
+
 fn outcomes(report: &Report) -> String {
     let a: Vec<String> = report
         .actions
@@ -186,12 +208,6 @@ fn outcomes(report: &Report) -> String {
         .map(|a| format!("{}:{}", a.region, a.outcome))
         .collect();
     a.join(",")
-}
-
-fn codes(report: &Report) -> String {
-    let mut c: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
-    c.dedup();
-    c.join(",")
 }
 
 pub fn now_rfc3339() -> String {
@@ -265,6 +281,18 @@ mod tests {
             None,
             "inside the 0.5 s minimum reserve: no new work"
         );
+    }
+
+    #[test]
+    fn remediation_is_dry_run_while_the_identity_is_unknown() {
+        let on = Remediation::default();
+        assert_eq!(in_force(&on, true).mode, RemediationMode::On);
+        assert_eq!(in_force(&on, false).mode, RemediationMode::DryRun);
+        let off = Remediation {
+            mode: RemediationMode::Off,
+            ..Remediation::default()
+        };
+        assert_eq!(in_force(&off, false).mode, RemediationMode::Off);
     }
 
     #[test]

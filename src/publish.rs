@@ -12,9 +12,7 @@ pub fn message(topic_arn: &str, report: &Report) -> Message {
         .map(|s| s.as_str())
         .unwrap_or("INFO")
         .to_string();
-    let mut codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
-    codes.sort_unstable();
-    codes.dedup();
+    let codes = report.codes();
     let name = report::cut(&report::one_line(&report.secret.name), 256);
     let mut attributes = vec![
         ("severity".to_string(), "String", severity),

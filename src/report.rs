@@ -73,6 +73,16 @@ pub struct Truncation {
     pub omitted_findings: usize,
 }
 
+impl Report {
+    /// The distinct finding codes, sorted.
+    pub fn codes(&self) -> Vec<&'static str> {
+        let mut codes: Vec<&'static str> = self.findings.iter().map(|f| f.code.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    }
+}
+
 impl TriggerInfo {
     pub fn from_cloudtrail(t: &Trigger) -> TriggerInfo {
         TriggerInfo {
