@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak bench-sweep sam-build
+.PHONY: demo test bootstrap build fuzz soak bench bench-sweep sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ fuzz:
 # Long runs through cargo lambda watch: 2,000 invocations back to back, 200 at once.
 soak: bootstrap
 	.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200
+
+# Replica Auditor against Cloud Custodian through a latency proxy, every
+# figure of the README's Performance section (about 30 min; not part of test).
+bench: bootstrap
+	scripts/bench.sh
 
 # Measure the sweep at several SWEEP_CONCURRENCY values (20 ms per AWS call).
 bench-sweep: bootstrap

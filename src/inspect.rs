@@ -71,7 +71,10 @@ impl Budget {
                     .into(),
             ));
         };
-        match tokio::time::timeout(window, fut).await {
+        // Boxed: an SDK call's future is large (tens of KB in a debug
+        // build), and the inspector runs several side by side in one task;
+        // on the heap they cannot overflow a worker thread's stack.
+        match tokio::time::timeout(window, Box::pin(fut)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(gap(e.to_string())),
             Err(_) => Err(gap(AwsError::Timeout {
@@ -139,8 +142,8 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         }
     };
 
-    // The primary's key, and for every replica Region, concurrently: the
-    // replica itself and its key.
+    // All at once (one round trip on top of the primary's): the primary's
+    // key, and for every replica Region the replica itself and its key.
     let primary_key = check_key(
         keys,
         &primary.region,
@@ -149,15 +152,16 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         budget,
     );
     let replicas = join_all(primary.replication.iter().map(|status| async {
-        let presence = describe(secrets, budget, &status.region, &primary.name).await;
-        let key = check_key(
-            keys,
-            &status.region,
-            KeyRole::Replica,
-            status.kms_key_id.clone(),
-            budget,
-        )
-        .await;
+        let (presence, key) = futures::join!(
+            describe(secrets, budget, &status.region, &primary.name),
+            check_key(
+                keys,
+                &status.region,
+                KeyRole::Replica,
+                status.kms_key_id.clone(),
+                budget,
+            )
+        );
         (status.clone(), presence, key)
     }));
     let (primary_key, replicas) = futures::join!(primary_key, replicas);
@@ -210,8 +214,11 @@ fn end_early(mut snap: Snapshot, outcome: Result<Option<SecretState>, Gap>) -> S
     snap
 }
 
-/// DescribeKey, then GetKeyPolicy for customer keys. The AWS-managed key
-/// is recognised by name without a call.
+/// DescribeKey and GetKeyPolicy for customer keys. GetKeyPolicy takes a
+/// key ID or key ARN only, so both calls go out at once when the reference
+/// is one of those, and one after the other when it is an alias (DescribeKey
+/// resolves it first). The AWS-managed key is recognised by name without a
+/// call.
 async fn check_key<K: KeysApi>(
     keys: &K,
     region: &str,
@@ -233,14 +240,27 @@ async fn check_key<K: KeysApi>(
             return (check, gaps);
         }
     };
-    check.info = match budget
-        .run(
-            "kms:DescribeKey",
-            region,
-            keys.describe_key(region, &key_ref),
-        )
-        .await
-    {
+    let get_policy = |key: String| async move {
+        budget
+            .run(
+                "kms:GetKeyPolicy",
+                region,
+                keys.get_key_policy(region, &key),
+            )
+            .await
+    };
+    let describe = budget.run(
+        "kms:DescribeKey",
+        region,
+        keys.describe_key(region, &key_ref),
+    );
+    let (described, early_policy) = if is_alias(&key_ref) {
+        (describe.await, None)
+    } else {
+        let (d, p) = futures::join!(describe, get_policy(key_ref.clone()));
+        (d, Some(p))
+    };
+    check.info = match described {
         Ok(None) => KeyInfo::NotFound,
         Err(gap) => {
             gaps.push(gap);
@@ -250,14 +270,11 @@ async fn check_key<K: KeysApi>(
             let policy = if meta.aws_managed {
                 None
             } else {
-                match budget
-                    .run(
-                        "kms:GetKeyPolicy",
-                        region,
-                        keys.get_key_policy(region, &meta.arn),
-                    )
-                    .await
-                {
+                let fetched = match early_policy {
+                    Some(p) => p,
+                    None => get_policy(meta.arn.clone()).await,
+                };
+                match fetched {
                     Ok(p) => p,
                     Err(gap) => {
                         gaps.push(gap);
@@ -275,6 +292,11 @@ async fn check_key<K: KeysApi>(
         }
     };
     (check, gaps)
+}
+
+/// `alias/NAME` or an alias ARN (`arn:...:alias/NAME`).
+fn is_alias(key_ref: &str) -> bool {
+    key_ref.starts_with("alias/") || key_ref.contains(":alias/")
 }
 
 /// A promoted replica's former primary: a secret of the same name in
@@ -323,4 +345,171 @@ pub fn arn_in_region(arn: &str, region: &str) -> Option<String> {
         "arn:{}:secretsmanager:{region}:{}:secret:{}",
         parsed.partition, parsed.account, parsed.resource
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Round trips: with every AWS call taking the same fixed time (tokio's
+    //! paused clock), the time `inspect` takes is the number of sequential
+    //! round trips it costs.
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::aws::KeyMeta;
+
+    const RTT: Duration = Duration::from_millis(100);
+    const PRIMARY: &str = "us-west-2";
+    const REPLICA_REGIONS: [&str; 6] = [
+        "us-east-1",
+        "eu-west-1",
+        "eu-central-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "sa-east-1",
+    ];
+
+    fn key_arn(region: &str) -> String {
+        format!("arn:aws:kms:{region}:123456789012:key/1234abcd-12ab-34cd-56ef-{region}")
+    }
+
+    /// One secret with `n` replicas; every call sleeps [`RTT`] and is counted.
+    struct World {
+        replicas: usize,
+        /// Key references as ARNs, or as aliases.
+        aliases: bool,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl World {
+        fn key_ref(&self, region: &str) -> String {
+            if self.aliases {
+                "alias/app".into()
+            } else {
+                key_arn(region)
+            }
+        }
+
+        fn secret(&self, region: &str) -> SecretState {
+            let replication = REPLICA_REGIONS[..self.replicas]
+                .iter()
+                .map(|r| ReplicaStatus {
+                    region: r.to_string(),
+                    kms_key_id: Some(self.key_ref(r)),
+                    status: Some("InSync".into()),
+                    status_message: None,
+                })
+                .collect();
+            SecretState {
+                arn: format!("arn:aws:secretsmanager:{region}:123456789012:secret:app-AbCdEf"),
+                name: "app".into(),
+                region: region.into(),
+                primary_region: Some(PRIMARY.into()),
+                kms_key_id: Some(self.key_ref(region)),
+                rotation_enabled: false,
+                tags: BTreeMap::new(),
+                replication: if region == PRIMARY {
+                    replication
+                } else {
+                    vec![]
+                },
+            }
+        }
+
+        async fn call(&self, name: String) {
+            self.calls.lock().unwrap().push(name);
+            tokio::time::sleep(RTT).await;
+        }
+    }
+
+    impl SecretsApi for World {
+        async fn list_secrets(
+            &self,
+            _: &str,
+            _: Option<String>,
+        ) -> Result<(Vec<crate::aws::Listed>, Option<String>), AwsError> {
+            unreachable!("inspect never lists")
+        }
+        async fn describe_secret(
+            &self,
+            region: &str,
+            _: &str,
+        ) -> Result<Option<SecretState>, AwsError> {
+            self.call(format!("DescribeSecret {region}")).await;
+            Ok(Some(self.secret(region)))
+        }
+    }
+
+    impl KeysApi for World {
+        async fn describe_key(&self, region: &str, _: &str) -> Result<Option<KeyMeta>, AwsError> {
+            self.call(format!("DescribeKey {region}")).await;
+            Ok(Some(KeyMeta {
+                key_id: "1234abcd".into(),
+                arn: key_arn(region),
+                state: "Enabled".into(),
+                aws_managed: false,
+            }))
+        }
+        async fn get_key_policy(
+            &self,
+            region: &str,
+            key: &str,
+        ) -> Result<Option<String>, AwsError> {
+            assert!(!is_alias(key), "GetKeyPolicy does not take an alias: {key}");
+            self.call(format!("GetKeyPolicy {region}")).await;
+            Ok(Some("{}".into()))
+        }
+    }
+
+    async fn measure(replicas: usize, aliases: bool) -> (u32, usize, Snapshot) {
+        let world = World {
+            replicas,
+            aliases,
+            calls: Mutex::new(vec![]),
+        };
+        let target = Target {
+            secret_id: "app".into(),
+            region: PRIMARY.into(),
+            account: None,
+            promotion: false,
+            search_regions: vec![],
+        };
+        let start = tokio::time::Instant::now();
+        let snap = inspect(&world, &world, &target, &Budget::unlimited()).await;
+        let rounds = (start.elapsed().as_millis() / RTT.as_millis()) as u32;
+        let calls = world.calls.lock().unwrap().len();
+        (rounds, calls, snap)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_primary_event_costs_two_round_trips_for_any_number_of_replicas() {
+        for n in [0, 1, 3, 6] {
+            let (rounds, calls, snap) = measure(n, false).await;
+            assert_eq!(rounds, 2, "{n} replicas");
+            // One DescribeSecret per Region, one DescribeKey and one
+            // GetKeyPolicy per key: nothing more.
+            assert_eq!(calls, 1 + n + 2 * (n + 1), "{n} replicas");
+            assert!(snap.gaps.is_empty());
+            assert_eq!(snap.keys.len(), n + 1);
+            assert!(snap.keys.iter().all(|k| matches!(
+                &k.info,
+                KeyInfo::Described(d) if d.policy.as_deref() == Some("{}")
+            )));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_named_by_alias_costs_one_more_round_trip() {
+        let (rounds, calls, _) = measure(3, true).await;
+        assert_eq!(rounds, 3);
+        assert_eq!(calls, 1 + 3 + 2 * 4);
+    }
+
+    #[test]
+    fn aliases_are_told_from_key_ids_and_arns() {
+        assert!(is_alias("alias/app"));
+        assert!(is_alias("arn:aws:kms:us-east-1:123456789012:alias/app"));
+        assert!(!is_alias("1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(!is_alias(&key_arn("us-east-1")));
+    }
 }

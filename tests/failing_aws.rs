@@ -237,7 +237,8 @@ async fn access_denied_on_a_check_is_audit_incomplete_and_published() {
         m.contains("kms:DescribeKey in us-east-1: access denied"),
         "{m}"
     );
-    // Access denied is not retried: one attempt.
-    assert_eq!(proxy.seen("kms", "us-east-1"), 1);
+    // Access denied is not retried: one attempt each of DescribeKey and
+    // GetKeyPolicy (sent together, the key being named by ARN).
+    assert_eq!(proxy.seen("kms", "us-east-1"), 2);
     assert_eq!(w.published().await[0].report, report);
 }

@@ -1,4 +1,4 @@
-"""moto_shim: moto server with two documented gaps bridged, for tests only.
+"""moto_shim: moto server with three documented gaps bridged, for tests only.
 
 The product talks to this exactly as it would to AWS; nothing in src/
 knows it exists. Each patch below makes moto behave as the real Secrets
@@ -7,7 +7,10 @@ Manager API does (see the README's "Testing against moto" section):
 1. Replica KMS keys: moto reports every replica's KmsKeyId as
    alias/aws/secretsmanager. Real AWS reports the key the replica was
    created with. Patched: ReplicationStatus carries the requested key.
-2. StopReplicationToReplica: moto has no such action. Patched: calling it
+2. A replica's own description: moto shows the primary's KmsKeyId when a
+   replica is described in its Region. Real AWS shows the replica's key
+   (none for the AWS-managed key). Patched in ReplicaSecret.to_dict.
+3. StopReplicationToReplica: moto has no such action. Patched: calling it
    in a replica's Region turns the replica into a standalone secret with
    the same ARN (as AWS does) and drops the Region from the primary.
 
@@ -91,7 +94,24 @@ def to_dict(self):
 models.FakeSecret.to_dict = to_dict
 
 
-# 2. StopReplicationToReplica ------------------------------------------------
+# 2. A replica's own description ---------------------------------------------
+_original_replica_to_dict = models.ReplicaSecret.to_dict
+
+
+def replica_to_dict(self):
+    dct = _original_replica_to_dict(self)
+    key = self.config.get("KmsKeyId")
+    if key and key != DEFAULT_KEY:
+        dct["KmsKeyId"] = key
+    else:
+        dct.pop("KmsKeyId", None)
+    return dct
+
+
+models.ReplicaSecret.to_dict = replica_to_dict
+
+
+# 3. StopReplicationToReplica ------------------------------------------------
 def stop_replication_to_replica(self, secret_id):
     replica = self.secrets.get(secret_id)
     if not isinstance(replica, models.ReplicaSecret):
