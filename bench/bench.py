@@ -53,6 +53,8 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "moto"))
+import world as test_world  # noqa: E402  (tests/moto/world.py: the same key policy)
 OUT = ROOT / "target" / "bench"
 ACCOUNT = "123456789012"
 PRIMARY = "us-west-2"
@@ -172,18 +174,7 @@ class World:
             )
 
     def key(self, region):
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "Enable IAM User Permissions",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                }
-            ],
-        }
+        policy = test_world.own_policy()  # the account's root, as a default key policy
         kms = self.client("kms", region)
         arn = kms.create_key(Description="bench", Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
         kms.create_alias(AliasName="alias/bench-app", TargetKeyId=arn)
@@ -287,7 +278,13 @@ class RuntimeApi:
                     api.done.put((0.0, "init-error", body))
                 self.send(202, b"{}")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                # A stopped function drops its waiting `next` connection.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
