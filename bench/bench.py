@@ -38,7 +38,6 @@ import platform
 import queue
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,11 +49,12 @@ import uuid
 import zipfile
 from pathlib import Path
 
-import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "moto"))
-import world as test_world  # noqa: E402  (tests/moto/world.py: the same key policy)
+sys.path.insert(0, str(ROOT / "scripts"))
+import world as test_world  # noqa: E402  (tests/moto/world.py: key policy, findings inbox)
+from local_stack import drain, free_port, rss_kib, start, stop, wait_for_port  # noqa: E402
 OUT = ROOT / "target" / "bench"
 ACCOUNT = "123456789012"
 PRIMARY = "us-west-2"
@@ -81,12 +81,6 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -98,43 +92,26 @@ class World:
     """moto (with the test shim) and the latency proxy in front of it."""
 
     def __init__(self, proxy_bin):
+        OUT.mkdir(parents=True, exist_ok=True)
         self.moto_port = free_port()
-        self.moto = subprocess.Popen(
+        self.moto = start(
             [sys.executable, str(ROOT / "tests/moto/moto_shim.py"), "-p", str(self.moto_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            open(OUT / "moto.log", "w"),
         )
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.moto_url + "/moto-api/", timeout=1)
-                break
-            except Exception:
-                if time.time() > deadline or self.moto.poll() is not None:
-                    raise RuntimeError("moto server did not start")
-                time.sleep(0.1)
-        self.proxy = subprocess.Popen([proxy_bin, str(self.moto_port)], stdout=subprocess.PIPE, text=True)
+        wait_for_port(self.moto_port, "moto", self.moto, timeout=30)
+        self.proxy = subprocess.Popen(
+            [proxy_bin, str(self.moto_port)], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.proxy_url = f"http://127.0.0.1:{self.proxy.stdout.readline().strip()}"
 
     def stop(self):
-        for p in (self.proxy, self.moto):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(self.proxy)
+        stop(self.moto)
 
     def client(self, service, region=PRIMARY):
         """A client straight to moto (seeding and reading back, never timed)."""
-        return boto3.client(
-            service,
-            region_name=region,
-            endpoint_url=self.moto_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return test_world.client(service, region, self.moto_url)
 
     def control(self, path, method="GET"):
         req = urllib.request.Request(self.proxy_url + "/__proxy/" + path, method=method)
@@ -151,27 +128,12 @@ class World:
         return self.control("stats")
 
     def topic_with_inbox(self):
-        sns, sqs = self.client("sns"), self.client("sqs")
-        topic = sns.create_topic(Name="replica-auditor-findings")["TopicArn"]
-        url = sqs.create_queue(QueueName="findings-inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-        self.topic, self.queue_url = topic, url
-        return topic
+        self.topic, self.queue_url = test_world.findings_inbox(self.moto_url)
+        return self.topic
 
     def drain(self):
         """Every report published so far (read from the SQS subscriber)."""
-        sqs, reports = self.client("sqs"), []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return reports
-            for m in got:
-                reports.append(json.loads(json.loads(m["Body"])["Message"]))
-            sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        return [json.loads(m["Message"]) for m in drain(self.moto_url, self.queue_url)]
 
     def key(self, region):
         policy = test_world.own_policy()  # the account's root, as a default key policy
@@ -339,19 +301,13 @@ class Auditor:
         """Stop the process; its whole-life (cpu seconds, peak RSS KiB).
         Peak RSS is VmHWM: wait4's ru_maxrss would carry this Python
         process's size over the fork and exec."""
-        peak = vm_hwm(self.proc.pid)
+        peak = rss_kib(self.proc.pid, "VmHWM")
         self.proc.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = 0
         self.api.stop()
         self.logfile.close()
         return usage.ru_utime + usage.ru_stime, peak
-
-
-def vm_hwm(pid="self"):
-    """Peak resident set size in KiB (VmHWM) of a live process."""
-    line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmHWM:"))
-    return int(line.split()[1])
 
 
 def cloudtrail_event(name, arn, regions, keys):
@@ -405,7 +361,6 @@ def custodian_run(custodian_python, world, workdir):
 
 
 CUSTODIAN_COLD = """
-import time, resource
 import c7n.handler                              # its Lambda entry point
 from c7n.config import Config
 from c7n.policy import load as load_policies

@@ -133,20 +133,7 @@ class LocalStack:
 
     def drain(self):
         """Every message the findings topic delivered to its SQS queue."""
-        sqs = boto3.client("sqs", region_name="us-west-2", endpoint_url=self.endpoint,
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        messages = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.world["queue_url"], MaxNumberOfMessages=10)
-            batch = got.get("Messages", [])
-            if not batch:
-                return messages
-            for m in batch:
-                messages.append(json.loads(m["Body"]))
-            sqs.delete_message_batch(
-                QueueUrl=self.world["queue_url"],
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
-            )
+        return drain(self.endpoint, self.world["queue_url"])
 
     def function_pids(self):
         """The pids of the running function processes (the emulator's children)."""
@@ -154,8 +141,27 @@ class LocalStack:
         return sorted(int(p) for p in out.stdout.split())
 
 
-def rss_kib(pid):
+def drain(endpoint, queue_url):
+    """Every SNS envelope delivered to the findings queue, deleted as read."""
+    sqs = boto3.client("sqs", region_name="us-west-2", endpoint_url=endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        batch = got.get("Messages", [])
+        if not batch:
+            return messages
+        for m in batch:
+            messages.append(json.loads(m["Body"]))
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+
+
+def rss_kib(pid, field="VmRSS"):
+    """A memory figure in KiB from /proc/PID/status: VmRSS (now) or VmHWM (peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return None

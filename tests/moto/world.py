@@ -152,15 +152,21 @@ def seed(endpoint, bulk=0):
         )
     world["bulk"] = bulk
 
-    # Findings topic with an SQS subscriber to read back what is published.
+    topic, queue_url = findings_inbox(endpoint)
+    world.update({"topic_arn": topic, "queue_url": queue_url})
+    return world
+
+
+def findings_inbox(endpoint):
+    """The findings topic with an SQS subscriber to read back what is
+    published: (topic ARN, queue URL)."""
     sns = client("sns", PRIMARY, endpoint)
     sqs = client("sqs", PRIMARY, endpoint)
     topic = sns.create_topic(Name="replica-auditor-findings")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="findings-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    world.update({"topic_arn": topic, "queue_url": queue_url})
-    return world
+    return topic, queue_url
 
 
 if __name__ == "__main__":
