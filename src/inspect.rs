@@ -71,10 +71,10 @@ impl Budget {
                     .into(),
             ));
         };
-        // Boxed: an SDK call's future is large (tens of KB in a debug
-        // build), and the inspector runs several side by side in one task;
-        // on the heap they cannot overflow a worker thread's stack.
-        match tokio::time::timeout(window, Box::pin(fut)).await {
+        // The adapters box each SDK call's future (tens of KB in a debug
+        // build), so the inspector can run several side by side in one task
+        // without copying them around or overflowing a thread's stack.
+        match tokio::time::timeout(window, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(gap(e.to_string())),
             Err(_) => Err(gap(AwsError::Timeout {
@@ -153,7 +153,11 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
     );
     let replicas = join_all(primary.replication.iter().map(|status| async {
         let (presence, key) = futures::join!(
-            describe(secrets, budget, &status.region, &primary.name),
+            budget.run(
+                "secretsmanager:DescribeSecret",
+                &status.region,
+                secrets.describe_replica(&status.region, &primary),
+            ),
             check_key(
                 keys,
                 &status.region,
@@ -426,8 +430,9 @@ mod tests {
         async fn list_secrets(
             &self,
             _: &str,
+            _: Option<&str>,
             _: Option<String>,
-        ) -> Result<(Vec<crate::aws::Listed>, Option<String>), AwsError> {
+        ) -> Result<(Vec<SecretState>, Option<String>), AwsError> {
             unreachable!("inspect never lists")
         }
         async fn describe_secret(

@@ -44,6 +44,14 @@ async fn sweep_reports_each_broken_secret_and_a_summary() {
     // Many secrets share a key: most KMS answers came from the cache.
     assert!(s["kms_cache_hits"].as_u64().unwrap() > 700, "{s}");
     assert!(s["kms_calls"].as_u64().unwrap() < 40, "{s}");
+    // Replicas come from one ListSecrets listing per Region: the 207 true
+    // replicas in us-east-1 (200 bulk + 7 world secrets; 3 pages of 100)
+    // and EuReplica's in eu-west-1 (1 page). The two name clashes and the
+    // Hijacked copy (a replica of eu-west-1) are not in a listing of
+    // us-west-2's replicas: each was described, which is how their
+    // findings above were made.
+    assert_eq!(s["replicas_from_listing"], 208, "{s}");
+    assert_eq!(s["replica_listing_calls"], 4, "{s}");
     assert_eq!(summary["trigger"]["source"], "schedule");
     assert_eq!(summary["findings"], json!([]));
 

@@ -14,7 +14,7 @@ fn not_found(err: AwsError) -> Result<(), AwsError> {
 impl KeysApi for AwsClients {
     async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyMeta>, AwsError> {
         let client = self.region(region).kms;
-        match client.describe_key().key_id(key_id).send().await {
+        match super::boxed(client.describe_key().key_id(key_id).send()).await {
             Ok(out) => Ok(out.key_metadata().map(|m| KeyMeta {
                 key_id: m.key_id().to_string(),
                 arn: m.arn().unwrap_or(m.key_id()).to_string(),
@@ -30,13 +30,12 @@ impl KeysApi for AwsClients {
 
     async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<Option<String>, AwsError> {
         let client = self.region(region).kms;
-        match client
+        let call = client
             .get_key_policy()
             .key_id(key_id)
             .policy_name("default")
-            .send()
-            .await
-        {
+            .send();
+        match super::boxed(call).await {
             Ok(out) => Ok(out.policy().map(str::to_string)),
             Err(e) => not_found(AwsError::from_sdk("kms:GetKeyPolicy", region, e)).map(|()| None),
         }

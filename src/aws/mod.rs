@@ -12,11 +12,19 @@ mod secrets;
 mod sns;
 
 use std::future::Future;
+use std::pin::Pin;
 
 pub use clients::AwsClients;
 pub use error::{AwsError, error_chain};
 
 use crate::model::SecretState;
+
+/// An SDK call's future, moved to the heap as it is made. It is large
+/// (kilobytes), and unboxed it would be copied at every join and every
+/// await that moves the futures around it; measured by `make bench`.
+fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
+    Box::pin(call)
+}
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
 pub const IAM_ACTIONS: [&str; 7] = [
@@ -53,23 +61,18 @@ pub struct KeyMeta {
     pub aws_managed: bool,
 }
 
-/// A secret as ListSecrets shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listed {
-    pub arn: String,
-    pub name: String,
-    pub primary_region: Option<String>,
-}
-
 /// Secrets Manager, as the auditor needs it.
 pub trait SecretsApi: Send + Sync {
     /// One page of ListSecrets in `region` (secrets scheduled for deletion
-    /// left out), and the token for the next page.
+    /// left out), only replicas of primaries in `primary_region` when
+    /// given, and the token for the next page. A listed secret carries no
+    /// `replication` (ListSecrets does not show ReplicationStatus).
     fn list_secrets(
         &self,
         region: &str,
+        primary_region: Option<&str>,
         next_token: Option<String>,
-    ) -> impl Future<Output = Result<(Vec<Listed>, Option<String>), AwsError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<SecretState>, Option<String>), AwsError>> + Send;
 
     /// DescribeSecret in `region`; `Ok(None)` when the secret does not
     /// exist there (or is scheduled for deletion).
@@ -78,6 +81,16 @@ pub trait SecretsApi: Send + Sync {
         region: &str,
         secret_id: &str,
     ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send;
+
+    /// `primary`'s replica in `region`: DescribeSecret there by name. The
+    /// sweep answers this from a listing of the Region instead.
+    fn describe_replica(
+        &self,
+        region: &str,
+        primary: &SecretState,
+    ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send {
+        self.describe_secret(region, &primary.name)
+    }
 }
 
 /// KMS, as the auditor needs it.

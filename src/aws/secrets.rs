@@ -1,39 +1,44 @@
-//! Secrets Manager adapter: DescribeSecret only. The auditor never reads a
-//! secret value.
+//! Secrets Manager adapter: ListSecrets, DescribeSecret and the two
+//! replication writes. The auditor never reads a secret value.
 
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+use aws_sdk_secretsmanager::types::{
+    Filter, FilterNameStringType, ReplicaRegionType, SecretListEntry, Tag,
+};
 
-use aws_sdk_secretsmanager::types::ReplicaRegionType;
-
-use super::{AwsClients, AwsError, Listed, ReplicationApi, SecretsApi};
+use super::{AwsClients, AwsError, ReplicationApi, SecretsApi};
 use crate::model::{ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
     async fn list_secrets(
         &self,
         region: &str,
+        primary_region: Option<&str>,
         next_token: Option<String>,
-    ) -> Result<(Vec<Listed>, Option<String>), AwsError> {
-        let out = self
+    ) -> Result<(Vec<SecretState>, Option<String>), AwsError> {
+        let filter = primary_region.map(|p| {
+            Filter::builder()
+                .key(FilterNameStringType::PrimaryRegion)
+                .values(p)
+                .build()
+        });
+        let call = self
             .region(region)
             .secrets
             .list_secrets()
             .max_results(100)
             .include_planned_deletion(false)
+            .set_filters(filter.map(|f| vec![f]))
             .set_next_token(next_token)
-            .send()
+            .send();
+        let out = super::boxed(call)
             .await
             .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecrets", region, e))?;
         let listed = out
             .secret_list()
             .iter()
-            .filter_map(|e| {
-                Some(Listed {
-                    arn: e.arn()?.to_string(),
-                    name: e.name().unwrap_or_default().to_string(),
-                    primary_region: e.primary_region().map(str::to_string),
-                })
-            })
+            .filter(|e| e.deleted_date().is_none())
+            .filter_map(|e| listed_state(region, e))
             .collect();
         Ok((listed, out.next_token().map(str::to_string)))
     }
@@ -44,7 +49,7 @@ impl SecretsApi for AwsClients {
         secret_id: &str,
     ) -> Result<Option<SecretState>, AwsError> {
         let client = self.region(region).secrets;
-        match client.describe_secret().secret_id(secret_id).send().await {
+        match super::boxed(client.describe_secret().secret_id(secret_id).send()).await {
             Ok(out) if out.deleted_date().is_some() => Ok(None),
             Ok(out) => Ok(Some(to_state(region, out))),
             Err(e) => {
@@ -67,17 +72,16 @@ impl ReplicationApi for AwsClients {
         secret_id: &str,
         replica_region: &str,
     ) -> Result<(), AwsError> {
-        self.region(region)
+        let call = self
+            .region(region)
             .secrets
             .remove_regions_from_replication()
             .secret_id(secret_id)
             .remove_replica_regions(replica_region)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                AwsError::from_sdk("secretsmanager:RemoveRegionsFromReplication", region, e)
-            })
+            .send();
+        super::boxed(call).await.map(|_| ()).map_err(|e| {
+            AwsError::from_sdk("secretsmanager:RemoveRegionsFromReplication", region, e)
+        })
     }
 
     async fn replicate_to(
@@ -92,17 +96,44 @@ impl ReplicationApi for AwsClients {
             .region(replica_region)
             .set_kms_key_id(kms_key_id.map(str::to_string))
             .build();
-        self.region(region)
+        let call = self
+            .region(region)
             .secrets
             .replicate_secret_to_regions()
             .secret_id(secret_id)
             .add_replica_regions(replica)
             .force_overwrite_replica_secret(force_overwrite)
-            .send()
+            .send();
+        super::boxed(call)
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("secretsmanager:ReplicateSecretToRegions", region, e))
     }
+}
+
+/// A ListSecrets entry as the audit sees a secret; `None` without an ARN.
+fn listed_state(region: &str, e: &SecretListEntry) -> Option<SecretState> {
+    Some(SecretState {
+        arn: e.arn()?.to_string(),
+        name: e.name().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        primary_region: e.primary_region().map(str::to_string),
+        kms_key_id: e.kms_key_id().map(str::to_string),
+        rotation_enabled: e.rotation_enabled().unwrap_or(false),
+        tags: tag_map(e.tags()),
+        replication: Vec::new(),
+    })
+}
+
+fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
 }
 
 fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
@@ -113,16 +144,7 @@ fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
         primary_region: out.primary_region().map(str::to_string),
         kms_key_id: out.kms_key_id().map(str::to_string),
         rotation_enabled: out.rotation_enabled().unwrap_or(false),
-        tags: out
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect(),
+        tags: tag_map(out.tags()),
         replication: out
             .replication_status()
             .iter()

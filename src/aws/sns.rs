@@ -29,8 +29,7 @@ impl Publisher for AwsClients {
                 })?;
             req = req.message_attributes(name, attr);
         }
-        let out = req
-            .send()
+        let out = super::boxed(req.send())
             .await
             .map_err(|e| AwsError::from_sdk("sns:Publish", &region, e))?;
         Ok(out.message_id().unwrap_or_default().to_string())

@@ -3,23 +3,26 @@
 //!
 //! Every secret listed in SWEEP_REGIONS is followed to its primary and
 //! audited as a CloudTrail-triggered one would be, with bounded
-//! concurrency and KMS answers cached per Region and key for the
-//! invocation. One report per secret with findings, then one summary. New
+//! concurrency. For the invocation, KMS answers are cached per Region and
+//! key, and replicas come from one ListSecrets listing per Region (see
+//! [`cache`]). One report per secret with findings, then one summary. New
 //! work stops before the deadline; what was not reached is reported.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod cache;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 use tracing::info;
 
+pub use cache::{CachedKeys, ListedReplicas};
+
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{AwsError, KeyMeta, KeysApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
 use crate::handler::{App, HandlerError, now_rfc3339};
 use crate::inspect::{self, Budget, Target, arn_in_region};
@@ -44,6 +47,11 @@ pub struct SweepSummary {
     /// KMS calls answered from the invocation's cache.
     pub kms_cache_hits: usize,
     pub kms_calls: usize,
+    /// Replica checks answered from a ListSecrets listing of their Region,
+    /// and the ListSecrets calls those listings took; the other replicas
+    /// were described one by one.
+    pub replicas_from_listing: usize,
+    pub replica_listing_calls: usize,
     pub duration_ms: u64,
 }
 
@@ -90,7 +98,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
                     .run(
                         "secretsmanager:ListSecrets",
                         region,
-                        self.clients.list_secrets(region, token.take()),
+                        self.clients.list_secrets(region, None, token.take()),
                     )
                     .await
                 {
@@ -118,8 +126,9 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         }
 
         let keys = CachedKeys::new(&self.clients);
+        let replicas = ListedReplicas::new(&self.clients, *budget);
         let outcomes: Vec<Outcome> = futures::stream::iter(primaries.iter())
-            .map(|(arn, region)| self.sweep_one(arn, region, &info, &keys, budget))
+            .map(|(arn, region)| self.sweep_one(arn, region, &info, (&replicas, &keys), budget))
             .buffer_unordered(self.config.sweep.concurrency)
             .collect()
             .await;
@@ -134,6 +143,8 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             not_reached: 0,
             kms_cache_hits: keys.hits.load(Ordering::Relaxed),
             kms_calls: keys.calls.load(Ordering::Relaxed),
+            replicas_from_listing: replicas.answered.load(Ordering::Relaxed),
+            replica_listing_calls: replicas.pages.load(Ordering::Relaxed),
             duration_ms: 0,
         };
         let mut publish_errors = Vec::new();
@@ -170,6 +181,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             not_reached = summary.not_reached,
             reports_published = summary.reports_published,
             kms_cache_hits = summary.kms_cache_hits,
+            replicas_from_listing = summary.replicas_from_listing,
             duration_ms = summary.duration_ms,
             outcome = "swept",
             "sweep summary"
@@ -190,12 +202,12 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
     }
 
-    async fn sweep_one<K: KeysApi>(
+    async fn sweep_one<S: SecretsApi, K: KeysApi>(
         &self,
         arn: &str,
         region: &str,
         info: &TriggerInfo,
-        keys: &K,
+        (secrets, keys): (&S, &K),
         budget: &Budget,
     ) -> Outcome {
         // Stop starting new work once only the publish reserve is left.
@@ -209,7 +221,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             promotion: false,
             search_regions: Vec::new(),
         };
-        let snapshot = inspect::inspect(&self.clients, keys, &target, budget).await;
+        let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         if !self.is_replicated_or_required(&snapshot) {
             return match snapshot.primary {
                 Lookup::NotFound => Outcome::Gone,
@@ -285,80 +297,4 @@ fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region
     };
     r.sweep = Some(s.clone());
     r
-}
-
-type Cell<T> = Arc<OnceCell<Result<T, AwsError>>>;
-/// One cell per (Region, key).
-type Cells<T> = Mutex<HashMap<(String, String), Cell<T>>>;
-
-/// KMS answers cached per (Region, key) for one invocation: many secrets
-/// share a key. Concurrent askers of the same key wait for one call.
-pub struct CachedKeys<'a, K> {
-    inner: &'a K,
-    described: Cells<Option<KeyMeta>>,
-    policies: Cells<Option<String>>,
-    pub calls: AtomicUsize,
-    pub hits: AtomicUsize,
-}
-
-impl<'a, K: KeysApi> CachedKeys<'a, K> {
-    pub fn new(inner: &'a K) -> Self {
-        CachedKeys {
-            inner,
-            described: Mutex::default(),
-            policies: Mutex::default(),
-            calls: AtomicUsize::new(0),
-            hits: AtomicUsize::new(0),
-        }
-    }
-
-    fn cell<T>(
-        map: &Mutex<HashMap<(String, String), Cell<T>>>,
-        region: &str,
-        key: &str,
-    ) -> Cell<T> {
-        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry((region.to_string(), key.to_string()))
-            .or_default()
-            .clone()
-    }
-
-    async fn cached<T: Clone>(
-        &self,
-        cell: Cell<T>,
-        call: impl std::future::Future<Output = Result<T, AwsError>>,
-    ) -> Result<T, AwsError> {
-        if let Some(v) = cell.get() {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return v.clone();
-        }
-        let mut made = false;
-        let v = cell
-            .get_or_init(|| {
-                made = true;
-                call
-            })
-            .await
-            .clone();
-        if made {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-        }
-        v
-    }
-}
-
-impl<K: KeysApi> KeysApi for CachedKeys<'_, K> {
-    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyMeta>, AwsError> {
-        let cell = Self::cell(&self.described, region, key_id);
-        self.cached(cell, self.inner.describe_key(region, key_id))
-            .await
-    }
-
-    async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<Option<String>, AwsError> {
-        let cell = Self::cell(&self.policies, region, key_id);
-        self.cached(cell, self.inner.get_key_policy(region, key_id))
-            .await
-    }
 }

@@ -1,0 +1,422 @@
+//! The sweep's caches for one invocation: KMS answers per (Region, key),
+//! and replicas per (replica Region, primary Region) from one ListSecrets
+//! listing instead of a DescribeSecret each. Concurrent askers of the same
+//! entry wait for one call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use crate::aws::{AwsError, KeyMeta, KeysApi, SecretsApi};
+use crate::inspect::{Budget, arn_in_region};
+use crate::model::SecretState;
+
+type Cell<T> = Arc<OnceCell<Result<T, AwsError>>>;
+/// One cell per (Region, key).
+type Cells<T> = Mutex<HashMap<(String, String), Cell<T>>>;
+
+/// KMS answers cached per (Region, key) for one invocation: many secrets
+/// share a key. Concurrent askers of the same key wait for one call.
+pub struct CachedKeys<'a, K> {
+    inner: &'a K,
+    described: Cells<Option<KeyMeta>>,
+    policies: Cells<Option<String>>,
+    pub calls: AtomicUsize,
+    pub hits: AtomicUsize,
+}
+
+impl<'a, K: KeysApi> CachedKeys<'a, K> {
+    pub fn new(inner: &'a K) -> Self {
+        CachedKeys {
+            inner,
+            described: Mutex::default(),
+            policies: Mutex::default(),
+            calls: AtomicUsize::new(0),
+            hits: AtomicUsize::new(0),
+        }
+    }
+
+    fn cell<T>(
+        map: &Mutex<HashMap<(String, String), Cell<T>>>,
+        region: &str,
+        key: &str,
+    ) -> Cell<T> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry((region.to_string(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    async fn cached<T: Clone>(
+        &self,
+        cell: Cell<T>,
+        call: impl std::future::Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        if let Some(v) = cell.get() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return v.clone();
+        }
+        let mut made = false;
+        let v = cell
+            .get_or_init(|| {
+                made = true;
+                call
+            })
+            .await
+            .clone();
+        if made {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+}
+
+impl<K: KeysApi> KeysApi for CachedKeys<'_, K> {
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyMeta>, AwsError> {
+        let cell = Self::cell(&self.described, region, key_id);
+        self.cached(cell, self.inner.describe_key(region, key_id))
+            .await
+    }
+
+    async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<Option<String>, AwsError> {
+        let cell = Self::cell(&self.policies, region, key_id);
+        self.cached(cell, self.inner.get_key_policy(region, key_id))
+            .await
+    }
+}
+
+/// One listing: the replicas of one primary Region in one Region, by ARN;
+/// `None` when it could not be made.
+type Listing = Arc<OnceCell<Option<Mutex<HashMap<String, SecretState>>>>>;
+
+/// Replica checks answered from ListSecrets: one listing per (replica
+/// Region, primary Region), filtered to replicas of that primary Region
+/// (100 per call), instead of a DescribeSecret per replica.
+///
+/// A listing only ever confirms. A replica it does not hold (a Failed
+/// Region, a name clash, a replica newer than the listing, since ListSecrets
+/// is eventually consistent) is described as on the event path, and so is
+/// every replica in a Region whose listing failed. Each entry is handed out
+/// once (the sweep audits a primary once), so the listing shrinks as the
+/// sweep goes.
+pub struct ListedReplicas<'a, S> {
+    inner: &'a S,
+    budget: Budget,
+    listings: Mutex<HashMap<(String, String), Listing>>,
+    /// ListSecrets calls made for replica listings.
+    pub pages: AtomicUsize,
+    /// Replica checks answered from a listing.
+    pub answered: AtomicUsize,
+}
+
+impl<'a, S: SecretsApi> ListedReplicas<'a, S> {
+    pub fn new(inner: &'a S, budget: Budget) -> Self {
+        ListedReplicas {
+            inner,
+            budget,
+            listings: Mutex::default(),
+            pages: AtomicUsize::new(0),
+            answered: AtomicUsize::new(0),
+        }
+    }
+
+    /// The replica of `primary` in `region`, if the listing holds it.
+    async fn take_listed(&self, region: &str, primary: &SecretState) -> Option<SecretState> {
+        if region == primary.region {
+            return None;
+        }
+        let arn = arn_in_region(&primary.arn, region)?;
+        let cell = {
+            let mut m = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry((region.to_string(), primary.region.clone()))
+                .or_default()
+                .clone()
+        };
+        let listing = cell
+            .get_or_init(|| self.list_all(region, &primary.region))
+            .await
+            .as_ref()?;
+        let found = listing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&arn)?;
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// Every page of the listing; `None` (and one warning) if a page fails.
+    async fn list_all(
+        &self,
+        region: &str,
+        primary_region: &str,
+    ) -> Option<Mutex<HashMap<String, SecretState>>> {
+        let mut all = HashMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .budget
+                .run(
+                    "secretsmanager:ListSecrets",
+                    region,
+                    self.inner
+                        .list_secrets(region, Some(primary_region), token.take()),
+                )
+                .await;
+            self.pages.fetch_add(1, Ordering::Relaxed);
+            match page {
+                Ok((secrets, next)) => {
+                    // The filter is a prefix match: keep exact ones only.
+                    all.extend(
+                        secrets
+                            .into_iter()
+                            .filter(|s| s.primary_region.as_deref() == Some(primary_region))
+                            .map(|s| (s.arn.clone(), s)),
+                    );
+                    match next {
+                        Some(t) if !t.is_empty() => token = Some(t),
+                        _ => return Some(Mutex::new(all)),
+                    }
+                }
+                Err(gap) => {
+                    tracing::warn!(
+                        region,
+                        primary_region,
+                        reason = %gap.reason,
+                        "could not list replicas; describing each one instead"
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl<S: SecretsApi> SecretsApi for ListedReplicas<'_, S> {
+    async fn list_secrets(
+        &self,
+        region: &str,
+        primary_region: Option<&str>,
+        next_token: Option<String>,
+    ) -> Result<(Vec<SecretState>, Option<String>), AwsError> {
+        self.inner
+            .list_secrets(region, primary_region, next_token)
+            .await
+    }
+
+    async fn describe_secret(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<SecretState>, AwsError> {
+        self.inner.describe_secret(region, secret_id).await
+    }
+
+    async fn describe_replica(
+        &self,
+        region: &str,
+        primary: &SecretState,
+    ) -> Result<Option<SecretState>, AwsError> {
+        match self.take_listed(region, primary).await {
+            Some(listed) => Ok(Some(listed)),
+            None => self.inner.describe_secret(region, &primary.name).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::future::join_all;
+
+    use super::*;
+
+    const PRIMARY: &str = "us-west-2";
+    const EAST: &str = "us-east-1";
+
+    fn secret(name: &str, region: &str, primary_region: &str, origin: &str) -> SecretState {
+        SecretState {
+            arn: format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
+            name: name.into(),
+            region: region.into(),
+            primary_region: Some(primary_region.into()),
+            kms_key_id: Some(format!("alias/{region}")),
+            rotation_enabled: false,
+            tags: BTreeMap::from([("origin".to_string(), origin.to_string())]),
+            replication: vec![],
+        }
+    }
+
+    /// ListSecrets in pages of `page`, filtered by primary Region as a
+    /// prefix (as AWS does); every call recorded.
+    struct Fake {
+        page: usize,
+        listed: Vec<SecretState>,
+        listing_fails: bool,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(page: usize, listed: Vec<SecretState>) -> Fake {
+            Fake {
+                page,
+                listed,
+                listing_fails: false,
+                calls: Mutex::default(),
+            }
+        }
+        fn calls(&self, prefix: &str) -> usize {
+            let calls = self.calls.lock().unwrap();
+            calls.iter().filter(|c| c.starts_with(prefix)).count()
+        }
+    }
+
+    impl SecretsApi for Fake {
+        async fn list_secrets(
+            &self,
+            region: &str,
+            primary_region: Option<&str>,
+            token: Option<String>,
+        ) -> Result<(Vec<SecretState>, Option<String>), AwsError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("ListSecrets {region}"));
+            tokio::task::yield_now().await;
+            if self.listing_fails {
+                return Err(AwsError::Service {
+                    call: "secretsmanager:ListSecrets",
+                    region: region.into(),
+                    code: "AccessDeniedException".into(),
+                    message: "no".into(),
+                });
+            }
+            let all: Vec<_> = self
+                .listed
+                .iter()
+                .filter(|s| s.region == region)
+                .filter(|s| {
+                    let p = s.primary_region.as_deref().unwrap_or_default();
+                    primary_region.is_none_or(|want| p.starts_with(want))
+                })
+                .cloned()
+                .collect();
+            let from: usize = token.map_or(0, |t| t.parse().unwrap());
+            let to = (from + self.page).min(all.len());
+            let next = (to < all.len()).then(|| to.to_string());
+            Ok((all[from..to].to_vec(), next))
+        }
+
+        async fn describe_secret(
+            &self,
+            region: &str,
+            id: &str,
+        ) -> Result<Option<SecretState>, AwsError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("DescribeSecret {region} {id}"));
+            Ok(Some(secret(id, region, PRIMARY, "describe")))
+        }
+    }
+
+    fn origin(s: &Result<Option<SecretState>, AwsError>) -> &str {
+        s.as_ref().unwrap().as_ref().unwrap().tags["origin"].as_str()
+    }
+
+    fn primaries(n: usize) -> Vec<SecretState> {
+        (0..n)
+            .map(|i| secret(&format!("app-{i}"), PRIMARY, PRIMARY, "describe"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn concurrent_replica_checks_share_one_listing_of_their_region() {
+        let primaries = primaries(7);
+        let listed = primaries
+            .iter()
+            .map(|p| secret(&p.name, EAST, PRIMARY, "listing"))
+            .collect();
+        let fake = Fake::new(3, listed);
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        let got = join_all(primaries.iter().map(|p| cache.describe_replica(EAST, p))).await;
+        assert!(got.iter().all(|g| origin(g) == "listing"));
+        assert_eq!(
+            fake.calls("ListSecrets us-east-1"),
+            3,
+            "7 replicas, pages of 3"
+        );
+        assert_eq!(fake.calls("DescribeSecret"), 0);
+        assert_eq!(cache.answered.load(Ordering::Relaxed), 7);
+        assert_eq!(cache.pages.load(Ordering::Relaxed), 3);
+        // The listed replica is the one of this primary, in that Region.
+        let first = got[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(first.arn, arn_in_region(&primaries[0].arn, EAST).unwrap());
+        assert_eq!(first.region, EAST);
+    }
+
+    #[tokio::test]
+    async fn a_replica_the_listing_lacks_is_described() {
+        let primaries = primaries(3);
+        // app-1 is not listed (a Failed Region, or newer than the listing);
+        // app-2's copy there belongs to another primary Region, which the
+        // prefix filter let through.
+        let listed = vec![
+            secret("app-0", EAST, PRIMARY, "listing"),
+            secret("app-2", EAST, "us-west-2-other", "listing"),
+        ];
+        let fake = Fake::new(100, listed);
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        let got = join_all(primaries.iter().map(|p| cache.describe_replica(EAST, p))).await;
+        assert_eq!(
+            got.iter().map(origin).collect::<Vec<_>>(),
+            ["listing", "describe", "describe"]
+        );
+        assert_eq!(fake.calls("ListSecrets"), 1);
+        assert_eq!(fake.calls("DescribeSecret us-east-1 app-1"), 1);
+        assert_eq!(fake.calls("DescribeSecret us-east-1 app-2"), 1);
+    }
+
+    #[tokio::test]
+    async fn each_listed_replica_is_handed_out_once() {
+        let p = &primaries(1)[0];
+        let fake = Fake::new(100, vec![secret("app-0", EAST, PRIMARY, "listing")]);
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        assert_eq!(origin(&cache.describe_replica(EAST, p).await), "listing");
+        assert_eq!(origin(&cache.describe_replica(EAST, p).await), "describe");
+        assert_eq!(
+            fake.calls("ListSecrets"),
+            1,
+            "the listing is not made again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_falls_back_to_describing_every_replica() {
+        let primaries = primaries(4);
+        let mut fake = Fake::new(100, vec![secret("app-0", EAST, PRIMARY, "listing")]);
+        fake.listing_fails = true;
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        let got = join_all(primaries.iter().map(|p| cache.describe_replica(EAST, p))).await;
+        assert!(got.iter().all(|g| origin(g) == "describe"));
+        assert_eq!(fake.calls("ListSecrets"), 1, "tried once per Region");
+        assert_eq!(fake.calls("DescribeSecret us-east-1"), 4);
+        assert_eq!(cache.answered.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn the_primary_region_itself_is_never_listed() {
+        let p = &primaries(1)[0];
+        let fake = Fake::new(100, vec![]);
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        assert_eq!(
+            origin(&cache.describe_replica(PRIMARY, p).await),
+            "describe"
+        );
+        assert_eq!(fake.calls("ListSecrets"), 0);
+    }
+}
