@@ -181,7 +181,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
     /// Publish a report that has findings or actions; `None` when there
     /// was nothing to publish.
     pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, PublishError> {
-        if report.findings.is_empty() && report.actions.is_empty() {
+        if !publish::needs_publishing(report) {
             return Ok(None);
         }
         publish::publish(&self.clients, &self.config.findings_topic_arn, report)

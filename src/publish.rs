@@ -4,6 +4,11 @@
 use crate::aws::{AwsError, Message, Publisher};
 use crate::report::{self, Report};
 
+/// Whether a report goes to SNS: it has findings, or remediation acted.
+pub fn needs_publishing(report: &Report) -> bool {
+    !report.findings.is_empty() || !report.actions.is_empty()
+}
+
 /// Build the SNS message for a report.
 pub fn message(topic_arn: &str, report: &Report) -> Message {
     let severity = report
@@ -96,10 +101,232 @@ pub async fn publish<P: Publisher>(
     })
 }
 
+/// PublishBatch limits: 10 entries, and 256 KiB for the bodies and
+/// attributes of all of them together.
+pub const BATCH_ENTRIES: usize = 10;
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// What a message counts against [`BATCH_BYTES`] (the subject included,
+/// to be safe).
+pub fn batch_bytes(m: &Message) -> usize {
+    m.subject.len()
+        + m.body.len()
+        + m.attributes
+            .iter()
+            .map(|(name, data_type, value)| name.len() + data_type.len() + value.len())
+            .sum::<usize>()
+}
+
+/// Groups messages to one topic into PublishBatch calls within SNS's
+/// limits, each message with a tag (what it reports on). A batch is handed
+/// out as soon as it is full, so reports go out while the sweep goes on.
+#[derive(Debug)]
+pub struct Batcher<T> {
+    pending: Vec<(T, Message)>,
+    bytes: usize,
+}
+
+impl<T> Default for Batcher<T> {
+    fn default() -> Self {
+        Batcher {
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T> Batcher<T> {
+    /// Add a message; a batch to send now, if one is complete.
+    pub fn push(&mut self, tag: T, m: Message) -> Option<Vec<(T, Message)>> {
+        let size = batch_bytes(&m);
+        let mut ready = None;
+        if !self.pending.is_empty() && self.bytes + size > BATCH_BYTES {
+            ready = self.take();
+        }
+        self.bytes += size;
+        self.pending.push((tag, m));
+        if self.pending.len() == BATCH_ENTRIES {
+            ready = self.take();
+        }
+        ready
+    }
+
+    /// What is left, if anything.
+    pub fn take(&mut self) -> Option<Vec<(T, Message)>> {
+        self.bytes = 0;
+        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+    }
+}
+
+/// Publish one batch: each tag with its MessageId, or the error that kept
+/// it (the whole call's, or SNS's for that entry).
+pub async fn publish_batch<P: Publisher, T>(
+    publisher: &P,
+    batch: Vec<(T, Message)>,
+) -> Vec<(T, Result<String, PublishError>)> {
+    let (tags, messages): (Vec<T>, Vec<Message>) = batch.into_iter().unzip();
+    let topic = |m: &Message| m.topic_arn.clone();
+    let results = match publisher.publish_batch(&messages).await {
+        Ok(results) if results.len() == messages.len() => results,
+        Ok(results) => {
+            let e = AwsError::Transport {
+                call: "sns:PublishBatch",
+                region: crate::config::topic_region(&messages[0].topic_arn)
+                    .unwrap_or("unknown")
+                    .to_string(),
+                message: format!("{} results for {} messages", results.len(), messages.len()),
+            };
+            messages.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => messages.iter().map(|_| Err(e.clone())).collect(),
+    };
+    tags.into_iter()
+        .zip(messages.iter().zip(results))
+        .map(|(tag, (m, r))| {
+            let r = r.map_err(|source| PublishError {
+                topic_arn: topic(m),
+                source,
+            });
+            (tag, r)
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("could not publish the finding report to {topic_arn}: {source}")]
 pub struct PublishError {
     pub topic_arn: String,
     #[source]
     pub source: AwsError,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn msg(body_bytes: usize) -> Message {
+        Message {
+            topic_arn: "arn:aws:sns:us-west-2:123456789012:findings".into(),
+            subject: "s".into(),
+            body: "x".repeat(body_bytes),
+            attributes: vec![("severity".into(), "String", "HIGH".into())],
+            group_id: None,
+            dedup_id: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_handed_out_at_ten_messages() {
+        let mut b = Batcher::default();
+        for i in 0..9 {
+            assert!(b.push(i, msg(100)).is_none());
+        }
+        let batch = b.push(9, msg(100)).expect("the tenth completes a batch");
+        assert_eq!(
+            batch.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert!(b.take().is_none(), "nothing left");
+        assert!(b.push(10, msg(100)).is_none());
+        assert_eq!(b.take().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_never_passes_256_kib() {
+        let big = 100 * 1024;
+        let mut b = Batcher::default();
+        assert!(b.push(0, msg(big)).is_none());
+        assert!(b.push(1, msg(big)).is_none());
+        // A third would make 300 KiB: the first two go, the third waits.
+        let batch = b.push(2, msg(big)).expect("full by size");
+        assert_eq!(batch.len(), 2);
+        assert!(batch.iter().map(|(_, m)| batch_bytes(m)).sum::<usize>() <= BATCH_BYTES);
+        assert_eq!(b.take().unwrap()[0].0, 2);
+        // One message at the body limit still goes, alone.
+        let max = crate::report::MAX_BODY_BYTES;
+        assert!(b.push(3, msg(max)).is_none());
+        assert_eq!(b.push(4, msg(max)).unwrap().len(), 1);
+    }
+
+    /// Answers PublishBatch with a script; records the batches.
+    struct Sns {
+        answer: Result<Vec<Result<String, AwsError>>, AwsError>,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Publisher for Sns {
+        async fn publish(&self, _: &Message) -> Result<String, AwsError> {
+            unreachable!("batches only")
+        }
+        async fn publish_batch(
+            &self,
+            messages: &[Message],
+        ) -> Result<Vec<Result<String, AwsError>>, AwsError> {
+            self.batches.lock().unwrap().push(messages.len());
+            self.answer.clone()
+        }
+    }
+
+    fn refused(code: &str) -> AwsError {
+        AwsError::Service {
+            call: "sns:PublishBatch",
+            region: "us-west-2".into(),
+            code: code.into(),
+            message: "no".into(),
+        }
+    }
+
+    async fn send(
+        answer: Result<Vec<Result<String, AwsError>>, AwsError>,
+    ) -> Vec<(&'static str, Result<String, String>)> {
+        let sns = Sns {
+            answer,
+            batches: Mutex::default(),
+        };
+        let batch = vec![("a", msg(10)), ("b", msg(10)), ("c", msg(10))];
+        let out = publish_batch(&sns, batch).await;
+        assert_eq!(*sns.batches.lock().unwrap(), [3], "one call for the three");
+        out.into_iter()
+            .map(|(t, r)| (t, r.map_err(|e| e.to_string())))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_entry_keeps_its_own_result() {
+        let out = send(Ok(vec![
+            Ok("m-1".into()),
+            Err(refused("KMSDisabled")),
+            Ok("m-3".into()),
+        ]))
+        .await;
+        assert_eq!(out[0], ("a", Ok("m-1".into())));
+        assert_eq!(out[2], ("c", Ok("m-3".into())));
+        let (tag, err) = &out[1];
+        assert_eq!(*tag, "b");
+        let err = err.as_ref().unwrap_err();
+        assert!(err.contains("could not publish the finding report to arn:aws:sns:us-west-2:123456789012:findings"), "{err}");
+        assert!(err.contains("KMSDisabled"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_fails_every_entry() {
+        let out = send(Err(refused("AuthorizationError"))).await;
+        assert!(
+            out.iter()
+                .all(|(_, r)| r.as_ref().is_err_and(|e| e.contains("AuthorizationError")))
+        );
+    }
+
+    #[tokio::test]
+    async fn results_that_do_not_match_the_entries_fail_every_entry() {
+        let out = send(Ok(vec![Ok("m-1".into())])).await;
+        assert!(
+            out.iter().all(|(_, r)| r
+                .as_ref()
+                .is_err_and(|e| e.contains("1 results for 3 messages"))),
+            "{out:?}"
+        );
+    }
 }

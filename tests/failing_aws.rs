@@ -162,6 +162,36 @@ async fn sns_failing_fails_the_invocation_and_says_what_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_reports_sns_refused_fail_the_invocation_after_the_summary() {
+    let w = World::start();
+    // The ten reports go out in one PublishBatch; SNS fails it (all three
+    // attempts), then takes the summary.
+    let rules = vec![Rule::new(Some("sns"), None, Fault::ServerError).times(3)];
+    let (proxy, app) = through(&w, rules).await;
+    let err = app
+        .handle(&bytes(&event("scheduled-sweep.json")), Budget::unlimited())
+        .await
+        .expect_err("unpublished sweep reports fail the invocation");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("10 of 10 sweep reports could not be published"),
+        "{msg}"
+    );
+    assert!(msg.contains("sns:PublishBatch in us-west-2"), "{msg}");
+    assert_eq!(
+        proxy.seen("sns", "us-west-2"),
+        4,
+        "3 attempts, then the summary"
+    );
+    let diag: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diag.error_type, "PublishFailed");
+    let published = w.published().await;
+    assert_eq!(published.len(), 1, "only the summary got through");
+    assert_eq!(published[0].report["sweep"]["reports_published"], 0);
+    assert_eq!(published[0].report["sweep"]["secrets_with_findings"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_never_answering_still_publishes_before_the_deadline() {
     let w = World::start();
     let (proxy, app) = through(&w, vec![Rule::new(Some("kms"), None, Fault::Hang)]).await;

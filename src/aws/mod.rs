@@ -147,4 +147,12 @@ pub struct Message {
 pub trait Publisher: Send + Sync {
     /// Publish; returns the SNS MessageId.
     fn publish(&self, message: &Message) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    /// PublishBatch of messages to one topic (see [`crate::publish::Batcher`]
+    /// for SNS's limits): each entry's MessageId or why SNS refused it, in
+    /// order. `Err` when the call itself failed.
+    fn publish_batch(
+        &self,
+        messages: &[Message],
+    ) -> impl Future<Output = Result<Vec<Result<String, AwsError>>, AwsError>> + Send;
 }

@@ -15,9 +15,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use cache::{CachedKeys, ListedReplicas};
 
@@ -27,7 +28,7 @@ use crate::event::Scheduled;
 use crate::handler::{App, HandlerError, now_rfc3339};
 use crate::inspect::{self, Budget, Target, arn_in_region};
 use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot};
-use crate::publish::PublishError;
+use crate::publish::{self, Batcher, PublishError};
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
 
 /// What the summary report adds to the schema.
@@ -59,10 +60,29 @@ enum Outcome {
     NotReached,
     NotReplicated,
     Gone,
-    Audited {
-        report: Box<Report>,
-        published: Result<Option<String>, PublishError>,
-    },
+    Audited(Box<Report>),
+}
+
+/// Count one secret's outcome into the summary; its report, if audited.
+fn count(summary: &mut SweepSummary, outcome: Outcome) -> Option<Box<Report>> {
+    match outcome {
+        Outcome::NotReached => summary.not_reached += 1,
+        Outcome::NotReplicated | Outcome::Gone => {}
+        Outcome::Audited(report) => {
+            summary.secrets_audited += 1;
+            if !report.findings.is_empty() {
+                summary.secrets_with_findings += 1;
+            }
+            for f in &report.findings {
+                *summary
+                    .by_code
+                    .entry(f.code.as_str().to_string())
+                    .or_default() += 1;
+            }
+            return Some(report);
+        }
+    }
+    None
 }
 
 impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
@@ -127,12 +147,6 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
 
         let keys = CachedKeys::new(&self.clients);
         let replicas = ListedReplicas::new(&self.clients, *budget);
-        let outcomes: Vec<Outcome> = futures::stream::iter(primaries.iter())
-            .map(|(arn, region)| self.sweep_one(arn, region, &info, (&replicas, &keys), budget))
-            .buffer_unordered(self.config.sweep.concurrency)
-            .collect()
-            .await;
-
         let mut summary = SweepSummary {
             regions,
             secrets_seen: primaries.len(),
@@ -141,36 +155,60 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             by_code: BTreeMap::new(),
             reports_published: 0,
             not_reached: 0,
-            kms_cache_hits: keys.hits.load(Ordering::Relaxed),
-            kms_calls: keys.calls.load(Ordering::Relaxed),
-            replicas_from_listing: replicas.answered.load(Ordering::Relaxed),
-            replica_listing_calls: replicas.pages.load(Ordering::Relaxed),
+            kms_cache_hits: 0,
+            kms_calls: 0,
+            replicas_from_listing: 0,
+            replica_listing_calls: 0,
             duration_ms: 0,
         };
         let mut publish_errors = Vec::new();
-        for o in outcomes {
-            match o {
-                Outcome::NotReached => summary.not_reached += 1,
-                Outcome::NotReplicated | Outcome::Gone => {}
-                Outcome::Audited { report, published } => {
-                    summary.secrets_audited += 1;
-                    if !report.findings.is_empty() {
-                        summary.secrets_with_findings += 1;
-                    }
-                    for f in &report.findings {
-                        *summary
-                            .by_code
-                            .entry(f.code.as_str().to_string())
-                            .or_default() += 1;
-                    }
-                    match published {
-                        Ok(Some(_)) => summary.reports_published += 1,
-                        Ok(None) => {}
-                        Err(e) => publish_errors.push(e),
+        // Reports go out in PublishBatch calls while the audits go on.
+        let mut batcher = Batcher::default();
+        let mut sending = FuturesUnordered::new();
+        let mut audits = futures::stream::iter(primaries.iter())
+            .map(|(arn, region)| self.sweep_one(arn, region, &info, (&replicas, &keys), budget))
+            .buffer_unordered(self.config.sweep.concurrency);
+        let mut tally = |sent: Vec<(String, Result<String, PublishError>)>,
+                         summary: &mut SweepSummary| {
+            for (secret, result) in sent {
+                match result {
+                    Ok(_) => summary.reports_published += 1,
+                    Err(e) => {
+                        warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
+                        publish_errors.push(e);
                     }
                 }
             }
+        };
+        loop {
+            tokio::select! {
+                next = audits.next() => match next {
+                    None => break,
+                    Some(outcome) => {
+                        let Some(report) = count(&mut summary, outcome) else { continue };
+                        if !publish::needs_publishing(&report) {
+                            continue;
+                        }
+                        let m = publish::message(&self.config.findings_topic_arn, &report);
+                        if let Some(batch) = batcher.push(report.secret.name.clone(), m) {
+                            sending.push(publish::publish_batch(&self.clients, batch));
+                        }
+                    }
+                },
+                Some(sent) = sending.next(), if !sending.is_empty() => tally(sent, &mut summary),
+            }
         }
+        if let Some(batch) = batcher.take() {
+            sending.push(publish::publish_batch(&self.clients, batch));
+        }
+        while let Some(sent) = sending.next().await {
+            tally(sent, &mut summary);
+        }
+        drop(audits);
+        summary.kms_cache_hits = keys.hits.load(Ordering::Relaxed);
+        summary.kms_calls = keys.calls.load(Ordering::Relaxed);
+        summary.replicas_from_listing = replicas.answered.load(Ordering::Relaxed);
+        summary.replica_listing_calls = replicas.pages.load(Ordering::Relaxed);
         summary.duration_ms = started.elapsed().as_millis() as u64;
         let summary_report = summary_report(info, &summary, &gaps, &self.home_region);
         info!(
@@ -229,11 +267,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             };
         }
         let report = self.finish(&snapshot, None, info.clone(), budget).await;
-        let published = self.publish_if_needed(&report).await;
-        Outcome::Audited {
-            report: Box::new(report),
-            published,
-        }
+        Outcome::Audited(Box::new(report))
     }
 
     /// Whether the sweep audits this secret: it has replicas, a
