@@ -6,6 +6,7 @@
 //!   analyses KMS key policies for it (pure)
 //! - [`aws`]: the AWS adapters behind small traits
 //! - [`inspect`]: builds the snapshot through the adapters, within a time budget
+//! - [`rate`]: token buckets that pace quota-shared AWS calls
 //! - [`report`], [`publish`]: the report document and its SNS message
 //! - [`handler`]: one invocation end to end; [`runtime`] and `main.rs` run it on lambda_runtime
 
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod publish;
+pub mod rate;
 pub mod remediate;
 pub mod report;
 pub mod runtime;
