@@ -26,6 +26,9 @@ pub struct Rules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub findings_topic_arn: String,
+    /// CHAT_TOPIC_ARN: a second topic for Amazon Q Developer in chat
+    /// applications, sent the same reports as chat notifications.
+    pub chat_topic_arn: Option<String>,
     pub min_severity: Severity,
     pub rules: Rules,
     pub remediation: Remediation,
@@ -107,6 +110,21 @@ impl Config {
                 ),
             ));
         }
+        let chat_topic_arn = match get("CHAT_TOPIC_ARN")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(t) if is_sns_topic_arn(&t) && !t.ends_with(".fifo") => Some(t),
+            Some(t) => {
+                return Err(err(
+                    "CHAT_TOPIC_ARN",
+                    format!(
+                        "{t:?} is not a standard SNS topic ARN (Amazon Q Developer in chat applications does not read FIFO topics)"
+                    ),
+                ));
+            }
+        };
         let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
@@ -174,6 +192,7 @@ impl Config {
         };
         Ok(Config {
             findings_topic_arn: topic,
+            chat_topic_arn,
             min_severity,
             rules: Rules {
                 allowed_regions,
@@ -197,6 +216,16 @@ impl Config {
                     as usize,
             },
         })
+    }
+}
+
+impl Config {
+    /// Where reports go.
+    pub fn topics(&self) -> crate::publish::Topics<'_> {
+        crate::publish::Topics {
+            findings: &self.findings_topic_arn,
+            chat: self.chat_topic_arn.as_deref(),
+        }
     }
 }
 
@@ -293,6 +322,27 @@ mod tests {
         assert_eq!(c.remediation.verify.as_secs(), 20);
         assert_eq!(c.remediation.max_attempts, 1);
         assert!(!c.remediation.allow_force_overwrite);
+    }
+
+    #[test]
+    fn chat_topic_is_optional_and_must_be_a_standard_topic() {
+        assert_eq!(
+            load(&[("FINDINGS_TOPIC_ARN", TOPIC)])
+                .unwrap()
+                .chat_topic_arn,
+            None
+        );
+        let chat = "arn:aws:sns:us-east-1:111122223333:chatops";
+        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("CHAT_TOPIC_ARN", chat)]).unwrap();
+        assert_eq!(c.topics().chat, Some(chat));
+        assert_eq!(c.topics().findings, TOPIC);
+        for bad in [
+            "arn:aws:sqs:us-east-1:111122223333:q",
+            "arn:aws:sns:us-east-1:111122223333:chat.fifo",
+        ] {
+            let e = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("CHAT_TOPIC_ARN", bad)]).unwrap_err();
+            assert_eq!(e.var, "CHAT_TOPIC_ARN", "{bad}");
+        }
     }
 
     #[test]

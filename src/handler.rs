@@ -184,7 +184,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         if !publish::needs_publishing(report) {
             return Ok(None);
         }
-        publish::publish(&self.clients, &self.config.findings_topic_arn, report)
+        publish::publish(&self.clients, self.config.topics(), report)
             .await
             .map(Some)
             .inspect_err(|e| warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published"))

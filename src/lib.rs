@@ -7,7 +7,8 @@
 //! - [`aws`]: the AWS adapters behind small traits
 //! - [`inspect`]: builds the snapshot through the adapters, within a time budget
 //! - [`rate`]: token buckets that pace quota-shared AWS calls
-//! - [`report`], [`publish`]: the report document and its SNS message
+//! - [`report`], [`publish`]: the report document and its SNS message;
+//!   [`notify`]: its email text and chat notification
 //! - [`handler`]: one invocation end to end; [`runtime`] and `main.rs` run it on lambda_runtime
 
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod handler;
 pub mod inspect;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod publish;
 pub mod rate;

@@ -1,16 +1,68 @@
 //! Publishing a report to SNS: subject, body and the message attributes
-//! subscribers filter on.
+//! subscribers filter on. The findings topic gets one message per
+//! protocol (`MessageStructure=json`): the v1 JSON report as `default`
+//! (SQS, Lambda, HTTPS subscribers) and plain text as `email`. The
+//! optional chat topic gets Amazon Q Developer's custom notification.
+
+use serde_json::json;
 
 use crate::aws::{AwsError, Message, Publisher};
+use crate::notify;
 use crate::report::{self, Report};
+
+/// SNS's limit on a message with its attributes.
+pub const SNS_MAX_BYTES: usize = 256 * 1024;
+
+/// Where reports go.
+#[derive(Debug, Clone, Copy)]
+pub struct Topics<'a> {
+    pub findings: &'a str,
+    /// CHAT_TOPIC_ARN: the same reports as chat notifications.
+    pub chat: Option<&'a str>,
+}
 
 /// Whether a report goes to SNS: it has findings, or remediation acted.
 pub fn needs_publishing(report: &Report) -> bool {
     !report.findings.is_empty() || !report.actions.is_empty()
 }
 
-/// Build the SNS message for a report.
+/// The messages for a report: the findings topic's, then the chat topic's.
+pub fn messages(topics: Topics<'_>, report: &Report) -> Vec<Message> {
+    let mut out = vec![message(topics.findings, report)];
+    if let Some(chat) = topics.chat {
+        out.push(chat_message(chat, report));
+    }
+    out
+}
+
+/// The findings topic's message: `default` is the report (schema v1,
+/// unchanged for every non-email subscriber), `email` its plain text.
 pub fn message(topic_arn: &str, report: &Report) -> Message {
+    let mut m = envelope(topic_arn, report);
+    let default = report::body(report);
+    let mut email = notify::email_text(report);
+    let fixed = batch_bytes(&m) + 64; // subject, attributes, the JSON around the two
+    // The report is already within MAX_BODY_BYTES escaped; the email gives
+    // way if the two would pass SNS's limit.
+    let room = SNS_MAX_BYTES.saturating_sub(fixed + report::escaped_len(&default));
+    while report::escaped_len(&email) > room && !email.is_empty() {
+        let keep = email.chars().count() * 3 / 4;
+        email = report::cut(&email, keep);
+    }
+    m.body = json!({"default": default, "email": email}).to_string();
+    m.per_protocol = true;
+    m
+}
+
+/// The chat topic's message: Amazon Q Developer's custom notification.
+pub fn chat_message(topic_arn: &str, report: &Report) -> Message {
+    let mut m = envelope(topic_arn, report);
+    m.body = notify::chat_message(report).to_string();
+    m
+}
+
+/// Subject, attributes and FIFO ids, with an empty body.
+fn envelope(topic_arn: &str, report: &Report) -> Message {
     let severity = report
         .summary
         .highest_severity
@@ -39,7 +91,8 @@ pub fn message(topic_arn: &str, report: &Report) -> Message {
     Message {
         topic_arn: topic_arn.to_string(),
         subject: report::subject(report),
-        body: report::body(report),
+        body: String::new(),
+        per_protocol: false,
         attributes,
         group_id: fifo.then(|| group_id(report)),
         dedup_id: fifo.then(|| dedup_id(report)),
@@ -87,18 +140,27 @@ pub fn dedup_id(report: &Report) -> String {
     hex::encode(h.finalize())
 }
 
-/// Publish a report; the error names the topic so the failed invocation
-/// says what could not be delivered.
+/// Publish a report to every topic at once; the findings topic's
+/// MessageId. The error names the topic, so the failed invocation says
+/// what could not be delivered.
 pub async fn publish<P: Publisher>(
     publisher: &P,
-    topic_arn: &str,
+    topics: Topics<'_>,
     report: &Report,
 ) -> Result<String, PublishError> {
-    let m = message(topic_arn, report);
-    publisher.publish(&m).await.map_err(|source| PublishError {
-        topic_arn: topic_arn.to_string(),
-        source,
-    })
+    let sent =
+        futures::future::join_all(messages(topics, report).into_iter().map(|m| async move {
+            publisher.publish(&m).await.map_err(|source| PublishError {
+                topic_arn: m.topic_arn.clone(),
+                source,
+            })
+        }))
+        .await;
+    let mut ids = Vec::with_capacity(sent.len());
+    for r in sent {
+        ids.push(r?);
+    }
+    Ok(ids.swap_remove(0))
 }
 
 /// PublishBatch limits: 10 entries, and 256 KiB for the bodies and
@@ -211,10 +273,85 @@ mod tests {
             topic_arn: "arn:aws:sns:us-west-2:123456789012:findings".into(),
             subject: "s".into(),
             body: "x".repeat(body_bytes),
+            per_protocol: false,
             attributes: vec![("severity".into(), "String", "HIGH".into())],
             group_id: None,
             dedup_id: None,
         }
+    }
+
+    fn report_with(findings: usize, message_chars: usize) -> Report {
+        use crate::model::{Code, Finding, Severity, Snapshot};
+        let trigger = crate::report::TriggerInfo {
+            source: "cloudtrail".into(),
+            event_name: "CreateSecret".into(),
+            event_id: Some("e-1".into()),
+            event_time: None,
+            region: None,
+            account: Some("123456789012".into()),
+            actor: None,
+            error_code: None,
+        };
+        let findings = (0..findings)
+            .map(|i| Finding {
+                id: format!("id-{i}"),
+                code: Code::ReplicaFailed,
+                severity: Code::ReplicaFailed.severity(),
+                region: Some("us-east-1".into()),
+                message: format!("{i} \"quoted\"\n{}", "m".repeat(message_chars)),
+                remediation: "fix".into(),
+                cause: None,
+            })
+            .collect();
+        crate::report::build(
+            trigger,
+            &Snapshot::empty("app"),
+            findings,
+            Vec::new(),
+            Severity::Low,
+            "r-1".into(),
+            "t".into(),
+        )
+    }
+
+    #[test]
+    fn findings_topic_message_holds_the_report_as_default_and_the_email_text() {
+        let r = report_with(2, 10);
+        let m = message("arn:aws:sns:us-west-2:123456789012:findings", &r);
+        assert!(m.per_protocol);
+        let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(
+            body["default"],
+            report::body(&r),
+            "default is the v1 body, byte for byte"
+        );
+        assert_eq!(body["email"], notify::email_text(&r));
+        assert_eq!(body.as_object().unwrap().len(), 2);
+        let chat = chat_message("arn:aws:sns:us-west-2:123456789012:chat", &r);
+        assert!(!chat.per_protocol);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&chat.body).unwrap(),
+            notify::chat_message(&r)
+        );
+        assert_eq!(
+            chat.attributes, m.attributes,
+            "the same filter attributes on both topics"
+        );
+    }
+
+    #[test]
+    fn the_largest_report_with_its_email_stays_within_snss_limit() {
+        // Findings cut to fit, quotes and line breaks that grow when escaped.
+        let r = report_with(400, 1990);
+        assert!(r.truncated.is_some());
+        let m = message("arn:aws:sns:us-west-2:123456789012:findings", &r);
+        assert!(batch_bytes(&m) <= SNS_MAX_BYTES, "{}", batch_bytes(&m));
+        let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(body["default"], report::body(&r));
+        assert!(
+            body["email"].as_str().unwrap().len() > 1000,
+            "the email is kept, cut if need be"
+        );
     }
 
     #[test]

@@ -8,8 +8,11 @@ use crate::event::Trigger;
 use crate::model::{Finding, Lookup, Severity, Snapshot};
 
 pub const SCHEMA: &str = "replica-auditor.report/v1";
-/// SNS allows 256 KB for body and attributes together; keep a margin.
-pub const MAX_BODY_BYTES: usize = 240 * 1024;
+/// SNS allows 256 KB for a message and its attributes together. The body
+/// travels as a JSON string inside the `MessageStructure=json` message,
+/// beside the email text (at most [`crate::notify::MAX_EMAIL_BYTES`]), so
+/// this bounds the body as escaped there ([`escaped_len`]).
+pub const MAX_BODY_BYTES: usize = 200 * 1024;
 /// SNS subjects must be under 100 characters.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 /// A single finding message longer than this is cut.
@@ -172,6 +175,18 @@ pub fn body(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("a report always serialises")
 }
 
+/// The length of `s` as a JSON string's contents (quotes not counted):
+/// what the report body costs inside a `MessageStructure=json` message.
+pub fn escaped_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
 /// Keep the body within [`MAX_BODY_BYTES`]: cut over-long messages, then
 /// drop the least severe findings, with a marker saying how many. The
 /// summary still counts every finding.
@@ -186,7 +201,7 @@ fn fit(report: &mut Report) {
         }
     }
     let total = report.findings.len();
-    while body(report).len() > MAX_BODY_BYTES && !report.findings.is_empty() {
+    while escaped_len(&body(report)) > MAX_BODY_BYTES && !report.findings.is_empty() {
         // Drop a batch at a time: an exact fit is not worth quadratic work.
         let drop = (report.findings.len() / 10).max(1);
         let keep = report.findings.len() - drop;
@@ -347,8 +362,9 @@ mod tests {
             .map(|i| finding(Code::AuditIncomplete, &format!("{i}:{}", "m".repeat(5000))))
             .collect();
         let r = report_with("app", many, Severity::Low);
-        let len = body(&r).len();
+        let len = escaped_len(&body(&r));
         assert!(len <= MAX_BODY_BYTES, "{len}");
+        assert!(body(&r).len() <= len);
         let t = r.truncated.as_ref().expect("marker");
         assert!(t.marker.starts_with("TRUNCATED"));
         assert_eq!(r.findings.len() + t.omitted_findings, 400);
@@ -359,6 +375,22 @@ mod tests {
         );
         assert_eq!(r.summary.count, 400);
         assert!(subject(&r).ends_with(": 400 findings"));
+    }
+
+    #[test]
+    fn escaped_len_is_what_serde_json_writes() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ back",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "é☃𝄞",
+            "\u{8}\u{c}",
+        ] {
+            let written = serde_json::to_string(s).unwrap();
+            assert_eq!(escaped_len(s), written.len() - 2, "{s:?}");
+        }
     }
 
     #[test]

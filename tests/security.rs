@@ -136,8 +136,11 @@ fn iam_policy_is_exactly_what_the_code_calls() {
         if action == "sns:Publish" {
             assert_eq!(
                 resource,
-                &json!({"!If": ["OwnTopic", {"!Ref": "FindingsTopic"}, {"!Ref": "FindingsTopicArn"}]}),
-                "sns:Publish only on the findings topic"
+                &json!([
+                    {"!If": ["OwnTopic", {"!Ref": "FindingsTopic"}, {"!Ref": "FindingsTopicArn"}]},
+                    {"!If": ["ChatNotifications", {"!Ref": "ChatTopicArn"}, {"!Ref": "AWS::NoValue"}]}
+                ]),
+                "sns:Publish only on the findings topic, and the chat topic when one is given"
             );
         }
     }

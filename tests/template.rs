@@ -125,6 +125,7 @@ fn the_function_is_built_and_sized_as_documented() {
     let env = p["Environment"]["Variables"].as_object().unwrap();
     for var in [
         "FINDINGS_TOPIC_ARN",
+        "CHAT_TOPIC_ARN",
         "ALLOWED_REGIONS",
         "REQUIRED_REGIONS",
         "REQUIRE_CUSTOMER_MANAGED_KEY",

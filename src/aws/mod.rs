@@ -135,7 +135,10 @@ pub trait ReplicationApi: Send + Sync {
 pub struct Message {
     pub topic_arn: String,
     pub subject: String,
+    /// SNS's `Message`. With `per_protocol`, a JSON object holding one
+    /// message per protocol, `default` among them (`MessageStructure=json`).
     pub body: String,
+    pub per_protocol: bool,
     /// (name, data type, value): `String` or `String.Array`.
     pub attributes: Vec<(String, &'static str, String)>,
     /// FIFO topics only.

@@ -13,6 +13,11 @@ fn topic_region(m: &Message) -> String {
         .to_string()
 }
 
+/// `MessageStructure`: `json` for a message per protocol.
+fn structure(m: &Message) -> Option<String> {
+    m.per_protocol.then(|| "json".to_string())
+}
+
 /// The message's attributes as SNS takes them.
 fn attributes(
     m: &Message,
@@ -45,6 +50,7 @@ impl Publisher for AwsClients {
             .topic_arn(&m.topic_arn)
             .subject(&m.subject)
             .message(&m.body)
+            .set_message_structure(structure(m))
             .set_message_attributes(Some(attributes(m, "sns:Publish", &region)?))
             .set_message_group_id(m.group_id.clone())
             .set_message_deduplication_id(m.dedup_id.clone());
@@ -71,6 +77,7 @@ impl Publisher for AwsClients {
                     .id(i.to_string())
                     .subject(&m.subject)
                     .message(&m.body)
+                    .set_message_structure(structure(m))
                     .set_message_attributes(Some(attributes(m, CALL, &region)?))
                     .set_message_group_id(m.group_id.clone())
                     .set_message_deduplication_id(m.dedup_id.clone())

@@ -161,21 +161,26 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             replica_listing_calls: 0,
             duration_ms: 0,
         };
-        let mut publish_errors = Vec::new();
-        // Reports go out in PublishBatch calls while the audits go on.
-        let mut batcher = Batcher::default();
+        // Secrets (by ARN) whose report could not go out, to either topic, and why.
+        let mut publish_errors: Vec<(String, PublishError)> = Vec::new();
+        // Reports go out in PublishBatch calls while the audits go on: one
+        // batcher per topic (a batch goes to one topic), the findings
+        // topic's first.
+        let topics = self.config.topics();
+        let mut batchers: Vec<Batcher<(String, usize)>> = Vec::new();
         let mut sending = FuturesUnordered::new();
         let mut audits = futures::stream::iter(primaries.iter())
             .map(|(arn, region)| self.sweep_one(arn, region, &info, (&replicas, &keys), budget))
             .buffer_unordered(self.config.sweep.concurrency);
-        let mut tally = |sent: Vec<(String, Result<String, PublishError>)>,
+        let mut tally = |sent: Vec<((String, usize), Result<String, PublishError>)>,
                          summary: &mut SweepSummary| {
-            for (secret, result) in sent {
+            for ((secret, topic), result) in sent {
                 match result {
-                    Ok(_) => summary.reports_published += 1,
+                    Ok(_) if topic == 0 => summary.reports_published += 1,
+                    Ok(_) => {}
                     Err(e) => {
                         warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
-                        publish_errors.push(e);
+                        publish_errors.push((secret, e));
                     }
                 }
             }
@@ -189,16 +194,21 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
                         if !publish::needs_publishing(&report) {
                             continue;
                         }
-                        let m = publish::message(&self.config.findings_topic_arn, &report);
-                        if let Some(batch) = batcher.push(report.secret.name.clone(), m) {
-                            sending.push(publish::publish_batch(&self.clients, batch));
+                        for (i, m) in publish::messages(topics, &report).into_iter().enumerate() {
+                            if batchers.len() <= i {
+                                batchers.push(Batcher::default());
+                            }
+                            let secret = report.secret.arn.clone().unwrap_or_else(|| report.secret.name.clone());
+                            if let Some(batch) = batchers[i].push((secret, i), m) {
+                                sending.push(publish::publish_batch(&self.clients, batch));
+                            }
                         }
                     }
                 },
                 Some(sent) = sending.next(), if !sending.is_empty() => tally(sent, &mut summary),
             }
         }
-        if let Some(batch) = batcher.take() {
+        for batch in batchers.iter_mut().filter_map(Batcher::take) {
             sending.push(publish::publish_batch(&self.clients, batch));
         }
         while let Some(sent) = sending.next().await {
@@ -224,15 +234,13 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             outcome = "swept",
             "sweep summary"
         );
-        crate::publish::publish(
-            &self.clients,
-            &self.config.findings_topic_arn,
-            &summary_report,
-        )
-        .await?;
-        if let Some(first) = publish_errors.first().cloned() {
+        crate::publish::publish(&self.clients, topics, &summary_report).await?;
+        if let Some((_, first)) = publish_errors.first().cloned() {
+            let mut failed: Vec<&str> = publish_errors.iter().map(|(s, _)| s.as_str()).collect();
+            failed.sort_unstable();
+            failed.dedup();
             return Err(HandlerError::SweepPublish {
-                failed: publish_errors.len(),
+                failed: failed.len(),
                 total: summary.secrets_with_findings,
                 first,
             });
