@@ -90,6 +90,8 @@ pub struct World {
     pub queue_url: String,
     pub secrets: HashMap<String, String>,
     pub keys: HashMap<String, String>,
+    /// The auditor's state table (remediation leases), in us-west-2.
+    pub state_table: String,
 }
 
 impl World {
@@ -132,6 +134,7 @@ impl World {
             queue_url: w["queue_url"].as_str().unwrap().to_string(),
             secrets: map("secrets"),
             keys: map("keys"),
+            state_table: w["state_table"].as_str().unwrap().to_string(),
             moto,
         }
     }
@@ -141,7 +144,7 @@ impl World {
     }
 
     /// The auditor with `vars` as its environment (FINDINGS_TOPIC_ARN is
-    /// the world's topic unless given).
+    /// the world's topic and STATE_TABLE its state table unless given).
     pub async fn app(&self, vars: &[(&str, &str)]) -> App<AwsClients> {
         self.app_with_sdk(vars, self.sdk().await)
     }
@@ -153,16 +156,15 @@ impl World {
             .collect();
         env.entry("FINDINGS_TOPIC_ARN".into())
             .or_insert_with(|| self.topic_arn.clone());
+        env.entry("STATE_TABLE".into())
+            .or_insert_with(|| self.state_table.clone());
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
         let topic_region =
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
-        App::new(
-            AwsClients::from_config(sdk, topic_region.as_deref()),
-            config,
-            "us-west-2".into(),
-        )
-        .with_identity(Some(MOTO_CALLER_ARN.into()))
+        let clients = AwsClients::from_config(sdk, topic_region.as_deref())
+            .with_state_table(config.remediation.state_table.as_ref());
+        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
     }
 
     /// Every message published to the findings topic so far, drained
