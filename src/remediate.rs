@@ -873,6 +873,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_retry_without_a_write_token_before_the_reserve_is_skipped_not_dropped() {
+        let fake = Fake::new(Some("Failed"));
+        let s = snapshot("Internal failure", Lookup::NotFound);
+        // One write a second, its token just spent: the next is 1 s away,
+        // and the invocation has 0.6 s left before its reserve.
+        let writes = TokenBucket::new(1, 1);
+        writes.acquire().await;
+        let budget = Budget::until(
+            std::time::Instant::now() + Duration::from_millis(600),
+            Duration::ZERO,
+        );
+        let actions = execute(
+            &fake,
+            &s,
+            plan(&s, &[], &on(), false),
+            &on(),
+            &budget,
+            &Invocation {
+                request_id: "req-1",
+                writes: &writes,
+            },
+        )
+        .await;
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].outcome, "skipped");
+        assert!(
+            actions[0].detail.contains(
+                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND=1) had no token within 0."
+            ),
+            "{}",
+            actions[0].detail
+        );
+        // Nothing written; the lease was taken and given back.
+        assert_eq!(fake.calls()[1..], ["DeleteItem"]);
+    }
+
+    #[tokio::test]
     async fn a_lease_that_cannot_be_released_is_said_to_expire() {
         let mut fake = Fake::new(Some("InSync"));
         fake.release = Err(AwsError::Throttled {

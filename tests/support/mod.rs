@@ -139,6 +139,37 @@ impl World {
         }
     }
 
+    /// A proxy in front of this world's moto that holds every request for
+    /// `ms` before passing it on, as an AWS round trip would.
+    pub async fn latency_proxy(&self, ms: u64) -> fault_proxy::FaultProxy {
+        let delay = fault_proxy::Fault::Delay(Duration::from_millis(ms));
+        fault_proxy::FaultProxy::start(
+            &self.moto.endpoint,
+            vec![fault_proxy::Rule::new(None, None, delay)],
+        )
+        .await
+    }
+
+    /// The environment of a function process talking to `endpoint` (this
+    /// world's moto or a proxy in front of it), on top of `vars`.
+    pub fn function_env(&self, endpoint: &str, vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("FINDINGS_TOPIC_ARN", &self.topic_arn),
+            ("STATE_TABLE", &self.state_table),
+            ("AUDITOR_ROLE_ARN", MOTO_CALLER_ARN),
+            ("RUST_LOG", "warn"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
     pub async fn sdk(&self) -> SdkConfig {
         sdk_config(&self.moto.endpoint).await
     }
@@ -291,4 +322,5 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
 pub mod fault_proxy;
+pub mod lambda;
 pub mod template;
