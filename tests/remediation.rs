@@ -406,9 +406,11 @@ fn one_retried_one_skipped(actions: &[Value], owners: [&str; 2]) {
 /// both responses, after asserting both succeeded and the proxy saw exactly
 /// one RemoveRegionsFromReplication, of us-east-1.
 ///
-/// 150 ms per call makes the two invocations overlap for certain: a retry
-/// holds its lease for four calls and a 200 ms write token, about 0.8 s,
-/// and the other reaches the lease within a call or two of the first.
+/// The two invocations overlap for certain: each reaches the lease after
+/// two to five calls of 150 ms, and the retry holds it for about 3 s (four
+/// calls, a 200 ms write token, and verification polls while the new
+/// replica is InProgress for 1.5 s, as replication is asynchronous in AWS),
+/// so a loaded machine may start one process seconds after the other.
 async fn two_environments_at_once(
     w: &World,
     first: (&Value, &str),
@@ -441,7 +443,7 @@ async fn two_environments_at_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_environments_fed_the_same_event_remove_the_region_once() {
-    let w = World::start();
+    let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
     let ev = clash_event();
     let (proxy, ra, rb) =
         two_environments_at_once(&w, (&ev, "request-a"), (&ev, "request-b")).await;
@@ -456,7 +458,7 @@ async fn two_environments_fed_the_same_event_remove_the_region_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_and_a_sweep_at_once_remove_the_region_once() {
-    let w = World::start();
+    let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
     let (ev, sweep) = (clash_event(), sweep_event());
     let (_proxy, _, summary) =
         two_environments_at_once(&w, (&ev, "request-event"), (&sweep, "request-sweep")).await;
