@@ -274,7 +274,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
                 invocation.writes,
             )
             .await;
-            outcome.detail = format!("attempt {attempt}: {how}: {}", outcome.detail);
+            // A retry that was not started says why, not what it would have called.
+            outcome.detail = match outcome.outcome.as_str() {
+                "skipped" => format!("attempt {attempt}: {}", outcome.detail),
+                _ => format!("attempt {attempt}: {how}: {}", outcome.detail),
+            };
             if outcome.outcome != "Failed" {
                 break;
             }
@@ -356,7 +360,7 @@ async fn recheck<C: SecretsApi>(
         .await;
     let why = match seen {
         Err(gap) => format!(
-            "could not be re-checked ({}): not removed blind",
+            "{region} could not be re-checked before RemoveRegionsFromReplication ({}): not removed blind",
             gap.reason
         ),
         Ok(None) => "the primary no longer exists: nothing removed".into(),
@@ -853,6 +857,12 @@ mod tests {
             let a = run_one(&fake).await;
             assert_eq!(a.outcome, "skipped", "{a:?}");
             assert!(a.detail.contains(seen), "{}", a.detail);
+            assert!(
+                a.detail.starts_with("attempt 1: us-east-1 ")
+                    && !a.detail.contains("then ReplicateSecretToRegions"),
+                "says why, not what it would have called: {}",
+                a.detail
+            );
             let calls = fake.calls();
             assert_eq!(calls[1..], ["DescribeSecret", "DeleteItem"], "{calls:?}");
         }
