@@ -81,6 +81,7 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_EC2_METADATA_DISABLED": "true",
             "FINDINGS_TOPIC_ARN": self.world["topic_arn"],
+            "STATE_TABLE": self.world["state_table"],
             "RUST_LOG": "info",
             **self.function_env,
         }

@@ -70,7 +70,28 @@ pub struct Remediation {
     pub max_attempts: u32,
     /// The auditor's own principal (loop guard), when set explicitly.
     pub auditor_role_arn: Option<String>,
+    /// Where the per-(secret, Region) remediation leases are kept
+    /// (STATE_TABLE); required when the mode is `On`.
+    pub state_table: Option<StateTable>,
+    /// Replication writes (Remove and Replicate) per second, per invocation.
+    pub writes_per_second: u32,
 }
+
+/// The DynamoDB state table: its name and, when STATE_TABLE is a table
+/// ARN (a table shared by the stacks of several Regions), its Region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTable {
+    pub name: String,
+    /// `None`: the function's own Region.
+    pub region: Option<String>,
+}
+
+/// The default and the allowed range of REMEDIATION_WRITES_PER_SECOND. The
+/// account's replication write quota (50/s per Region) is shared with the
+/// customer's own PutSecretValue, UpdateSecret and rotations: the auditor
+/// takes a tenth by default and never more than half.
+pub const DEFAULT_WRITES_PER_SECOND: u64 = 5;
+pub const WRITES_PER_SECOND_RANGE: std::ops::RangeInclusive<u64> = 1..=25;
 
 impl Default for Remediation {
     fn default() -> Self {
@@ -80,6 +101,8 @@ impl Default for Remediation {
             allow_force_overwrite: false,
             max_attempts: 1,
             auditor_role_arn: None,
+            state_table: None,
+            writes_per_second: DEFAULT_WRITES_PER_SECOND as u32,
         }
     }
 }
@@ -189,7 +212,20 @@ impl Config {
                 Some(a) if a.starts_with("arn:") && a.split(':').count() >= 6 => Some(a),
                 Some(a) => return Err(err("AUDITOR_ROLE_ARN", format!("{a:?} is not an IAM ARN"))),
             },
+            state_table: state_table(get("STATE_TABLE"))?,
+            writes_per_second: number(
+                &get,
+                "REMEDIATION_WRITES_PER_SECOND",
+                DEFAULT_WRITES_PER_SECOND,
+                WRITES_PER_SECOND_RANGE,
+            )? as u32,
         };
+        if remediation.mode == RemediationMode::On && remediation.state_table.is_none() {
+            return Err(err(
+                "STATE_TABLE",
+                "is required when REMEDIATION is on (the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time); set it, or set REMEDIATION to dry-run or off".into(),
+            ));
+        }
         Ok(Config {
             findings_topic_arn: topic,
             chat_topic_arn,
@@ -227,6 +263,50 @@ impl Config {
             chat: self.chat_topic_arn.as_deref(),
         }
     }
+}
+
+/// STATE_TABLE: a DynamoDB table name, or a table ARN
+/// (`arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME`); absent or empty is none.
+fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
+    let Some(raw) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| ConfigError {
+        var: "STATE_TABLE",
+        message: format!("{raw:?} {why}"),
+    };
+    let (name, region) = match raw.strip_prefix("arn:") {
+        Some(_) => {
+            let parts: Vec<&str> = raw.splitn(6, ':').collect();
+            match parts[..] {
+                [_, p, "dynamodb", region, account, resource]
+                    if !p.is_empty() && is_region_name(region) && is_account_id(account) =>
+                {
+                    match resource.strip_prefix("table/") {
+                        Some(name) => (name.to_string(), Some(region.to_string())),
+                        None => return Err(bad("is not a DynamoDB table ARN")),
+                    }
+                }
+                _ => {
+                    return Err(bad(
+                        "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
+                    ));
+                }
+            }
+        }
+        None => (raw.clone(), None),
+    };
+    // DynamoDB table names: 3 to 255 of a-z A-Z 0-9 _ - .
+    let valid = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !valid {
+        return Err(bad(
+            "is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, - and .) or table ARN",
+        ));
+    }
+    Ok(Some(StateTable { name, region }))
 }
 
 /// A `true`/`false` variable; absent or empty is false.
@@ -314,10 +394,24 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC)]).unwrap();
+        let c = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            ("STATE_TABLE", "auditor-state"),
+        ])
+        .unwrap();
         assert_eq!(c.min_severity, Severity::Low);
         assert_eq!(c.rules, Rules::default());
-        assert_eq!(c.remediation, Remediation::default());
+        assert_eq!(
+            c.remediation,
+            Remediation {
+                state_table: Some(StateTable {
+                    name: "auditor-state".into(),
+                    region: None
+                }),
+                ..Remediation::default()
+            }
+        );
+        assert_eq!(c.remediation.writes_per_second, 5);
         assert_eq!(c.remediation.mode, RemediationMode::On);
         assert_eq!(c.remediation.verify.as_secs(), 20);
         assert_eq!(c.remediation.max_attempts, 1);
@@ -327,20 +421,30 @@ mod tests {
     #[test]
     fn chat_topic_is_optional_and_must_be_a_standard_topic() {
         assert_eq!(
-            load(&[("FINDINGS_TOPIC_ARN", TOPIC)])
+            load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")])
                 .unwrap()
                 .chat_topic_arn,
             None
         );
         let chat = "arn:aws:sns:us-east-1:111122223333:chatops";
-        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("CHAT_TOPIC_ARN", chat)]).unwrap();
+        let c = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            ("REMEDIATION", "off"),
+            ("CHAT_TOPIC_ARN", chat),
+        ])
+        .unwrap();
         assert_eq!(c.topics().chat, Some(chat));
         assert_eq!(c.topics().findings, TOPIC);
         for bad in [
             "arn:aws:sqs:us-east-1:111122223333:q",
             "arn:aws:sns:us-east-1:111122223333:chat.fifo",
         ] {
-            let e = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("CHAT_TOPIC_ARN", bad)]).unwrap_err();
+            let e = load(&[
+                ("FINDINGS_TOPIC_ARN", TOPIC),
+                ("REMEDIATION", "off"),
+                ("CHAT_TOPIC_ARN", bad),
+            ])
+            .unwrap_err();
             assert_eq!(e.var, "CHAT_TOPIC_ARN", "{bad}");
         }
     }
@@ -357,6 +461,7 @@ mod tests {
             ("REQUIRE_CUSTOMER_MANAGED_KEY", "TRUE"),
             ("TRUSTED_ACCOUNT_IDS", "444455556666"),
             ("MIN_SEVERITY", "high"),
+            ("STATE_TABLE", "replica-auditor-state"),
         ])
         .unwrap();
         assert_eq!(c.min_severity, Severity::High);
@@ -369,8 +474,81 @@ mod tests {
     }
 
     #[test]
+    fn the_state_table_is_required_only_when_remediation_is_on() {
+        for on in [&[][..], &[("REMEDIATION", "on")][..]] {
+            let mut vars = vec![("FINDINGS_TOPIC_ARN", TOPIC)];
+            vars.extend_from_slice(on);
+            let e = load(&vars).unwrap_err();
+            assert_eq!(e.var, "STATE_TABLE", "{e}");
+            assert!(
+                e.to_string().starts_with(
+                    "configuration error in STATE_TABLE: is required when REMEDIATION is on"
+                ),
+                "{e}"
+            );
+        }
+        for mode in ["dry-run", "off"] {
+            let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", mode)]).unwrap();
+            assert_eq!(c.remediation.state_table, None);
+        }
+        // A table ARN: a table shared by the stacks of several Regions.
+        let c = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            (
+                "STATE_TABLE",
+                "arn:aws:dynamodb:us-west-2:111122223333:table/replica-auditor-state",
+            ),
+            ("REMEDIATION_WRITES_PER_SECOND", "25"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.remediation.state_table,
+            Some(StateTable {
+                name: "replica-auditor-state".into(),
+                region: Some("us-west-2".into())
+            })
+        );
+        assert_eq!(c.remediation.writes_per_second, 25);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 13] = [
+        let cases: [(&[(&str, &str)], &str); 18] = [
+            (
+                &[("FINDINGS_TOPIC_ARN", TOPIC), ("STATE_TABLE", "a b")],
+                "STATE_TABLE",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("STATE_TABLE", "arn:aws:s3:::bucket"),
+                ],
+                "STATE_TABLE",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("STATE_TABLE", "t1"),
+                    ("REMEDIATION", "dry-run"),
+                ],
+                "STATE_TABLE",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("STATE_TABLE", "state"),
+                    ("REMEDIATION_WRITES_PER_SECOND", "0"),
+                ],
+                "REMEDIATION_WRITES_PER_SECOND",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("STATE_TABLE", "state"),
+                    ("REMEDIATION_WRITES_PER_SECOND", "50"),
+                ],
+                "REMEDIATION_WRITES_PER_SECOND",
+            ),
             (&[], "FINDINGS_TOPIC_ARN"),
             (
                 &[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")],

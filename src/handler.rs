@@ -7,13 +7,14 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, Publisher, ReplicationApi, SecretsApi};
 use crate::config::Config;
 use crate::config::{Remediation, RemediationMode};
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
 use crate::model::Snapshot;
 use crate::publish::{self, PublishError};
+use crate::rate::TokenBucket;
 use crate::remediate;
 use crate::report::{self, Report, TriggerInfo};
 
@@ -52,18 +53,25 @@ pub struct App<C> {
     /// The remediation settings in force: the configured ones, as dry-run
     /// when the identity is unknown. Derived once, by [`App::with_identity`].
     remediation: Remediation,
+    /// The replication write budget (REMEDIATION_WRITES_PER_SECOND), shared
+    /// by every remediation of this function instance: an invocation's
+    /// concurrent sweep audits, and the invocations after it. A burst of 1
+    /// keeps the writes evenly spaced within the account's shared quota.
+    writes: TokenBucket,
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
         let identity = config.remediation.auditor_role_arn.clone();
         let remediation = in_force(&config.remediation, identity.is_some());
+        let writes = TokenBucket::new(config.remediation.writes_per_second, 1);
         App {
             clients,
             config,
             home_region,
             identity,
             remediation,
+            writes,
         }
     }
 
@@ -80,12 +88,26 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         self
     }
 
-    /// Handle one raw event. `budget` bounds the AWS calls.
+    /// Handle one raw event outside Lambda (tests, tools): a request id is made up.
     pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
+        let request_id = format!("local-{}", uuid::Uuid::new_v4());
+        self.handle_invocation(raw, budget, &request_id).await
+    }
+
+    /// Handle one raw event of the invocation `request_id` (it owns the
+    /// remediation leases it takes). `budget` bounds the AWS calls.
+    pub async fn handle_invocation(
+        &self,
+        raw: &[u8],
+        budget: Budget,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let trigger = match event::parse_bytes(raw) {
             Ok(Incoming::ApiCall(t)) => t,
-            Ok(Incoming::Sweep(scheduled)) => return self.sweep(&scheduled, &budget).await,
+            Ok(Incoming::Sweep(scheduled)) => {
+                return self.sweep(&scheduled, &budget, request_id).await;
+            }
             Ok(Incoming::Ignored { event_name }) => {
                 info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
                 return Ok(json!({"status": "ignored", "event_name": event_name}));
@@ -95,7 +117,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
                 return Err(e.into());
             }
         };
-        let report = self.audit_trigger(&trigger, &budget).await;
+        let report = self.audit_trigger(&trigger, &budget, request_id).await;
         let published = self.publish_if_needed(&report).await?;
         info!(
             event_name = trigger.event.as_str(),
@@ -116,7 +138,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
     }
 
     /// Inspect and audit the secret a CloudTrail call names.
-    pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget) -> Report {
+    pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget, request_id: &str) -> Report {
         let region = t
             .secret
             .arn_region
@@ -141,8 +163,14 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             search_regions,
         };
         let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
-        self.finish(&snapshot, Some(t), TriggerInfo::from_cloudtrail(t), budget)
-            .await
+        self.finish(
+            &snapshot,
+            Some(t),
+            TriggerInfo::from_cloudtrail(t),
+            budget,
+            request_id,
+        )
+        .await
     }
 
     /// Audit a snapshot, remediate what may be, and build the report.
@@ -152,6 +180,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         trigger: Option<&Trigger>,
         info: TriggerInfo,
         budget: &Budget,
+        request_id: &str,
     ) -> Report {
         let findings = audit::audit(snapshot, trigger, &self.config.rules);
         let own_event = match (trigger, self.identity.as_deref()) {
@@ -165,6 +194,10 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             decisions,
             &self.remediation,
             budget,
+            &remediate::Invocation {
+                request_id,
+                writes: &self.writes,
+            },
         )
         .await;
         report::build(

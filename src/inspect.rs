@@ -53,6 +53,12 @@ impl Budget {
         }
     }
 
+    /// Time until the invocation's deadline; `None` without a deadline.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
     /// Run one AWS call within the budget.
     pub async fn run<T>(
         &self,

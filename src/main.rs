@@ -22,7 +22,9 @@ async fn main() -> Result<(), Error> {
 
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
-    let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn)).await;
+    let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn))
+        .await
+        .with_state_table(config.remediation.state_table.as_ref());
     let home_region = clients.home_region().ok_or_else(|| {
         tracing::error!("start-up failed: AWS_REGION is not set");
         "configuration error in AWS_REGION: is required (the function's own Region)"
@@ -42,7 +44,8 @@ async fn main() -> Result<(), Error> {
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<String>| async move {
         let budget = budget_for_deadline(event.context.deadline);
-        app.handle(event.payload.as_bytes(), budget).await
+        app.handle_invocation(event.payload.as_bytes(), budget, &event.context.request_id)
+            .await
     });
     Runtime::new(handler)
         .layer(RawBodyLayer)

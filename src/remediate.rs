@@ -11,10 +11,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::classify_failure;
-use crate::aws::{ReplicationApi, SecretsApi};
+use tracing::warn;
+
+use crate::aws::{Acquired, Lease, LeaseStore, Released, ReplicationApi, SecretsApi};
 use crate::config::{Remediation, RemediationMode};
 use crate::inspect::Budget;
 use crate::model::{Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup, Snapshot};
+use crate::rate::TokenBucket;
 
 pub const ACTION_RETRY: &str = "retry_replication";
 
@@ -130,13 +133,56 @@ pub fn plan(
         .collect()
 }
 
+/// What one invocation's remediation shares: who it is (the leases'
+/// owner) and the replication write budget.
+pub struct Invocation<'a> {
+    /// The Lambda request id (the sweep's invocation has one too).
+    pub request_id: &'a str,
+    /// REMEDIATION_WRITES_PER_SECOND: every RemoveRegionsFromReplication
+    /// and ReplicateSecretToRegions takes a token.
+    pub writes: &'a TokenBucket,
+}
+
+/// How long a retry may wait for its first write token: longer, and the
+/// write budget is spent on other retries; it is then `skipped`, and the
+/// next audit (event or sweep) retries.
+pub const WRITE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// What one AWS call of a retry may take, SDK retries included (three
+/// attempts with backoff), for the lease length.
+const CALL_ALLOWANCE: Duration = Duration::from_secs(10);
+/// Kept on top of the work's length, and past the invocation's deadline:
+/// for clock skew between invocations and the time a frozen environment
+/// may take to stop.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How long releasing a lease may take; it runs in the publish reserve.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The state table key of the lease for one (secret, Region).
+pub fn lease_key(secret_arn: &str, region: &str) -> String {
+    format!("lease#{secret_arn}#{region}")
+}
+
+/// How long a lease is taken for: the attempts' work (a write token's
+/// wait, the re-check, Remove, Replicate and the verification) and a
+/// margin, but never past the invocation's deadline plus the margin (a
+/// holder cannot work past its deadline).
+pub fn lease_length(settings: &Remediation, time_left: Option<Duration>) -> Duration {
+    let attempt = WRITE_WAIT_MAX + CALL_ALLOWANCE * 3 + settings.verify;
+    let work = attempt * settings.max_attempts.max(1) + LEASE_MARGIN;
+    match time_left {
+        Some(left) => work.min(left + LEASE_MARGIN),
+        None => work,
+    }
+}
+
 /// Carry the decisions out. Every decision becomes one action.
-pub async fn execute<C: ReplicationApi + SecretsApi>(
+pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
     clients: &C,
     snapshot: &Snapshot,
     decisions: Vec<Decision>,
     settings: &Remediation,
     budget: &Budget,
+    invocation: &Invocation<'_>,
 ) -> Vec<Action> {
     let Some(primary) = snapshot.primary.found() else {
         return Vec::new();
@@ -170,26 +216,121 @@ pub async fn execute<C: ReplicationApi + SecretsApi>(
             actions.push(action(&region, "dry_run", format!("would call {how}")));
             continue;
         }
+        // One remediation per (secret, Region) at a time, across invocations.
+        let now = epoch_seconds();
+        let lease = Lease {
+            key: lease_key(&primary.arn, &region),
+            owner: invocation.request_id.to_string(),
+            since: crate::handler::now_rfc3339(),
+            expires_at: now + lease_length(settings, budget.time_left()).as_secs(),
+        };
+        let table_region = settings
+            .state_table
+            .as_ref()
+            .and_then(|t| t.region.as_deref())
+            .unwrap_or(&primary.region);
+        match budget
+            .run(
+                "dynamodb:PutItem",
+                table_region,
+                clients.try_acquire(&lease, now),
+            )
+            .await
+        {
+            Err(gap) => {
+                actions.push(action(
+                    &region,
+                    "skipped",
+                    format!(
+                        "could not take the remediation lease ({}): not retried without it; the next audit retries",
+                        gap.reason
+                    ),
+                ));
+                continue;
+            }
+            Ok(Acquired::HeldBy(holder)) => {
+                actions.push(action(
+                    &region,
+                    "skipped",
+                    format!(
+                        "another remediation of {region} is in progress since {} ({}); its lease ends by {}: not retried by this invocation",
+                        holder.since,
+                        holder.owner,
+                        rfc3339(holder.expires_at)
+                    ),
+                ));
+                continue;
+            }
+            Ok(Acquired::Acquired) => {}
+        }
         let mut outcome = action(&region, "skipped", "RETRY_MAX_ATTEMPTS is 0".into());
         for attempt in 1..=settings.max_attempts {
             outcome = retry_once(
                 clients,
                 primary,
-                &region,
-                kms_key_id.as_deref(),
-                force,
-                settings.verify,
+                (&region, kms_key_id.as_deref(), force),
+                settings,
                 budget,
+                invocation.writes,
             )
             .await;
-            outcome.detail = format!("attempt {attempt}: {how}: {}", outcome.detail);
+            // A retry that was not started says why, not what it would have called.
+            outcome.detail = match outcome.outcome.as_str() {
+                "skipped" => format!("attempt {attempt}: {}", outcome.detail),
+                _ => format!("attempt {attempt}: {how}: {}", outcome.detail),
+            };
             if outcome.outcome != "Failed" {
                 break;
             }
         }
+        if let Some(note) = release(clients, &lease).await {
+            outcome.detail.push_str("; ");
+            outcome.detail.push_str(&note);
+        }
         actions.push(outcome);
     }
     actions
+}
+
+/// Give the lease back. Nothing to say when that worked; otherwise what
+/// happened, also logged: an unreleased lease is free once it expires.
+async fn release<C: LeaseStore>(clients: &C, lease: &Lease) -> Option<String> {
+    let note = match tokio::time::timeout(RELEASE_TIMEOUT, clients.release(lease)).await {
+        Ok(Ok(Released::Released)) => return None,
+        Ok(Ok(Released::NotHeld)) => format!(
+            "the lease had expired (at {}) and was no longer this invocation's when it was released",
+            rfc3339(lease.expires_at)
+        ),
+        Ok(Err(e)) => format!(
+            "the lease could not be released ({e}): it is free for the next remediation at {}",
+            rfc3339(lease.expires_at)
+        ),
+        Err(_) => format!(
+            "the lease could not be released (dynamodb:DeleteItem: no answer within {}s): it is free for the next remediation at {}",
+            RELEASE_TIMEOUT.as_secs(),
+            rfc3339(lease.expires_at)
+        ),
+    };
+    warn!(lease = %lease.key, owner = %lease.owner, error = %note, "remediation lease not released");
+    Some(note)
+}
+
+fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Epoch seconds as RFC 3339.
+fn rfc3339(epoch: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| epoch.to_string())
 }
 
 fn action(region: &str, outcome: &str, detail: String) -> Action {
@@ -201,16 +342,70 @@ fn action(region: &str, outcome: &str, detail: String) -> Action {
     }
 }
 
-async fn retry_once<C: ReplicationApi + SecretsApi>(
+/// Why a retry must not remove the Region now, from a fresh DescribeSecret
+/// of the primary: `None` when it is still `Failed`.
+async fn recheck<C: SecretsApi>(
     clients: &C,
     primary: &crate::model::SecretState,
     region: &str,
-    kms_key_id: Option<&str>,
-    force: bool,
-    verify: Duration,
     budget: &Budget,
+) -> Option<String> {
+    let home = primary.region.as_str();
+    let seen = budget
+        .run(
+            "secretsmanager:DescribeSecret",
+            home,
+            clients.describe_secret(home, &primary.arn),
+        )
+        .await;
+    let why = match seen {
+        Err(gap) => format!(
+            "{region} could not be re-checked before RemoveRegionsFromReplication ({}): not removed blind",
+            gap.reason
+        ),
+        Ok(None) => "the primary no longer exists: nothing removed".into(),
+        Ok(Some(now)) => match now.replication.into_iter().find(|r| r.region == region) {
+            None => format!("{region} is no longer listed: nothing removed"),
+            Some(r) => match r.status.as_deref() {
+                Some("Failed") => return None,
+                status => format!(
+                    "{region} is now {} (re-checked just before RemoveRegionsFromReplication), not Failed: not removed",
+                    status.unwrap_or("without a status")
+                ),
+            },
+        },
+    };
+    Some(why)
+}
+
+async fn retry_once<C: ReplicationApi + SecretsApi>(
+    clients: &C,
+    primary: &crate::model::SecretState,
+    (region, kms_key_id, force): (&str, Option<&str>, bool),
+    settings: &Remediation,
+    budget: &Budget,
+    writes: &TokenBucket,
 ) -> Action {
     let home = primary.region.as_str();
+    let rate = writes.per_second();
+    // The write budget: a token for the Remove, or the retry is not started.
+    let max_wait = budget.call_window().unwrap_or_default().min(WRITE_WAIT_MAX);
+    if let Err(too_long) = writes.acquire_within(max_wait).await {
+        return action(
+            region,
+            "skipped",
+            format!(
+                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
+                max_wait.as_secs_f64(),
+                too_long.wait.as_secs_f64()
+            ),
+        );
+    }
+    // Re-check just before the destructive call: another remediation (or
+    // a person) may have fixed the Region since the snapshot.
+    if let Some(why) = recheck(clients, primary, region, budget).await {
+        return action(region, "skipped", why);
+    }
     // AWS keeps a Failed Region in the list; it must be removed before the
     // Region can be replicated to again.
     let removed = budget
@@ -227,6 +422,21 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
             format!("could not remove the failed Region: {}", gap.reason),
         );
     }
+    // The Region is out of the list now: its Replicate waits for a token
+    // as long as the invocation allows.
+    if let Err(too_long) = writes
+        .acquire_within(budget.call_window().unwrap_or_default())
+        .await
+    {
+        return action(
+            region,
+            "Failed",
+            format!(
+                "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): replicate it again by hand",
+                too_long.wait.as_secs_f64()
+            ),
+        );
+    }
     let replicated = budget
         .run(
             "secretsmanager:ReplicateSecretToRegions",
@@ -241,7 +451,18 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
             format!("ReplicateSecretToRegions failed: {}", gap.reason),
         );
     }
-    // Verify: poll the primary with bounded backoff.
+    verify(clients, primary, region, settings.verify, budget).await
+}
+
+/// Poll the primary with bounded backoff for the Region's outcome.
+async fn verify<C: SecretsApi>(
+    clients: &C,
+    primary: &crate::model::SecretState,
+    region: &str,
+    verify: Duration,
+    budget: &Budget,
+) -> Action {
+    let home = primary.region.as_str();
     let started = std::time::Instant::now();
     let mut wait = Duration::from_millis(250);
     loop {
@@ -330,6 +551,7 @@ fn principal_key(arn: &str) -> (String, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::AwsError;
     use crate::event::Actor;
     use crate::model::{KeyCheck, ReplicaCheck, ReplicaStatus, SecretState};
 
@@ -454,6 +676,270 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_lease_covers_the_work_but_ends_by_the_deadline_plus_a_margin() {
+        // Default: 30 s token wait + 3 calls of 10 s + 20 s verification, + 30 s.
+        assert_eq!(lease_length(&on(), None), Duration::from_secs(110));
+        let two = Remediation {
+            max_attempts: 2,
+            ..on()
+        };
+        assert_eq!(lease_length(&two, None), Duration::from_secs(190));
+        assert_eq!(
+            lease_length(&on(), Some(Duration::from_secs(12))),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            lease_key(
+                "arn:aws:secretsmanager:us-west-2:1:secret:a-AbCdEf",
+                "us-east-1"
+            ),
+            "lease#arn:aws:secretsmanager:us-west-2:1:secret:a-AbCdEf#us-east-1"
+        );
+    }
+
+    /// The ports, faked: what DescribeSecret shows for us-east-1, what the
+    /// lease store answers, and every call made.
+    struct Fake {
+        status: Option<&'static str>,
+        lease: Result<Acquired, AwsError>,
+        release: Result<Released, AwsError>,
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(status: Option<&'static str>) -> Fake {
+            Fake {
+                status,
+                lease: Ok(Acquired::Acquired),
+                release: Ok(Released::Released),
+                calls: Default::default(),
+            }
+        }
+        fn log(&self, call: &str) {
+            self.calls.lock().unwrap().push(call.to_string());
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl SecretsApi for Fake {
+        async fn list_secrets(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: Option<String>,
+        ) -> Result<(Vec<SecretState>, Option<String>), AwsError> {
+            unreachable!()
+        }
+        async fn describe_secret(&self, _: &str, _: &str) -> Result<Option<SecretState>, AwsError> {
+            self.log("DescribeSecret");
+            let mut primary = snapshot("Internal failure", Lookup::NotFound)
+                .primary
+                .found()
+                .unwrap()
+                .clone();
+            primary.replication[0].status = self.status.map(str::to_string);
+            if self.status.is_none() {
+                primary.replication.clear();
+            }
+            Ok(Some(primary))
+        }
+    }
+
+    impl ReplicationApi for Fake {
+        async fn remove_regions(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+            self.log("RemoveRegionsFromReplication");
+            Ok(())
+        }
+        async fn replicate_to(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+            _: bool,
+        ) -> Result<(), AwsError> {
+            self.log("ReplicateSecretToRegions");
+            Ok(())
+        }
+    }
+
+    impl LeaseStore for Fake {
+        async fn try_acquire(&self, lease: &Lease, _: u64) -> Result<Acquired, AwsError> {
+            self.log(&format!("PutItem {}", lease.key));
+            self.lease.clone()
+        }
+        async fn release(&self, _: &Lease) -> Result<Released, AwsError> {
+            self.log("DeleteItem");
+            self.release.clone()
+        }
+    }
+
+    async fn run_one(fake: &Fake) -> Action {
+        let s = snapshot("Internal failure", Lookup::NotFound);
+        let decisions = plan(&s, &[], &on(), false);
+        let writes = TokenBucket::new(5, 1);
+        let invocation = Invocation {
+            request_id: "req-1",
+            writes: &writes,
+        };
+        let mut actions = execute(
+            fake,
+            &s,
+            decisions,
+            &Remediation {
+                verify: Duration::ZERO,
+                ..on()
+            },
+            &Budget::unlimited(),
+            &invocation,
+        )
+        .await;
+        assert_eq!(actions.len(), 1);
+        actions.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_or_a_lease_error_means_no_write() {
+        let mut held = Fake::new(Some("Failed"));
+        held.lease = Ok(Acquired::HeldBy(Lease {
+            key: "k".into(),
+            owner: "req-0".into(),
+            since: "2026-11-25T10:00:00Z".into(),
+            expires_at: 1_795_000_000,
+        }));
+        let a = run_one(&held).await;
+        assert_eq!(a.outcome, "skipped");
+        assert!(
+            a.detail.starts_with(
+                "another remediation of us-east-1 is in progress since 2026-11-25T10:00:00Z (req-0)"
+            ),
+            "{}",
+            a.detail
+        );
+        assert_eq!(
+            held.calls(),
+            vec![
+                "PutItem lease#arn:aws:secretsmanager:us-west-2:111122223333:secret:app-AbCdEf#us-east-1"
+            ]
+        );
+
+        let mut denied = Fake::new(Some("Failed"));
+        denied.lease = Err(AwsError::AccessDenied {
+            call: "dynamodb:PutItem",
+            region: "us-west-2".into(),
+            message: "AccessDeniedException: no".into(),
+        });
+        let a = run_one(&denied).await;
+        assert_eq!(a.outcome, "skipped");
+        assert!(
+            a.detail.starts_with(
+                "could not take the remediation lease (dynamodb:PutItem in us-west-2: access denied"
+            ),
+            "{}",
+            a.detail
+        );
+        assert_eq!(denied.calls().len(), 1, "no write, no release");
+    }
+
+    #[tokio::test]
+    async fn the_region_is_removed_only_while_it_is_still_failed() {
+        for (status, seen) in [
+            (Some("InSync"), "is now InSync"),
+            (Some("InProgress"), "is now InProgress"),
+            (None, "is no longer listed"),
+        ] {
+            let fake = Fake::new(status);
+            let a = run_one(&fake).await;
+            assert_eq!(a.outcome, "skipped", "{a:?}");
+            assert!(a.detail.contains(seen), "{}", a.detail);
+            assert!(
+                a.detail.starts_with("attempt 1: us-east-1 ")
+                    && !a.detail.contains("then ReplicateSecretToRegions"),
+                "says why, not what it would have called: {}",
+                a.detail
+            );
+            let calls = fake.calls();
+            assert_eq!(calls[1..], ["DescribeSecret", "DeleteItem"], "{calls:?}");
+        }
+        // Still Failed: removed, replicated, verified (the fake still says Failed).
+        let fake = Fake::new(Some("Failed"));
+        let a = run_one(&fake).await;
+        assert_eq!(a.outcome, "Failed");
+        assert_eq!(
+            fake.calls()[1..],
+            [
+                "DescribeSecret",
+                "RemoveRegionsFromReplication",
+                "ReplicateSecretToRegions",
+                "DescribeSecret",
+                "DeleteItem"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_without_a_write_token_before_the_reserve_is_skipped_not_dropped() {
+        let fake = Fake::new(Some("Failed"));
+        let s = snapshot("Internal failure", Lookup::NotFound);
+        // One write a second, its token just spent: the next is 1 s away,
+        // and the invocation has 0.6 s left before its reserve.
+        let writes = TokenBucket::new(1, 1);
+        writes.acquire().await;
+        let budget = Budget::until(
+            std::time::Instant::now() + Duration::from_millis(600),
+            Duration::ZERO,
+        );
+        let actions = execute(
+            &fake,
+            &s,
+            plan(&s, &[], &on(), false),
+            &on(),
+            &budget,
+            &Invocation {
+                request_id: "req-1",
+                writes: &writes,
+            },
+        )
+        .await;
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].outcome, "skipped");
+        assert!(
+            actions[0].detail.contains(
+                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND=1) had no token within 0."
+            ),
+            "{}",
+            actions[0].detail
+        );
+        // Nothing written; the lease was taken and given back.
+        assert_eq!(fake.calls()[1..], ["DeleteItem"]);
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_cannot_be_released_is_said_to_expire() {
+        let mut fake = Fake::new(Some("InSync"));
+        fake.release = Err(AwsError::Throttled {
+            call: "dynamodb:DeleteItem",
+            region: "us-west-2".into(),
+            message: "ThrottlingException: slow down".into(),
+        });
+        let a = run_one(&fake).await;
+        assert!(
+            a.detail.contains(
+                "; the lease could not be released (dynamodb:DeleteItem in us-west-2: throttled"
+            ) && a
+                .detail
+                .contains("it is free for the next remediation at 20"),
+            "{}",
+            a.detail
+        );
+        fake.release = Ok(Released::NotHeld);
+        let a = run_one(&fake).await;
+        assert!(a.detail.contains("the lease had expired"), "{}", a.detail);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::*;
+use support::{fault_proxy, lambda};
 
 /// A Secrets Manager client for `region` of the world's moto.
 async fn secrets_in(w: &World, region: &str) -> aws_sdk_secretsmanager::Client {
@@ -341,4 +342,394 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .attributes()
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone()
+}
+
+// --- At-least-once delivery: one remediation per secret and Region at a time.
+
+fn sweep_event() -> Value {
+    event("scheduled-sweep.json")
+}
+
+/// The Regions named by RemoveRegionsFromReplication requests at the proxy.
+fn removed_regions(proxy: &fault_proxy::FaultProxy) -> Vec<String> {
+    proxy
+        .calls("RemoveRegionsFromReplication")
+        .iter()
+        .flat_map(|c| {
+            let body: Value = serde_json::from_str(&c.body).unwrap();
+            body["RemoveReplicaRegions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The retry actions about production/Clash in what was published.
+async fn clash_actions(w: &World) -> Vec<Value> {
+    w.published()
+        .await
+        .into_iter()
+        .filter(|p| p.report["secret"]["name"] == "production/Clash")
+        .map(|p| only_action(&p.report).clone())
+        .collect()
+}
+
+/// One action made the retry (InSync), the other skipped because the
+/// first held the lease, naming it.
+fn one_retried_one_skipped(actions: &[Value], owners: [&str; 2]) {
+    assert_eq!(actions.len(), 2, "{actions:#?}");
+    let retried: Vec<&Value> = actions
+        .iter()
+        .filter(|a| a["outcome"] == "InSync")
+        .collect();
+    let skipped: Vec<&Value> = actions
+        .iter()
+        .filter(|a| a["outcome"] == "skipped")
+        .collect();
+    assert_eq!((retried.len(), skipped.len()), (1, 1), "{actions:#?}");
+    let detail = skipped[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("another remediation of us-east-1 is in progress since 20"),
+        "{detail}"
+    );
+    assert!(
+        owners.iter().any(|o| detail.contains(&format!("({o})"))),
+        "names the holder: {detail}"
+    );
+}
+
+/// Two function processes (two Lambda environments) given one event each
+/// at the same moment, every AWS call taking 150 ms, the clash cleared:
+/// both responses, after asserting both succeeded and the proxy saw exactly
+/// one RemoveRegionsFromReplication, of us-east-1.
+///
+/// The two invocations overlap for certain: each reaches the lease after
+/// two to five calls of 150 ms, and the retry holds it for about 3 s (four
+/// calls, a 200 ms write token, and verification polls while the new
+/// replica is InProgress for 1.5 s, as replication is asynchronous in AWS),
+/// so a loaded machine may start one process seconds after the other.
+async fn two_environments_at_once(
+    w: &World,
+    first: (&Value, &str),
+    second: (&Value, &str),
+) -> (fault_proxy::FaultProxy, Value, Value) {
+    delete_in(w, "us-east-1", "production/Clash").await;
+    let proxy = w.latency_proxy(150).await;
+    let env = w.function_env(&proxy.endpoint, &[]);
+    let mut a = lambda::Environment::start(&env, first.0, first.1).await;
+    let mut b = lambda::Environment::start(&env, second.0, second.1).await;
+    let (ra, rb) = (a.result().await, b.result().await);
+    assert_eq!(
+        (ra.0.as_str(), rb.0.as_str()),
+        ("response", "response"),
+        "{ra:?} {rb:?}"
+    );
+    assert_eq!(
+        removed_regions(&proxy),
+        vec!["us-east-1"],
+        "exactly one removal"
+    );
+    assert_eq!(proxy.calls("ReplicateSecretToRegions").len(), 1);
+    assert_eq!(
+        status_in(w, "production/Clash", "us-east-1").await,
+        vec!["InSync"],
+        "listed once, InSync"
+    );
+    (proxy, ra.1, rb.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_environments_fed_the_same_event_remove_the_region_once() {
+    let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
+    let ev = clash_event();
+    let (proxy, ra, rb) =
+        two_environments_at_once(&w, (&ev, "request-a"), (&ev, "request-b")).await;
+    one_retried_one_skipped(
+        &[only_action(&ra).clone(), only_action(&rb).clone()],
+        ["request-a", "request-b"],
+    );
+    // Both reports went out, and the lease was given back.
+    assert_eq!(clash_actions(&w).await.len(), 2);
+    assert_eq!(proxy.calls("DeleteItem").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_and_a_sweep_at_once_remove_the_region_once() {
+    let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
+    let (ev, sweep) = (clash_event(), sweep_event());
+    let (_proxy, _, summary) =
+        two_environments_at_once(&w, (&ev, "request-event"), (&sweep, "request-sweep")).await;
+    assert!(
+        summary["sweep"]["secrets_audited"].as_u64().unwrap() > 5,
+        "{summary}"
+    );
+    // The event's report and the sweep's report about the secret.
+    one_retried_one_skipped(&clash_actions(&w).await, ["request-event", "request-sweep"]);
+}
+
+async fn state_table(w: &World) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&w.sdk().await)
+}
+
+fn lease_pk(w: &World) -> String {
+    format!("lease#{}#us-east-1", w.secrets["production/Clash"])
+}
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A lease left by an invocation that crashed: `expires_at` from now.
+async fn crashed_lease(w: &World, expires_in: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    state_table(w)
+        .await
+        .put_item()
+        .table_name(&w.state_table)
+        .item("pk", S(lease_pk(w)))
+        .item("owner", S("crashed-request".into()))
+        .item("since", S("2026-11-25T09:00:00Z".into()))
+        .item("expires_at", N((epoch_now() + expires_in).to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn lease_item(
+    w: &World,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    state_table(w)
+        .await
+        .get_item()
+        .table_name(&w.state_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(lease_pk(w)),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_holders_lease_blocks_until_it_expires_then_the_next_audit_retries() {
+    let w = World::start();
+    delete_in(&w, "us-east-1", "production/Clash").await;
+    let app = w.app(&[]).await;
+    // Held, and not expired (TTL has not deleted it either): skipped.
+    crashed_lease(&w, 60).await;
+    let a = only_action(&run(&app, &clash_event()).await).clone();
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    assert!(
+        a["detail"].as_str().unwrap().starts_with(
+            "another remediation of us-east-1 is in progress since 2026-11-25T09:00:00Z (crashed-request)"
+        ),
+        "{a}"
+    );
+    assert_eq!(
+        status_in(&w, "production/Clash", "us-east-1").await,
+        vec!["Failed"]
+    );
+    // Expired a second ago, still in the table (TTL deletes lazily): retried.
+    crashed_lease(&w, -1).await;
+    assert!(lease_item(&w).await.is_some());
+    let a = only_action(&run(&app, &clash_event()).await).clone();
+    assert_eq!(a["outcome"], "InSync", "{a}");
+    assert_eq!(
+        status_in(&w, "production/Clash", "us-east-1").await,
+        vec!["InSync"]
+    );
+    assert_eq!(lease_item(&w).await, None, "released after the retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_turned_in_sync_before_the_removal_is_not_removed() {
+    let w = World::start();
+    delete_in(&w, "us-east-1", "production/Clash").await;
+    // The lease request is held 1.5 s: the snapshot (Failed) is taken, and
+    // someone else's retry fixes the Region before the auditor goes on.
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![
+            fault_proxy::Rule::new(
+                Some("dynamodb"),
+                None,
+                fault_proxy::Fault::Delay(std::time::Duration::from_millis(1500)),
+            )
+            .action("PutItem"),
+        ],
+    )
+    .await;
+    let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
+    let fix = async {
+        while proxy.calls("PutItem").is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let sm = secrets_in(&w, "us-west-2").await;
+        sm.remove_regions_from_replication()
+            .secret_id("production/Clash")
+            .remove_replica_regions("us-east-1")
+            .send()
+            .await
+            .unwrap();
+        sm.replicate_secret_to_regions()
+            .secret_id("production/Clash")
+            .add_replica_regions(
+                aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                    .region("us-east-1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    };
+    let ev = clash_event();
+    let (report, ()) = tokio::join!(run(&app, &ev), fix);
+    // The snapshot saw Failed (the finding), the re-check InSync.
+    assert!(
+        codes(&report).contains(&("REPLICA_FAILED".to_string(), Some("us-east-1".to_string())))
+    );
+    let a = only_action(&report);
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    assert!(
+        a["detail"].as_str().unwrap().contains(
+            "us-east-1 is now InSync (re-checked just before RemoveRegionsFromReplication), not Failed: not removed"
+        ),
+        "{a}"
+    );
+    assert_eq!(removed_regions(&proxy), Vec::<String>::new());
+    assert_eq!(
+        status_in(&w, "production/Clash", "us-east-1").await,
+        vec!["InSync"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_table_errors_skip_the_retry_or_are_reported_and_the_report_still_goes_out() {
+    let w = World::start();
+    delete_in(&w, "us-east-1", "production/Clash").await;
+    let denied = |action| {
+        fault_proxy::Rule::new(Some("dynamodb"), None, fault_proxy::Fault::AccessDenied)
+            .action(action)
+    };
+    // The lease cannot be taken: no retry, the report still goes out.
+    let proxy = fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![denied("PutItem")]).await;
+    let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
+    let a = only_action(&run(&app, &clash_event()).await).clone();
+    assert_eq!(a["outcome"], "skipped");
+    assert!(
+        a["detail"].as_str().unwrap().starts_with(
+            "could not take the remediation lease (dynamodb:PutItem in us-west-2: access denied"
+        ),
+        "{a}"
+    );
+    assert_eq!(removed_regions(&proxy), Vec::<String>::new());
+    assert_eq!(clash_actions(&w).await, vec![a]);
+    // The lease cannot be released: the retry is made, and the action says
+    // when the lease frees itself.
+    proxy.set_rules(vec![denied("DeleteItem")]);
+    let a = only_action(&run(&app, &clash_event()).await).clone();
+    assert_eq!(a["outcome"], "InSync", "{a}");
+    let detail = a["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "; the lease could not be released (dynamodb:DeleteItem in us-west-2: access denied"
+        ) && detail.contains("it is free for the next remediation at 20"),
+        "{detail}"
+    );
+    let left = lease_item(&w).await.expect("the lease is still there");
+    let expires: i64 = left["expires_at"].as_n().unwrap().parse().unwrap();
+    assert!(
+        expires > epoch_now() && expires <= epoch_now() + 120,
+        "{expires}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_budget_holds_in_a_sweep_with_many_failed_replicas() {
+    let w = World::start();
+    // 15 more secrets whose us-east-1 replica failed on a name clash.
+    let (west, east) = (
+        secrets_in(&w, "us-west-2").await,
+        secrets_in(&w, "us-east-1").await,
+    );
+    for i in 0..15 {
+        let name = format!("budget/clash-{i:02}");
+        east.create_secret()
+            .name(&name)
+            .secret_string("someone else's")
+            .send()
+            .await
+            .unwrap();
+        west.create_secret()
+            .name(&name)
+            .secret_string("v")
+            .add_replica_regions(
+                aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                    .region("us-east-1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let proxy = fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let rate = 8;
+    let app = w.app_with_sdk(
+        &[
+            ("ALLOW_FORCE_OVERWRITE", "true"),
+            ("REMEDIATION_WRITES_PER_SECOND", "8"),
+        ],
+        sdk_config(&proxy.endpoint).await,
+    );
+    run(&app, &sweep_event()).await;
+    let retried = w
+        .published()
+        .await
+        .iter()
+        .flat_map(|p| p.report["actions"].as_array().unwrap().clone())
+        .filter(|a| a["outcome"] == "InSync")
+        .count();
+    // The 15 and production/Clash, all retried (none dropped).
+    assert_eq!(retried, 16);
+    let mut writes: Vec<std::time::Instant> =
+        ["RemoveRegionsFromReplication", "ReplicateSecretToRegions"]
+            .iter()
+            .flat_map(|a| proxy.calls(a))
+            .map(|c| c.at)
+            .collect();
+    writes.sort();
+    assert_eq!(writes.len(), 32);
+    // The tokens are 1/8 s apart. A write reaches the proxy at its token's
+    // time, or a little after (a Remove follows the re-check's
+    // DescribeSecret): so every one-second window holds at most the rate,
+    // plus the writes whose tokens came just before it (one while a
+    // DescribeSecret takes under 125 ms; two allowed for a loaded machine).
+    let second = std::time::Duration::from_secs(1);
+    let busiest = writes
+        .iter()
+        .map(|t| {
+            writes
+                .iter()
+                .filter(|u| **u >= *t && **u < *t + second)
+                .count()
+        })
+        .max()
+        .unwrap();
+    let span = (writes[31] - writes[0]).as_secs_f64();
+    println!(
+        "writes: {} in {span:.2}s, {:.2}/s on average, at most {busiest} in any second",
+        writes.len(),
+        31.0 / span
+    );
+    assert!(busiest <= rate + 2, "{busiest} writes within one second");
+    // 32 writes take 31/8 s of tokens; the first may be late by a DescribeSecret.
+    assert!(span >= 31.0 / rate as f64 - 0.3, "32 writes in {span:.2}s");
 }

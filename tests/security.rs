@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use replica_auditor::aws::{IAM_ACTIONS, IMPLIED_KMS_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS};
+use replica_auditor::aws::{
+    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+};
 use replica_auditor::inspect::Budget;
 use serde_json::{Value, json};
 use support::*;
@@ -131,6 +133,19 @@ fn iam_policy_is_exactly_what_the_code_calls() {
             assert!(
                 findings_key || (via_secrets_manager && *conditional),
                 "{action}: only on the findings key, or through Secrets Manager when remediation is on"
+            );
+        }
+        if STATE_TABLE_ACTIONS.contains(&action.as_str()) {
+            assert_eq!(
+                resource,
+                &json!({"!If": ["OwnStateTable", {"!GetAtt": "StateTable.Arn"}, {"!Ref": "StateTableArn"}]}),
+                "{action} only on the state table"
+            );
+        }
+        if action.starts_with("dynamodb:") {
+            assert!(
+                STATE_TABLE_ACTIONS.contains(&action.as_str()),
+                "{action}: the only DynamoDB calls are on the state table"
             );
         }
         if action == "sns:Publish" {

@@ -96,12 +96,7 @@ async fn sweep_reports_each_broken_secret_and_a_summary() {
 /// A proxy in front of the world's moto that adds 20 ms to every call, as
 /// an AWS round trip would.
 async fn aws_like_latency(w: &World) -> fault_proxy::FaultProxy {
-    let delay = fault_proxy::Fault::Delay(Duration::from_millis(20));
-    fault_proxy::FaultProxy::start(
-        &w.moto.endpoint,
-        vec![fault_proxy::Rule::new(None, None, delay)],
-    )
-    .await
+    w.latency_proxy(20).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,7 +134,51 @@ fn the_function_is_built_and_sized_as_documented() {
         "REMEDIATION",
         "ALLOW_FORCE_OVERWRITE",
         "SWEEP_REGIONS",
+        "STATE_TABLE",
+        "REMEDIATION_WRITES_PER_SECOND",
     ] {
         assert!(env.contains_key(var), "{var} is not set by the template");
     }
+}
+
+#[test]
+fn the_state_table_is_as_the_code_uses_it() {
+    let t = template();
+    let table = &t["Resources"]["StateTable"];
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    // Created unless the stack is given a central one.
+    assert_eq!(table["Condition"], "OwnStateTable");
+    assert_eq!(
+        t["Conditions"]["OwnStateTable"],
+        json!({"!Equals": [{"!Ref": "StateTableArn"}, ""]})
+    );
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        p["KeySchema"],
+        json!([{"AttributeName": "pk", "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        p["AttributeDefinitions"],
+        json!([{"AttributeName": "pk", "AttributeType": "S"}])
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"],
+        json!({"AttributeName": "expires_at", "Enabled": true})
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+    let env = &function(&t)["Environment"]["Variables"];
+    assert_eq!(
+        env["STATE_TABLE"],
+        json!({"!If": ["OwnStateTable", {"!Ref": "StateTable"}, {"!Ref": "StateTableArn"}]})
+    );
+    // The parameter's range is the code's.
+    let writes = &t["Parameters"]["RemediationWritesPerSecond"];
+    let range = replica_auditor::config::WRITES_PER_SECOND_RANGE;
+    assert_eq!(
+        writes["Default"],
+        replica_auditor::config::DEFAULT_WRITES_PER_SECOND
+    );
+    assert_eq!(writes["MinValue"], *range.start());
+    assert_eq!(writes["MaxValue"], *range.end());
 }

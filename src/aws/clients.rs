@@ -21,6 +21,9 @@ pub struct AwsClients {
     base: SdkConfig,
     regions: Arc<Mutex<HashMap<String, RegionClients>>>,
     sns: aws_sdk_sns::Client,
+    /// STATE_TABLE: (table name, its Region), and its client once built.
+    state_table: Option<(String, String)>,
+    dynamodb: Arc<Mutex<Option<aws_sdk_dynamodb::Client>>>,
 }
 
 impl AwsClients {
@@ -47,7 +50,40 @@ impl AwsClients {
             base,
             regions: Arc::default(),
             sns,
+            state_table: None,
+            dynamodb: Arc::default(),
         }
+    }
+
+    /// Use `table` (STATE_TABLE) for the remediation leases; a table named
+    /// without a Region is in the function's own.
+    pub fn with_state_table(mut self, table: Option<&crate::config::StateTable>) -> AwsClients {
+        self.state_table = table.map(|t| {
+            let region = t.region.clone().or_else(|| self.home_region());
+            (t.name.clone(), region.unwrap_or_default())
+        });
+        self
+    }
+
+    /// The state table's name and Region, when configured.
+    pub(super) fn state_table_ref(&self) -> Option<(&str, String)> {
+        self.state_table
+            .as_ref()
+            .map(|(name, region)| (name.as_str(), region.clone()))
+    }
+
+    /// The DynamoDB client for the state table's Region, built on first use.
+    pub(super) fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        let mut client = self.dynamodb.lock().unwrap_or_else(|p| p.into_inner());
+        client
+            .get_or_insert_with(|| {
+                aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(&self.base)
+                        .region(aws_config::Region::new(region.to_string()))
+                        .build(),
+                )
+            })
+            .clone()
     }
 
     /// The function's own Region, when configured.

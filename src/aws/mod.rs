@@ -10,6 +10,7 @@ mod error;
 mod kms;
 mod secrets;
 mod sns;
+mod state;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +28,7 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 7] = [
+pub const IAM_ACTIONS: [&str; 9] = [
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
     "secretsmanager:RemoveRegionsFromReplication",
@@ -35,6 +36,8 @@ pub const IAM_ACTIONS: [&str; 7] = [
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "sns:Publish",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
 ];
 
 /// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
@@ -42,10 +45,16 @@ pub const UNSCOPED_ACTIONS: [&str; 1] = ["secretsmanager:ListSecrets"];
 
 /// The calls that change something (remediation). The template grants
 /// them only when remediation is on.
-pub const WRITE_ACTIONS: [&str; 2] = [
+pub const WRITE_ACTIONS: [&str; 4] = [
     "secretsmanager:RemoveRegionsFromReplication",
     "secretsmanager:ReplicateSecretToRegions",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
 ];
+
+/// The calls on the state table (the remediation leases): granted on that
+/// table only.
+pub const STATE_TABLE_ACTIONS: [&str; 2] = ["dynamodb:PutItem", "dynamodb:DeleteItem"];
 
 /// KMS actions AWS services perform with the function's credentials on its
 /// behalf: SNS encrypting to the findings topic's key, and Secrets Manager
@@ -128,6 +137,50 @@ pub trait ReplicationApi: Send + Sync {
         kms_key_id: Option<&str>,
         force_overwrite: bool,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// One remediation lease: who holds the right to remediate one (secret,
+/// Region), since when, and until when (epoch seconds) at the latest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `lease#<secret ARN>#<Region>`.
+    pub key: String,
+    /// The holder's invocation (its Lambda request id).
+    pub owner: String,
+    /// When it was taken (RFC 3339); with `owner`, tells one taking from another.
+    pub since: String,
+    /// Free for anyone once this has passed, whatever became of the holder.
+    pub expires_at: u64,
+}
+
+/// What came of asking for a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    Acquired,
+    /// Another invocation holds it (and has not let it expire).
+    HeldBy(Lease),
+}
+
+/// What came of giving a lease back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    Released,
+    /// The item is gone or another owner's: it had expired and was taken.
+    NotHeld,
+}
+
+/// The leases that make remediation one at a time per (secret, Region)
+/// across concurrent invocations (the DynamoDB state table).
+pub trait LeaseStore: Send + Sync {
+    /// Take `lease` if nobody holds its key, or its holder's lease has
+    /// expired by `now` (epoch seconds).
+    fn try_acquire(
+        &self,
+        lease: &Lease,
+        now: u64,
+    ) -> impl Future<Output = Result<Acquired, AwsError>> + Send;
+    /// Delete `lease`, only if it is still this owner's (same owner and since).
+    fn release(&self, lease: &Lease) -> impl Future<Output = Result<Released, AwsError>> + Send;
 }
 
 /// One message ready for SNS.

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 pub use cache::{CachedKeys, ListedReplicas};
 
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, Publisher, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
 use crate::handler::{App, HandlerError, now_rfc3339};
 use crate::inspect::{self, Budget, Target, arn_in_region};
@@ -85,12 +85,13 @@ fn count(summary: &mut SweepSummary, outcome: Outcome) -> Option<Box<Report>> {
     None
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
     /// Run the sweep for one scheduled event.
     pub async fn sweep(
         &self,
         scheduled: &Scheduled,
         budget: &Budget,
+        request_id: &str,
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let regions = if self.config.sweep.regions.is_empty() {
@@ -170,7 +171,9 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         let mut batchers: Vec<Batcher<(String, usize)>> = Vec::new();
         let mut sending = FuturesUnordered::new();
         let mut audits = futures::stream::iter(primaries.iter())
-            .map(|(arn, region)| self.sweep_one(arn, region, &info, (&replicas, &keys), budget))
+            .map(|(arn, region)| {
+                self.sweep_one(arn, region, &info, (&replicas, &keys), budget, request_id)
+            })
             .buffer_unordered(self.config.sweep.concurrency);
         let mut tally = |sent: Vec<((String, usize), Result<String, PublishError>)>,
                          summary: &mut SweepSummary| {
@@ -255,6 +258,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         info: &TriggerInfo,
         (secrets, keys): (&S, &K),
         budget: &Budget,
+        request_id: &str,
     ) -> Outcome {
         // Stop starting new work once only the publish reserve is left.
         if budget.call_window().is_none() {
@@ -274,7 +278,9 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
                 _ => Outcome::NotReplicated,
             };
         }
-        let report = self.finish(&snapshot, None, info.clone(), budget).await;
+        let report = self
+            .finish(&snapshot, None, info.clone(), budget, request_id)
+            .await;
         Outcome::Audited(Box::new(report))
     }
 

@@ -153,8 +153,28 @@ def seed(endpoint, bulk=0):
     world["bulk"] = bulk
 
     topic, queue_url = findings_inbox(endpoint)
-    world.update({"topic_arn": topic, "queue_url": queue_url})
+    world.update({"topic_arn": topic, "queue_url": queue_url, "state_table": state_table(endpoint)})
     return world
+
+
+STATE_TABLE = "replica-auditor-state"
+
+
+def state_table(endpoint):
+    """The auditor's state table (remediation leases), as the template makes
+    it: partition key pk (String), on demand, TTL on expires_at."""
+    ddb = client("dynamodb", PRIMARY, endpoint)
+    ddb.create_table(
+        TableName=STATE_TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True},
+    )
+    ddb.update_time_to_live(
+        TableName=STATE_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    return STATE_TABLE
 
 
 def findings_inbox(endpoint):

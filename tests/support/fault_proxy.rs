@@ -45,6 +45,8 @@ pub struct Rule {
     pub fault: Fault,
     /// Apply to this many matching requests, then let them pass.
     pub times: Option<usize>,
+    /// The API action (the end of `X-Amz-Target`, e.g. `DeleteItem`); `None` matches any.
+    pub action: Option<&'static str>,
 }
 
 impl Rule {
@@ -54,7 +56,13 @@ impl Rule {
             region,
             fault,
             times: None,
+            action: None,
         }
+    }
+
+    pub fn action(mut self, action: &'static str) -> Rule {
+        self.action = Some(action);
+        self
     }
 
     pub fn times(mut self, n: usize) -> Rule {
@@ -70,6 +78,20 @@ struct State {
     seen: HashMap<(String, String), usize>,
     /// Faults injected per (service, region).
     injected: HashMap<(String, String), usize>,
+    /// Every request, in the order it arrived.
+    log: Vec<Call>,
+}
+
+/// One request as it reached the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub service: String,
+    pub region: String,
+    /// The API action, from `X-Amz-Target` (`RemoveRegionsFromReplication`).
+    pub action: String,
+    /// The JSON request body.
+    pub body: String,
+    pub at: std::time::Instant,
 }
 
 pub struct FaultProxy {
@@ -127,6 +149,16 @@ impl FaultProxy {
             .unwrap_or(&0)
     }
 
+    /// Every request so far for `action` (e.g. `RemoveRegionsFromReplication`).
+    pub fn calls(&self, action: &str) -> Vec<Call> {
+        let s = self.state.lock().unwrap();
+        s.log
+            .iter()
+            .filter(|c| c.action == action)
+            .cloned()
+            .collect()
+    }
+
     pub fn set_rules(&self, rules: Vec<Rule>) {
         self.state.lock().unwrap().rules = rules;
     }
@@ -142,12 +174,24 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
     client.set_nodelay(true)?;
     let request = read_request(&mut client).await?;
     let (service, region) = scope(&request);
+    let action = target(&request);
     let fault = {
         let mut s = state.lock().unwrap();
         *s.seen.entry((service.clone(), region.clone())).or_default() += 1;
+        let body = find(&request, b"\r\n\r\n")
+            .map(|end| String::from_utf8_lossy(&request[end + 4..]).into_owned())
+            .unwrap_or_default();
+        s.log.push(Call {
+            service: service.clone(),
+            region: region.clone(),
+            action: action.clone(),
+            body,
+            at: std::time::Instant::now(),
+        });
         let hit = s.rules.iter_mut().find(|r| {
             r.service.is_none_or(|x| x == service)
                 && r.region.is_none_or(|x| x == region)
+                && r.action.is_none_or(|x| x == action)
                 && r.times != Some(0)
         });
         let fault = hit.map(|r| {
@@ -246,6 +290,19 @@ fn scope(request: &[u8]) -> (String, String) {
     let parts: Vec<&str> = cred.split(['/', ',', ' ']).collect();
     let get = |i: usize| parts.get(i).map(|s| s.to_string()).unwrap_or_default();
     (get(3), get(2))
+}
+
+/// The action named by the `X-Amz-Target` header (`Service_Version.Action`).
+fn target(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    text.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-amz-target")
+                .then(|| value.trim().rsplit('.').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// Pass the request to moto with `Connection: close` and relay the

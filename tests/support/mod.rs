@@ -90,6 +90,8 @@ pub struct World {
     pub queue_url: String,
     pub secrets: HashMap<String, String>,
     pub keys: HashMap<String, String>,
+    /// The auditor's state table (remediation leases), in us-west-2.
+    pub state_table: String,
 }
 
 impl World {
@@ -132,8 +134,40 @@ impl World {
             queue_url: w["queue_url"].as_str().unwrap().to_string(),
             secrets: map("secrets"),
             keys: map("keys"),
+            state_table: w["state_table"].as_str().unwrap().to_string(),
             moto,
         }
+    }
+
+    /// A proxy in front of this world's moto that holds every request for
+    /// `ms` before passing it on, as an AWS round trip would.
+    pub async fn latency_proxy(&self, ms: u64) -> fault_proxy::FaultProxy {
+        let delay = fault_proxy::Fault::Delay(Duration::from_millis(ms));
+        fault_proxy::FaultProxy::start(
+            &self.moto.endpoint,
+            vec![fault_proxy::Rule::new(None, None, delay)],
+        )
+        .await
+    }
+
+    /// The environment of a function process talking to `endpoint` (this
+    /// world's moto or a proxy in front of it), on top of `vars`.
+    pub fn function_env(&self, endpoint: &str, vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("FINDINGS_TOPIC_ARN", &self.topic_arn),
+            ("STATE_TABLE", &self.state_table),
+            ("AUDITOR_ROLE_ARN", MOTO_CALLER_ARN),
+            ("RUST_LOG", "warn"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
     }
 
     pub async fn sdk(&self) -> SdkConfig {
@@ -141,7 +175,7 @@ impl World {
     }
 
     /// The auditor with `vars` as its environment (FINDINGS_TOPIC_ARN is
-    /// the world's topic unless given).
+    /// the world's topic and STATE_TABLE its state table unless given).
     pub async fn app(&self, vars: &[(&str, &str)]) -> App<AwsClients> {
         self.app_with_sdk(vars, self.sdk().await)
     }
@@ -153,16 +187,15 @@ impl World {
             .collect();
         env.entry("FINDINGS_TOPIC_ARN".into())
             .or_insert_with(|| self.topic_arn.clone());
+        env.entry("STATE_TABLE".into())
+            .or_insert_with(|| self.state_table.clone());
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
         let topic_region =
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
-        App::new(
-            AwsClients::from_config(sdk, topic_region.as_deref()),
-            config,
-            "us-west-2".into(),
-        )
-        .with_identity(Some(MOTO_CALLER_ARN.into()))
+        let clients = AwsClients::from_config(sdk, topic_region.as_deref())
+            .with_state_table(config.remediation.state_table.as_ref());
+        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
     }
 
     /// Every message published to the findings topic so far, drained
@@ -289,4 +322,5 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
 pub mod fault_proxy;
+pub mod lambda;
 pub mod template;
