@@ -160,6 +160,7 @@ fn healthy_secret_yields_nothing() {
         required_regions: ["us-east-1".to_string()].into(),
         require_customer_managed_key: true,
         trusted_account_ids: vec![],
+        trusted_org_ids: vec![],
     };
     assert_eq!(audit(&healthy(), Some(&t), &rules), vec![]);
 }
@@ -482,6 +483,8 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::KeyPendingDeletion, Critical),
         (Code::KeyPolicyPublic, Critical),
         (Code::KeyPolicyUntrustedAccount, High),
+        (Code::SecretPolicyPublic, Critical),
+        (Code::SecretPolicyUntrustedAccount, High),
         (Code::RegionNotAllowed, High),
         (Code::RequiredRegionMissing, High),
         (Code::ReplicaPromoted, Medium),
