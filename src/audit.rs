@@ -211,6 +211,7 @@ fn secret_findings(
         replica_findings(f, p, r);
     }
     key_findings(f, s, p, rules);
+    secret_policy_findings(f, s, p, rules);
 
     if let Some(promo) = &s.promotion {
         let st = &promo.standalone;
@@ -327,15 +328,33 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
     }
 }
 
-fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
-    // The secret's own account: its ARN says, else the event did.
+/// The secret's resource policy, judged like a key policy with Secrets
+/// Manager's actions.
+fn secret_policy_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
+    let Some(doc) = &s.secret_policy else { return };
     let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
-    let own_account = arn_account.as_deref().or(s.account.as_deref());
-    let trust = Trust {
-        own_account,
+    let holder = PolicyHolder {
+        service: Service::SecretsManager,
+        region: &p.region,
+        subject: &p.arn,
+        what: format!("The resource policy of secret {} ({})", p.name, p.arn),
+    };
+    policy_findings(f, &holder, doc, &trust(arn_account.as_deref(), s, rules));
+}
+
+/// Whose accounts and organisations the policies may grant: the secret's
+/// own account (its ARN says, else the event did) and the trusted ones.
+fn trust<'a>(arn_account: Option<&'a str>, s: &'a Snapshot, rules: &'a Rules) -> Trust<'a> {
+    Trust {
+        own_account: arn_account.or(s.account.as_deref()),
         trusted: &rules.trusted_account_ids,
         trusted_orgs: &rules.trusted_org_ids,
-    };
+    }
+}
+
+fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
+    let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
+    let trust = trust(arn_account.as_deref(), s, rules);
     let primary_cmk = s
         .keys
         .iter()

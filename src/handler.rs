@@ -139,6 +139,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             account: t.secret.arn_account.clone().or_else(|| t.account.clone()),
             promotion: t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none(),
             search_regions,
+            unreplicated_too: true,
         };
         let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
         self.finish(&snapshot, Some(t), TriggerInfo::from_cloudtrail(t), budget)

@@ -337,6 +337,10 @@ pub struct Snapshot {
     pub primary: Lookup<SecretState>,
     pub replicas: Vec<ReplicaCheck>,
     pub keys: Vec<KeyCheck>,
+    /// The primary's resource policy document (GetResourcePolicy in its
+    /// Region); `None` when it has none, or when it could not be read (a
+    /// gap says so).
+    pub secret_policy: Option<String>,
     pub promotion: Option<Promotion>,
     pub gaps: Vec<Gap>,
 }
@@ -349,6 +353,7 @@ impl Snapshot {
             primary: Lookup::Unknown,
             replicas: Vec::new(),
             keys: Vec::new(),
+            secret_policy: None,
             promotion: None,
             gaps: Vec::new(),
         }

@@ -23,6 +23,18 @@ async fn through(
     (proxy, app)
 }
 
+/// The report's one finding is AUDIT_INCOMPLETE in `region`, saying `says`.
+fn only_incomplete(report: &serde_json::Value, region: &str, says: &str) {
+    assert_eq!(
+        codes(report),
+        vec![("AUDIT_INCOMPLETE".to_string(), Some(region.to_string()))]
+    );
+    let m = finding(report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
+    assert!(m.contains(says), "{m}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_retried_and_the_audit_completes() {
     let w = World::start();
@@ -253,22 +265,46 @@ async fn access_denied_on_a_check_is_audit_incomplete_and_published() {
         .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
         .await
         .unwrap();
-    assert_eq!(
-        codes(&report),
-        vec![(
-            "AUDIT_INCOMPLETE".to_string(),
-            Some("us-east-1".to_string())
-        )]
-    );
-    let m = finding(&report, "AUDIT_INCOMPLETE")["message"]
-        .as_str()
-        .unwrap();
-    assert!(
-        m.contains("kms:DescribeKey in us-east-1: access denied"),
-        "{m}"
+    only_incomplete(
+        &report,
+        "us-east-1",
+        "kms:DescribeKey in us-east-1: access denied",
     );
     // Access denied is not retried: one attempt each of DescribeKey and
     // GetKeyPolicy (sent together, the key being named by ARN).
     assert_eq!(proxy.seen("kms", "us-east-1"), 2);
     assert_eq!(w.published().await[0].report, report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_resource_policy_read_is_audit_incomplete_naming_the_call() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![
+            Rule::new(
+                Some("secretsmanager"),
+                Some("us-west-2"),
+                Fault::AccessDenied,
+            )
+            .action("GetResourcePolicy"),
+        ],
+    )
+    .await;
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    // Only the policy read is missing: the healthy secret is otherwise clean.
+    only_incomplete(
+        &report,
+        "us-west-2",
+        "secretsmanager:GetResourcePolicy in us-west-2: access denied",
+    );
+    assert_eq!(
+        proxy.injected("secretsmanager", "us-west-2"),
+        1,
+        "not retried"
+    );
+    assert_eq!(w.published().await.len(), 1);
 }

@@ -191,6 +191,95 @@ async fn key_policies_public_and_untrusted() {
     assert!(w.published().await.is_empty());
 }
 
+/// PutResourcePolicy on a secret, as its owner would (BlockPublicPolicy off).
+async fn put_secret_policy(w: &World, secret: &str, statement: Value) {
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    sm.put_resource_policy()
+        .secret_id(&w.secrets[secret])
+        .resource_policy(json!({"Version": "2012-10-17", "Statement": [statement]}).to_string())
+        .block_public_policy(false)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_resource_policies_public_and_untrusted() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    // No policy at all is no finding (the healthy secret).
+    run(&app, &event("create-secret.json")).await;
+    assert!(w.published().await.is_empty());
+
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "AnyoneMayRead", "Effect": "Allow", "Principal": {"AWS": "*"},
+               "Action": "secretsmanager:*", "Resource": "*"}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(p.codes(), vec![e("SECRET_POLICY_PUBLIC", "us-west-2")]);
+    assert_eq!(p.attribute("severity").as_deref(), Some("CRITICAL"));
+    let f = finding(&p.report, "SECRET_POLICY_PUBLIC");
+    let m = f["message"].as_str().unwrap();
+    assert!(m.contains("\"AnyoneMayRead\""), "{m}");
+    assert!(m.contains(&w.secrets["production/DBWest"]), "{m}");
+    // The finding names the Sid; the policy text stays out of the report.
+    let body = p.report.to_string();
+    assert!(
+        !body.contains("Effect") && !body.contains("secretsmanager:*"),
+        "{body}"
+    );
+
+    // Pinned to an organisation nobody trusts: untrusted, naming it.
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "VendorOrg", "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret",
+               "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-f0r31gn0rg1"}}}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(
+        p.codes(),
+        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    let m = finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains("o-f0r31gn0rg1") && m.contains("VendorOrg"),
+        "{m}"
+    );
+
+    // Shared with a stranger's account: untrusted until it is trusted.
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "Vendor", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+               "Action": "secretsmanager:DescribeSecret", "Resource": "*"}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(
+        p.codes(),
+        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    assert!(
+        finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
+            .as_str()
+            .unwrap()
+            .contains("999988887777")
+    );
+    let trusting = w.app(&[("TRUSTED_ACCOUNT_IDS", "999988887777")]).await;
+    let report = run(&trusting, &event("create-secret.json")).await;
+    assert_eq!(report["findings"], json!([]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_rules_and_removal_of_a_required_region() {
     let w = World::start();

@@ -27,8 +27,9 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 7] = [
+pub const IAM_ACTIONS: [&str; 8] = [
     "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
     "secretsmanager:RemoveRegionsFromReplication",
     "secretsmanager:ReplicateSecretToRegions",
@@ -91,6 +92,14 @@ pub trait SecretsApi: Send + Sync {
     ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send {
         self.describe_secret(region, &primary.name)
     }
+
+    /// GetResourcePolicy in `region`: the secret's resource policy
+    /// document; `Ok(None)` when it has none (or the secret is gone).
+    fn get_resource_policy(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// KMS, as the auditor needs it.

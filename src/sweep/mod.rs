@@ -258,6 +258,8 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             account: crate::event::parse_secret_arn(arn).map(|a| a.account),
             promotion: false,
             search_regions: Vec::new(),
+            // A required-Region rule applies to every secret.
+            unreplicated_too: !self.config.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         if !self.is_replicated_or_required(&snapshot) {

@@ -42,6 +42,9 @@ pub struct Rule {
     /// e.g. `kms`, `secretsmanager`, `sns`; `None` matches any.
     pub service: Option<&'static str>,
     pub region: Option<&'static str>,
+    /// The operation (X-Amz-Target's suffix, e.g. `GetResourcePolicy`);
+    /// `None` matches any.
+    pub action: Option<&'static str>,
     pub fault: Fault,
     /// Apply to this many matching requests, then let them pass.
     pub times: Option<usize>,
@@ -52,9 +55,16 @@ impl Rule {
         Rule {
             service,
             region,
+            action: None,
             fault,
             times: None,
         }
+    }
+
+    /// Only requests for this operation (JSON protocols: X-Amz-Target).
+    pub fn action(mut self, action: &'static str) -> Rule {
+        self.action = Some(action);
+        self
     }
 
     pub fn times(mut self, n: usize) -> Rule {
@@ -142,12 +152,15 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
     client.set_nodelay(true)?;
     let request = read_request(&mut client).await?;
     let (service, region) = scope(&request);
+    let target = amz_target(&request);
     let fault = {
         let mut s = state.lock().unwrap();
         *s.seen.entry((service.clone(), region.clone())).or_default() += 1;
         let hit = s.rules.iter_mut().find(|r| {
             r.service.is_none_or(|x| x == service)
                 && r.region.is_none_or(|x| x == region)
+                && r.action
+                    .is_none_or(|a| target.rsplit('.').next() == Some(a))
                 && r.times != Some(0)
         });
         let fault = hit.map(|r| {
@@ -240,6 +253,19 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// (service, region) from the SigV4 credential scope.
+/// The X-Amz-Target header's value (`secretsmanager.GetResourcePolicy`), or "".
+fn amz_target(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-amz-target")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
 fn scope(request: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(request);
     let cred = text.split("Credential=").nth(1).unwrap_or("");
