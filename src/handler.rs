@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, Publisher, ReplicationApi, SecretsApi};
-use crate::config::Config;
+use crate::aws::{KeysApi, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
+use crate::config::{Config, Rules};
 use crate::config::{Remediation, RemediationMode};
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
@@ -52,9 +52,14 @@ pub struct App<C> {
     /// The remediation settings in force: the configured ones, as dry-run
     /// when the identity is unknown. Derived once, by [`App::with_identity`].
     remediation: Remediation,
+    /// The auditor's own organisation, trusted besides TRUSTED_ORG_IDS:
+    /// learned once per cold start, in the first invocation, alongside its
+    /// first AWS calls (never during init, which stays free of network
+    /// calls). `None` inside: in no organisation, or not learnable.
+    own_org: tokio::sync::OnceCell<Option<String>>,
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher + OrganizationsApi> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
         let identity = config.remediation.auditor_role_arn.clone();
         let remediation = in_force(&config.remediation, identity.is_some());
@@ -64,6 +69,54 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             home_region,
             identity,
             remediation,
+            own_org: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Set the auditor's own organisation instead of asking AWS for it.
+    pub fn with_own_org(mut self, org: Option<String>) -> Self {
+        self.own_org = tokio::sync::OnceCell::new_with(Some(org));
+        self
+    }
+
+    /// The auditor's own organisation: DescribeOrganization, once per cold
+    /// start. An account outside any organisation, or a denied call, is
+    /// logged: neither a finding nor a failure.
+    pub async fn own_org(&self, budget: &Budget) -> Option<&str> {
+        let learn = || async {
+            let call = "organizations:DescribeOrganization";
+            match budget
+                .run(call, &self.home_region, self.clients.own_organization())
+                .await
+            {
+                Ok(Some(id)) => {
+                    info!(organization = %id, "the auditor's own organisation is trusted");
+                    Some(id)
+                }
+                Ok(None) => {
+                    info!(
+                        "the auditor's account is in no organisation: only TRUSTED_ORG_IDS are trusted"
+                    );
+                    None
+                }
+                Err(gap) => {
+                    warn!(call, reason = %gap.reason, "could not learn the auditor's own organisation: only TRUSTED_ORG_IDS are trusted");
+                    None
+                }
+            }
+        };
+        self.own_org.get_or_init(learn).await.as_deref()
+    }
+
+    /// The audit rules, with the auditor's own organisation trusted once known.
+    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
+        match self.own_org.get().and_then(Option::as_ref) {
+            Some(org) if !self.config.rules.trusted_org_ids.contains(org) => {
+                let mut rules = self.config.rules.clone();
+                rules.trusted_org_ids.push(org.clone());
+                std::borrow::Cow::Owned(rules)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.config.rules),
         }
     }
 
@@ -141,7 +194,12 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
             search_regions,
             unreplicated_too: true,
         };
-        let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
+        // The own organisation is learned alongside the first calls: no
+        // extra sequential round trip.
+        let (snapshot, _) = futures::join!(
+            inspect::inspect(&self.clients, &self.clients, &target, budget),
+            self.own_org(budget)
+        );
         self.finish(&snapshot, Some(t), TriggerInfo::from_cloudtrail(t), budget)
             .await
     }
@@ -154,7 +212,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher> App<C> {
         info: TriggerInfo,
         budget: &Budget,
     ) -> Report {
-        let findings = audit::audit(snapshot, trigger, &self.config.rules);
+        let findings = audit::audit(snapshot, trigger, &self.rules());
         let own_event = match (trigger, self.identity.as_deref()) {
             (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
             _ => false,

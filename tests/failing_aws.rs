@@ -308,3 +308,30 @@ async fn a_denied_resource_policy_read_is_audit_incomplete_naming_the_call() {
     );
     assert_eq!(w.published().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_describe_organization_is_logged_not_a_finding_and_asked_once() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![Rule::new(Some("organizations"), None, Fault::AccessDenied)],
+    )
+    .await;
+    for _ in 0..2 {
+        let report = app
+            .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+            .await
+            .unwrap();
+        assert_eq!(
+            report["findings"],
+            json!([]),
+            "neither a finding nor a failure"
+        );
+    }
+    let asked: usize = ["us-east-1", "us-west-2"]
+        .iter()
+        .map(|r| proxy.seen("organizations", r))
+        .sum();
+    assert_eq!(asked, 1, "once per cold start, denied or not");
+    assert!(w.published().await.is_empty());
+}

@@ -21,6 +21,7 @@ pub struct AwsClients {
     base: SdkConfig,
     regions: Arc<Mutex<HashMap<String, RegionClients>>>,
     sns: aws_sdk_sns::Client,
+    organizations: aws_sdk_organizations::Client,
 }
 
 impl AwsClients {
@@ -43,10 +44,13 @@ impl AwsClients {
             sns_conf = sns_conf.region(aws_config::Region::new(r.to_string()));
         }
         let sns = aws_sdk_sns::Client::from_conf(sns_conf.build());
+        // Built here, but it makes no call until the first invocation asks.
+        let organizations = aws_sdk_organizations::Client::new(&base);
         AwsClients {
             base,
             regions: Arc::default(),
             sns,
+            organizations,
         }
     }
 
@@ -96,5 +100,9 @@ impl AwsClients {
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {
         &self.sns
+    }
+
+    pub fn organizations(&self) -> &aws_sdk_organizations::Client {
+        &self.organizations
     }
 }

@@ -8,6 +8,7 @@
 mod clients;
 mod error;
 mod kms;
+mod organizations;
 mod secrets;
 mod sns;
 
@@ -27,7 +28,7 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 8] = [
+pub const IAM_ACTIONS: [&str; 9] = [
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
@@ -36,10 +37,14 @@ pub const IAM_ACTIONS: [&str; 8] = [
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "sns:Publish",
+    "organizations:DescribeOrganization",
 ];
 
 /// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
-pub const UNSCOPED_ACTIONS: [&str; 1] = ["secretsmanager:ListSecrets"];
+pub const UNSCOPED_ACTIONS: [&str; 2] = [
+    "secretsmanager:ListSecrets",
+    "organizations:DescribeOrganization",
+];
 
 /// The calls that change something (remediation). The template grants
 /// them only when remediation is on.
@@ -117,6 +122,13 @@ pub trait KeysApi: Send + Sync {
         region: &str,
         key_id: &str,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+}
+
+/// AWS Organizations, as the auditor needs it.
+pub trait OrganizationsApi: Send + Sync {
+    /// The id of the organisation the auditor's own account is in
+    /// (DescribeOrganization); `Ok(None)` when it is in none.
+    fn own_organization(&self) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// Secrets Manager replication writes, for remediation.
