@@ -335,3 +335,28 @@ async fn a_denied_describe_organization_is_logged_not_a_finding_and_asked_once()
     assert_eq!(asked, 1, "once per cold start, denied or not");
     assert!(w.published().await.is_empty());
 }
+
+/// The first invocation after a cold start learns the own organisation and
+/// reads the resource policy without a sequential round trip of its own:
+/// with every AWS call held 300 ms, a healthy primary-Region secret (nothing
+/// to publish) costs 2 round trips (describe; then replica, keys, key
+/// policies, resource policy and DescribeOrganization at once), not 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_read_and_the_organisation_add_no_round_trip() {
+    let w = World::start();
+    let rtt = Duration::from_millis(300);
+    let (proxy, app) = through(&w, vec![Rule::new(None, None, Fault::Delay(rtt))]).await;
+    let started = Instant::now();
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(report["findings"], json!([]));
+    let asked: usize = ["us-east-1", "us-west-2"]
+        .iter()
+        .map(|r| proxy.seen("organizations", r))
+        .sum();
+    assert_eq!(asked, 1, "the organisation was asked in this invocation");
+    assert!(took >= 2 * rtt && took < 3 * rtt, "{took:?}");
+}
