@@ -81,31 +81,44 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + Publisher + OrganizationsApi> Ap
 
     /// The auditor's own organisation: DescribeOrganization, once per cold
     /// start. An account outside any organisation, or a denied call, is
-    /// logged: neither a finding nor a failure.
+    /// logged and kept: neither a finding nor a failure. A transient
+    /// failure (throttled, unreachable, out of time) is logged and asked
+    /// again by the next invocation, so one bad moment does not turn the
+    /// own organisation's grants into findings for the container's life.
     pub async fn own_org(&self, budget: &Budget) -> Option<&str> {
+        let call = "organizations:DescribeOrganization";
         let learn = || async {
-            let call = "organizations:DescribeOrganization";
-            match budget
-                .run(call, &self.home_region, self.clients.own_organization())
-                .await
-            {
-                Ok(Some(id)) => {
+            let asked = budget
+                .run(call, &self.home_region, async {
+                    Ok(self.clients.own_organization().await)
+                })
+                .await;
+            match asked {
+                Ok(Ok(Some(id))) => {
                     info!(organization = %id, "the auditor's own organisation is trusted");
-                    Some(id)
+                    Ok(Some(id))
                 }
-                Ok(None) => {
+                Ok(Ok(None)) => {
                     info!(
                         "the auditor's account is in no organisation: only TRUSTED_ORG_IDS are trusted"
                     );
-                    None
+                    Ok(None)
                 }
-                Err(gap) => {
-                    warn!(call, reason = %gap.reason, "could not learn the auditor's own organisation: only TRUSTED_ORG_IDS are trusted");
-                    None
+                Ok(Err(denied @ crate::aws::AwsError::AccessDenied { .. })) => {
+                    warn!(call, error = %denied, "may not learn the auditor's own organisation: only TRUSTED_ORG_IDS are trusted");
+                    Ok(None)
                 }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(gap) => Err(gap.reason),
             }
         };
-        self.own_org.get_or_init(learn).await.as_deref()
+        match self.own_org.get_or_try_init(learn).await {
+            Ok(org) => org.as_deref(),
+            Err(reason) => {
+                warn!(call, reason = %reason, "could not learn the auditor's own organisation this time: only TRUSTED_ORG_IDS are trusted");
+                None
+            }
+        }
     }
 
     /// The audit rules, with the auditor's own organisation trusted once known.

@@ -360,3 +360,32 @@ async fn the_policy_read_and_the_organisation_add_no_round_trip() {
     assert_eq!(asked, 1, "the organisation was asked in this invocation");
     assert!(took >= 2 * rtt && took < 3 * rtt, "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_describe_organization_failure_is_asked_again_next_time() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        // Every attempt of the first invocation's call (the SDK makes 3).
+        vec![Rule::new(Some("organizations"), None, Fault::ServerError).times(3)],
+    )
+    .await;
+    let asked = || -> usize {
+        ["us-east-1", "us-west-2"]
+            .iter()
+            .map(|r| proxy.seen("organizations", r))
+            .sum()
+    };
+    for expected in [3, 4, 4] {
+        let report = app
+            .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+            .await
+            .unwrap();
+        assert_eq!(
+            report["findings"],
+            json!([]),
+            "neither a finding nor a failure"
+        );
+        assert_eq!(asked(), expected, "asked again only until it answers");
+    }
+}
