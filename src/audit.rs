@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Rules;
 use crate::event::{HandledEvent, Trigger};
 use crate::model::*;
-use crate::policy::{self, PolicyIssue, Trust};
+use crate::policy::{self, PolicyIssue, Service, Trust};
 
 /// The tag whose comma-separated value names Regions a secret must be in.
 pub const REQUIRED_REGIONS_TAG: &str = "replica-auditor:required-regions";
@@ -211,6 +211,7 @@ fn secret_findings(
         replica_findings(f, p, r);
     }
     key_findings(f, s, p, rules);
+    secret_policy_findings(f, s, p, rules);
 
     if let Some(promo) = &s.promotion {
         let st = &promo.standalone;
@@ -327,14 +328,33 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
     }
 }
 
-fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
-    // The secret's own account: its ARN says, else the event did.
+/// The secret's resource policy, judged like a key policy with Secrets
+/// Manager's actions.
+fn secret_policy_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
+    let Some(doc) = &s.secret_policy else { return };
     let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
-    let own_account = arn_account.as_deref().or(s.account.as_deref());
-    let trust = Trust {
-        own_account,
-        trusted: &rules.trusted_account_ids,
+    let holder = PolicyHolder {
+        service: Service::SecretsManager,
+        region: &p.region,
+        subject: &p.arn,
+        what: format!("The resource policy of secret {} ({})", p.name, p.arn),
     };
+    policy_findings(f, &holder, doc, &trust(arn_account.as_deref(), s, rules));
+}
+
+/// Whose accounts and organisations the policies may grant: the secret's
+/// own account (its ARN says, else the event did) and the trusted ones.
+fn trust<'a>(arn_account: Option<&'a str>, s: &'a Snapshot, rules: &'a Rules) -> Trust<'a> {
+    Trust {
+        own_account: arn_account.or(s.account.as_deref()),
+        trusted: &rules.trusted_account_ids,
+        trusted_orgs: &rules.trusted_org_ids,
+    }
+}
+
+fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
+    let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
+    let trust = trust(arn_account.as_deref(), s, rules);
     let primary_cmk = s
         .keys
         .iter()
@@ -400,7 +420,13 @@ fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rul
                     _ => {}
                 }
                 if let Some(doc) = &d.policy {
-                    policy_findings(f, region, d, &whose, doc, &trust);
+                    let holder = PolicyHolder {
+                        service: Service::Kms,
+                        region,
+                        subject: &d.arn,
+                        what: format!("The key policy of {} ({whose})", d.arn),
+                    };
+                    policy_findings(f, &holder, doc, &trust);
                 }
             }
             KeyInfo::AwsManagedDefault | KeyInfo::Unknown => {}
@@ -408,54 +434,89 @@ fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rul
     }
 }
 
-fn policy_findings(
-    f: &mut Findings<'_>,
-    region: &str,
-    d: &KeyDetails,
-    whose: &str,
-    doc: &str,
-    trust: &Trust<'_>,
-) {
-    match policy::analyse(doc, trust) {
+/// Whose policy is judged: the service that holds it and how findings name it.
+struct PolicyHolder<'a> {
+    service: Service,
+    region: &'a str,
+    /// The key's or the secret's ARN: the subject of the finding ids.
+    subject: &'a str,
+    /// "The key policy of ARN (...)", "The resource policy of secret NAME".
+    what: String,
+}
+
+/// Findings from one key policy or secret resource policy. They name the
+/// statement by its Sid; the policy text never goes into a report.
+fn policy_findings(f: &mut Findings<'_>, h: &PolicyHolder<'_>, doc: &str, trust: &Trust<'_>) {
+    let (public, untrusted, narrow) = match h.service {
+        Service::Kms => (
+            Code::KeyPolicyPublic,
+            Code::KeyPolicyUntrustedAccount,
+            "Restrict the statement's Principal to your accounts, or add a condition on aws:PrincipalAccount / aws:PrincipalOrgID.",
+        ),
+        Service::SecretsManager => (
+            Code::SecretPolicyPublic,
+            Code::SecretPolicyUntrustedAccount,
+            "Restrict the statement's Principal to your accounts, or add a condition on aws:PrincipalAccount / aws:PrincipalOrgID; PutResourcePolicy with --block-public-policy refuses such policies.",
+        ),
+    };
+    let (what, region) = (&h.what, Some(h.region));
+    let issues = match policy::analyse_policy(h.service, doc, trust) {
+        Ok(issues) => issues,
         Err(e) => {
             f.add(
                 Code::AuditIncomplete,
-                Some(region),
-                &format!("policy:{}", d.arn),
-                format!(
-                    "The key policy of {} ({whose}) could not be analysed: {e}.",
-                    d.arn
-                ),
-                "Review the key policy by hand.".into(),
+                region,
+                &format!("policy:{}", h.subject),
+                format!("{what} could not be analysed: {e}."),
+                "Review the policy by hand.".into(),
             );
+            return;
         }
-        Ok(issues) => {
-            for issue in issues {
-                let sid = |s: &Option<String>| {
-                    s.as_deref()
-                        .map(|x| format!("statement {x:?}"))
-                        .unwrap_or_else(|| "a statement without Sid".into())
-                };
-                match issue {
-                    PolicyIssue::Public { sid: s } => {
-                        f.add(
-                            Code::KeyPolicyPublic,
-                            Some(region),
-                            &d.arn,
-                            format!("The key policy of {} ({whose}) allows any AWS principal ({}) without a condition pinning the caller's account or organisation.", d.arn, sid(&s)),
-                            "Restrict the statement's Principal to your accounts, or add a condition on aws:PrincipalAccount / aws:PrincipalOrgID.".into(),
-                        );
-                    }
-                    PolicyIssue::UntrustedAccount { sid: s, account } => {
-                        f.add(
-                            Code::KeyPolicyUntrustedAccount,
-                            Some(region),
-                            &format!("{}:{account}", d.arn),
-                            format!("The key policy of {} ({whose}) allows account {account}, which is neither the secret's own account nor in TRUSTED_ACCOUNT_IDS ({}).", d.arn, sid(&s)),
-                            format!("Remove account {account} from the key policy, or add it to TRUSTED_ACCOUNT_IDS if it is trusted."),
-                        );
-                    }
-                }
+    };
+    let sid = |s: &Option<String>| {
+        s.as_deref()
+            .map(|x| format!("statement {x:?}"))
+            .unwrap_or_else(|| "a statement without Sid".into())
+    };
+    for issue in issues {
+        match issue {
+            PolicyIssue::Public { sid: s } => {
+                f.add(
+                    public,
+                    region,
+                    h.subject,
+                    format!("{what} allows any AWS principal ({}) without a condition pinning the caller's account or organisation.", sid(&s)),
+                    narrow.into(),
+                );
+            }
+            PolicyIssue::UntrustedAccount { sid: s, account } => {
+                f.add(
+                    untrusted,
+                    region,
+                    &format!("{}:{account}", h.subject),
+                    format!("{what} allows account {account}, which is neither the secret's own account nor in TRUSTED_ACCOUNT_IDS ({}).", sid(&s)),
+                    format!("Remove account {account} from the policy, or add it to TRUSTED_ACCOUNT_IDS if it is trusted."),
+                );
+            }
+            PolicyIssue::UntrustedOrg { sid: s, org } => {
+                f.add(
+                    untrusted,
+                    region,
+                    &format!("{}:{org}", h.subject),
+                    format!("{what} allows principals of organisation {org}, which is neither the auditor's own organisation nor in TRUSTED_ORG_IDS ({}).", sid(&s)),
+                    format!("Remove the grant to organisation {org}, or add it to TRUSTED_ORG_IDS if it is trusted."),
+                );
+            }
+            PolicyIssue::Unjudged { statement, reason } => {
+                f.add(
+                    Code::AuditIncomplete,
+                    region,
+                    &format!("policy:{}:{statement}", h.subject),
+                    format!(
+                        "{what} could not be fully judged: statement {statement:?} has {reason}."
+                    ),
+                    "Review that statement by hand and name the accounts it should allow.".into(),
+                );
             }
         }
     }

@@ -21,6 +21,9 @@ pub struct Rules {
     pub required_regions: BTreeSet<String>,
     pub require_customer_managed_key: bool,
     pub trusted_account_ids: Vec<String>,
+    /// Organisations whose principals policies may grant (TRUSTED_ORG_IDS);
+    /// the auditor's own organisation is added when it is learned.
+    pub trusted_org_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +184,18 @@ impl Config {
                 format!("{bad:?} is not a 12-digit account id"),
             ));
         }
+        let trusted_org_ids = split_list(get("TRUSTED_ORG_IDS"));
+        if let Some(bad) = trusted_org_ids
+            .iter()
+            .find(|o| !crate::policy::is_org_id(o))
+        {
+            return Err(err(
+                "TRUSTED_ORG_IDS",
+                format!(
+                    "{bad:?} is not an organisation id (o- and 10 to 32 lower-case letters or digits)"
+                ),
+            ));
+        }
         let remediation = Remediation {
             mode: match get("REMEDIATION")
                 .map(|s| s.trim().to_ascii_lowercase())
@@ -235,6 +250,7 @@ impl Config {
                 required_regions,
                 require_customer_managed_key,
                 trusted_account_ids,
+                trusted_org_ids,
             },
             remediation,
             sweep: Sweep {
@@ -460,6 +476,7 @@ mod tests {
             ("REQUIRED_REGIONS", "us-west-2"),
             ("REQUIRE_CUSTOMER_MANAGED_KEY", "TRUE"),
             ("TRUSTED_ACCOUNT_IDS", "444455556666"),
+            ("TRUSTED_ORG_IDS", "o-a1b2c3d4e5, o-0123456789abcdef"),
             ("MIN_SEVERITY", "high"),
             ("STATE_TABLE", "replica-auditor-state"),
         ])
@@ -470,6 +487,10 @@ mod tests {
         assert_eq!(
             c.rules.trusted_account_ids,
             vec!["444455556666".to_string()]
+        );
+        assert_eq!(
+            c.rules.trusted_org_ids,
+            vec!["o-a1b2c3d4e5".to_string(), "o-0123456789abcdef".to_string()]
         );
     }
 
@@ -513,7 +534,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 18] = [
+        let cases: [(&[(&str, &str)], &str); 20] = [
             (
                 &[("FINDINGS_TOPIC_ARN", TOPIC), ("STATE_TABLE", "a b")],
                 "STATE_TABLE",
@@ -593,6 +614,17 @@ mod tests {
                     ("TRUSTED_ACCOUNT_IDS", "12345"),
                 ],
                 "TRUSTED_ACCOUNT_IDS",
+            ),
+            (
+                &[("FINDINGS_TOPIC_ARN", TOPIC), ("TRUSTED_ORG_IDS", "o-abc")],
+                "TRUSTED_ORG_IDS",
+            ),
+            (
+                &[
+                    ("FINDINGS_TOPIC_ARN", TOPIC),
+                    ("TRUSTED_ORG_IDS", "o-A1B2C3D4E5"),
+                ],
+                "TRUSTED_ORG_IDS",
             ),
             (
                 &[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "maybe")],

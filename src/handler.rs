@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, LeaseStore, Publisher, ReplicationApi, SecretsApi};
-use crate::config::Config;
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
+use crate::config::{Config, Rules};
 use crate::config::{Remediation, RemediationMode};
 use crate::event::{self, EventError, HandledEvent, Incoming, Trigger};
 use crate::inspect::{self, Budget, Target};
@@ -58,9 +58,14 @@ pub struct App<C> {
     /// concurrent sweep audits, and the invocations after it. A burst of 1
     /// keeps the writes evenly spaced within the account's shared quota.
     writes: TokenBucket,
+    /// The auditor's own organisation, trusted besides TRUSTED_ORG_IDS:
+    /// learned once per cold start, in the first invocation, alongside its
+    /// first AWS calls (never during init, which stays free of network
+    /// calls). `None` inside: in no organisation, or not learnable.
+    own_org: tokio::sync::OnceCell<Option<String>>,
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + OrganizationsApi> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
         let identity = config.remediation.auditor_role_arn.clone();
         let remediation = in_force(&config.remediation, identity.is_some());
@@ -72,6 +77,67 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
             identity,
             remediation,
             writes,
+            own_org: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Set the auditor's own organisation instead of asking AWS for it.
+    pub fn with_own_org(mut self, org: Option<String>) -> Self {
+        self.own_org = tokio::sync::OnceCell::new_with(Some(org));
+        self
+    }
+
+    /// The auditor's own organisation: DescribeOrganization, once per cold
+    /// start. An account outside any organisation, or a denied call, is
+    /// logged and kept: neither a finding nor a failure. A transient
+    /// failure (throttled, unreachable, out of time) is logged and asked
+    /// again by the next invocation, so one bad moment does not turn the
+    /// own organisation's grants into findings for the container's life.
+    pub async fn own_org(&self, budget: &Budget) -> Option<&str> {
+        let call = "organizations:DescribeOrganization";
+        let learn = || async {
+            let asked = budget
+                .run(call, &self.home_region, async {
+                    Ok(self.clients.own_organization().await)
+                })
+                .await;
+            match asked {
+                Ok(Ok(Some(id))) => {
+                    info!(organization = %id, "the auditor's own organisation is trusted");
+                    Ok(Some(id))
+                }
+                Ok(Ok(None)) => {
+                    info!(
+                        "the auditor's account is in no organisation: only TRUSTED_ORG_IDS are trusted"
+                    );
+                    Ok(None)
+                }
+                Ok(Err(denied @ crate::aws::AwsError::AccessDenied { .. })) => {
+                    warn!(call, error = %denied, "may not learn the auditor's own organisation: only TRUSTED_ORG_IDS are trusted");
+                    Ok(None)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(gap) => Err(gap.reason),
+            }
+        };
+        match self.own_org.get_or_try_init(learn).await {
+            Ok(org) => org.as_deref(),
+            Err(reason) => {
+                warn!(call, reason = %reason, "could not learn the auditor's own organisation this time: only TRUSTED_ORG_IDS are trusted");
+                None
+            }
+        }
+    }
+
+    /// The audit rules, with the auditor's own organisation trusted once known.
+    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
+        match self.own_org.get().and_then(Option::as_ref) {
+            Some(org) if !self.config.rules.trusted_org_ids.contains(org) => {
+                let mut rules = self.config.rules.clone();
+                rules.trusted_org_ids.push(org.clone());
+                std::borrow::Cow::Owned(rules)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.config.rules),
         }
     }
 
@@ -161,8 +227,14 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
             account: t.secret.arn_account.clone().or_else(|| t.account.clone()),
             promotion: t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none(),
             search_regions,
+            unreplicated_too: true,
         };
-        let snapshot = inspect::inspect(&self.clients, &self.clients, &target, budget).await;
+        // The own organisation is learned alongside the first calls: no
+        // extra sequential round trip.
+        let (snapshot, _) = futures::join!(
+            inspect::inspect(&self.clients, &self.clients, &target, budget),
+            self.own_org(budget)
+        );
         self.finish(
             &snapshot,
             Some(t),
@@ -182,7 +254,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
         budget: &Budget,
         request_id: &str,
     ) -> Report {
-        let findings = audit::audit(snapshot, trigger, &self.config.rules);
+        let findings = audit::audit(snapshot, trigger, &self.rules());
         let own_event = match (trigger, self.identity.as_deref()) {
             (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
             _ => false,

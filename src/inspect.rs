@@ -106,6 +106,10 @@ pub struct Target {
     pub promotion: bool,
     /// Where to look for a promoted secret's former primary.
     pub search_regions: Vec<String>,
+    /// Whether a primary without replicas (and without the required-Regions
+    /// tag) is inspected further. The sweep does not audit such a secret,
+    /// so it skips its key checks and its paced resource policy read.
+    pub unreplicated_too: bool,
 }
 
 /// Inspect one secret everywhere it lives.
@@ -148,8 +152,25 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         }
     };
 
+    if !target.unreplicated_too
+        && primary.replication.is_empty()
+        && !primary
+            .tags
+            .contains_key(crate::audit::REQUIRED_REGIONS_TAG)
+    {
+        snap.primary = Lookup::Found(primary);
+        return snap;
+    }
+
     // All at once (one round trip on top of the primary's): the primary's
-    // key, and for every replica Region the replica itself and its key.
+    // key and resource policy (policies replicate, so the primary's covers
+    // its replicas; a promoted replica is its own primary here), and for
+    // every replica Region the replica itself and its key.
+    let secret_policy = budget.run(
+        "secretsmanager:GetResourcePolicy",
+        &primary.region,
+        secrets.get_resource_policy(&primary.region, &primary.arn),
+    );
     let primary_key = check_key(
         keys,
         &primary.region,
@@ -174,7 +195,12 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         );
         (status.clone(), presence, key)
     }));
-    let (primary_key, replicas) = futures::join!(primary_key, replicas);
+    let (primary_key, replicas, secret_policy) =
+        futures::join!(primary_key, replicas, secret_policy);
+    match secret_policy {
+        Ok(policy) => snap.secret_policy = policy,
+        Err(gap) => snap.gaps.push(gap),
+    }
 
     let (key, gaps) = primary_key;
     snap.keys.push(key);
@@ -449,6 +475,14 @@ mod tests {
             self.call(format!("DescribeSecret {region}")).await;
             Ok(Some(self.secret(region)))
         }
+        async fn get_resource_policy(
+            &self,
+            region: &str,
+            _: &str,
+        ) -> Result<Option<String>, AwsError> {
+            self.call(format!("GetResourcePolicy {region}")).await;
+            Ok(Some(r#"{"Statement": []}"#.into()))
+        }
     }
 
     impl KeysApi for World {
@@ -472,7 +506,7 @@ mod tests {
         }
     }
 
-    async fn measure(replicas: usize, aliases: bool) -> (u32, usize, Snapshot) {
+    async fn measure(replicas: usize, aliases: bool) -> (u32, Vec<String>, Snapshot) {
         let world = World {
             replicas,
             aliases,
@@ -484,11 +518,12 @@ mod tests {
             account: None,
             promotion: false,
             search_regions: vec![],
+            unreplicated_too: true,
         };
         let start = tokio::time::Instant::now();
         let snap = inspect(&world, &world, &target, &Budget::unlimited()).await;
         let rounds = (start.elapsed().as_millis() / RTT.as_millis()) as u32;
-        let calls = world.calls.lock().unwrap().len();
+        let calls = world.calls.lock().unwrap().clone();
         (rounds, calls, snap)
     }
 
@@ -496,10 +531,19 @@ mod tests {
     async fn a_primary_event_costs_two_round_trips_for_any_number_of_replicas() {
         for n in [0, 1, 3, 6] {
             let (rounds, calls, snap) = measure(n, false).await;
+            // With the publish, 3 sequential round trips: the resource
+            // policy read goes out with the replica and key checks.
             assert_eq!(rounds, 2, "{n} replicas");
             // One DescribeSecret per Region, one DescribeKey and one
-            // GetKeyPolicy per key: nothing more.
-            assert_eq!(calls, 1 + n + 2 * (n + 1), "{n} replicas");
+            // GetKeyPolicy per key, one GetResourcePolicy on the primary
+            // in its own Region: nothing more.
+            assert_eq!(calls.len(), 1 + n + 2 * (n + 1) + 1, "{n} replicas");
+            let policy_reads: Vec<&String> = calls
+                .iter()
+                .filter(|c| c.starts_with("GetResourcePolicy"))
+                .collect();
+            assert_eq!(policy_reads, [&format!("GetResourcePolicy {PRIMARY}")]);
+            assert_eq!(snap.secret_policy.as_deref(), Some(r#"{"Statement": []}"#));
             assert!(snap.gaps.is_empty());
             assert_eq!(snap.keys.len(), n + 1);
             assert!(snap.keys.iter().all(|k| matches!(
@@ -513,7 +557,7 @@ mod tests {
     async fn a_key_named_by_alias_costs_one_more_round_trip() {
         let (rounds, calls, _) = measure(3, true).await;
         assert_eq!(rounds, 3);
-        assert_eq!(calls, 1 + 3 + 2 * 4);
+        assert_eq!(calls.len(), 1 + 3 + 2 * 4 + 1);
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub enum Code {
     KeyPendingDeletion,
     KeyPolicyPublic,
     KeyPolicyUntrustedAccount,
+    SecretPolicyPublic,
+    SecretPolicyUntrustedAccount,
     RegionNotAllowed,
     RequiredRegionMissing,
     ReplicaPromoted,
@@ -77,7 +79,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 19] = [
         Code::ReplicaFailed,
         Code::ReplicaInProgress,
         Code::ReplicaStatusUnknown,
@@ -89,6 +91,8 @@ impl Code {
         Code::KeyPendingDeletion,
         Code::KeyPolicyPublic,
         Code::KeyPolicyUntrustedAccount,
+        Code::SecretPolicyPublic,
+        Code::SecretPolicyUntrustedAccount,
         Code::RegionNotAllowed,
         Code::RequiredRegionMissing,
         Code::ReplicaPromoted,
@@ -101,8 +105,9 @@ impl Code {
         use Code::*;
         match self {
             ReplicaFailed | ReplicaMissing | KeyNotFound | KeyDisabled => Severity::High,
-            KeyPolicyUntrustedAccount | RegionNotAllowed | RequiredRegionMissing => Severity::High,
-            KeyPendingDeletion | KeyPolicyPublic => Severity::Critical,
+            KeyPolicyUntrustedAccount | SecretPolicyUntrustedAccount => Severity::High,
+            RegionNotAllowed | RequiredRegionMissing => Severity::High,
+            KeyPendingDeletion | KeyPolicyPublic | SecretPolicyPublic => Severity::Critical,
             ReplicaStatusUnknown | ReplicaKeyWeakerThanPrimary | KeyAwsManaged => Severity::Medium,
             ReplicaPromoted | ApiCallFailed | AuditIncomplete => Severity::Medium,
             ReplicaInProgress | SecretNotFound => Severity::Low,
@@ -123,6 +128,8 @@ impl Code {
             KeyPendingDeletion => "KEY_PENDING_DELETION",
             KeyPolicyPublic => "KEY_POLICY_PUBLIC",
             KeyPolicyUntrustedAccount => "KEY_POLICY_UNTRUSTED_ACCOUNT",
+            SecretPolicyPublic => "SECRET_POLICY_PUBLIC",
+            SecretPolicyUntrustedAccount => "SECRET_POLICY_UNTRUSTED_ACCOUNT",
             RegionNotAllowed => "REGION_NOT_ALLOWED",
             RequiredRegionMissing => "REQUIRED_REGION_MISSING",
             ReplicaPromoted => "REPLICA_PROMOTED",
@@ -330,6 +337,10 @@ pub struct Snapshot {
     pub primary: Lookup<SecretState>,
     pub replicas: Vec<ReplicaCheck>,
     pub keys: Vec<KeyCheck>,
+    /// The primary's resource policy document (GetResourcePolicy in its
+    /// Region); `None` when it has none, or when it could not be read (a
+    /// gap says so).
+    pub secret_policy: Option<String>,
     pub promotion: Option<Promotion>,
     pub gaps: Vec<Gap>,
 }
@@ -342,6 +353,7 @@ impl Snapshot {
             primary: Lookup::Unknown,
             replicas: Vec::new(),
             keys: Vec::new(),
+            secret_policy: None,
             promotion: None,
             gaps: Vec::new(),
         }

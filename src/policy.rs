@@ -1,18 +1,37 @@
-//! KMS key policy analysis. A key policy is written by whoever holds
-//! kms:PutKeyPolicy, so it is treated as hostile input: every legal shape
-//! is accepted, anything else is a typed error, nothing panics.
+//! Resource policy analysis: KMS key policies and Secrets Manager secret
+//! resource policies share it; only the action namespace and the size limit
+//! differ ([`Service`]). A policy is written by whoever holds
+//! kms:PutKeyPolicy or secretsmanager:PutResourcePolicy, so it is treated as
+//! hostile input: every legal shape is accepted, anything else is a typed
+//! error, nothing panics.
 //!
-//! The question asked of a policy: who outside the secret's own account and
-//! the trusted accounts can be allowed to use this key?
-//! - an Allow for principal `*` (bare, `{"AWS": "*"}`, or NotPrincipal)
-//!   whose conditions do not pin the caller's account or organisation is
-//!   **public**;
-//! - an Allow for a principal in another account, or pinned by condition to
+//! The question asked of a policy: who outside the secret's own account, the
+//! trusted accounts and the trusted organisations can be allowed to use the
+//! key or the secret? Conditions are judged the way AWS evaluates them (IAM
+//! User Guide, "condition operators" and "global condition context keys"):
+//! - an Allow for every caller (`*`, `{"AWS": "*"}`, NotPrincipal, or an ARN
+//!   whose account is `*`) whose conditions do not pin the caller's account
+//!   or organisation is **public**;
+//! - an Allow for principals in another account, or pinned by condition to
 //!   another account, is an **untrusted account** unless that account is
-//!   trusted;
+//!   trusted; one pinned to an organisation that is not trusted is an
+//!   **untrusted organisation**;
+//! - a principal or a pin that cannot be judged (an ARN whose account is a
+//!   partial wildcard, a resource ARN without an account) is **unjudged**,
+//!   never dropped;
 //! - a Deny that covers the same actions for the same callers (no
 //!   condition, or a `StringNotEquals`-style condition on the caller's
-//!   account or organisation) overrides the Allow.
+//!   account or organisation and nothing else) overrides the Allow.
+//!
+//! How values match, by operator (IAM User Guide, condition operators):
+//! - `StringEquals`/`StringEqualsIgnoreCase` read `*` and `?` literally;
+//! - `StringLike` matches the whole string, so a wildcard before the
+//!   account field of an ARN can span colons and reach into it;
+//! - `ArnLike` and `ArnEquals` (the guide lists them together) match each of
+//!   the six colon-separated ARN components separately, so only a wildcard
+//!   in the account component leaves the account open;
+//! - `...IfExists` and `ForAllValues:` never pin (they match when the key is
+//!   absent or empty); `ForAnyValue:` pins like the plain operator.
 
 use std::collections::BTreeSet;
 
@@ -20,48 +39,100 @@ use serde_json::{Map, Value};
 
 /// KMS's own limit on a key policy document.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+/// Secrets Manager's limit on a secret's resource policy (20,480 characters).
+pub const MAX_SECRET_POLICY_BYTES: usize = 20 * 1024;
 
-/// Condition keys that identify the calling account or organisation.
-const ACCOUNT_KEYS: [&str; 3] = [
+/// `${aws:ResourceAccount}` in a pin: the account that owns the key or the
+/// secret, which is ours by definition.
+const RESOURCE_ACCOUNT: &str = "${aws:resourceaccount}";
+/// `${aws:ResourceOrgID}`: the organisation of the resource's account.
+const RESOURCE_ORG: &str = "${aws:resourceorgid}";
+
+/// Condition keys whose value is the calling account (IAM User Guide,
+/// global condition keys; KMS Developer Guide for kms:CallerAccount).
+const ACCOUNT_KEYS: [&str; 4] = [
     "aws:principalaccount",
     "kms:calleraccount",
     "aws:sourceaccount",
+    "aws:sourceowner",
 ];
-const ORG_KEYS: [&str; 2] = ["aws:principalorgid", "aws:principalorgpaths"];
+const ORG_ID_KEY: &str = "aws:principalorgid";
+const ORG_PATHS_KEY: &str = "aws:principalorgpaths";
+/// Condition keys whose value is an ARN naming the caller's account.
 const ARN_KEYS: [&str; 2] = ["aws:principalarn", "aws:sourcearn"];
+
+/// Which service holds the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// A KMS key policy (`kms:*` actions).
+    Kms,
+    /// A Secrets Manager secret's resource policy (`secretsmanager:*` actions).
+    SecretsManager,
+}
+
+impl Service {
+    /// The action namespace, e.g. `kms`.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Service::Kms => "kms",
+            Service::SecretsManager => "secretsmanager",
+        }
+    }
+
+    /// The service's own limit on the document.
+    pub fn max_bytes(self) -> usize {
+        match self {
+            Service::Kms => MAX_POLICY_BYTES,
+            Service::SecretsManager => MAX_SECRET_POLICY_BYTES,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PolicyError {
-    #[error("key policy is {0} bytes; KMS allows at most {MAX_POLICY_BYTES}")]
+    #[error("the policy is {0} bytes, over the limit of the service that holds it")]
     TooLarge(usize),
-    #[error("key policy is not valid JSON: {0}")]
+    #[error("the policy is not valid JSON: {0}")]
     NotJson(String),
-    #[error("key policy has an invalid shape: {0}")]
+    #[error("the policy has an invalid shape: {0}")]
     Shape(String),
 }
 
-/// What is wrong with a key policy.
+/// What is wrong with a policy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PolicyIssue {
-    /// Anyone can be allowed to use the key.
+    /// Anyone can be allowed.
     Public { sid: Option<String> },
-    /// A principal in this account can be allowed to use the key.
+    /// A principal in this account can be allowed.
     UntrustedAccount {
         sid: Option<String>,
         account: String,
     },
+    /// Principals in this organisation can be allowed.
+    UntrustedOrg { sid: Option<String>, org: String },
+    /// A statement whose principal or caller pin cannot be judged;
+    /// `statement` is its Sid, or `Statement[i]` without one.
+    Unjudged { statement: String, reason: String },
 }
 
-/// Whose accounts count as ours.
+/// Whose accounts and organisations count as ours.
 #[derive(Debug, Clone, Default)]
 pub struct Trust<'a> {
     pub own_account: Option<&'a str>,
     pub trusted: &'a [String],
+    /// The auditor's own organisation and TRUSTED_ORG_IDS.
+    pub trusted_orgs: &'a [String],
 }
 
 impl Trust<'_> {
     fn trusts(&self, account: &str) -> bool {
-        self.own_account == Some(account) || self.trusted.iter().any(|t| t == account)
+        account == RESOURCE_ACCOUNT
+            || self.own_account == Some(account)
+            || self.trusted.iter().any(|t| t == account)
+    }
+
+    fn trusts_org(&self, org: &str) -> bool {
+        org == RESOURCE_ORG || self.trusted_orgs.iter().any(|t| t == org)
     }
 }
 
@@ -74,7 +145,7 @@ enum Effect {
 /// Who a statement applies to.
 #[derive(Debug, Clone, PartialEq)]
 enum Who {
-    /// Every caller (`*`, `{"AWS": "*"}`).
+    /// Every caller (`*`, `{"AWS": "*"}`, an ARN whose account is `*`).
     Anyone,
     /// Every caller except the listed ones (NotPrincipal).
     AnyoneExcept,
@@ -92,30 +163,48 @@ enum Actions {
 /// What a statement's conditions say about the caller.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct CallerPin {
-    /// `StringEquals`-style: caller must be in one of these accounts.
+    /// Positive: the caller's account must be one of these.
     accounts: Option<BTreeSet<String>>,
-    /// `StringEquals`-style on the organisation: pinned to an organisation.
-    org: bool,
-    /// `StringNotEquals`-style: callers outside these accounts match.
+    /// Positive: the caller's organisation must be one of these.
+    orgs: Option<BTreeSet<String>>,
+    /// Negative (`StringNotEquals`-style): callers outside these accounts match.
     outside_accounts: Option<BTreeSet<String>>,
-    /// `StringNotEquals`-style on the organisation.
-    outside_org: bool,
+    /// Negative: callers outside these organisations match.
+    outside_orgs: Option<BTreeSet<String>>,
     /// There is some condition (of any kind).
     any: bool,
+    /// There is a condition that is not a caller pin (it narrows when the
+    /// statement applies, so a Deny carrying it does not always apply).
+    other: bool,
+    /// Pins that cannot be judged, and why.
+    unjudged: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 struct Statement {
+    /// The Sid, or `Statement[i]`.
+    label: String,
     sid: Option<String>,
     effect: Effect,
     who: Who,
+    /// Principals that cannot be judged, and why.
+    unjudged: Vec<String>,
     actions: Actions,
     pin: CallerPin,
 }
 
-/// Analyse a key policy document.
+/// Analyse a KMS key policy document.
 pub fn analyse(doc: &str, trust: &Trust<'_>) -> Result<Vec<PolicyIssue>, PolicyError> {
-    if doc.len() > MAX_POLICY_BYTES {
+    analyse_policy(Service::Kms, doc, trust)
+}
+
+/// Analyse a policy document held by `service`.
+pub fn analyse_policy(
+    service: Service,
+    doc: &str,
+    trust: &Trust<'_>,
+) -> Result<Vec<PolicyIssue>, PolicyError> {
+    if doc.len() > service.max_bytes() {
         return Err(PolicyError::TooLarge(doc.len()));
     }
     let value: Value =
@@ -128,7 +217,10 @@ pub fn analyse(doc: &str, trust: &Trust<'_>) -> Result<Vec<PolicyIssue>, PolicyE
     let mut issues = BTreeSet::new();
     for allow in statements.iter().filter(|s| s.effect == Effect::Allow) {
         for issue in allow_issues(allow, trust) {
-            if !denies.iter().any(|d| overrides(d, allow, &issue, trust)) {
+            if !denies
+                .iter()
+                .any(|d| overrides(service, d, allow, &issue, trust))
+            {
                 issues.insert(issue);
             }
         }
@@ -139,75 +231,123 @@ pub fn analyse(doc: &str, trust: &Trust<'_>) -> Result<Vec<PolicyIssue>, PolicyE
 /// The issues one Allow statement raises, before Deny statements.
 fn allow_issues(s: &Statement, trust: &Trust<'_>) -> Vec<PolicyIssue> {
     let sid = || s.sid.clone();
-    let untrusted = |accounts: &mut dyn Iterator<Item = &String>| -> Vec<PolicyIssue> {
-        accounts
-            .filter(|a| !trust.trusts(a))
-            .map(|a| PolicyIssue::UntrustedAccount {
-                sid: sid(),
-                account: a.clone(),
-            })
-            .collect()
-    };
-    match (&s.who, &s.pin.accounts) {
-        // Open to anyone, but the caller's account is pinned: the pinned
-        // accounts are who is allowed.
-        (Who::Anyone | Who::AnyoneExcept, Some(pinned)) => untrusted(&mut pinned.iter()),
-        (Who::Anyone | Who::AnyoneExcept, None) if s.pin.org => Vec::new(),
-        (Who::Anyone | Who::AnyoneExcept, None) => vec![PolicyIssue::Public { sid: sid() }],
+    let mut out: Vec<PolicyIssue> = s
+        .unjudged
+        .iter()
+        .chain(&s.pin.unjudged)
+        .map(|reason| PolicyIssue::Unjudged {
+            statement: s.label.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
+    // The accounts a caller can be in, when they are bounded.
+    let accounts = match (&s.who, &s.pin.accounts) {
+        (Who::Anyone | Who::AnyoneExcept, pinned) => pinned.clone(),
         // Named principals, further pinned: only principals in both count.
-        (Who::Accounts(named), Some(pinned)) => untrusted(&mut named.intersection(pinned)),
-        (Who::Accounts(named), None) => untrusted(&mut named.iter()),
+        (Who::Accounts(named), Some(pinned)) => Some(named.intersection(pinned).cloned().collect()),
+        (Who::Accounts(named), None) => Some(named.clone()),
+    };
+    let orgs_all_trusted = s
+        .pin
+        .orgs
+        .as_ref()
+        .is_some_and(|o| o.iter().all(|org| trust.trusts_org(org)));
+    match (accounts, &s.pin.orgs) {
+        // Every caller must also be in a trusted organisation.
+        (Some(_), Some(_)) if orgs_all_trusted => {}
+        (Some(accounts), _) => out.extend(accounts.into_iter().filter(|a| !trust.trusts(a)).map(
+            |account| PolicyIssue::UntrustedAccount {
+                sid: sid(),
+                account,
+            },
+        )),
+        (None, Some(orgs)) => out.extend(orgs.iter().filter(|o| !trust.trusts_org(o)).map(|org| {
+            PolicyIssue::UntrustedOrg {
+                sid: sid(),
+                org: org.clone(),
+            }
+        })),
+        (None, None) => out.push(PolicyIssue::Public { sid: sid() }),
     }
+    out
 }
 
 /// Does this Deny take away what `issue` says the Allow grants?
-fn overrides(deny: &Statement, allow: &Statement, issue: &PolicyIssue, trust: &Trust<'_>) -> bool {
-    if !covers(&deny.actions, &allow.actions) {
+fn overrides(
+    service: Service,
+    deny: &Statement,
+    allow: &Statement,
+    issue: &PolicyIssue,
+    trust: &Trust<'_>,
+) -> bool {
+    if !covers(service, &deny.actions, &allow.actions)
+        || deny.pin.other
+        || !deny.pin.unjudged.is_empty()
+        || !deny.unjudged.is_empty()
+    {
         return false;
     }
-    let denied_account = |account: &str| -> bool {
-        match &deny.who {
-            Who::Anyone => {}
-            Who::Accounts(named) if named.contains(account) => {}
-            _ => return false,
-        }
-        if !deny.pin.any {
-            return true;
-        }
-        match &deny.pin.outside_accounts {
-            Some(outside) => !outside.contains(account),
-            None => false,
-        }
-    };
+    let pin = &deny.pin;
     match issue {
-        PolicyIssue::UntrustedAccount { account, .. } => denied_account(account),
+        PolicyIssue::UntrustedAccount { account, .. } => {
+            match &deny.who {
+                Who::Anyone => {}
+                Who::Accounts(named) if named.contains(account) => {}
+                _ => return false,
+            }
+            // Unconditional, or the account is outside the Deny's
+            // exceptions (an organisation exception may include it: kept).
+            !pin.any
+                || (pin.outside_orgs.is_none()
+                    && pin
+                        .outside_accounts
+                        .as_ref()
+                        .is_some_and(|o| !o.contains(account)))
+        }
+        PolicyIssue::UntrustedOrg { org, .. } => {
+            deny.who == Who::Anyone
+                && (!pin.any
+                    || (pin.outside_accounts.is_none()
+                        && pin.outside_orgs.as_ref().is_some_and(|o| !o.contains(org))))
+        }
         PolicyIssue::Public { .. } => {
             if deny.who != Who::Anyone {
                 return false;
             }
-            if !deny.pin.any {
+            if !pin.any {
                 return true;
             }
-            // Deny everyone outside our accounts or our organisation.
-            deny.pin.outside_org
-                || deny
-                    .pin
-                    .outside_accounts
-                    .as_ref()
-                    .is_some_and(|o| !o.is_empty() && o.iter().all(|a| trust.trusts(a)))
+            // Deny everyone outside our accounts and/or our organisations:
+            // who is left is trusted.
+            let accounts_ok = pin
+                .outside_accounts
+                .as_ref()
+                .map(|o| !o.is_empty() && o.iter().all(|a| trust.trusts(a)));
+            let orgs_ok = pin
+                .outside_orgs
+                .as_ref()
+                .map(|o| !o.is_empty() && o.iter().all(|x| trust.trusts_org(x)));
+            match (accounts_ok, orgs_ok) {
+                (None, None) => false,
+                (a, o) => a.unwrap_or(true) && o.unwrap_or(true),
+            }
         }
+        // Whatever the statement names, an unconditional Deny for everyone
+        // takes it back.
+        PolicyIssue::Unjudged { .. } => deny.who == Who::Anyone && !pin.any,
     }
 }
 
 /// Does the Deny's action set include every action the Allow grants?
-fn covers(deny: &Actions, allow: &Actions) -> bool {
+fn covers(service: Service, deny: &Actions, allow: &Actions) -> bool {
+    let everything = format!("{}:*", service.namespace());
     match (deny, allow) {
         (Actions::Only(d), Actions::Only(a)) => {
             a.iter().all(|act| d.iter().any(|pat| glob(pat, act)))
         }
         (Actions::Only(d), Actions::AllBut(_)) => d
             .iter()
-            .any(|pat| pat == "*" || pat.eq_ignore_ascii_case("kms:*")),
+            .any(|pat| pat == "*" || pat.eq_ignore_ascii_case(&everything)),
         // Deny all but N covers the Allow when no allowed action is in N.
         // An allowed wildcard (`kms:*`) may reach into N, so it is never
         // taken as covered: the verdict errs towards reporting.
@@ -260,11 +400,13 @@ fn statements(root: &Value) -> Result<Vec<Statement>, PolicyError> {
     };
     list.into_iter()
         .enumerate()
-        .map(|(i, s)| statement(s).map_err(|e| PolicyError::Shape(format!("Statement[{i}]: {e}"))))
+        .map(|(i, s)| {
+            statement(s, i).map_err(|e| PolicyError::Shape(format!("Statement[{i}]: {e}")))
+        })
         .collect()
 }
 
-fn statement(v: &Value) -> Result<Statement, String> {
+fn statement(v: &Value, index: usize) -> Result<Statement, String> {
     let s = v.as_object().ok_or("not an object")?;
     let sid = match s.get("Sid") {
         None | Some(Value::Null) => None,
@@ -276,11 +418,11 @@ fn statement(v: &Value) -> Result<Statement, String> {
         Some("Deny") => Effect::Deny,
         _ => return Err("Effect must be \"Allow\" or \"Deny\"".into()),
     };
-    let who = match (s.get("Principal"), s.get("NotPrincipal")) {
+    let (who, unjudged) = match (s.get("Principal"), s.get("NotPrincipal")) {
         (Some(p), None) => principal(p)?,
         (None, Some(np)) => {
             principal(np)?;
-            Who::AnyoneExcept
+            (Who::AnyoneExcept, Vec::new())
         }
         (Some(_), Some(_)) => return Err("both Principal and NotPrincipal".into()),
         (None, None) => return Err("no Principal".into()),
@@ -306,72 +448,271 @@ fn statement(v: &Value) -> Result<Statement, String> {
         Some(_) => return Err("Condition is not an object".into()),
     };
     Ok(Statement {
+        label: sid.clone().unwrap_or_else(|| format!("Statement[{index}]")),
         sid,
         effect,
         who,
+        unjudged,
         actions,
         pin,
     })
 }
 
-/// Who a Principal names. Besides the grammar's `"*"` and the map of
-/// `AWS`/`Service`/`Federated`/`CanonicalUser`, a bare string or list of
-/// account ids and ARNs is read as AWS principals: hostile input gets the
-/// strictest reasonable reading, not a shrug.
-fn principal(p: &Value) -> Result<Who, String> {
-    let aws = |ids: &[String]| -> Who {
-        if ids.iter().any(|i| i == "*") {
-            Who::Anyone
-        } else {
-            Who::Accounts(ids.iter().filter_map(|i| account_of(i)).collect())
+/// What one AWS principal string names.
+#[derive(Debug, PartialEq)]
+enum Named {
+    /// `*`, or an ARN whose account is `*`: every account.
+    Everyone,
+    Account(String),
+    /// A deleted principal's unique id (`AROA...`, `AIDA...`): KMS and IAM
+    /// show it in place of the ARN, and no caller can match it again.
+    Deleted,
+    /// Something that cannot be judged, and why.
+    Unknown(String),
+}
+
+/// Read one AWS principal: `*`, an account id, an ARN, or a unique id.
+fn named(id: &str) -> Named {
+    if id == "*" {
+        return Named::Everyone;
+    }
+    if crate::event::is_account_id(id) {
+        return Named::Account(id.to_string());
+    }
+    if is_unique_id(id) {
+        return Named::Deleted;
+    }
+    let parts: Vec<&str> = id.splitn(6, ':').collect();
+    if parts.len() < 6 || parts[0] != "arn" {
+        return Named::Unknown("a principal that is neither an account id nor an ARN".into());
+    }
+    let account = parts[4];
+    if crate::event::is_account_id(account) {
+        Named::Account(account.to_string())
+    } else if !account.is_empty() && account.chars().all(|c| c == '*') {
+        Named::Everyone
+    } else if account.contains(['*', '?']) {
+        Named::Unknown(
+            "a principal ARN whose account is a partial wildcard, naming accounts that cannot be listed"
+                .into(),
+        )
+    } else {
+        Named::Unknown("a principal ARN without an account".into())
+    }
+}
+
+/// An IAM unique id: a four-letter prefix such as AIDA or AROA and
+/// upper-case letters and digits, 16 to 32 characters in all.
+fn is_unique_id(id: &str) -> bool {
+    (16..=32).contains(&id.len())
+        && id.starts_with('A')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && id[..4].bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Who a Principal names, and what cannot be judged. Besides the
+/// grammar's `"*"` and the map of `AWS`/`Service`/`Federated`/
+/// `CanonicalUser`, a bare string or list of account ids and ARNs is read
+/// as AWS principals: hostile input gets the strictest reasonable reading,
+/// not a shrug.
+fn principal(p: &Value) -> Result<(Who, Vec<String>), String> {
+    let mut accounts = BTreeSet::new();
+    let mut unjudged = Vec::new();
+    let mut read = |ids: &[String], federated: bool| -> bool {
+        for id in ids {
+            match named(id) {
+                Named::Everyone if !federated || id != "*" => return true,
+                Named::Account(a) => {
+                    accounts.insert(a);
+                }
+                // A federated identity provider's name (cognito, a web IdP).
+                Named::Unknown(_) if federated && !id.starts_with("arn:") => {}
+                Named::Unknown(reason) => unjudged.push(reason),
+                Named::Everyone | Named::Deleted => {}
+            }
         }
+        false
     };
     match p {
         Value::String(_) | Value::Array(_) => {
             let ids = strings(p).ok_or("Principal list holds a non-string")?;
-            match aws(&ids) {
-                Who::Accounts(a) if a.is_empty() => {
-                    Err("Principal names no account and is not \"*\"".into())
-                }
-                who => Ok(who),
+            if ids
+                .iter()
+                .any(|i| i != "*" && !i.starts_with("arn:") && !crate::event::is_account_id(i))
+            {
+                return Err("Principal names no account and is not \"*\"".into());
+            }
+            if read(&ids, false) {
+                return Ok((Who::Anyone, Vec::new()));
             }
         }
         Value::Object(m) => {
-            let mut accounts = BTreeSet::new();
             for (kind, ids) in m {
                 let ids = strings(ids)
                     .ok_or_else(|| format!("Principal.{kind} is not a string or list"))?;
                 match kind.as_str() {
-                    "AWS" => match aws(&ids) {
-                        Who::Accounts(a) => accounts.extend(a),
-                        anyone => return Ok(anyone),
-                    },
-                    "Federated" => accounts.extend(ids.iter().filter_map(|i| account_of(i))),
+                    "AWS" => {
+                        if read(&ids, false) {
+                            return Ok((Who::Anyone, Vec::new()));
+                        }
+                    }
+                    "Federated" => {
+                        read(&ids, true);
+                    }
                     "Service" | "CanonicalUser" => {}
                     other => return Err(format!("unknown principal type {other:?}")),
                 }
             }
-            Ok(Who::Accounts(accounts))
         }
-        _ => Err("Principal must be \"*\", an object, or account ids".into()),
+        _ => return Err("Principal must be \"*\", an object, or account ids".into()),
+    }
+    Ok((Who::Accounts(accounts), unjudged))
+}
+
+/// How an operator matches a value against the request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Matching {
+    /// `StringEquals`: `*` and `?` are literal characters.
+    Literal,
+    /// `StringLike`: wildcards match anywhere in the whole string.
+    Glob,
+    /// `ArnLike`/`ArnEquals`: wildcards within each ARN component.
+    ArnComponents,
+}
+
+/// What one condition value says about the caller.
+#[derive(Debug, PartialEq)]
+enum ValuePin {
+    /// The caller must be in this account or organisation.
+    Is(String),
+    /// No caller can match this value (a literal `*` under StringEquals).
+    Nobody,
+    /// Any caller may match (a wildcard reaching into the account).
+    Open,
+    /// Cannot be judged, and why.
+    Unknown(String),
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?'])
+}
+
+/// A policy variable: `${aws:ResourceAccount}` and `${aws:ResourceOrgID}`
+/// name the resource's own account and organisation; any other variable
+/// may be anything.
+fn variable(v: &str) -> Option<ValuePin> {
+    if !v.contains("${") {
+        return None;
+    }
+    let lower = v.to_ascii_lowercase();
+    Some(if lower == RESOURCE_ACCOUNT || lower == RESOURCE_ORG {
+        ValuePin::Is(lower)
+    } else {
+        ValuePin::Open
+    })
+}
+
+fn account_value(v: &str, m: Matching) -> ValuePin {
+    if let Some(p) = variable(v) {
+        return p;
+    }
+    if m != Matching::Literal && has_wildcard(v) {
+        ValuePin::Open
+    } else if crate::event::is_account_id(v) {
+        ValuePin::Is(v.to_string())
+    } else {
+        ValuePin::Nobody
     }
 }
 
-/// The account an AWS principal names: a bare account id, or the account
-/// field of an `arn:PARTITION:iam::ACCOUNT:...`/`sts` ARN.
-fn account_of(id: &str) -> Option<String> {
-    if crate::event::is_account_id(id) {
-        return Some(id.to_string());
+fn arn_value(v: &str, m: Matching) -> ValuePin {
+    if v.contains("${") {
+        return ValuePin::Open;
     }
-    let mut parts = id.splitn(6, ':');
-    let (arn, _partition, _service, _region, account) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (arn == "arn" && crate::event::is_account_id(account)).then(|| account.to_string())
+    let parts: Vec<&str> = v.splitn(6, ':').collect();
+    let wild = m != Matching::Literal;
+    if parts.len() < 6 {
+        return if wild && has_wildcard(v) {
+            ValuePin::Open
+        } else {
+            ValuePin::Nobody
+        };
+    }
+    let account = parts[4];
+    // Under StringLike a wildcard before the account field can span colons.
+    let reaches = match m {
+        Matching::Literal => false,
+        Matching::Glob => parts[..5].iter().any(|p| has_wildcard(p)),
+        Matching::ArnComponents => has_wildcard(account),
+    };
+    if reaches {
+        ValuePin::Open
+    } else if crate::event::is_account_id(account) {
+        ValuePin::Is(account.to_string())
+    } else if account.is_empty() && parts[0] == "arn" {
+        ValuePin::Unknown(
+            "a condition ARN without an account, so the account it pins cannot be told".into(),
+        )
+    } else {
+        ValuePin::Nobody
+    }
+}
+
+fn org_value(v: &str, m: Matching, paths: bool) -> ValuePin {
+    // aws:PrincipalOrgPaths is `o-id/r-root/ou-.../`: the first segment is
+    // the organisation.
+    let org = if paths {
+        v.split('/').next().unwrap_or_default()
+    } else {
+        v
+    };
+    if let Some(p) = variable(org) {
+        return p;
+    }
+    // A wildcard in the organisation's own segment reaches other
+    // organisations; one after it only ranges over this one's OUs.
+    if m != Matching::Literal && has_wildcard(org) {
+        ValuePin::Open
+    } else if is_org_id(org) {
+        ValuePin::Is(org.to_string())
+    } else {
+        ValuePin::Nobody
+    }
+}
+
+/// `o-` and 10 to 32 lower-case letters or digits.
+pub fn is_org_id(s: &str) -> bool {
+    s.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// Which caller a condition key names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyKind {
+    Account,
+    Arn,
+    OrgId,
+    OrgPaths,
+}
+
+fn key_kind(key: &str) -> Option<KeyKind> {
+    if ACCOUNT_KEYS.contains(&key) {
+        Some(KeyKind::Account)
+    } else if ARN_KEYS.contains(&key) {
+        Some(KeyKind::Arn)
+    } else if key == ORG_ID_KEY {
+        Some(KeyKind::OrgId)
+    } else if key == ORG_PATHS_KEY {
+        Some(KeyKind::OrgPaths)
+    } else {
+        None
+    }
 }
 
 fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
@@ -384,79 +725,102 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
             .as_object()
             .ok_or_else(|| format!("Condition.{operator} is not an object"))?;
         let op = operator.to_ascii_lowercase();
-        // Set operators and IfExists do not pin: ForAllValues matches an
-        // empty set, IfExists matches when the key is absent.
-        if op.starts_with("forallvalues:") || op.ends_with("ifexists") {
+        // ForAllValues matches an empty set: never a pin either way.
+        if op.starts_with("forallvalues:") {
+            pin.other = true;
             continue;
         }
         let op = op.strip_prefix("foranyvalue:").unwrap_or(&op);
-        let positive = matches!(
-            op,
-            "stringequals" | "stringequalsignorecase" | "stringlike" | "arnequals" | "arnlike"
-        );
-        let negative = matches!(
-            op,
-            "stringnotequals"
-                | "stringnotequalsignorecase"
-                | "stringnotlike"
-                | "arnnotequals"
-                | "arnnotlike"
-        );
-        if !positive && !negative {
+        // IfExists matches when the key is absent: a positive pin is no pin,
+        // but a negative one (a Deny's "outside these") only grows.
+        let (op, if_exists) = match op.strip_suffix("ifexists") {
+            Some(base) => (base, true),
+            None => (op, false),
+        };
+        let (positive, matching) = match op {
+            "stringequals" | "stringequalsignorecase" => (true, Matching::Literal),
+            "stringlike" => (true, Matching::Glob),
+            "arnequals" | "arnlike" => (true, Matching::ArnComponents),
+            "stringnotequals" | "stringnotequalsignorecase" => (false, Matching::Literal),
+            "stringnotlike" => (false, Matching::Glob),
+            "arnnotequals" | "arnnotlike" => (false, Matching::ArnComponents),
+            "bool" if aws_services_exempted(block) => continue,
+            _ => {
+                pin.other = true;
+                continue;
+            }
+        };
+        if positive && if_exists {
+            pin.other = true;
             continue;
         }
         for (key, values) in block {
             let key = key.to_ascii_lowercase();
             let values = scalars(values)
                 .ok_or_else(|| format!("Condition.{operator}.{key} has an invalid value"))?;
-            let accounts: Option<BTreeSet<String>> = if ACCOUNT_KEYS.contains(&key.as_str()) {
-                exact_values(&values).map(|v| {
-                    v.into_iter()
-                        .filter(|a| crate::event::is_account_id(a))
-                        .collect()
-                })
-            } else if ARN_KEYS.contains(&key.as_str()) {
-                exact_values(&values).and_then(|v| v.iter().map(|a| account_of(a)).collect())
-            } else if ORG_KEYS.contains(&key.as_str()) {
-                if exact_values(&values).is_some() {
-                    if positive {
-                        pin.org = true;
-                    } else {
-                        pin.outside_org = true;
-                    }
-                }
-                continue;
-            } else {
+            let Some(kind) = key_kind(&key) else {
+                pin.other = true;
                 continue;
             };
-            let Some(accounts) = accounts else { continue };
-            let slot = if positive {
-                &mut pin.accounts
-            } else {
-                &mut pin.outside_accounts
+            // The values of one key are alternatives: one open value leaves
+            // the key open.
+            let mut named = BTreeSet::new();
+            let mut open = values.is_empty();
+            for v in &values {
+                let read = match kind {
+                    KeyKind::Account => account_value(v, matching),
+                    KeyKind::Arn => arn_value(v, matching),
+                    KeyKind::OrgId => org_value(v, matching, false),
+                    KeyKind::OrgPaths => org_value(v, matching, true),
+                };
+                match read {
+                    ValuePin::Is(x) => {
+                        named.insert(x);
+                    }
+                    ValuePin::Nobody => {}
+                    ValuePin::Open => open = true,
+                    // Pinned to an account that cannot be told: judged
+                    // by hand, not called public.
+                    ValuePin::Unknown(reason) if positive => pin.unjudged.push(reason),
+                    ValuePin::Unknown(_) => open = true,
+                }
+            }
+            if open {
+                // A negative condition with an open value cannot be read as
+                // "outside these": the Deny is not relied on.
+                if !positive {
+                    pin.other = true;
+                }
+                continue;
+            }
+            let is_org = matches!(kind, KeyKind::OrgId | KeyKind::OrgPaths);
+            let slot = match (positive, is_org) {
+                (true, false) => &mut pin.accounts,
+                (true, true) => &mut pin.orgs,
+                (false, false) => &mut pin.outside_accounts,
+                (false, true) => &mut pin.outside_orgs,
             };
             *slot = Some(match slot.take() {
                 // Two positive pins must both hold: intersect.
-                Some(prev) if positive => prev.intersection(&accounts).cloned().collect(),
-                Some(prev) => prev.union(&accounts).cloned().collect(),
-                None => accounts,
+                Some(prev) if positive => prev.intersection(&named).cloned().collect(),
+                Some(prev) => prev.union(&named).cloned().collect(),
+                None => named,
             });
         }
     }
     Ok(pin)
 }
 
-/// Values without wildcards; `None` when any value could match more.
-fn exact_values(values: &[String]) -> Option<Vec<String>> {
-    if values.is_empty()
-        || values
-            .iter()
-            .any(|v| v.contains('*') || v.contains('?') || v.contains("${"))
-    {
-        None
-    } else {
-        Some(values.to_vec())
-    }
+/// `Bool`/`BoolIfExists` `{"aws:PrincipalIsAWSService": "false"}` and
+/// nothing else: the data-perimeter Deny's exemption for AWS services
+/// acting with their own service principals (IAM User Guide, global
+/// condition keys). It leaves no account or organisation outside the Deny.
+fn aws_services_exempted(block: &Map<String, Value>) -> bool {
+    block.len() == 1
+        && block.iter().all(|(k, v)| {
+            k.eq_ignore_ascii_case("aws:principalisawsservice")
+                && scalars(v).is_some_and(|v| v.iter().all(|x| x.eq_ignore_ascii_case("false")))
+        })
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
@@ -489,14 +853,17 @@ mod tests {
     const OWN: &str = "111122223333";
     const PARTNER: &str = "444455556666";
     const STRANGER: &str = "999988887777";
+    const OWN_ORG: &str = "o-a1b2c3d4e5";
 
     fn verdict(policy: Value) -> Vec<PolicyIssue> {
         let trusted = vec![PARTNER.to_string()];
+        let orgs = vec![OWN_ORG.to_string()];
         analyse(
             &policy.to_string(),
             &Trust {
                 own_account: Some(OWN),
                 trusted: &trusted,
+                trusted_orgs: &orgs,
             },
         )
         .expect("valid policy")
@@ -560,7 +927,7 @@ mod tests {
             ("StringEquals", "aws:PrincipalAccount", json!(OWN)),
             ("StringEquals", "kms:CallerAccount", json!([OWN, PARTNER])),
             ("StringEquals", "aws:SourceAccount", json!(OWN)),
-            ("StringEquals", "aws:PrincipalOrgID", json!("o-abc123")),
+            ("StringEquals", "aws:PrincipalOrgID", json!(OWN_ORG)),
             (
                 "ArnLike",
                 "aws:PrincipalArn",
@@ -569,7 +936,7 @@ mod tests {
             (
                 "ForAnyValue:StringEquals",
                 "aws:PrincipalOrgPaths",
-                json!(["o-abc/r-1/ou-2/"]),
+                json!([format!("{OWN_ORG}/r-ab12/ou-ab12-11111111/")]),
             ),
         ] {
             let p = policy(
@@ -647,7 +1014,7 @@ mod tests {
         assert_eq!(verdict(policy(json!([open.clone(), deny_outside]))), vec![]);
         // Deny outside the organisation: also neutralised.
         let deny_org = json!({"Sid": "DenyOrg", "Effect": "Deny", "Principal": {"AWS": "*"}, "NotAction": "kms:ListAliases", "Resource": "*",
-                              "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"}}});
+                              "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": OWN_ORG}}});
         assert_eq!(verdict(policy(json!([open.clone(), deny_org]))), vec![]);
         // A deny that covers only some of the allowed actions does not.
         let partial = json!({"Sid": "DenyDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"});
@@ -751,7 +1118,7 @@ mod tests {
         assert_eq!(at_limit.len(), MAX_POLICY_BYTES);
         let own = Trust {
             own_account: Some(OWN),
-            trusted: &[],
+            ..Trust::default()
         };
         assert_eq!(analyse(&at_limit, &own), Ok(vec![]));
         let over = pad(MAX_POLICY_BYTES + 1);

@@ -748,6 +748,9 @@ mod tests {
             }
             Ok(Some(primary))
         }
+        async fn get_resource_policy(&self, _: &str, _: &str) -> Result<Option<String>, AwsError> {
+            unreachable!("remediation never reads a resource policy")
+        }
     }
 
     impl ReplicationApi for Fake {

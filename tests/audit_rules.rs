@@ -108,6 +108,7 @@ fn healthy() -> Snapshot {
             cmk("us-west-2", CMK_WEST, "Enabled", Some(own_policy())),
             cmk("us-east-1", CMK_EAST, "Enabled", Some(own_policy())),
         ],
+        secret_policy: None,
         promotion: None,
         gaps: vec![],
     }
@@ -160,6 +161,7 @@ fn healthy_secret_yields_nothing() {
         required_regions: ["us-east-1".to_string()].into(),
         require_customer_managed_key: true,
         trusted_account_ids: vec![],
+        trusted_org_ids: vec![],
     };
     assert_eq!(audit(&healthy(), Some(&t), &rules), vec![]);
 }
@@ -482,6 +484,8 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::KeyPendingDeletion, Critical),
         (Code::KeyPolicyPublic, Critical),
         (Code::KeyPolicyUntrustedAccount, High),
+        (Code::SecretPolicyPublic, Critical),
+        (Code::SecretPolicyUntrustedAccount, High),
         (Code::RegionNotAllowed, High),
         (Code::RequiredRegionMissing, High),
         (Code::ReplicaPromoted, Medium),
@@ -514,4 +518,37 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         audit(&s, None, &Rules::default()),
         audit(&s, None, &Rules::default())
     );
+}
+
+#[test]
+fn secret_resource_policy() {
+    let open = json!({"Statement": [{"Sid": "Open", "Effect": "Allow", "Principal": "*",
+                      "Action": "secretsmanager:DescribeSecret", "Resource": "*"}]});
+    let mut s = healthy();
+    s.secret_policy = Some(open.to_string());
+    let f = audit(&s, None, &Rules::default());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].code, Code::SecretPolicyPublic);
+    assert_eq!(f[0].severity, Severity::Critical);
+    assert_eq!(f[0].region.as_deref(), Some("us-west-2"));
+    assert!(f[0].message.contains("\"Open\""), "{}", f[0].message);
+    // A policy that cannot be read as one: the check was not made.
+    s.secret_policy = Some("{not json".into());
+    let f = audit(&s, None, &Rules::default());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].code, Code::AuditIncomplete);
+    assert!(f[0].message.contains("resource policy"), "{}", f[0].message);
+    // Pinned to an organisation: untrusted until TRUSTED_ORG_IDS names it.
+    let org = json!({"Statement": [{"Sid": "Org", "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*",
+                     "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}]});
+    s.secret_policy = Some(org.to_string());
+    let f = audit(&s, None, &Rules::default());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].code, Code::SecretPolicyUntrustedAccount);
+    assert!(f[0].message.contains("o-a1b2c3d4e5"), "{}", f[0].message);
+    let trusting = Rules {
+        trusted_org_ids: vec!["o-a1b2c3d4e5".into()],
+        ..Rules::default()
+    };
+    assert_eq!(audit(&s, None, &trusting), vec![]);
 }

@@ -23,6 +23,18 @@ async fn through(
     (proxy, app)
 }
 
+/// The report's one finding is AUDIT_INCOMPLETE in `region`, saying `says`.
+fn only_incomplete(report: &serde_json::Value, region: &str, says: &str) {
+    assert_eq!(
+        codes(report),
+        vec![("AUDIT_INCOMPLETE".to_string(), Some(region.to_string()))]
+    );
+    let m = finding(report, "AUDIT_INCOMPLETE")["message"]
+        .as_str()
+        .unwrap();
+    assert!(m.contains(says), "{m}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_retried_and_the_audit_completes() {
     let w = World::start();
@@ -253,22 +265,127 @@ async fn access_denied_on_a_check_is_audit_incomplete_and_published() {
         .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
         .await
         .unwrap();
-    assert_eq!(
-        codes(&report),
-        vec![(
-            "AUDIT_INCOMPLETE".to_string(),
-            Some("us-east-1".to_string())
-        )]
-    );
-    let m = finding(&report, "AUDIT_INCOMPLETE")["message"]
-        .as_str()
-        .unwrap();
-    assert!(
-        m.contains("kms:DescribeKey in us-east-1: access denied"),
-        "{m}"
+    only_incomplete(
+        &report,
+        "us-east-1",
+        "kms:DescribeKey in us-east-1: access denied",
     );
     // Access denied is not retried: one attempt each of DescribeKey and
     // GetKeyPolicy (sent together, the key being named by ARN).
     assert_eq!(proxy.seen("kms", "us-east-1"), 2);
     assert_eq!(w.published().await[0].report, report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_resource_policy_read_is_audit_incomplete_naming_the_call() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![
+            Rule::new(
+                Some("secretsmanager"),
+                Some("us-west-2"),
+                Fault::AccessDenied,
+            )
+            .action("GetResourcePolicy"),
+        ],
+    )
+    .await;
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    // Only the policy read is missing: the healthy secret is otherwise clean.
+    only_incomplete(
+        &report,
+        "us-west-2",
+        "secretsmanager:GetResourcePolicy in us-west-2: access denied",
+    );
+    assert_eq!(
+        proxy.injected("secretsmanager", "us-west-2"),
+        1,
+        "not retried"
+    );
+    assert_eq!(w.published().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_describe_organization_is_logged_not_a_finding_and_asked_once() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        vec![Rule::new(Some("organizations"), None, Fault::AccessDenied)],
+    )
+    .await;
+    for _ in 0..2 {
+        let report = app
+            .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+            .await
+            .unwrap();
+        assert_eq!(
+            report["findings"],
+            json!([]),
+            "neither a finding nor a failure"
+        );
+    }
+    let asked: usize = ["us-east-1", "us-west-2"]
+        .iter()
+        .map(|r| proxy.seen("organizations", r))
+        .sum();
+    assert_eq!(asked, 1, "once per cold start, denied or not");
+    assert!(w.published().await.is_empty());
+}
+
+/// The first invocation after a cold start learns the own organisation and
+/// reads the resource policy without a sequential round trip of its own:
+/// with every AWS call held 300 ms, a healthy primary-Region secret (nothing
+/// to publish) costs 2 round trips (describe; then replica, keys, key
+/// policies, resource policy and DescribeOrganization at once), not 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_read_and_the_organisation_add_no_round_trip() {
+    let w = World::start();
+    let rtt = Duration::from_millis(300);
+    let (proxy, app) = through(&w, vec![Rule::new(None, None, Fault::Delay(rtt))]).await;
+    let started = Instant::now();
+    let report = app
+        .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(report["findings"], json!([]));
+    let asked: usize = ["us-east-1", "us-west-2"]
+        .iter()
+        .map(|r| proxy.seen("organizations", r))
+        .sum();
+    assert_eq!(asked, 1, "the organisation was asked in this invocation");
+    assert!(took >= 2 * rtt && took < 3 * rtt, "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_describe_organization_failure_is_asked_again_next_time() {
+    let w = World::start();
+    let (proxy, app) = through(
+        &w,
+        // Every attempt of the first invocation's call (the SDK makes 3).
+        vec![Rule::new(Some("organizations"), None, Fault::ServerError).times(3)],
+    )
+    .await;
+    let asked = || -> usize {
+        ["us-east-1", "us-west-2"]
+            .iter()
+            .map(|r| proxy.seen("organizations", r))
+            .sum()
+    };
+    for expected in [3, 4, 4] {
+        let report = app
+            .handle(&bytes(&event("create-secret.json")), Budget::unlimited())
+            .await
+            .unwrap();
+        assert_eq!(
+            report["findings"],
+            json!([]),
+            "neither a finding nor a failure"
+        );
+        assert_eq!(asked(), expected, "asked again only until it answers");
+    }
 }

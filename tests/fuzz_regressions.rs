@@ -45,7 +45,7 @@ fn event_parser_regressions() {
 fn key_policy_regressions() {
     let trust = Trust {
         own_account: Some("111122223333"),
-        trusted: &[],
+        ..Trust::default()
     };
     let all = inputs("key_policy");
     assert!(!all.is_empty());

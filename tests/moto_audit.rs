@@ -191,6 +191,192 @@ async fn key_policies_public_and_untrusted() {
     assert!(w.published().await.is_empty());
 }
 
+/// PutResourcePolicy on a secret, as its owner would (BlockPublicPolicy off).
+async fn put_secret_policy(w: &World, secret: &str, statement: Value) {
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    sm.put_resource_policy()
+        .secret_id(&w.secrets[secret])
+        .resource_policy(json!({"Version": "2012-10-17", "Statement": [statement]}).to_string())
+        .block_public_policy(false)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_resource_policies_public_and_untrusted() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    // No policy at all is no finding (the healthy secret).
+    run(&app, &event("create-secret.json")).await;
+    assert!(w.published().await.is_empty());
+
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "AnyoneMayRead", "Effect": "Allow", "Principal": {"AWS": "*"},
+               "Action": "secretsmanager:*", "Resource": "*"}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(p.codes(), vec![e("SECRET_POLICY_PUBLIC", "us-west-2")]);
+    assert_eq!(p.attribute("severity").as_deref(), Some("CRITICAL"));
+    let f = finding(&p.report, "SECRET_POLICY_PUBLIC");
+    let m = f["message"].as_str().unwrap();
+    assert!(m.contains("\"AnyoneMayRead\""), "{m}");
+    assert!(m.contains(&w.secrets["production/DBWest"]), "{m}");
+    // The finding names the Sid; the policy text stays out of the report.
+    let body = p.report.to_string();
+    assert!(
+        !body.contains("Effect") && !body.contains("secretsmanager:*"),
+        "{body}"
+    );
+
+    // Pinned to an organisation nobody trusts: untrusted, naming it.
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "VendorOrg", "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret",
+               "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-f0r31gn0rg1"}}}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(
+        p.codes(),
+        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    let m = finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains("o-f0r31gn0rg1") && m.contains("VendorOrg"),
+        "{m}"
+    );
+
+    // Shared with a stranger's account: untrusted until it is trusted.
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        json!({"Sid": "Vendor", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+               "Action": "secretsmanager:DescribeSecret", "Resource": "*"}),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(
+        p.codes(),
+        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    assert!(
+        finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
+            .as_str()
+            .unwrap()
+            .contains("999988887777")
+    );
+    let trusting = w.app(&[("TRUSTED_ACCOUNT_IDS", "999988887777")]).await;
+    let report = run(&trusting, &event("create-secret.json")).await;
+    assert_eq!(report["findings"], json!([]));
+}
+
+/// PutKeyPolicy: the account's root plus `statement`.
+async fn put_key_policy(w: &World, key: &str, statement: Value) {
+    let kms = aws_sdk_kms::Client::new(&w.sdk().await);
+    let root = json!({"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                      "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"});
+    kms.put_key_policy()
+        .key_id(&w.keys[key])
+        .policy_name("default")
+        .policy(json!({"Version": "2012-10-17", "Statement": [root, statement]}).to_string())
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+}
+
+/// Open to every principal of the organisation paths `paths`, the form the
+/// IAM User Guide documents for aws:PrincipalOrgPaths.
+fn org_paths_grant(sid: &str, action: &str, paths: &str) -> Value {
+    json!({"Sid": sid, "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": action, "Resource": "*",
+           "Condition": {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [paths]}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_organisation_is_trusted_and_a_foreign_one_is_not() {
+    let w = World::start();
+    let orgs = aws_sdk_organizations::Client::new(&w.sdk().await);
+    let org = orgs
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("CreateOrganization");
+    let org_id = org.organization().unwrap().id().unwrap().to_string();
+    let roots = orgs.list_roots().send().await.expect("ListRoots");
+    let root_id = roots.roots()[0].id().unwrap().to_string();
+    let own_paths = format!("{org_id}/{root_id}/*");
+
+    // Pinned to the own organisation, on the key and on the secret: the
+    // auditor learns its organisation (DescribeOrganization) and trusts it.
+    put_key_policy(
+        &w,
+        "us-west-2/app-west",
+        org_paths_grant("OrgUse", "kms:Decrypt", &own_paths),
+    )
+    .await;
+    put_secret_policy(
+        &w,
+        "production/DBWest",
+        org_paths_grant("OrgRead", "secretsmanager:DescribeSecret", &own_paths),
+    )
+    .await;
+    let app = w.app(&[]).await;
+    let report = run(&app, &event("create-secret.json")).await;
+    assert_eq!(report["findings"], json!([]));
+    assert!(w.published().await.is_empty());
+
+    // The same policies with the organisation unknown: both grants go to
+    // an organisation nobody trusts, until TRUSTED_ORG_IDS names it.
+    let unknown = w.app(&[]).await.with_own_org(None);
+    let report = run(&unknown, &event("create-secret.json")).await;
+    assert_eq!(
+        codes(&report),
+        vec![
+            e("KEY_POLICY_UNTRUSTED_ACCOUNT", "us-west-2"),
+            e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")
+        ]
+    );
+    assert!(report.to_string().contains(&org_id));
+    w.published().await;
+    let configured = w
+        .app(&[("TRUSTED_ORG_IDS", org_id.as_str())])
+        .await
+        .with_own_org(None);
+    let report = run(&configured, &event("create-secret.json")).await;
+    assert_eq!(report["findings"], json!([]));
+
+    // A foreign organisation's paths: KEY_POLICY_UNTRUSTED_ACCOUNT naming it.
+    put_key_policy(
+        &w,
+        "us-west-2/app-west",
+        org_paths_grant("VendorOrg", "kms:Decrypt", "o-f0r31gn0rg1/r-ab12/*"),
+    )
+    .await;
+    run(&app, &event("create-secret.json")).await;
+    let p = &w.published().await[0];
+    assert_eq!(
+        p.codes(),
+        vec![e("KEY_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
+    );
+    let m = finding(&p.report, "KEY_POLICY_UNTRUSTED_ACCOUNT")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains("o-f0r31gn0rg1") && m.contains("\"VendorOrg\""),
+        "{m}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_rules_and_removal_of_a_required_region() {
     let w = World::start();

@@ -4,10 +4,11 @@
 
 use proptest::prelude::*;
 use replica_auditor::event::{self, EventError, HandledEvent, Incoming};
-use replica_auditor::policy::{self, PolicyError, PolicyIssue, Trust};
+use replica_auditor::policy::{self, PolicyError, PolicyIssue, Service, Trust};
 use serde_json::{Value, json};
 
 const OWN: &str = "111122223333";
+const OWN_ORG: &str = "o-a1b2c3d4e5";
 
 /// Any JSON value, a few levels deep.
 fn any_json() -> impl Strategy<Value = Value> {
@@ -158,7 +159,7 @@ proptest! {
 
     #[test]
     fn random_policies_never_panic(doc in any_json()) {
-        match policy::analyse(&doc.to_string(), &Trust { own_account: Some(OWN), trusted: &[] }) {
+        match policy::analyse(&doc.to_string(), &Trust { own_account: Some(OWN), ..Trust::default() }) {
             Ok(_) => {}
             Err(e) => prop_assert!(matches!(e, PolicyError::Shape(_) | PolicyError::NotJson(_) | PolicyError::TooLarge(_)) && !e.to_string().is_empty()),
         }
@@ -170,27 +171,41 @@ proptest! {
     }
 
     #[test]
-    fn legal_policies_keep_their_invariants(statements in prop::collection::vec(statement(), 1..6)) {
-        let trust = Trust { own_account: Some(OWN), trusted: &[] };
+    fn legal_policies_keep_their_invariants(statements in prop::collection::vec(statement(), 1..6), secret in any::<bool>()) {
+        // The same grammar as a key policy and as a secret's resource policy.
+        let (service, ns) = if secret { (Service::SecretsManager, "secretsmanager:") } else { (Service::Kms, "kms:") };
+        let analyse = |doc: &Value| policy::analyse_policy(service, &doc.to_string().replace("kms:", ns), &trust());
         let doc = json!({"Version": "2012-10-17", "Statement": statements});
-        let issues = policy::analyse(&doc.to_string(), &trust).expect("legal shapes always analyse");
-        // Untrusted accounts are never our own.
+        let issues = analyse(&doc).expect("legal shapes always analyse");
+        // Untrusted accounts and organisations are never our own.
         for i in &issues {
-            if let PolicyIssue::UntrustedAccount { account, .. } = i {
-                prop_assert_ne!(account.as_str(), OWN);
+            match i {
+                PolicyIssue::UntrustedAccount { account, .. } => prop_assert_ne!(account.as_str(), OWN),
+                PolicyIssue::UntrustedOrg { org, .. } => prop_assert_ne!(org.as_str(), OWN_ORG),
+                _ => {}
             }
         }
         // A blanket Deny for everyone takes every grant back.
         let mut denied = doc.clone();
         denied["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}));
-        prop_assert_eq!(policy::analyse(&denied.to_string(), &trust).unwrap(), vec![]);
+        prop_assert_eq!(analyse(&denied).unwrap(), vec![]);
         // An unconditional open Allow of everything is always public.
         let mut opened = doc;
         opened["Statement"].as_array_mut().unwrap().push(json!({"Sid": "Open", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}));
-        let opened_issues = policy::analyse(&opened.to_string(), &trust).unwrap();
+        let opened_issues = analyse(&opened).unwrap();
         let has_open = opened_issues.contains(&PolicyIssue::Public { sid: Some("Open".into()) });
         let has_full_deny = statements_have_full_deny(&opened);
         prop_assert!(has_open || has_full_deny, "{opened_issues:?}");
+    }
+}
+
+fn trust() -> Trust<'static> {
+    static ORGS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| vec![OWN_ORG.to_string()]);
+    Trust {
+        own_account: Some(OWN),
+        trusted: &[],
+        trusted_orgs: &ORGS,
     }
 }
 
@@ -200,7 +215,10 @@ fn statements_have_full_deny(doc: &Value) -> bool {
     doc["Statement"].as_array().unwrap().iter().any(|s| {
         let outside_own = json!({"StringNotEquals": {"aws:PrincipalAccount": [OWN]}});
         s["Effect"] == "Deny"
-            && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*")
+            && (s["Principal"] == "*"
+                || s["Principal"]["AWS"] == "*"
+                // Every account's root: every account.
+                || s["Principal"]["AWS"] == "arn:aws:iam::*:root")
             && (s["Action"] == "*" || s["Action"] == "kms:*")
             && (s.get("Condition").is_none() || s["Condition"] == outside_own)
     })
@@ -216,6 +234,10 @@ fn statement() -> impl Strategy<Value = Value> {
         Just(json!({"AWS": ["999988887777", format!("arn:aws:iam::{OWN}:role/app")]})),
         Just(json!({"Service": "secretsmanager.amazonaws.com"})),
         Just(json!({"Federated": "arn:aws:iam::444455556666:saml-provider/idp"})),
+        // Outside what KMS accepts, but an old document may hold them.
+        Just(json!({"AWS": "arn:aws:iam::*:root"})),
+        Just(json!({"AWS": "arn:aws:iam::1111*:role/app"})),
+        Just(json!({"AWS": "AROAJQABLZS4A3QDU576Q"})),
     ];
     let action = prop_oneof![
         Just(json!("kms:*")),
@@ -242,6 +264,26 @@ fn statement() -> impl Strategy<Value = Value> {
             json!({"StringEqualsIfExists": {"aws:SourceAccount": OWN}})
         )),
         Just(Some(json!({"Bool": {"aws:SecureTransport": "true"}}))),
+        Just(Some(json!({"StringEquals": {"aws:SourceOwner": OWN}}))),
+        Just(Some(
+            json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::999988887777:role/*"}})
+        )),
+        Just(Some(
+            json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}})
+        )),
+        Just(Some(
+            json!({"StringLike": {"aws:SourceArn": "arn:aws:sns:*:111122223333:t"}})
+        )),
+        Just(Some(
+            json!({"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": [format!("{OWN_ORG}/r-ab12/*")]}})
+        )),
+        Just(Some(
+            json!({"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ["o-f0r31gn0rg1/*"]}})
+        )),
+        Just(Some(json!({"StringEquals": {"aws:PrincipalAccount": "*"}}))),
+        Just(Some(
+            json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::bucket"}})
+        )),
     ];
     (
         prop::sample::select(vec!["Allow", "Deny"]),

@@ -33,6 +33,15 @@ async fn sweep_reports_each_broken_secret_and_a_summary() {
     assert_eq!(s["secrets_with_findings"], 10);
     assert_eq!(s["reports_published"], 10);
     assert_eq!(s["not_reached"], 0);
+    // Every audited secret's resource policy was read at the sweep's pace
+    // (25/s per Region after a burst of 5): the pace, not the concurrency,
+    // bounds the sweep now.
+    let ms = s["duration_ms"].as_u64().unwrap();
+    eprintln!(
+        "sweep of 212 secrets ({} audited): {ms} ms",
+        s["secrets_audited"]
+    );
+    assert!(ms >= (211 - 5) * 1000 / 25, "{ms} ms");
     assert_eq!(
         s["by_code"],
         json!({

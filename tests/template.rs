@@ -130,6 +130,7 @@ fn the_function_is_built_and_sized_as_documented() {
         "REQUIRED_REGIONS",
         "REQUIRE_CUSTOMER_MANAGED_KEY",
         "TRUSTED_ACCOUNT_IDS",
+        "TRUSTED_ORG_IDS",
         "MIN_SEVERITY",
         "REMEDIATION",
         "ALLOW_FORCE_OVERWRITE",

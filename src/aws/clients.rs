@@ -24,6 +24,7 @@ pub struct AwsClients {
     /// STATE_TABLE: (table name, its Region), and its client once built.
     state_table: Option<(String, String)>,
     dynamodb: Arc<Mutex<Option<aws_sdk_dynamodb::Client>>>,
+    organizations: aws_sdk_organizations::Client,
 }
 
 impl AwsClients {
@@ -46,12 +47,15 @@ impl AwsClients {
             sns_conf = sns_conf.region(aws_config::Region::new(r.to_string()));
         }
         let sns = aws_sdk_sns::Client::from_conf(sns_conf.build());
+        // Built here, but it makes no call until the first invocation asks.
+        let organizations = aws_sdk_organizations::Client::new(&base);
         AwsClients {
             base,
             regions: Arc::default(),
             sns,
             state_table: None,
             dynamodb: Arc::default(),
+            organizations,
         }
     }
 
@@ -132,5 +136,9 @@ impl AwsClients {
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {
         &self.sns
+    }
+
+    pub fn organizations(&self) -> &aws_sdk_organizations::Client {
+        &self.organizations
     }
 }

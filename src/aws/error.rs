@@ -36,6 +36,14 @@ pub enum AwsError {
         region: String,
         seconds: f64,
     },
+    /// Never sent: the auditor's own pacing would have started it only
+    /// after the invocation's deadline.
+    #[error("{call} in {region}: not started: {reason}")]
+    NotStarted {
+        call: &'static str,
+        region: String,
+        reason: String,
+    },
 }
 
 impl AwsError {
@@ -85,7 +93,8 @@ impl AwsError {
             | AwsError::Throttled { call, .. }
             | AwsError::Service { call, .. }
             | AwsError::Transport { call, .. }
-            | AwsError::Timeout { call, .. } => call,
+            | AwsError::Timeout { call, .. }
+            | AwsError::NotStarted { call, .. } => call,
         }
     }
 
@@ -95,7 +104,8 @@ impl AwsError {
             | AwsError::Throttled { region, .. }
             | AwsError::Service { region, .. }
             | AwsError::Transport { region, .. }
-            | AwsError::Timeout { region, .. } => region,
+            | AwsError::Timeout { region, .. }
+            | AwsError::NotStarted { region, .. } => region,
         }
     }
 }

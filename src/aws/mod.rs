@@ -8,6 +8,7 @@
 mod clients;
 mod error;
 mod kms;
+mod organizations;
 mod secrets;
 mod sns;
 mod state;
@@ -28,8 +29,9 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 9] = [
+pub const IAM_ACTIONS: [&str; 11] = [
     "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
     "secretsmanager:RemoveRegionsFromReplication",
     "secretsmanager:ReplicateSecretToRegions",
@@ -38,10 +40,14 @@ pub const IAM_ACTIONS: [&str; 9] = [
     "sns:Publish",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
+    "organizations:DescribeOrganization",
 ];
 
 /// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
-pub const UNSCOPED_ACTIONS: [&str; 1] = ["secretsmanager:ListSecrets"];
+pub const UNSCOPED_ACTIONS: [&str; 2] = [
+    "secretsmanager:ListSecrets",
+    "organizations:DescribeOrganization",
+];
 
 /// The calls that change something (remediation). The template grants
 /// them only when remediation is on.
@@ -100,6 +106,14 @@ pub trait SecretsApi: Send + Sync {
     ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send {
         self.describe_secret(region, &primary.name)
     }
+
+    /// GetResourcePolicy in `region`: the secret's resource policy
+    /// document; `Ok(None)` when it has none (or the secret is gone).
+    fn get_resource_policy(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// KMS, as the auditor needs it.
@@ -117,6 +131,13 @@ pub trait KeysApi: Send + Sync {
         region: &str,
         key_id: &str,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+}
+
+/// AWS Organizations, as the auditor needs it.
+pub trait OrganizationsApi: Send + Sync {
+    /// The id of the organisation the auditor's own account is in
+    /// (DescribeOrganization); `Ok(None)` when it is in none.
+    fn own_organization(&self) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// Secrets Manager replication writes, for remediation.

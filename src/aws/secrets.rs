@@ -1,5 +1,5 @@
-//! Secrets Manager adapter: ListSecrets, DescribeSecret and the two
-//! replication writes. The auditor never reads a secret value.
+//! Secrets Manager adapter: ListSecrets, DescribeSecret, GetResourcePolicy
+//! and the two replication writes. The auditor never reads a secret value.
 
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::{
@@ -52,15 +52,27 @@ impl SecretsApi for AwsClients {
         match super::boxed(client.describe_secret().secret_id(secret_id).send()).await {
             Ok(out) if out.deleted_date().is_some() => Ok(None),
             Ok(out) => Ok(Some(to_state(region, out))),
-            Err(e) => {
-                let err = AwsError::from_sdk("secretsmanager:DescribeSecret", region, e);
-                match &err {
-                    AwsError::Service { code, .. } if code == "ResourceNotFoundException" => {
-                        Ok(None)
-                    }
-                    _ => Err(err),
-                }
-            }
+            Err(e) => absent(AwsError::from_sdk(
+                "secretsmanager:DescribeSecret",
+                region,
+                e,
+            )),
+        }
+    }
+
+    async fn get_resource_policy(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let client = self.region(region).secrets;
+        match super::boxed(client.get_resource_policy().secret_id(secret_id).send()).await {
+            Ok(out) => Ok(out.resource_policy().map(str::to_string)),
+            Err(e) => absent(AwsError::from_sdk(
+                "secretsmanager:GetResourcePolicy",
+                region,
+                e,
+            )),
         }
     }
 }
@@ -108,6 +120,14 @@ impl ReplicationApi for AwsClients {
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("secretsmanager:ReplicateSecretToRegions", region, e))
+    }
+}
+
+/// `Ok(None)` when the secret does not exist, else the error.
+fn absent<T>(err: AwsError) -> Result<Option<T>, AwsError> {
+    match &err {
+        AwsError::Service { code, .. } if code == "ResourceNotFoundException" => Ok(None),
+        _ => Err(err),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The sweep's caches for one invocation: KMS answers per (Region, key),
 //! and replicas per (replica Region, primary Region) from one ListSecrets
 //! listing instead of a DescribeSecret each. Concurrent askers of the same
-//! entry wait for one call.
+//! entry wait for one call. GetResourcePolicy is paced per Region.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +12,16 @@ use tokio::sync::OnceCell;
 use crate::aws::{AwsError, KeyMeta, KeysApi, SecretsApi};
 use crate::inspect::{Budget, arn_in_region};
 use crate::model::SecretState;
+use crate::rate::TokenBucket;
+
+/// The sweep's GetResourcePolicy reads per second, per Region. The quota is
+/// 50/s per account and Region, shared with the customer's own
+/// Put/Delete/ValidateResourcePolicy calls (and the event path's reads):
+/// half of it leaves the other half to them.
+pub const RESOURCE_POLICY_READS_PER_SECOND: u32 = 25;
+/// Reads that may start at once before the pace applies: with the rate, at
+/// most 30 in any one second, still under the quota.
+pub const RESOURCE_POLICY_BURST: u32 = 5;
 
 type Cell<T> = Arc<OnceCell<Result<T, AwsError>>>;
 /// One cell per (Region, key).
@@ -111,6 +121,8 @@ pub struct ListedReplicas<'a, S> {
     pub pages: AtomicUsize,
     /// Replica checks answered from a listing.
     pub answered: AtomicUsize,
+    /// GetResourcePolicy's pace, per Region.
+    policy_pace: Mutex<HashMap<String, Arc<TokenBucket>>>,
 }
 
 impl<'a, S: SecretsApi> ListedReplicas<'a, S> {
@@ -121,7 +133,39 @@ impl<'a, S: SecretsApi> ListedReplicas<'a, S> {
             listings: Mutex::default(),
             pages: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
+            policy_pace: Mutex::default(),
         }
+    }
+
+    /// Wait for a GetResourcePolicy token in `region`; a token that would
+    /// come only after the invocation's reserve is an error, never a
+    /// silently skipped read.
+    async fn paced(&self, region: &str) -> Result<(), AwsError> {
+        let bucket = {
+            let mut m = self.policy_pace.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(region.to_string())
+                .or_insert_with(|| {
+                    Arc::new(TokenBucket::new(
+                        RESOURCE_POLICY_READS_PER_SECOND,
+                        RESOURCE_POLICY_BURST,
+                    ))
+                })
+                .clone()
+        };
+        let not_started = |reason: String| AwsError::NotStarted {
+            call: "secretsmanager:GetResourcePolicy",
+            region: region.to_string(),
+            reason,
+        };
+        let window = self.budget.call_window().ok_or_else(|| {
+            not_started("the invocation's time was running out (kept in reserve to publish)".into())
+        })?;
+        bucket.acquire_within(window).await.map_err(|too_long| {
+            not_started(format!(
+                "at the sweep's pace of {RESOURCE_POLICY_READS_PER_SECOND} reads/s in this Region it could start only in {:.1}s, after the invocation's deadline",
+                too_long.wait.as_secs_f64()
+            ))
+        })
     }
 
     /// The replica of `primary` in `region`, if the listing holds it.
@@ -225,6 +269,15 @@ impl<S: SecretsApi> SecretsApi for ListedReplicas<'_, S> {
             None => self.inner.describe_secret(region, &primary.name).await,
         }
     }
+
+    async fn get_resource_policy(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        self.paced(region).await?;
+        self.inner.get_resource_policy(region, secret_id).await
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +311,8 @@ mod tests {
         listed: Vec<SecretState>,
         listing_fails: bool,
         calls: Mutex<Vec<String>>,
+        /// When each GetResourcePolicy started, and in which Region.
+        policy_reads: Mutex<Vec<(String, tokio::time::Instant)>>,
     }
 
     impl Fake {
@@ -267,6 +322,7 @@ mod tests {
                 listed,
                 listing_fails: false,
                 calls: Mutex::default(),
+                policy_reads: Mutex::default(),
             }
         }
         fn calls(&self, prefix: &str) -> usize {
@@ -321,6 +377,20 @@ mod tests {
                 .unwrap()
                 .push(format!("DescribeSecret {region} {id}"));
             Ok(Some(secret(id, region, PRIMARY, "describe")))
+        }
+
+        async fn get_resource_policy(
+            &self,
+            region: &str,
+            id: &str,
+        ) -> Result<Option<String>, AwsError> {
+            let now = tokio::time::Instant::now();
+            self.policy_reads
+                .lock()
+                .unwrap()
+                .push((region.to_string(), now));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok(Some(format!("policy of {id}")))
         }
     }
 
@@ -418,5 +488,77 @@ mod tests {
             "describe"
         );
         assert_eq!(fake.calls("ListSecrets"), 0);
+    }
+
+    /// Most reads that started within any one second, per Region.
+    fn busiest_second(reads: &[(String, tokio::time::Instant)], region: &str) -> usize {
+        let at: Vec<_> = reads
+            .iter()
+            .filter(|(r, _)| r == region)
+            .map(|(_, t)| *t)
+            .collect();
+        at.iter()
+            .map(|start| {
+                at.iter()
+                    .filter(|t| **t >= *start && **t < *start + std::time::Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeps_policy_reads_stay_under_the_quota_in_every_region() {
+        let fake = Fake::new(100, vec![]);
+        let cache = ListedReplicas::new(&fake, Budget::unlimited());
+        let t0 = tokio::time::Instant::now();
+        // 200 secrets at once in each of two Regions, as a sweep at any
+        // concurrency would ask.
+        let got = join_all((0..400).map(|i| {
+            let region = if i % 2 == 0 { PRIMARY } else { EAST };
+            let cache = &cache;
+            async move { cache.get_resource_policy(region, &format!("app-{i}")).await }
+        }))
+        .await;
+        assert!(
+            got.iter().all(|g| g.as_ref().unwrap().is_some()),
+            "every read made"
+        );
+        let reads = fake.policy_reads.lock().unwrap().clone();
+        assert_eq!(reads.len(), 400);
+        let bound = (RESOURCE_POLICY_READS_PER_SECOND + RESOURCE_POLICY_BURST) as usize;
+        for region in [PRIMARY, EAST] {
+            let busiest = busiest_second(&reads, region);
+            assert!(busiest <= bound, "{busiest} reads within 1 s in {region}");
+            assert!(busiest < 50, "under GetResourcePolicy's 50/s quota");
+        }
+        // The Regions are paced side by side: 200 each take (200 - 5) / 25 s.
+        let took = t0.elapsed().as_secs_f64();
+        assert!((7.8..7.9).contains(&took), "{took} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_cannot_get_a_token_in_time_is_reported_not_skipped() {
+        let fake = Fake::new(100, vec![]);
+        // 1 s of calls left before the reserve.
+        let budget = Budget::until(
+            std::time::Instant::now() + std::time::Duration::from_millis(1500),
+            std::time::Duration::from_millis(500),
+        );
+        let cache = ListedReplicas::new(&fake, budget);
+        let got = join_all((0..60).map(|i| {
+            let cache = &cache;
+            async move { cache.get_resource_policy(EAST, &format!("app-{i}")).await }
+        }))
+        .await;
+        let made = got.iter().filter(|g| g.is_ok()).count();
+        // The burst, then 25/s for under a second.
+        assert!((25..=30).contains(&made), "{made} made");
+        for refused in got.iter().filter_map(|g| g.as_ref().err()) {
+            assert_eq!(refused.call(), "secretsmanager:GetResourcePolicy");
+            assert_eq!(refused.region(), EAST);
+            assert!(refused.to_string().contains("not started"), "{refused}");
+        }
+        assert_eq!(fake.policy_reads.lock().unwrap().len(), made);
     }
 }

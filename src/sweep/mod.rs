@@ -23,7 +23,7 @@ use tracing::{info, warn};
 pub use cache::{CachedKeys, ListedReplicas};
 
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{KeysApi, LeaseStore, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
 use crate::handler::{App, HandlerError, now_rfc3339};
 use crate::inspect::{self, Budget, Target, arn_in_region};
@@ -85,7 +85,7 @@ fn count(summary: &mut SweepSummary, outcome: Outcome) -> Option<Box<Report>> {
     None
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + OrganizationsApi> App<C> {
     /// Run the sweep for one scheduled event.
     pub async fn sweep(
         &self,
@@ -110,41 +110,9 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
             error_code: None,
         };
 
-        let mut gaps = Vec::new();
-        let mut primaries: BTreeMap<String, String> = BTreeMap::new(); // primary ARN -> its Region
-        for region in &regions {
-            let mut token = None;
-            loop {
-                match budget
-                    .run(
-                        "secretsmanager:ListSecrets",
-                        region,
-                        self.clients.list_secrets(region, None, token.take()),
-                    )
-                    .await
-                {
-                    Ok((page, next)) => {
-                        for l in page {
-                            let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
-                            let arn = if home == *region {
-                                Some(l.arn.clone())
-                            } else {
-                                arn_in_region(&l.arn, &home)
-                            };
-                            primaries.insert(arn.unwrap_or(l.arn), home);
-                        }
-                        match next {
-                            Some(t) if !t.is_empty() => token = Some(t),
-                            _ => break,
-                        }
-                    }
-                    Err(gap) => {
-                        gaps.push(gap);
-                        break;
-                    }
-                }
-            }
-        }
+        // The own organisation is learned while the Regions are listed.
+        let ((gaps, primaries), _) =
+            futures::join!(self.list_primaries(&regions, budget), self.own_org(budget));
 
         let keys = CachedKeys::new(&self.clients);
         let replicas = ListedReplicas::new(&self.clients, *budget);
@@ -251,6 +219,51 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
     }
 
+    /// ListSecrets in every Region; each listed secret's primary ARN and
+    /// Region, and the listings that failed.
+    async fn list_primaries(
+        &self,
+        regions: &[String],
+        budget: &Budget,
+    ) -> (Vec<Gap>, BTreeMap<String, String>) {
+        let mut gaps = Vec::new();
+        let mut primaries: BTreeMap<String, String> = BTreeMap::new(); // primary ARN -> its Region
+        for region in regions {
+            let mut token = None;
+            loop {
+                match budget
+                    .run(
+                        "secretsmanager:ListSecrets",
+                        region,
+                        self.clients.list_secrets(region, None, token.take()),
+                    )
+                    .await
+                {
+                    Ok((page, next)) => {
+                        for l in page {
+                            let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
+                            let arn = if home == *region {
+                                Some(l.arn.clone())
+                            } else {
+                                arn_in_region(&l.arn, &home)
+                            };
+                            primaries.insert(arn.unwrap_or(l.arn), home);
+                        }
+                        match next {
+                            Some(t) if !t.is_empty() => token = Some(t),
+                            _ => break,
+                        }
+                    }
+                    Err(gap) => {
+                        gaps.push(gap);
+                        break;
+                    }
+                }
+            }
+        }
+        (gaps, primaries)
+    }
+
     async fn sweep_one<S: SecretsApi, K: KeysApi>(
         &self,
         arn: &str,
@@ -270,6 +283,8 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher> App<C> {
             account: crate::event::parse_secret_arn(arn).map(|a| a.account),
             promotion: false,
             search_regions: Vec::new(),
+            // A required-Region rule applies to every secret.
+            unreplicated_too: !self.config.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         if !self.is_replicated_or_required(&snapshot) {
