@@ -25,8 +25,13 @@
 //!
 //! How values match, by operator (IAM User Guide, condition operators):
 //! - `StringEquals`/`StringEqualsIgnoreCase` read `*` and `?` literally;
-//! - `StringLike` matches the whole string, so a wildcard before the
-//!   account field of an ARN can span colons and reach into it;
+//! - `StringLike` matches the whole string. On an ARN-valued key it is
+//!   judged component by component all the same: the ARNs it is compared
+//!   with are made by AWS, six components whose partition, service, Region
+//!   and account never hold a colon, so a `*` in the Region could only
+//!   reach the account if the request's ARN repeated `:ACCOUNT:` inside
+//!   its resource, which no AWS ARN format does. A wildcard in the account
+//!   component itself leaves the account open;
 //! - `ArnLike` and `ArnEquals` (the guide lists them together) match each of
 //!   the six colon-separated ARN components separately, so only a wildcard
 //!   in the account component leaves the account open;
@@ -576,10 +581,9 @@ fn principal(p: &Value) -> Result<(Who, Vec<String>), String> {
 enum Matching {
     /// `StringEquals`: `*` and `?` are literal characters.
     Literal,
-    /// `StringLike`: wildcards match anywhere in the whole string.
-    Glob,
-    /// `ArnLike`/`ArnEquals`: wildcards within each ARN component.
-    ArnComponents,
+    /// `StringLike`, `ArnLike`, `ArnEquals`: `*` and `?` are wildcards (on
+    /// an ARN, judged within each component; see the module's notes).
+    Wildcards,
 }
 
 /// What one condition value says about the caller.
@@ -641,12 +645,9 @@ fn arn_value(v: &str, m: Matching) -> ValuePin {
         };
     }
     let account = parts[4];
-    // Under StringLike a wildcard before the account field can span colons.
-    let reaches = match m {
-        Matching::Literal => false,
-        Matching::Glob => parts[..5].iter().any(|p| has_wildcard(p)),
-        Matching::ArnComponents => has_wildcard(account),
-    };
+    // StringLike, too, by component (see the module's notes): only a
+    // wildcard in the account component itself reaches other accounts.
+    let reaches = m != Matching::Literal && has_wildcard(account);
     if reaches {
         ValuePin::Open
     } else if crate::event::is_account_id(account) {
@@ -739,11 +740,11 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
         };
         let (positive, matching) = match op {
             "stringequals" | "stringequalsignorecase" => (true, Matching::Literal),
-            "stringlike" => (true, Matching::Glob),
-            "arnequals" | "arnlike" => (true, Matching::ArnComponents),
+            "stringlike" => (true, Matching::Wildcards),
+            "arnequals" | "arnlike" => (true, Matching::Wildcards),
             "stringnotequals" | "stringnotequalsignorecase" => (false, Matching::Literal),
-            "stringnotlike" => (false, Matching::Glob),
-            "arnnotequals" | "arnnotlike" => (false, Matching::ArnComponents),
+            "stringnotlike" => (false, Matching::Wildcards),
+            "arnnotequals" | "arnnotlike" => (false, Matching::Wildcards),
             "bool" if aws_services_exempted(block) => continue,
             _ => {
                 pin.other = true;

@@ -627,11 +627,18 @@ fn cases() -> Vec<Case> {
             vec![Public],
         ),
         pinned(
-            "StringLike wildcard before the account",
+            "StringLike wildcard in the Region",
             Operators,
-            "StringLike matches the whole string: a * in the Region can span colons into the account",
+            "a * in the Region component of an ARN value still leaves the literal account pinned: an AWS-made ARN has no colon in its Region or account, so the * cannot reach another account",
             json!({"StringLike": {"aws:SourceArn": format!("arn:aws:sns:*:{OWN}:topic")}}),
-            vec![Public],
+            none(),
+        ),
+        pinned(
+            "StringLike wildcard in the Region, stranger",
+            Operators,
+            "the same shape pinned to an untrusted account names that account, never PUBLIC",
+            json!({"StringLike": {"aws:SourceArn": format!("arn:aws:sns:*:{STRANGER}:*")}}),
+            vec![Account(STRANGER)],
         ),
         pinned(
             "StringEquals literal star ARN",
