@@ -17,8 +17,8 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "==> (clippy is not installed with this toolchain: lint skipped)"
 fi
-echo "==> cfn-lint template.yaml"
-.venv/bin/cfn-lint template.yaml
+echo "==> cfn-lint template.yaml member.yaml"
+.venv/bin/cfn-lint template.yaml member.yaml
 echo "==> sam validate --lint"
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} .venv/bin/sam validate --lint
 echo "==> cargo test"
