@@ -6,22 +6,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-PY=${PYTHON:-python3}
-if [ ! -x .venv-bench/bin/python ]; then
-  echo "==> creating .venv-bench"
-  "$PY" -m venv .venv-bench
-fi
-stamp=.venv-bench/.requirements.sha256
-want=$(sha256sum bench/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing bench/requirements.txt (Cloud Custodian) into .venv-bench"
-  .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-  echo "$want" > "$stamp"
+if [ "${1:-}" != "--event-only" ]; then
+  PY=${PYTHON:-python3}
+  if [ ! -x .venv-bench/bin/python ]; then
+    echo "==> creating .venv-bench"
+    "$PY" -m venv .venv-bench
+  fi
+  stamp=.venv-bench/.requirements.sha256
+  want=$(sha256sum bench/requirements.txt | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing bench/requirements.txt (Cloud Custodian) into .venv-bench"
+    .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+    echo "$want" > "$stamp"
+  fi
 fi
 echo "==> cargo build --release (the bootstrap Lambda runs)"
 cargo build --release --bin replica-auditor
 echo "==> the latency proxy"
 cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
+if [ "${1:-}" = "--event-only" ]; then
+  echo "==> bench/bench.py --event-only (figures 1, 4, 5, 6)"
+  exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor target/latency-proxy/release/latency-proxy
+fi
 echo "==> bench/bench.py"
 .venv/bin/python bench/bench.py target/release/replica-auditor \
   target/latency-proxy/release/latency-proxy .venv-bench/bin/python

@@ -203,7 +203,7 @@ async fn logs_cannot_be_forged_and_leak_nothing() {
     let writer = captured.clone();
     let subscriber = replica_auditor::logging::subscriber(
         move || writer.clone(),
-        tracing_subscriber::EnvFilter::new("info"),
+        replica_auditor::logging::filter("info").unwrap(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
 
