@@ -3,27 +3,19 @@
 
 use std::collections::BTreeSet;
 
-use crate::event::{is_account_id, is_region_name};
+pub use crate::arn::topic_region;
+use crate::arn::{is_account_id, is_region_name, is_sns_topic_arn};
 use crate::model::Severity;
+pub use crate::model::{
+    DEFAULT_WRITES_PER_SECOND, Remediation, RemediationMode, Rules, StateTable,
+    WRITES_PER_SECOND_RANGE, split_list,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("configuration error in {var}: {message}")]
 pub struct ConfigError {
     pub var: &'static str,
     pub message: String,
-}
-
-/// The audit rules: what the pure audit compares a snapshot against.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rules {
-    /// Empty means every Region is allowed.
-    pub allowed_regions: BTreeSet<String>,
-    pub required_regions: BTreeSet<String>,
-    pub require_customer_managed_key: bool,
-    pub trusted_account_ids: Vec<String>,
-    /// Organisations whose principals policies may grant (TRUSTED_ORG_IDS);
-    /// the auditor's own organisation is added when it is learned.
-    pub trusted_org_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,66 +41,6 @@ pub struct Sweep {
 
 /// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
 pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 16;
-
-/// What the auditor may do about a failed replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemediationMode {
-    /// Retry replication where a retry can fix it.
-    On,
-    /// Report what would be done; change nothing.
-    DryRun,
-    /// Report only.
-    Off,
-}
-
-/// The remediation settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Remediation {
-    pub mode: RemediationMode,
-    /// How long to poll for a retried replica's outcome.
-    pub verify: std::time::Duration,
-    /// Whether a name clash may be resolved by overwriting the other secret.
-    pub allow_force_overwrite: bool,
-    /// Retries per Region per invocation.
-    pub max_attempts: u32,
-    /// The auditor's own principal (loop guard), when set explicitly.
-    pub auditor_role_arn: Option<String>,
-    /// Where the per-(secret, Region) remediation leases are kept
-    /// (STATE_TABLE); required when the mode is `On`.
-    pub state_table: Option<StateTable>,
-    /// Replication writes (Remove and Replicate) per second, per invocation.
-    pub writes_per_second: u32,
-}
-
-/// The DynamoDB state table: its name and, when STATE_TABLE is a table
-/// ARN (a table shared by the stacks of several Regions), its Region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateTable {
-    pub name: String,
-    /// `None`: the function's own Region.
-    pub region: Option<String>,
-}
-
-/// The default and the allowed range of REMEDIATION_WRITES_PER_SECOND. The
-/// account's replication write quota (50/s per Region) is shared with the
-/// customer's own PutSecretValue, UpdateSecret and rotations: the auditor
-/// takes a tenth by default and never more than half.
-pub const DEFAULT_WRITES_PER_SECOND: u64 = 5;
-pub const WRITES_PER_SECOND_RANGE: std::ops::RangeInclusive<u64> = 1..=25;
-
-impl Default for Remediation {
-    fn default() -> Self {
-        Remediation {
-            mode: RemediationMode::On,
-            verify: std::time::Duration::from_secs(20),
-            allow_force_overwrite: false,
-            max_attempts: 1,
-            auditor_role_arn: None,
-            state_table: None,
-            writes_per_second: DEFAULT_WRITES_PER_SECOND as u32,
-        }
-    }
-}
 
 impl Config {
     /// Read the configuration from the process environment.
@@ -361,36 +293,6 @@ fn number(
             ),
         }),
     }
-}
-
-/// Split a comma-separated value, trimming and dropping empty items.
-pub fn split_list(v: Option<String>) -> Vec<String> {
-    v.unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The Region in an SNS topic ARN.
-pub fn topic_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| is_region_name(r))
-}
-
-/// `arn:PARTITION:sns:REGION:ACCOUNT:NAME`.
-pub fn is_sns_topic_arn(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && !parts[1].is_empty()
-        && parts[2] == "sns"
-        && is_region_name(parts[3])
-        && is_account_id(parts[4])
-        && !parts[5].is_empty()
-        && parts[5]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]

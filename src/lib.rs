@@ -11,19 +11,17 @@
 //!   [`notify`]: its email text and chat notification
 //! - [`handler`]: one invocation end to end; [`runtime`] and `main.rs` run it on lambda_runtime
 
+pub mod arn;
 pub mod audit;
 pub mod aws;
 pub mod config;
+pub mod engine;
 pub mod event;
-pub mod handler;
-pub mod inspect;
 pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod publish;
 pub mod rate;
-pub mod remediate;
 pub mod report;
 pub mod runtime;
-pub mod sweep;

@@ -5,7 +5,8 @@ use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 
 use replica_auditor::aws::AwsClients;
 use replica_auditor::config::{Config, topic_region};
-use replica_auditor::handler::{App, budget_for_deadline};
+use replica_auditor::engine::App;
+use replica_auditor::engine::handler::budget_for_deadline;
 use replica_auditor::logging;
 use replica_auditor::runtime::RawBodyLayer;
 

@@ -28,7 +28,7 @@ fn account(r: &Report) -> Option<String> {
     r.secret
         .arn
         .as_deref()
-        .and_then(|arn| crate::event::parse_secret_arn(arn).map(|a| a.account))
+        .and_then(|arn| crate::arn::parse_secret_arn(arn).map(|a| a.account))
         .or_else(|| r.trigger.account.clone())
 }
 
@@ -220,7 +220,7 @@ pub fn chat_message(r: &Report) -> Value {
         ));
     }
     let entries = r.actions.iter().map(|a| {
-        let outcome = chat_safe(&a.outcome);
+        let outcome = chat_safe(a.outcome.as_str());
         format!("\nRemediation {} {}: *{outcome}*.", a.action, a.region)
     });
     append_within(&mut description, entries, MAX_CHAT_DESCRIPTION_CHARS, chars);

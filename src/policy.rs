@@ -481,7 +481,7 @@ fn named(id: &str) -> Named {
     if id == "*" {
         return Named::Everyone;
     }
-    if crate::event::is_account_id(id) {
+    if crate::arn::is_account_id(id) {
         return Named::Account(id.to_string());
     }
     if is_unique_id(id) {
@@ -492,7 +492,7 @@ fn named(id: &str) -> Named {
         return Named::Unknown("a principal that is neither an account id nor an ARN".into());
     }
     let account = parts[4];
-    if crate::event::is_account_id(account) {
+    if crate::arn::is_account_id(account) {
         Named::Account(account.to_string())
     } else if !account.is_empty() && account.chars().all(|c| c == '*') {
         Named::Everyone
@@ -545,7 +545,7 @@ fn principal(p: &Value) -> Result<(Who, Vec<String>), String> {
             let ids = strings(p).ok_or("Principal list holds a non-string")?;
             if ids
                 .iter()
-                .any(|i| i != "*" && !i.starts_with("arn:") && !crate::event::is_account_id(i))
+                .any(|i| i != "*" && !i.starts_with("arn:") && !crate::arn::is_account_id(i))
             {
                 return Err("Principal names no account and is not \"*\"".into());
             }
@@ -624,7 +624,7 @@ fn account_value(v: &str, m: Matching) -> ValuePin {
     }
     if m != Matching::Literal && has_wildcard(v) {
         ValuePin::Open
-    } else if crate::event::is_account_id(v) {
+    } else if crate::arn::is_account_id(v) {
         ValuePin::Is(v.to_string())
     } else {
         ValuePin::Nobody
@@ -650,7 +650,7 @@ fn arn_value(v: &str, m: Matching) -> ValuePin {
     let reaches = m != Matching::Literal && has_wildcard(account);
     if reaches {
         ValuePin::Open
-    } else if crate::event::is_account_id(account) {
+    } else if crate::arn::is_account_id(account) {
         ValuePin::Is(account.to_string())
     } else if account.is_empty() && parts[0] == "arn" {
         ValuePin::Unknown(

@@ -233,7 +233,7 @@ pub async fn publish_batch<P: Publisher, T>(
         Ok(results) => {
             let e = AwsError::Transport {
                 call: "sns:PublishBatch",
-                region: crate::config::topic_region(&messages[0].topic_arn)
+                region: crate::arn::topic_region(&messages[0].topic_arn)
                     .unwrap_or("unknown")
                     .to_string(),
                 message: format!("{} results for {} messages", results.len(), messages.len()),

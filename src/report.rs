@@ -5,12 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Trigger;
-use crate::model::{Finding, Lookup, Severity, Snapshot};
+use crate::model::{Finding, Lookup, ReplicationState, Severity, Snapshot};
 
 pub const SCHEMA: &str = "replica-auditor.report/v1";
 /// SNS allows 256 KB for a message and its attributes together. The body
 /// travels as a JSON string inside the `MessageStructure=json` message,
-/// beside the email text (at most [`crate::notify::MAX_EMAIL_BYTES`]), so
+/// beside the email text (at most 32 KB), so
 /// this bounds the body as escaped there ([`escaped_len`]).
 pub const MAX_BODY_BYTES: usize = 200 * 1024;
 /// SNS subjects must be under 100 characters.
@@ -27,11 +27,11 @@ pub struct Report {
     pub secret: SecretInfo,
     pub replicas: Vec<ReplicaInfo>,
     pub findings: Vec<Finding>,
-    pub actions: Vec<crate::remediate::Action>,
+    pub actions: Vec<crate::model::Action>,
     pub summary: Summary,
     /// Only on a sweep's summary report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<crate::sweep::SweepSummary>,
+    pub sweep: Option<crate::model::SweepSummary>,
     /// Present only when findings had to be cut to fit SNS's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
@@ -59,7 +59,7 @@ pub struct SecretInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaInfo {
     pub region: String,
-    pub status: Option<String>,
+    pub status: Option<ReplicationState>,
     pub status_message: Option<String>,
     pub kms_key_id: Option<String>,
 }
@@ -106,7 +106,7 @@ pub fn build(
     trigger: TriggerInfo,
     snapshot: &Snapshot,
     mut findings: Vec<Finding>,
-    actions: Vec<crate::remediate::Action>,
+    actions: Vec<crate::model::Action>,
     min: Severity,
     report_id: String,
     generated_at: String,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use replica_auditor::aws::{
     IAM_ACTIONS, IMPLIED_KMS_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::*;
 

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::*;
 

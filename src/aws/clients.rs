@@ -61,7 +61,7 @@ impl AwsClients {
 
     /// Use `table` (STATE_TABLE) for the remediation leases; a table named
     /// without a Region is in the function's own.
-    pub fn with_state_table(mut self, table: Option<&crate::config::StateTable>) -> AwsClients {
+    pub fn with_state_table(mut self, table: Option<&crate::model::StateTable>) -> AwsClients {
         self.state_table = table.map(|t| {
             let region = t.region.clone().or_else(|| self.home_region());
             (t.name.clone(), region.unwrap_or_default())

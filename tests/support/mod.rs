@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use replica_auditor::aws::AwsClients;
 use replica_auditor::config::Config;
-use replica_auditor::handler::App;
+use replica_auditor::engine::App;
 use serde_json::Value;
 
 pub fn root() -> PathBuf {
@@ -246,7 +246,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
 
 /// Run one event through the handler; what it returned.
 pub async fn run(app: &App<AwsClients>, event: &Value) -> Value {
-    app.handle(&bytes(event), replica_auditor::inspect::Budget::unlimited())
+    app.handle(&bytes(event), replica_auditor::engine::Budget::unlimited())
         .await
         .expect("handler succeeds")
 }

@@ -211,7 +211,7 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
             Ok(None) => Lookup::NotFound,
             Err(gap) => {
                 // Presence matters only when the primary says InSync.
-                if status.status.as_deref() == Some("InSync") {
+                if status.status == Some(ReplicationState::InSync) {
                     snap.gaps.push(gap);
                 }
                 Lookup::Unknown
@@ -376,7 +376,7 @@ async fn find_former_primary<S: SecretsApi>(
 
 /// The same secret ARN in another Region (replicas share name and suffix).
 pub fn arn_in_region(arn: &str, region: &str) -> Option<String> {
-    let parsed = crate::event::parse_secret_arn(arn)?;
+    let parsed = crate::arn::parse_secret_arn(arn)?;
     Some(format!(
         "arn:{}:secretsmanager:{region}:{}:secret:{}",
         parsed.partition, parsed.account, parsed.resource

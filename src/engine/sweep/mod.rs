@@ -16,45 +16,19 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
 pub use cache::{CachedKeys, ListedReplicas};
 
+use super::inspect::{self, Budget, Target, arn_in_region};
+use super::{App, HandlerError};
 use crate::audit::REQUIRED_REGIONS_TAG;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
-use crate::handler::{App, HandlerError, now_rfc3339};
-use crate::inspect::{self, Budget, Target, arn_in_region};
-use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot};
+use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot, SweepSummary, now_rfc3339};
 use crate::publish::{self, Batcher, PublishError};
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
-
-/// What the summary report adds to the schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepSummary {
-    pub regions: Vec<String>,
-    /// Distinct primaries found by ListSecrets.
-    pub secrets_seen: usize,
-    /// Of those, the ones with replicas (or a required-Region rule): audited.
-    pub secrets_audited: usize,
-    pub secrets_with_findings: usize,
-    /// Findings in the per-secret reports, by code.
-    pub by_code: BTreeMap<String, usize>,
-    pub reports_published: usize,
-    /// Secrets not started before the deadline.
-    pub not_reached: usize,
-    /// KMS calls answered from the invocation's cache.
-    pub kms_cache_hits: usize,
-    pub kms_calls: usize,
-    /// Replica checks answered from a ListSecrets listing of their Region,
-    /// and the ListSecrets calls those listings took; the other replicas
-    /// were described one by one.
-    pub replicas_from_listing: usize,
-    pub replica_listing_calls: usize,
-    pub duration_ms: u64,
-}
 
 enum Outcome {
     NotReached,
@@ -280,7 +254,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         let target = Target {
             secret_id: arn.to_string(),
             region: region.to_string(),
-            account: crate::event::parse_secret_arn(arn).map(|a| a.account),
+            account: crate::arn::parse_secret_arn(arn).map(|a| a.account),
             promotion: false,
             search_regions: Vec::new(),
             // A required-Region rule applies to every secret.

@@ -8,28 +8,16 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::audit::classify_failure;
 use tracing::warn;
 
+use super::inspect::Budget;
 use crate::aws::{Acquired, Lease, LeaseStore, Released, ReplicationApi, SecretsApi};
-use crate::config::{Remediation, RemediationMode};
-use crate::inspect::Budget;
-use crate::model::{Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup, Snapshot};
+use crate::model::{
+    ACTION_RETRY, Action, ActionOutcome, Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup,
+    Remediation, RemediationMode, ReplicationState, Snapshot,
+};
 use crate::rate::TokenBucket;
-
-pub const ACTION_RETRY: &str = "retry_replication";
-
-/// One entry of a report's `actions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Action {
-    pub action: String,
-    pub region: String,
-    /// `InSync`, `InProgress`, `Failed`, `skipped` or `dry_run`.
-    pub outcome: String,
-    pub detail: String,
-}
 
 /// What to do about one Failed replica.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +70,7 @@ pub fn plan(
     snapshot
         .replicas
         .iter()
-        .filter(|r| r.status.status.as_deref() == Some("Failed"))
+        .filter(|r| r.status.status == Some(ReplicationState::Failed))
         .map(|r| {
             let region = r.status.region.clone();
             let skip = |detail: String| Decision::Skip { region: region.clone(), detail };
@@ -191,7 +179,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
     for d in decisions {
         let (region, kms_key_id, force) = match d {
             Decision::Skip { region, detail } => {
-                actions.push(action(&region, "skipped", detail));
+                actions.push(action(&region, ActionOutcome::Skipped, detail));
                 continue;
             }
             Decision::Retry {
@@ -213,7 +201,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             }
         );
         if settings.mode == RemediationMode::DryRun {
-            actions.push(action(&region, "dry_run", format!("would call {how}")));
+            actions.push(action(
+                &region,
+                ActionOutcome::DryRun,
+                format!("would call {how}"),
+            ));
             continue;
         }
         // One remediation per (secret, Region) at a time, across invocations.
@@ -221,7 +213,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
         let lease = Lease {
             key: lease_key(&primary.arn, &region),
             owner: invocation.request_id.to_string(),
-            since: crate::handler::now_rfc3339(),
+            since: crate::model::now_rfc3339(),
             expires_at: now + lease_length(settings, budget.time_left()).as_secs(),
         };
         let table_region = settings
@@ -240,7 +232,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             Err(gap) => {
                 actions.push(action(
                     &region,
-                    "skipped",
+                    ActionOutcome::Skipped,
                     format!(
                         "could not take the remediation lease ({}): not retried without it; the next audit retries",
                         gap.reason
@@ -251,7 +243,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             Ok(Acquired::HeldBy(holder)) => {
                 actions.push(action(
                     &region,
-                    "skipped",
+                    ActionOutcome::Skipped,
                     format!(
                         "another remediation of {region} is in progress since {} ({}); its lease ends by {}: not retried by this invocation",
                         holder.since,
@@ -263,7 +255,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             }
             Ok(Acquired::Acquired) => {}
         }
-        let mut outcome = action(&region, "skipped", "RETRY_MAX_ATTEMPTS is 0".into());
+        let mut outcome = action(
+            &region,
+            ActionOutcome::Skipped,
+            "RETRY_MAX_ATTEMPTS is 0".into(),
+        );
         for attempt in 1..=settings.max_attempts {
             outcome = retry_once(
                 clients,
@@ -275,11 +271,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             )
             .await;
             // A retry that was not started says why, not what it would have called.
-            outcome.detail = match outcome.outcome.as_str() {
-                "skipped" => format!("attempt {attempt}: {}", outcome.detail),
+            outcome.detail = match outcome.outcome {
+                ActionOutcome::Skipped => format!("attempt {attempt}: {}", outcome.detail),
                 _ => format!("attempt {attempt}: {how}: {}", outcome.detail),
             };
-            if outcome.outcome != "Failed" {
+            if outcome.outcome != ActionOutcome::Failed {
                 break;
             }
         }
@@ -333,11 +329,11 @@ fn rfc3339(epoch: u64) -> String {
         .unwrap_or_else(|| epoch.to_string())
 }
 
-fn action(region: &str, outcome: &str, detail: String) -> Action {
+fn action(region: &str, outcome: ActionOutcome, detail: String) -> Action {
     Action {
         action: ACTION_RETRY.into(),
         region: region.into(),
-        outcome: outcome.into(),
+        outcome,
         detail,
     }
 }
@@ -366,11 +362,11 @@ async fn recheck<C: SecretsApi>(
         Ok(None) => "the primary no longer exists: nothing removed".into(),
         Ok(Some(now)) => match now.replication.into_iter().find(|r| r.region == region) {
             None => format!("{region} is no longer listed: nothing removed"),
-            Some(r) => match r.status.as_deref() {
-                Some("Failed") => return None,
+            Some(r) => match r.status {
+                Some(ReplicationState::Failed) => return None,
                 status => format!(
                     "{region} is now {} (re-checked just before RemoveRegionsFromReplication), not Failed: not removed",
-                    status.unwrap_or("without a status")
+                    status.as_ref().map_or("without a status", |s| s.as_str())
                 ),
             },
         },
@@ -393,7 +389,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(too_long) = writes.acquire_within(max_wait).await {
         return action(
             region,
-            "skipped",
+            ActionOutcome::Skipped,
             format!(
                 "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
                 max_wait.as_secs_f64(),
@@ -404,7 +400,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     // Re-check just before the destructive call: another remediation (or
     // a person) may have fixed the Region since the snapshot.
     if let Some(why) = recheck(clients, primary, region, budget).await {
-        return action(region, "skipped", why);
+        return action(region, ActionOutcome::Skipped, why);
     }
     // AWS keeps a Failed Region in the list; it must be removed before the
     // Region can be replicated to again.
@@ -418,7 +414,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(gap) = removed {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!("could not remove the failed Region: {}", gap.reason),
         );
     }
@@ -430,7 +426,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!(
                 "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): replicate it again by hand",
                 too_long.wait.as_secs_f64()
@@ -447,7 +443,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(gap) = replicated {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!("ReplicateSecretToRegions failed: {}", gap.reason),
         );
     }
@@ -477,16 +473,19 @@ async fn verify<C: SecretsApi>(
             .flatten()
             .and_then(|s| s.replication.into_iter().find(|r| r.region == region));
         let (st, msg) = match status {
-            Some(r) => (
-                r.status.unwrap_or_default(),
-                r.status_message.unwrap_or_default(),
-            ),
-            None => (String::new(), "the Region is not listed".into()),
+            Some(r) => (r.status, r.status_message.unwrap_or_default()),
+            None => (None, "the Region is not listed".into()),
         };
-        if st == "InSync" || st == "Failed" {
+        let settled = match st {
+            Some(ReplicationState::InSync) => Some(ActionOutcome::InSync),
+            Some(ReplicationState::Failed) => Some(ActionOutcome::Failed),
+            _ => None,
+        };
+        let st = st.as_ref().map_or("", |s| s.as_str());
+        if let Some(settled) = settled {
             return action(
                 region,
-                &st,
+                settled,
                 format!(
                     "verified after {:.1}s: {msg}",
                     started.elapsed().as_secs_f64()
@@ -496,7 +495,7 @@ async fn verify<C: SecretsApi>(
         if started.elapsed() + wait > verify || budget.call_window().is_none() {
             return action(
                 region,
-                "InProgress",
+                ActionOutcome::InProgress,
                 format!(
                     "still {st:?} after {:.1}s of verification: {msg}",
                     started.elapsed().as_secs_f64()
@@ -742,7 +741,7 @@ mod tests {
                 .found()
                 .unwrap()
                 .clone();
-            primary.replication[0].status = self.status.map(str::to_string);
+            primary.replication[0].status = self.status.map(ReplicationState::from);
             if self.status.is_none() {
                 primary.replication.clear();
             }
@@ -816,7 +815,7 @@ mod tests {
             expires_at: 1_795_000_000,
         }));
         let a = run_one(&held).await;
-        assert_eq!(a.outcome, "skipped");
+        assert_eq!(a.outcome, ActionOutcome::Skipped);
         assert!(
             a.detail.starts_with(
                 "another remediation of us-east-1 is in progress since 2026-11-25T10:00:00Z (req-0)"
@@ -838,7 +837,7 @@ mod tests {
             message: "AccessDeniedException: no".into(),
         });
         let a = run_one(&denied).await;
-        assert_eq!(a.outcome, "skipped");
+        assert_eq!(a.outcome, ActionOutcome::Skipped);
         assert!(
             a.detail.starts_with(
                 "could not take the remediation lease (dynamodb:PutItem in us-west-2: access denied"
@@ -858,7 +857,7 @@ mod tests {
         ] {
             let fake = Fake::new(status);
             let a = run_one(&fake).await;
-            assert_eq!(a.outcome, "skipped", "{a:?}");
+            assert_eq!(a.outcome, ActionOutcome::Skipped, "{a:?}");
             assert!(a.detail.contains(seen), "{}", a.detail);
             assert!(
                 a.detail.starts_with("attempt 1: us-east-1 ")
@@ -872,7 +871,7 @@ mod tests {
         // Still Failed: removed, replicated, verified (the fake still says Failed).
         let fake = Fake::new(Some("Failed"));
         let a = run_one(&fake).await;
-        assert_eq!(a.outcome, "Failed");
+        assert_eq!(a.outcome, ActionOutcome::Failed);
         assert_eq!(
             fake.calls()[1..],
             [
@@ -910,7 +909,7 @@ mod tests {
         )
         .await;
         assert_eq!(actions.len(), 1);
-        assert_eq!(actions[0].outcome, "skipped");
+        assert_eq!(actions[0].outcome, ActionOutcome::Skipped);
         assert!(
             actions[0].detail.contains(
                 "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND=1) had no token within 0."

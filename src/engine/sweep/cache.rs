@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use crate::aws::{AwsError, KeyMeta, KeysApi, SecretsApi};
-use crate::inspect::{Budget, arn_in_region};
+use crate::engine::inspect::{Budget, arn_in_region};
 use crate::model::SecretState;
 use crate::rate::TokenBucket;
 
