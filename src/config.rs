@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 pub use crate::arn::topic_region;
-use crate::arn::{is_account_id, is_region_name, is_sns_topic_arn};
+use crate::arn::{Arn, TableArn, is_account_id, is_region_name, is_sns_topic_arn, parse_table_arn};
 use crate::model::Severity;
 pub use crate::model::{
     DEFAULT_WRITES_PER_SECOND, Remediation, RemediationMode, Rules, StateTable,
@@ -156,7 +156,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
             {
                 None => None,
-                Some(a) if a.starts_with("arn:") && a.split(':').count() >= 6 => Some(a),
+                Some(a) if Arn::parse(&a).is_some() => Some(a),
                 Some(a) => return Err(err("AUDITOR_ROLE_ARN", format!("{a:?} is not an IAM ARN"))),
             },
             state_table: state_table(get("STATE_TABLE"))?,
@@ -224,24 +224,15 @@ fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
         message: format!("{raw:?} {why}"),
     };
     let (name, region) = match raw.strip_prefix("arn:") {
-        Some(_) => {
-            let parts: Vec<&str> = raw.splitn(6, ':').collect();
-            match parts[..] {
-                [_, p, "dynamodb", region, account, resource]
-                    if !p.is_empty() && is_region_name(region) && is_account_id(account) =>
-                {
-                    match resource.strip_prefix("table/") {
-                        Some(name) => (name.to_string(), Some(region.to_string())),
-                        None => return Err(bad("is not a DynamoDB table ARN")),
-                    }
-                }
-                _ => {
-                    return Err(bad(
-                        "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
-                    ));
-                }
+        Some(_) => match parse_table_arn(&raw) {
+            Some(TableArn::Table { region, name }) => (name.to_string(), Some(region.to_string())),
+            Some(TableArn::NotATable) => return Err(bad("is not a DynamoDB table ARN")),
+            None => {
+                return Err(bad(
+                    "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
+                ));
             }
-        }
+        },
         None => (raw.clone(), None),
     };
     // DynamoDB table names: 3 to 255 of a-z A-Z 0-9 _ - .

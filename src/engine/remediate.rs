@@ -12,6 +12,7 @@ use crate::audit::classify_failure;
 use tracing::warn;
 
 use super::inspect::Budget;
+use crate::arn::principal;
 use crate::aws::{Acquired, Lease, LeaseStore, Released, ReplicationApi, SecretsApi};
 use crate::model::{
     ACTION_RETRY, Action, ActionOutcome, Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup,
@@ -509,42 +510,13 @@ async fn verify<C: SecretsApi>(
 
 /// Is the event's caller the auditor itself? Compares the caller's ARN and
 /// its session issuer's ARN with the auditor's, reading an assumed-role
-/// session (`arn:aws:sts::A:assumed-role/R/S`) and its role
-/// (`arn:aws:iam::A:role/path/R`) as the same principal.
+/// session and its role as the same principal ([`principal`]).
 pub fn is_own_event(actor: &crate::event::Actor, auditor_arn: &str) -> bool {
-    let me = principal_key(auditor_arn);
+    let me = principal(auditor_arn);
     [actor.arn.as_deref(), actor.issuer_arn.as_deref()]
         .into_iter()
         .flatten()
-        .any(|arn| principal_key(arn) == me)
-}
-
-/// (account, kind, name) for roles, sessions and users; the ARN otherwise.
-fn principal_key(arn: &str) -> (String, String, String) {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[0] == "arn" {
-        let (account, resource) = (parts[4], parts[5]);
-        let mut segs = resource.split('/');
-        match (parts[2], segs.next()) {
-            ("sts", Some("assumed-role")) => {
-                if let Some(role) = segs.next() {
-                    return (account.into(), "role".into(), role.into());
-                }
-            }
-            ("iam", Some("role")) | ("iam", Some("user")) => {
-                let kind = if resource.starts_with("role") {
-                    "role"
-                } else {
-                    "user"
-                };
-                if let Some(name) = resource.rsplit('/').next() {
-                    return (account.into(), kind.into(), name.into());
-                }
-            }
-            _ => {}
-        }
-    }
-    (String::new(), "arn".into(), arn.into())
+        .any(|arn| principal(arn) == me)
 }
 
 #[cfg(test)]

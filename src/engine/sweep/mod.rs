@@ -21,8 +21,9 @@ use tracing::{info, warn};
 
 pub use cache::{CachedKeys, ListedReplicas};
 
-use super::inspect::{self, Budget, Target, arn_in_region};
+use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError};
+use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
@@ -219,7 +220,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
                             let arn = if home == *region {
                                 Some(l.arn.clone())
                             } else {
-                                arn_in_region(&l.arn, &home)
+                                secret_arn_in_region(&l.arn, &home)
                             };
                             primaries.insert(arn.unwrap_or(l.arn), home);
                         }
