@@ -19,9 +19,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 echo "==> cargo build --release (the bootstrap Lambda runs)"
-cargo build --release --bin replica-auditor
+cargo build --release --bin replica-auditor-lambda
 echo "==> the latency proxy"
 cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
 echo "==> bench/bench.py"
-.venv/bin/python bench/bench.py target/release/replica-auditor \
+.venv/bin/python bench/bench.py target/release/replica-auditor-lambda \
   target/latency-proxy/release/latency-proxy .venv-bench/bin/python
