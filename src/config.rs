@@ -203,16 +203,6 @@ impl Config {
     }
 }
 
-impl Config {
-    /// Where reports go.
-    pub fn topics(&self) -> crate::publish::Topics<'_> {
-        crate::publish::Topics {
-            findings: &self.findings_topic_arn,
-            chat: self.chat_topic_arn.as_deref(),
-        }
-    }
-}
-
 /// STATE_TABLE: a DynamoDB table name, or a table ARN
 /// (`arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME`); absent or empty is none.
 fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
@@ -342,8 +332,8 @@ mod tests {
             ("CHAT_TOPIC_ARN", chat),
         ])
         .unwrap();
-        assert_eq!(c.topics().chat, Some(chat));
-        assert_eq!(c.topics().findings, TOPIC);
+        assert_eq!(c.chat_topic_arn.as_deref(), Some(chat));
+        assert_eq!(c.findings_topic_arn, TOPIC);
         for bad in [
             "arn:aws:sqs:us-east-1:111122223333:q",
             "arn:aws:sns:us-east-1:111122223333:chat.fifo",

@@ -21,7 +21,7 @@ pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod policy;
-pub mod publish;
 pub mod rate;
 pub mod report;
 pub mod runtime;
+pub mod sinks;

@@ -14,7 +14,7 @@ use crate::model::Finding;
 use crate::report::{self, Report};
 
 /// The email text stays well inside SNS's 256 KB message with the JSON
-/// report beside it (see [`crate::report::MAX_BODY_BYTES`]).
+/// report beside it (see the SNS sink's `MAX_BODY_BYTES`).
 pub const MAX_EMAIL_BYTES: usize = 32 * 1024;
 /// Chat cards are read on a phone: the description stays short, and the
 /// full report is one click away in the findings topic's subscribers.

@@ -9,11 +9,14 @@ use tracing::{info, warn};
 
 use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, outcomes};
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::{self, HandledEvent, Incoming, Trigger};
 use crate::report::{Report, TriggerInfo};
+use crate::sinks::ReportSink;
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + OrganizationsApi> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
+    App<C, S>
+{
     /// Handle one raw event outside Lambda (tests, tools): a request id is made up.
     pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
         let request_id = format!("local-{}", uuid::Uuid::new_v4());

@@ -11,13 +11,13 @@ pub mod sweep;
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::config::Config;
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
-use crate::publish::{self, PublishError};
 use crate::rate::TokenBucket;
 use crate::report::{self, Report, TriggerInfo};
+use crate::sinks::{ReportSink, SinkError, SnsSink};
 pub use inspect::Budget;
 
 /// What fails an invocation. Its Debug form is its message, because
@@ -27,12 +27,12 @@ pub enum HandlerError {
     #[error("malformed event: {0}")]
     Event(#[from] EventError),
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(#[from] SinkError),
     #[error("{failed} of {total} sweep reports could not be published; the first: {first}")]
     SweepPublish {
         failed: usize,
         total: usize,
-        first: PublishError,
+        first: SinkError,
     },
 }
 
@@ -42,9 +42,11 @@ impl std::fmt::Debug for HandlerError {
     }
 }
 
-/// The function: its configuration and its AWS clients, built once.
-pub struct App<C> {
+/// The function: its configuration, its AWS clients and the sink its
+/// reports go to, built once.
+pub struct App<C, S = SnsSink<C>> {
     pub clients: C,
+    pub sink: S,
     pub config: Config,
     /// The function's own Region.
     pub home_region: String,
@@ -67,13 +69,27 @@ pub struct App<C> {
     own_org: tokio::sync::OnceCell<Option<String>>,
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + OrganizationsApi> App<C> {
+impl<C: Clone> App<C> {
+    /// The Lambda's app: reports go to the configured SNS topics.
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
+        let sink = SnsSink::new(
+            clients.clone(),
+            config.findings_topic_arn.clone(),
+            config.chat_topic_arn.clone(),
+        );
+        App::with_sink(clients, sink, config, home_region)
+    }
+}
+
+impl<C, S> App<C, S> {
+    /// An app whose reports go to `sink`.
+    pub fn with_sink(clients: C, sink: S, config: Config, home_region: String) -> Self {
         let identity = config.remediation.auditor_role_arn.clone();
         let remediation = in_force(&config.remediation, identity.is_some());
         let writes = TokenBucket::new(config.remediation.writes_per_second, 1);
         App {
             clients,
+            sink,
             config,
             home_region,
             identity,
@@ -89,6 +105,35 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         self
     }
 
+    /// The audit rules, with the auditor's own organisation trusted once known.
+    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
+        match self.own_org.get().and_then(Option::as_ref) {
+            Some(org) if !self.config.rules.trusted_org_ids.contains(org) => {
+                let mut rules = self.config.rules.clone();
+                rules.trusted_org_ids.push(org.clone());
+                std::borrow::Cow::Owned(rules)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.config.rules),
+        }
+    }
+
+    /// Set the auditor's own identity (the loop guard); the remediation
+    /// settings in force follow from it.
+    pub fn with_identity(mut self, identity: Option<String>) -> Self {
+        self.remediation = in_force(&self.config.remediation, identity.is_some());
+        if self.remediation.mode != self.config.remediation.mode {
+            warn!(
+                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
+            );
+        }
+        self.identity = identity;
+        self
+    }
+}
+
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
+    App<C, S>
+{
     /// The auditor's own organisation: DescribeOrganization, once per cold
     /// start. An account outside any organisation, or a denied call, is
     /// logged and kept: neither a finding nor a failure. A transient
@@ -131,31 +176,6 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         }
     }
 
-    /// The audit rules, with the auditor's own organisation trusted once known.
-    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
-        match self.own_org.get().and_then(Option::as_ref) {
-            Some(org) if !self.config.rules.trusted_org_ids.contains(org) => {
-                let mut rules = self.config.rules.clone();
-                rules.trusted_org_ids.push(org.clone());
-                std::borrow::Cow::Owned(rules)
-            }
-            _ => std::borrow::Cow::Borrowed(&self.config.rules),
-        }
-    }
-
-    /// Set the auditor's own identity (the loop guard); the remediation
-    /// settings in force follow from it.
-    pub fn with_identity(mut self, identity: Option<String>) -> Self {
-        self.remediation = in_force(&self.config.remediation, identity.is_some());
-        if self.remediation.mode != self.config.remediation.mode {
-            warn!(
-                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
-            );
-        }
-        self.identity = identity;
-        self
-    }
-
     /// Audit a snapshot, remediate what may be, and build the report.
     pub async fn finish(
         &self,
@@ -196,11 +216,12 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
 
     /// Publish a report that has findings or actions; `None` when there
     /// was nothing to publish.
-    pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, PublishError> {
-        if !publish::needs_publishing(report) {
+    pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, SinkError> {
+        if !report.is_worth_sending() {
             return Ok(None);
         }
-        publish::publish(&self.clients, self.config.topics(), report)
+        self.sink
+            .accept(report)
             .await
             .map(Some)
             .inspect_err(|e| warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published"))

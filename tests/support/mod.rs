@@ -181,6 +181,18 @@ impl World {
     }
 
     pub fn app_with_sdk(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> App<AwsClients> {
+        let (clients, config) = self.clients_and_config(vars, sdk);
+        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
+    }
+
+    /// The auditor as [`World::app`] makes it, its reports going to `sink`.
+    pub async fn app_with_sink<S>(&self, vars: &[(&str, &str)], sink: S) -> App<AwsClients, S> {
+        let (clients, config) = self.clients_and_config(vars, self.sdk().await);
+        App::with_sink(clients, sink, config, "us-west-2".into())
+            .with_identity(Some(MOTO_CALLER_ARN.into()))
+    }
+
+    fn clients_and_config(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> (AwsClients, Config) {
         let mut env: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -195,7 +207,7 @@ impl World {
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
         let clients = AwsClients::from_config(sdk, topic_region.as_deref())
             .with_state_table(config.remediation.state_table.as_ref());
-        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
+        (clients, config)
     }
 
     /// Every message published to the findings topic so far, drained
