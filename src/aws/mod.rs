@@ -16,7 +16,7 @@ mod state;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use clients::AwsClients;
+pub use clients::{Account, AwsClients};
 pub use error::{AwsError, error_chain};
 
 use crate::model::SecretState;
