@@ -18,12 +18,21 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The Lambda's configuration: where reports go, and the audit settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub findings_topic_arn: String,
     /// CHAT_TOPIC_ARN: a second topic for Amazon Q Developer in chat
     /// applications, sent the same reports as chat notifications.
     pub chat_topic_arn: Option<String>,
+    pub settings: Settings,
+}
+
+/// What the engine audits and does, whatever the reports' sink: every
+/// variable but the topics. A front door without SNS (a command line)
+/// reads only these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     pub min_severity: Severity,
     pub rules: Rules,
     pub remediation: Remediation,
@@ -83,6 +92,24 @@ impl Config {
                 ));
             }
         };
+        Ok(Config {
+            findings_topic_arn: topic,
+            chat_topic_arn,
+            settings: Settings::from_lookup(get)?,
+        })
+    }
+}
+
+impl Settings {
+    /// Read the settings from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the settings through `get`; FINDINGS_TOPIC_ARN and
+    /// CHAT_TOPIC_ARN are not read.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let err = |var: &'static str, message: String| ConfigError { var, message };
         let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
@@ -173,9 +200,7 @@ impl Config {
                 "is required when REMEDIATION is on (the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time); set it, or set REMEDIATION to dry-run or off".into(),
             ));
         }
-        Ok(Config {
-            findings_topic_arn: topic,
-            chat_topic_arn,
+        Ok(Settings {
             min_severity,
             rules: Rules {
                 allowed_regions,
@@ -292,16 +317,46 @@ mod tests {
     }
 
     #[test]
+    fn the_settings_need_no_topic_but_the_lambda_does() {
+        let get = |vars: &'static [(&str, &str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let s = Settings::from_lookup(get(&[("REMEDIATION", "off"), ("MIN_SEVERITY", "high")]))
+            .expect("no FINDINGS_TOPIC_ARN needed");
+        assert_eq!(s.remediation.mode, RemediationMode::Off);
+        assert_eq!(s.min_severity, Severity::High);
+        let bad = Settings::from_lookup(get(&[("REMEDIATION", "off"), ("MIN_SEVERITY", "LOUD")]));
+        assert_eq!(bad.unwrap_err().var, "MIN_SEVERITY");
+        assert_eq!(
+            load(&[("REMEDIATION", "off")]).unwrap_err().var,
+            "FINDINGS_TOPIC_ARN"
+        );
+        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")]).unwrap();
+        assert_eq!(
+            c.settings,
+            Settings {
+                min_severity: Severity::Low,
+                ..s
+            },
+            "the Lambda reads the same settings"
+        );
+    }
+
+    #[test]
     fn defaults() {
         let c = load(&[
             ("FINDINGS_TOPIC_ARN", TOPIC),
             ("STATE_TABLE", "auditor-state"),
         ])
         .unwrap();
-        assert_eq!(c.min_severity, Severity::Low);
-        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.settings.min_severity, Severity::Low);
+        assert_eq!(c.settings.rules, Rules::default());
         assert_eq!(
-            c.remediation,
+            c.settings.remediation,
             Remediation {
                 state_table: Some(StateTable {
                     name: "auditor-state".into(),
@@ -310,11 +365,11 @@ mod tests {
                 ..Remediation::default()
             }
         );
-        assert_eq!(c.remediation.writes_per_second, 5);
-        assert_eq!(c.remediation.mode, RemediationMode::On);
-        assert_eq!(c.remediation.verify.as_secs(), 20);
-        assert_eq!(c.remediation.max_attempts, 1);
-        assert!(!c.remediation.allow_force_overwrite);
+        assert_eq!(c.settings.remediation.writes_per_second, 5);
+        assert_eq!(c.settings.remediation.mode, RemediationMode::On);
+        assert_eq!(c.settings.remediation.verify.as_secs(), 20);
+        assert_eq!(c.settings.remediation.max_attempts, 1);
+        assert!(!c.settings.remediation.allow_force_overwrite);
     }
 
     #[test]
@@ -364,15 +419,15 @@ mod tests {
             ("STATE_TABLE", "replica-auditor-state"),
         ])
         .unwrap();
-        assert_eq!(c.min_severity, Severity::High);
-        assert_eq!(c.rules.allowed_regions.len(), 3);
-        assert!(c.rules.require_customer_managed_key);
+        assert_eq!(c.settings.min_severity, Severity::High);
+        assert_eq!(c.settings.rules.allowed_regions.len(), 3);
+        assert!(c.settings.rules.require_customer_managed_key);
         assert_eq!(
-            c.rules.trusted_account_ids,
+            c.settings.rules.trusted_account_ids,
             vec!["444455556666".to_string()]
         );
         assert_eq!(
-            c.rules.trusted_org_ids,
+            c.settings.rules.trusted_org_ids,
             vec!["o-a1b2c3d4e5".to_string(), "o-0123456789abcdef".to_string()]
         );
     }
@@ -393,7 +448,7 @@ mod tests {
         }
         for mode in ["dry-run", "off"] {
             let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", mode)]).unwrap();
-            assert_eq!(c.remediation.state_table, None);
+            assert_eq!(c.settings.remediation.state_table, None);
         }
         // A table ARN: a table shared by the stacks of several Regions.
         let c = load(&[
@@ -406,13 +461,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.remediation.state_table,
+            c.settings.remediation.state_table,
             Some(StateTable {
                 name: "replica-auditor-state".into(),
                 region: Some("us-west-2".into())
             })
         );
-        assert_eq!(c.remediation.writes_per_second, 25);
+        assert_eq!(c.settings.remediation.writes_per_second, 25);
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             .clone()
             .or_else(|| t.region.clone())
             .unwrap_or_else(|| self.home_region.clone());
-        let rules = &self.config.rules;
+        let rules = &self.settings.rules;
         let mut search_regions: Vec<String> = rules
             .allowed_regions
             .iter()

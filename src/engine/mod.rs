@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::audit;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
@@ -42,12 +42,12 @@ impl std::fmt::Debug for HandlerError {
     }
 }
 
-/// The function: its configuration, its AWS clients and the sink its
-/// reports go to, built once.
+/// The auditor: its settings, its AWS clients and the sink its reports
+/// go to, built once.
 pub struct App<C, S = SnsSink<C>> {
     pub clients: C,
     pub sink: S,
-    pub config: Config,
+    pub settings: Settings,
     /// The function's own Region.
     pub home_region: String,
     /// The auditor's own principal ARN (AUDITOR_ROLE_ARN, else STS at cold
@@ -74,23 +74,23 @@ impl<C: Clone> App<C> {
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
         let sink = SnsSink::new(
             clients.clone(),
-            config.findings_topic_arn.clone(),
-            config.chat_topic_arn.clone(),
+            config.findings_topic_arn,
+            config.chat_topic_arn,
         );
-        App::with_sink(clients, sink, config, home_region)
+        App::with_sink(clients, sink, config.settings, home_region)
     }
 }
 
 impl<C, S> App<C, S> {
     /// An app whose reports go to `sink`.
-    pub fn with_sink(clients: C, sink: S, config: Config, home_region: String) -> Self {
-        let identity = config.remediation.auditor_role_arn.clone();
-        let remediation = in_force(&config.remediation, identity.is_some());
-        let writes = TokenBucket::new(config.remediation.writes_per_second, 1);
+    pub fn with_sink(clients: C, sink: S, settings: Settings, home_region: String) -> Self {
+        let identity = settings.remediation.auditor_role_arn.clone();
+        let remediation = in_force(&settings.remediation, identity.is_some());
+        let writes = TokenBucket::new(settings.remediation.writes_per_second, 1);
         App {
             clients,
             sink,
-            config,
+            settings,
             home_region,
             identity,
             remediation,
@@ -108,20 +108,20 @@ impl<C, S> App<C, S> {
     /// The audit rules, with the auditor's own organisation trusted once known.
     fn rules(&self) -> std::borrow::Cow<'_, Rules> {
         match self.own_org.get().and_then(Option::as_ref) {
-            Some(org) if !self.config.rules.trusted_org_ids.contains(org) => {
-                let mut rules = self.config.rules.clone();
+            Some(org) if !self.settings.rules.trusted_org_ids.contains(org) => {
+                let mut rules = self.settings.rules.clone();
                 rules.trusted_org_ids.push(org.clone());
                 std::borrow::Cow::Owned(rules)
             }
-            _ => std::borrow::Cow::Borrowed(&self.config.rules),
+            _ => std::borrow::Cow::Borrowed(&self.settings.rules),
         }
     }
 
     /// Set the auditor's own identity (the loop guard); the remediation
     /// settings in force follow from it.
     pub fn with_identity(mut self, identity: Option<String>) -> Self {
-        self.remediation = in_force(&self.config.remediation, identity.is_some());
-        if self.remediation.mode != self.config.remediation.mode {
+        self.remediation = in_force(&self.settings.remediation, identity.is_some());
+        if self.remediation.mode != self.settings.remediation.mode {
             warn!(
                 "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
             );
@@ -208,7 +208,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             snapshot,
             findings,
             actions,
-            self.config.min_severity,
+            self.settings.min_severity,
             uuid::Uuid::new_v4().to_string(),
             now_rfc3339(),
         )

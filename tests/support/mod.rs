@@ -188,7 +188,7 @@ impl World {
     /// The auditor as [`World::app`] makes it, its reports going to `sink`.
     pub async fn app_with_sink<S>(&self, vars: &[(&str, &str)], sink: S) -> App<AwsClients, S> {
         let (clients, config) = self.clients_and_config(vars, self.sdk().await);
-        App::with_sink(clients, sink, config, "us-west-2".into())
+        App::with_sink(clients, sink, config.settings, "us-west-2".into())
             .with_identity(Some(MOTO_CALLER_ARN.into()))
     }
 
@@ -206,7 +206,7 @@ impl World {
         let topic_region =
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
         let clients = AwsClients::from_config(sdk, topic_region.as_deref())
-            .with_state_table(config.remediation.state_table.as_ref());
+            .with_state_table(config.settings.remediation.state_table.as_ref());
         (clients, config)
     }
 

@@ -71,10 +71,10 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         request_id: &str,
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
-        let regions = if self.config.sweep.regions.is_empty() {
+        let regions = if self.settings.sweep.regions.is_empty() {
             vec![self.home_region.clone()]
         } else {
-            self.config.sweep.regions.clone()
+            self.settings.sweep.regions.clone()
         };
         let info = TriggerInfo {
             source: "schedule".into(),
@@ -117,7 +117,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             .map(|(arn, region)| {
                 self.sweep_one(arn, region, &info, (&replicas, &keys), budget, request_id)
             })
-            .buffer_unordered(self.config.sweep.concurrency);
+            .buffer_unordered(self.settings.sweep.concurrency);
         let mut tally = |sent: Vec<Delivered>, summary: &mut SweepSummary| {
             for Delivered {
                 secret,
@@ -253,7 +253,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             promotion: false,
             search_regions: Vec::new(),
             // A required-Region rule applies to every secret.
-            unreplicated_too: !self.config.rules.required_regions.is_empty(),
+            unreplicated_too: !self.settings.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         if !self.is_replicated_or_required(&snapshot) {
@@ -274,7 +274,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         match &s.primary {
             Lookup::Found(p) => {
                 !p.replication.is_empty()
-                    || !self.config.rules.required_regions.is_empty()
+                    || !self.settings.rules.required_regions.is_empty()
                     || p.tags.contains_key(REQUIRED_REGIONS_TAG)
             }
             Lookup::NotFound => false,
