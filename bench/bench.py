@@ -24,7 +24,8 @@ bench/results.json:
 5. the stripped bootstrap and its zip;
 6. AWS calls per audited event against the minimum the checks need.
 
-Usage: bench.py BOOTSTRAP PROXY CUSTODIAN_PYTHON   (paths to the binaries)
+Usage: bench.py BOOTSTRAP PROXY CUSTODIAN_PYTHON   (paths to the binaries;
+       BOOTSTRAP is the Lambda binary, target/release/replica-auditor-lambda)
 Environment: BENCH_RUNS (3), BENCH_CUSTODIAN_RUNS (BENCH_RUNS),
 BENCH_SIZES ("300,1000"), BENCH_SCALE ("100,1000,5000").
 """

@@ -21,7 +21,7 @@ if [ "${1:-}" != "--event-only" ]; then
   fi
 fi
 echo "==> cargo build --release (the bootstrap Lambda runs)"
-cargo build --release --bin replica-auditor
+cargo build --release --bin replica-auditor-lambda
 echo "==> the latency proxy"
 cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
 if [ "${1:-}" = "--event-only" ]; then
@@ -29,5 +29,5 @@ if [ "${1:-}" = "--event-only" ]; then
   exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor target/latency-proxy/release/latency-proxy
 fi
 echo "==> bench/bench.py"
-.venv/bin/python bench/bench.py target/release/replica-auditor \
+.venv/bin/python bench/bench.py target/release/replica-auditor-lambda \
   target/latency-proxy/release/latency-proxy .venv-bench/bin/python

@@ -16,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
+# The Lambda binary (cargo-lambda and SAM package it as `bootstrap`); also
+# the function name cargo lambda watch serves it under.
+FUNCTION = "replica-auditor-lambda"
 sys.path.insert(0, str(ROOT / "tests" / "moto"))
 
 import boto3  # noqa: E402
@@ -89,11 +92,11 @@ class LocalStack:
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env_vars.items()))
         profile = ["--release"] if self.release else []
         say(f"==> building the function ({'release' if self.release else 'dev'} profile)")
-        subprocess.run(["cargo", "build", "--quiet", "--bin", "replica-auditor", *profile], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--quiet", "--bin", FUNCTION, *profile], cwd=ROOT, check=True)
         say(f"==> starting the auditor under cargo lambda watch on 127.0.0.1:{self.watch_port}")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}")
         self.watch = start(
-            [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--ignore-changes", "--quiet", *profile,
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--ignore-changes", "--quiet", *profile, "--bin", FUNCTION,
              "-A", "127.0.0.1", "-P", str(self.watch_port), "--env-file", str(env_file),
              "--concurrency", str(self.concurrency)],
             open(self.logdir / "function.log", "w"),
@@ -108,7 +111,7 @@ class LocalStack:
 
     def invoke_cli(self, data_file=None, data=None):
         """Invoke through `cargo lambda invoke`: (exit code, output)."""
-        cmd = [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", "replica-auditor",
+        cmd = [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", FUNCTION,
                "-A", "127.0.0.1", "-P", str(self.watch_port)]
         cmd += ["--data-file", str(data_file)] if data_file else ["--data-ascii", data]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -116,7 +119,7 @@ class LocalStack:
 
     def invoke_http(self, payload: bytes, timeout=600):
         """Invoke through the emulator's Invoke API: (ok, parsed body)."""
-        url = f"http://127.0.0.1:{self.watch_port}/2015-03-31/functions/replica-auditor/invocations"
+        url = f"http://127.0.0.1:{self.watch_port}/2015-03-31/functions/{FUNCTION}/invocations"
         req = urllib.request.Request(url, data=payload, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -138,7 +141,7 @@ class LocalStack:
 
     def function_pids(self):
         """The pids of the running function processes (the emulator's children)."""
-        out = subprocess.run(["pgrep", "-f", "target/(debug|release)/replica-auditor$"], capture_output=True, text=True)
+        out = subprocess.run(["pgrep", "-f", f"target/(debug|release)/{FUNCTION}$"], capture_output=True, text=True)
         return sorted(int(p) for p in out.stdout.split())
 
 

@@ -3,8 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::event::{is_account_id, is_region_name};
+pub use crate::arn::topic_region;
+use crate::arn::{Arn, TableArn, is_account_id, is_region_name, is_sns_topic_arn, parse_table_arn};
 use crate::model::Severity;
+pub use crate::model::{
+    DEFAULT_WRITES_PER_SECOND, Remediation, RemediationMode, Rules, StateTable,
+    WRITES_PER_SECOND_RANGE, split_list,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("configuration error in {var}: {message}")]
@@ -13,25 +18,21 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// The audit rules: what the pure audit compares a snapshot against.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rules {
-    /// Empty means every Region is allowed.
-    pub allowed_regions: BTreeSet<String>,
-    pub required_regions: BTreeSet<String>,
-    pub require_customer_managed_key: bool,
-    pub trusted_account_ids: Vec<String>,
-    /// Organisations whose principals policies may grant (TRUSTED_ORG_IDS);
-    /// the auditor's own organisation is added when it is learned.
-    pub trusted_org_ids: Vec<String>,
-}
-
+/// The Lambda's configuration: where reports go, and the audit settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub findings_topic_arn: String,
     /// CHAT_TOPIC_ARN: a second topic for Amazon Q Developer in chat
     /// applications, sent the same reports as chat notifications.
     pub chat_topic_arn: Option<String>,
+    pub settings: Settings,
+}
+
+/// What the engine audits and does, whatever the reports' sink: every
+/// variable but the topics. A front door without SNS (a command line)
+/// reads only these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     pub min_severity: Severity,
     pub rules: Rules,
     pub remediation: Remediation,
@@ -49,66 +50,6 @@ pub struct Sweep {
 
 /// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
 pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 16;
-
-/// What the auditor may do about a failed replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemediationMode {
-    /// Retry replication where a retry can fix it.
-    On,
-    /// Report what would be done; change nothing.
-    DryRun,
-    /// Report only.
-    Off,
-}
-
-/// The remediation settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Remediation {
-    pub mode: RemediationMode,
-    /// How long to poll for a retried replica's outcome.
-    pub verify: std::time::Duration,
-    /// Whether a name clash may be resolved by overwriting the other secret.
-    pub allow_force_overwrite: bool,
-    /// Retries per Region per invocation.
-    pub max_attempts: u32,
-    /// The auditor's own principal (loop guard), when set explicitly.
-    pub auditor_role_arn: Option<String>,
-    /// Where the per-(secret, Region) remediation leases are kept
-    /// (STATE_TABLE); required when the mode is `On`.
-    pub state_table: Option<StateTable>,
-    /// Replication writes (Remove and Replicate) per second, per invocation.
-    pub writes_per_second: u32,
-}
-
-/// The DynamoDB state table: its name and, when STATE_TABLE is a table
-/// ARN (a table shared by the stacks of several Regions), its Region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateTable {
-    pub name: String,
-    /// `None`: the function's own Region.
-    pub region: Option<String>,
-}
-
-/// The default and the allowed range of REMEDIATION_WRITES_PER_SECOND. The
-/// account's replication write quota (50/s per Region) is shared with the
-/// customer's own PutSecretValue, UpdateSecret and rotations: the auditor
-/// takes a tenth by default and never more than half.
-pub const DEFAULT_WRITES_PER_SECOND: u64 = 5;
-pub const WRITES_PER_SECOND_RANGE: std::ops::RangeInclusive<u64> = 1..=25;
-
-impl Default for Remediation {
-    fn default() -> Self {
-        Remediation {
-            mode: RemediationMode::On,
-            verify: std::time::Duration::from_secs(20),
-            allow_force_overwrite: false,
-            max_attempts: 1,
-            auditor_role_arn: None,
-            state_table: None,
-            writes_per_second: DEFAULT_WRITES_PER_SECOND as u32,
-        }
-    }
-}
 
 impl Config {
     /// Read the configuration from the process environment.
@@ -151,6 +92,24 @@ impl Config {
                 ));
             }
         };
+        Ok(Config {
+            findings_topic_arn: topic,
+            chat_topic_arn,
+            settings: Settings::from_lookup(get)?,
+        })
+    }
+}
+
+impl Settings {
+    /// Read the settings from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the settings through `get`; FINDINGS_TOPIC_ARN and
+    /// CHAT_TOPIC_ARN are not read.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let err = |var: &'static str, message: String| ConfigError { var, message };
         let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
@@ -224,7 +183,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
             {
                 None => None,
-                Some(a) if a.starts_with("arn:") && a.split(':').count() >= 6 => Some(a),
+                Some(a) if Arn::parse(&a).is_some() => Some(a),
                 Some(a) => return Err(err("AUDITOR_ROLE_ARN", format!("{a:?} is not an IAM ARN"))),
             },
             state_table: state_table(get("STATE_TABLE"))?,
@@ -241,9 +200,7 @@ impl Config {
                 "is required when REMEDIATION is on (the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time); set it, or set REMEDIATION to dry-run or off".into(),
             ));
         }
-        Ok(Config {
-            findings_topic_arn: topic,
-            chat_topic_arn,
+        Ok(Settings {
             min_severity,
             rules: Rules {
                 allowed_regions,
@@ -271,16 +228,6 @@ impl Config {
     }
 }
 
-impl Config {
-    /// Where reports go.
-    pub fn topics(&self) -> crate::publish::Topics<'_> {
-        crate::publish::Topics {
-            findings: &self.findings_topic_arn,
-            chat: self.chat_topic_arn.as_deref(),
-        }
-    }
-}
-
 /// STATE_TABLE: a DynamoDB table name, or a table ARN
 /// (`arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME`); absent or empty is none.
 fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
@@ -292,24 +239,15 @@ fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
         message: format!("{raw:?} {why}"),
     };
     let (name, region) = match raw.strip_prefix("arn:") {
-        Some(_) => {
-            let parts: Vec<&str> = raw.splitn(6, ':').collect();
-            match parts[..] {
-                [_, p, "dynamodb", region, account, resource]
-                    if !p.is_empty() && is_region_name(region) && is_account_id(account) =>
-                {
-                    match resource.strip_prefix("table/") {
-                        Some(name) => (name.to_string(), Some(region.to_string())),
-                        None => return Err(bad("is not a DynamoDB table ARN")),
-                    }
-                }
-                _ => {
-                    return Err(bad(
-                        "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
-                    ));
-                }
+        Some(_) => match parse_table_arn(&raw) {
+            Some(TableArn::Table { region, name }) => (name.to_string(), Some(region.to_string())),
+            Some(TableArn::NotATable) => return Err(bad("is not a DynamoDB table ARN")),
+            None => {
+                return Err(bad(
+                    "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
+                ));
             }
-        }
+        },
         None => (raw.clone(), None),
     };
     // DynamoDB table names: 3 to 255 of a-z A-Z 0-9 _ - .
@@ -363,36 +301,6 @@ fn number(
     }
 }
 
-/// Split a comma-separated value, trimming and dropping empty items.
-pub fn split_list(v: Option<String>) -> Vec<String> {
-    v.unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The Region in an SNS topic ARN.
-pub fn topic_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| is_region_name(r))
-}
-
-/// `arn:PARTITION:sns:REGION:ACCOUNT:NAME`.
-pub fn is_sns_topic_arn(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && !parts[1].is_empty()
-        && parts[2] == "sns"
-        && is_region_name(parts[3])
-        && is_account_id(parts[4])
-        && !parts[5].is_empty()
-        && parts[5]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,16 +317,46 @@ mod tests {
     }
 
     #[test]
+    fn the_settings_need_no_topic_but_the_lambda_does() {
+        let get = |vars: &'static [(&str, &str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let s = Settings::from_lookup(get(&[("REMEDIATION", "off"), ("MIN_SEVERITY", "high")]))
+            .expect("no FINDINGS_TOPIC_ARN needed");
+        assert_eq!(s.remediation.mode, RemediationMode::Off);
+        assert_eq!(s.min_severity, Severity::High);
+        let bad = Settings::from_lookup(get(&[("REMEDIATION", "off"), ("MIN_SEVERITY", "LOUD")]));
+        assert_eq!(bad.unwrap_err().var, "MIN_SEVERITY");
+        assert_eq!(
+            load(&[("REMEDIATION", "off")]).unwrap_err().var,
+            "FINDINGS_TOPIC_ARN"
+        );
+        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")]).unwrap();
+        assert_eq!(
+            c.settings,
+            Settings {
+                min_severity: Severity::Low,
+                ..s
+            },
+            "the Lambda reads the same settings"
+        );
+    }
+
+    #[test]
     fn defaults() {
         let c = load(&[
             ("FINDINGS_TOPIC_ARN", TOPIC),
             ("STATE_TABLE", "auditor-state"),
         ])
         .unwrap();
-        assert_eq!(c.min_severity, Severity::Low);
-        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.settings.min_severity, Severity::Low);
+        assert_eq!(c.settings.rules, Rules::default());
         assert_eq!(
-            c.remediation,
+            c.settings.remediation,
             Remediation {
                 state_table: Some(StateTable {
                     name: "auditor-state".into(),
@@ -427,11 +365,11 @@ mod tests {
                 ..Remediation::default()
             }
         );
-        assert_eq!(c.remediation.writes_per_second, 5);
-        assert_eq!(c.remediation.mode, RemediationMode::On);
-        assert_eq!(c.remediation.verify.as_secs(), 20);
-        assert_eq!(c.remediation.max_attempts, 1);
-        assert!(!c.remediation.allow_force_overwrite);
+        assert_eq!(c.settings.remediation.writes_per_second, 5);
+        assert_eq!(c.settings.remediation.mode, RemediationMode::On);
+        assert_eq!(c.settings.remediation.verify.as_secs(), 20);
+        assert_eq!(c.settings.remediation.max_attempts, 1);
+        assert!(!c.settings.remediation.allow_force_overwrite);
     }
 
     #[test]
@@ -449,8 +387,8 @@ mod tests {
             ("CHAT_TOPIC_ARN", chat),
         ])
         .unwrap();
-        assert_eq!(c.topics().chat, Some(chat));
-        assert_eq!(c.topics().findings, TOPIC);
+        assert_eq!(c.chat_topic_arn.as_deref(), Some(chat));
+        assert_eq!(c.findings_topic_arn, TOPIC);
         for bad in [
             "arn:aws:sqs:us-east-1:111122223333:q",
             "arn:aws:sns:us-east-1:111122223333:chat.fifo",
@@ -481,15 +419,15 @@ mod tests {
             ("STATE_TABLE", "replica-auditor-state"),
         ])
         .unwrap();
-        assert_eq!(c.min_severity, Severity::High);
-        assert_eq!(c.rules.allowed_regions.len(), 3);
-        assert!(c.rules.require_customer_managed_key);
+        assert_eq!(c.settings.min_severity, Severity::High);
+        assert_eq!(c.settings.rules.allowed_regions.len(), 3);
+        assert!(c.settings.rules.require_customer_managed_key);
         assert_eq!(
-            c.rules.trusted_account_ids,
+            c.settings.rules.trusted_account_ids,
             vec!["444455556666".to_string()]
         );
         assert_eq!(
-            c.rules.trusted_org_ids,
+            c.settings.rules.trusted_org_ids,
             vec!["o-a1b2c3d4e5".to_string(), "o-0123456789abcdef".to_string()]
         );
     }
@@ -510,7 +448,7 @@ mod tests {
         }
         for mode in ["dry-run", "off"] {
             let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", mode)]).unwrap();
-            assert_eq!(c.remediation.state_table, None);
+            assert_eq!(c.settings.remediation.state_table, None);
         }
         // A table ARN: a table shared by the stacks of several Regions.
         let c = load(&[
@@ -523,13 +461,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.remediation.state_table,
+            c.settings.remediation.state_table,
             Some(StateTable {
                 name: "replica-auditor-state".into(),
                 region: Some("us-west-2".into())
             })
         );
-        assert_eq!(c.remediation.writes_per_second, 25);
+        assert_eq!(c.settings.remediation.writes_per_second, 25);
     }
 
     #[test]

@@ -1,29 +1,25 @@
 //! Replica Auditor: audits AWS Secrets Manager multi-Region replication
 //! from CloudTrail events and publishes one finding report per event.
 //!
-//! - [`event`]: parsing EventBridge CloudTrail events (pure)
-//! - [`audit`]: the audit, snapshot in, findings out (pure); [`policy`]
-//!   analyses KMS key policies for it (pure)
-//! - [`aws`]: the AWS adapters behind small traits
-//! - [`inspect`]: builds the snapshot through the adapters, within a time budget
+//! The pure core (events, ARNs, policies, the audit, the report, the
+//! remediation plan) is the `replica-auditor-core` crate, re-exported here
+//! under its own module names. Around it:
+//!
+//! - [`aws`]: the AWS adapters behind small traits, clients pooled per Region
+//! - [`engine`]: one audit end to end over the adapters: inspect, audit,
+//!   remediate, report, send; the invocation ([`engine::handler`]) and the
+//!   sweep ([`engine::sweep`])
+//! - [`sinks`]: where reports go, behind one trait (SNS; in memory)
 //! - [`rate`]: token buckets that pace quota-shared AWS calls
-//! - [`report`], [`publish`]: the report document and its SNS message;
-//!   [`notify`]: its email text and chat notification
-//! - [`handler`]: one invocation end to end; [`runtime`] and `main.rs` run it on lambda_runtime
+//! - [`config`]: the settings, from the environment
+//! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
-pub mod audit;
+pub use replica_auditor_core::{arn, audit, event, model, notify, plan, policy, report};
+
 pub mod aws;
 pub mod config;
-pub mod event;
-pub mod handler;
-pub mod inspect;
+pub mod engine;
 pub mod logging;
-pub mod model;
-pub mod notify;
-pub mod policy;
-pub mod publish;
 pub mod rate;
-pub mod remediate;
-pub mod report;
 pub mod runtime;
-pub mod sweep;
+pub mod sinks;

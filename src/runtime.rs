@@ -13,6 +13,8 @@ use std::task;
 use lambda_runtime::LambdaInvocation;
 use lambda_runtime::tower::{Layer, Service};
 
+use crate::engine::HandlerError;
+
 /// Wraps the invocation body as a JSON string (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawBodyLayer;
@@ -48,6 +50,20 @@ impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for RawBody<S> {
 /// event parser then rejects as not JSON).
 pub fn as_json_string(body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&String::from_utf8_lossy(body)).expect("a string always serialises")
+}
+
+/// How a failed invocation is reported to Lambda: `errorType` names the kind.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::Event(_) => "MalformedEvent",
+            HandlerError::Publish(_) | HandlerError::SweepPublish { .. } => "PublishFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
 use serde_json::json;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::*;
@@ -16,7 +16,7 @@ async fn through(
     rules: Vec<Rule>,
 ) -> (
     FaultProxy,
-    replica_auditor::handler::App<replica_auditor::aws::AwsClients>,
+    replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
 ) {
     let proxy = FaultProxy::start(&w.moto.endpoint, rules).await;
     let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);

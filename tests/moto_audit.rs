@@ -3,7 +3,7 @@
 
 mod support;
 
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::*;
 

@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 
 use replica_auditor::aws::AwsClients;
-use replica_auditor::handler::App;
+use replica_auditor::engine::App;
 use replica_auditor::model::{Code, Finding};
 use replica_auditor::notify::{self, MAX_CHAT_DESCRIPTION_CHARS, MAX_EMAIL_BYTES};
 use replica_auditor::report::Report;

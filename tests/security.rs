@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use replica_auditor::aws::{
     IAM_ACTIONS, IMPLIED_KMS_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::*;
 
 fn source_files() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src"), root.join("crates")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let p = entry.unwrap().path();

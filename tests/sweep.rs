@@ -4,7 +4,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use replica_auditor::inspect::Budget;
+use replica_auditor::engine::Budget;
+use replica_auditor::sinks::collect::Collect;
 use serde_json::{Value, json};
 use support::*;
 
@@ -104,6 +105,36 @@ async fn sweep_reports_each_broken_secret_and_a_summary() {
 
 /// A proxy in front of the world's moto that adds 20 ms to every call, as
 /// an AWS round trip would.
+/// The engine hands its reports to whatever sink it is given: a
+/// collecting sink gets every per-secret report, then the summary, and
+/// nothing goes to SNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_hands_its_reports_to_any_sink() {
+    let w = World::start();
+    let app = w.app_with_sink(&[], Collect::default()).await;
+    let summary = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .expect("sweep succeeds");
+    let reports = app.sink.take();
+    let (last, each) = reports.split_last().expect("the summary at least");
+    assert_eq!(
+        serde_json::to_value(last).unwrap(),
+        summary,
+        "the summary comes last"
+    );
+    let s = &summary["sweep"];
+    let n = s["reports_published"].as_u64().unwrap() as usize;
+    assert!(n > 0, "{s}");
+    assert_eq!(each.len(), n);
+    assert_eq!(s["secrets_with_findings"].as_u64().unwrap() as usize, n);
+    assert!(
+        each.iter()
+            .all(|r| r.sweep.is_none() && !r.findings.is_empty())
+    );
+    assert!(w.published().await.is_empty(), "nothing went to SNS");
+}
+
 async fn aws_like_latency(w: &World) -> fault_proxy::FaultProxy {
     w.latency_proxy(20).await
 }

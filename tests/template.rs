@@ -115,6 +115,10 @@ fn the_function_is_built_and_sized_as_documented() {
     let t = template();
     let f = &t["Resources"]["AuditorFunction"];
     assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(
+        f["Metadata"]["BuildProperties"]["Binary"], "replica-auditor-lambda",
+        "SAM builds the Lambda binary, not the command line"
+    );
     let p = &f["Properties"];
     assert_eq!(p["Runtime"], "provided.al2023");
     assert_eq!(p["Architectures"], json!([{"!Ref": "Architecture"}]));

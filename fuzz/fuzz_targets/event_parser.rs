@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(e) = replica_auditor::event::parse_bytes(data) {
+    if let Err(e) = replica_auditor_core::event::parse_bytes(data) {
         assert!(!e.to_string().is_empty());
     }
 });

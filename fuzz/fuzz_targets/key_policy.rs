@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replica_auditor::policy::{Service, Trust, analyse_policy};
+use replica_auditor_core::policy::{Service, Trust, analyse_policy};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = std::str::from_utf8(data) else { return };

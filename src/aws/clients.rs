@@ -15,11 +15,21 @@ pub struct RegionClients {
     pub kms: aws_sdk_kms::Client,
 }
 
+/// Whose credentials a pooled client uses. Today only the function's own;
+/// an organisation-wide audit adds the member accounts it assumes a role
+/// in, each with its own clients per Region.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// The function's own credentials (its execution role).
+    Own,
+}
+
 /// All AWS clients of the function.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     base: SdkConfig,
-    regions: Arc<Mutex<HashMap<String, RegionClients>>>,
+    /// Secrets Manager and KMS clients, per account and Region.
+    regions: Arc<Mutex<HashMap<(Account, String), RegionClients>>>,
     sns: aws_sdk_sns::Client,
     /// STATE_TABLE: (table name, its Region), and its client once built.
     state_table: Option<(String, String)>,
@@ -61,7 +71,7 @@ impl AwsClients {
 
     /// Use `table` (STATE_TABLE) for the remediation leases; a table named
     /// without a Region is in the function's own.
-    pub fn with_state_table(mut self, table: Option<&crate::config::StateTable>) -> AwsClients {
+    pub fn with_state_table(mut self, table: Option<&crate::model::StateTable>) -> AwsClients {
         self.state_table = table.map(|t| {
             let region = t.region.clone().or_else(|| self.home_region());
             (t.name.clone(), region.unwrap_or_default())
@@ -95,10 +105,15 @@ impl AwsClients {
         self.base.region().map(|r| r.to_string())
     }
 
-    /// The clients for `region`, built on first use and kept.
+    /// The own account's clients for `region`, built on first use and kept.
     pub fn region(&self, region: &str) -> RegionClients {
+        self.clients(&Account::Own, region)
+    }
+
+    /// The clients of `account` in `region`, built on first use and kept.
+    pub fn clients(&self, account: &Account, region: &str) -> RegionClients {
         let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
+        map.entry((account.clone(), region.to_string()))
             .or_insert_with(|| {
                 let r = aws_config::Region::new(region.to_string());
                 RegionClients {
@@ -129,7 +144,7 @@ impl AwsClients {
             .map(|out| out.arn().unwrap_or_default().to_string())
     }
 
-    /// How many Regions have clients (for tests and logs).
+    /// How many (account, Region) pairs have clients (for tests and logs).
     pub fn cached_regions(&self) -> usize {
         self.regions.lock().map(|m| m.len()).unwrap_or(0)
     }

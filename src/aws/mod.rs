@@ -16,7 +16,7 @@ mod state;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use clients::AwsClients;
+pub use clients::{Account, AwsClients};
 pub use error::{AwsError, error_chain};
 
 use crate::model::SecretState;
@@ -225,7 +225,7 @@ pub trait Publisher: Send + Sync {
     /// Publish; returns the SNS MessageId.
     fn publish(&self, message: &Message) -> impl Future<Output = Result<String, AwsError>> + Send;
 
-    /// PublishBatch of messages to one topic (see [`crate::publish::Batcher`]
+    /// PublishBatch of messages to one topic (see the SNS sink's batching
     /// for SNS's limits): each entry's MessageId or why SNS refused it, in
     /// order. `Err` when the call itself failed.
     fn publish_batch(

@@ -171,7 +171,7 @@ fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
             .map(|r| ReplicaStatus {
                 region: r.region().unwrap_or_default().to_string(),
                 kms_key_id: r.kms_key_id().map(str::to_string),
-                status: r.status().map(|s| s.as_str().to_string()),
+                status: r.status().map(|s| s.as_str().into()),
                 status_message: r.status_message().map(str::to_string),
             })
             .collect(),

@@ -8,7 +8,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use super::{AwsClients, AwsError, Message, Publisher};
 
 fn topic_region(m: &Message) -> String {
-    crate::config::topic_region(&m.topic_arn)
+    crate::arn::topic_region(&m.topic_arn)
         .unwrap_or("unknown")
         .to_string()
 }

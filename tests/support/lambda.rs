@@ -49,7 +49,7 @@ impl Environment {
                 tokio::spawn(serve(conn, invocation, tx));
             }
         });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replica-auditor"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replica-auditor-lambda"));
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", &address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "replica-auditor")

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use replica_auditor::aws::AwsClients;
 use replica_auditor::config::Config;
-use replica_auditor::handler::App;
+use replica_auditor::engine::App;
 use serde_json::Value;
 
 pub fn root() -> PathBuf {
@@ -181,6 +181,18 @@ impl World {
     }
 
     pub fn app_with_sdk(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> App<AwsClients> {
+        let (clients, config) = self.clients_and_config(vars, sdk);
+        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
+    }
+
+    /// The auditor as [`World::app`] makes it, its reports going to `sink`.
+    pub async fn app_with_sink<S>(&self, vars: &[(&str, &str)], sink: S) -> App<AwsClients, S> {
+        let (clients, config) = self.clients_and_config(vars, self.sdk().await);
+        App::with_sink(clients, sink, config.settings, "us-west-2".into())
+            .with_identity(Some(MOTO_CALLER_ARN.into()))
+    }
+
+    fn clients_and_config(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> (AwsClients, Config) {
         let mut env: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -194,8 +206,8 @@ impl World {
         let topic_region =
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
         let clients = AwsClients::from_config(sdk, topic_region.as_deref())
-            .with_state_table(config.remediation.state_table.as_ref());
-        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
+            .with_state_table(config.settings.remediation.state_table.as_ref());
+        (clients, config)
     }
 
     /// Every message published to the findings topic so far, drained
@@ -246,7 +258,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
 
 /// Run one event through the handler; what it returned.
 pub async fn run(app: &App<AwsClients>, event: &Value) -> Value {
-    app.handle(&bytes(event), replica_auditor::inspect::Budget::unlimited())
+    app.handle(&bytes(event), replica_auditor::engine::Budget::unlimited())
         .await
         .expect("handler succeeds")
 }

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use crate::arn::secret_arn_in_region;
 use crate::aws::{AwsError, KeyMeta, KeysApi, SecretsApi};
-use crate::inspect::{Budget, arn_in_region};
+use crate::engine::inspect::Budget;
 use crate::model::SecretState;
 use crate::rate::TokenBucket;
 
@@ -173,7 +174,7 @@ impl<'a, S: SecretsApi> ListedReplicas<'a, S> {
         if region == primary.region {
             return None;
         }
-        let arn = arn_in_region(&primary.arn, region)?;
+        let arn = secret_arn_in_region(&primary.arn, region)?;
         let cell = {
             let mut m = self.listings.lock().unwrap_or_else(|p| p.into_inner());
             m.entry((region.to_string(), primary.region.clone()))
@@ -425,7 +426,10 @@ mod tests {
         assert_eq!(cache.pages.load(Ordering::Relaxed), 3);
         // The listed replica is the one of this primary, in that Region.
         let first = got[0].as_ref().unwrap().as_ref().unwrap();
-        assert_eq!(first.arn, arn_in_region(&primaries[0].arn, EAST).unwrap());
+        assert_eq!(
+            first.arn,
+            secret_arn_in_region(&primaries[0].arn, EAST).unwrap()
+        );
         assert_eq!(first.region, EAST);
     }
 

@@ -1,17 +1,143 @@
-//! Publishing a report to SNS: subject, body and the message attributes
-//! subscribers filter on. The findings topic gets one message per
-//! protocol (`MessageStructure=json`): the v1 JSON report as `default`
-//! (SQS, Lambda, HTTPS subscribers) and plain text as `email`. The
-//! optional chat topic gets Amazon Q Developer's custom notification.
+//! The SNS sink: a report fitted to SNS's limits, its subject and the
+//! message attributes subscribers filter on. The findings topic gets one
+//! message per protocol (`MessageStructure=json`): the v1 JSON report as
+//! `default` (SQS, Lambda, HTTPS subscribers) and plain text as `email`.
+//! The optional chat topic gets Amazon Q Developer's custom notification.
+//! A run of reports (a sweep) goes out in PublishBatch calls.
 
 use serde_json::json;
 
+use super::{Delivered, Delivery, ReportSink, SinkError, report_key};
 use crate::aws::{AwsError, Message, Publisher};
 use crate::notify;
-use crate::report::{self, Report};
+use crate::report::{self, Report, Truncation, body, cut};
 
 /// SNS's limit on a message with its attributes.
 pub const SNS_MAX_BYTES: usize = 256 * 1024;
+
+/// SNS allows 256 KB for a message and its attributes together. The body
+/// travels as a JSON string inside the `MessageStructure=json` message,
+/// beside the email text (at most [`notify::MAX_EMAIL_BYTES`]), so
+/// this bounds the body as escaped there ([`escaped_len`]).
+pub const MAX_BODY_BYTES: usize = 200 * 1024;
+/// A single finding message longer than this is cut.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// The length of `s` as a JSON string's contents (quotes not counted):
+/// what the report body costs inside a `MessageStructure=json` message.
+pub fn escaped_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// A copy of the report fitted to SNS: within [`MAX_BODY_BYTES`]: cut over-long messages, then
+/// drop the least severe findings, with a marker saying how many. The
+/// summary still counts every finding.
+pub fn fitted(report: &Report) -> Report {
+    let mut report = report.clone();
+    for f in &mut report.findings {
+        f.message = cut(&f.message, MAX_MESSAGE_CHARS);
+        f.remediation = cut(&f.remediation, MAX_MESSAGE_CHARS);
+    }
+    for r in &mut report.replicas {
+        if let Some(m) = &mut r.status_message {
+            *m = cut(m, MAX_MESSAGE_CHARS);
+        }
+    }
+    let total = report.findings.len();
+    while escaped_len(&body(&report)) > MAX_BODY_BYTES && !report.findings.is_empty() {
+        // Drop a batch at a time: an exact fit is not worth quadratic work.
+        let drop = (report.findings.len() / 10).max(1);
+        let keep = report.findings.len() - drop;
+        report.findings.truncate(keep);
+        report.truncated = Some(Truncation {
+            marker:
+                "TRUNCATED: findings omitted to fit the SNS message limit; see the function's logs"
+                    .into(),
+            omitted_findings: total - keep,
+        });
+    }
+    report
+}
+
+/// The SNS sink: the findings topic, and the chat topic if there is one.
+#[derive(Debug, Clone)]
+pub struct SnsSink<P> {
+    publisher: P,
+    findings: String,
+    chat: Option<String>,
+}
+
+impl<P> SnsSink<P> {
+    pub fn new(publisher: P, findings_topic_arn: String, chat_topic_arn: Option<String>) -> Self {
+        SnsSink {
+            publisher,
+            findings: findings_topic_arn,
+            chat: chat_topic_arn,
+        }
+    }
+
+    pub fn topics(&self) -> Topics<'_> {
+        Topics {
+            findings: &self.findings,
+            chat: self.chat.as_deref(),
+        }
+    }
+}
+
+impl<P: Publisher> SnsSink<P> {
+    fn send(&self, batch: Vec<((String, usize), Message)>) -> Delivery<'_> {
+        Box::pin(async move {
+            publish_batch(&self.publisher, batch)
+                .await
+                .into_iter()
+                .map(|((secret, topic), result)| Delivered {
+                    secret,
+                    main: topic == 0,
+                    result: result.map(drop).map_err(SinkError::from),
+                })
+                .collect()
+        })
+    }
+}
+
+impl<P: Publisher> ReportSink for SnsSink<P> {
+    /// One batcher per topic (a batch goes to one topic), the findings
+    /// topic's first.
+    type Queue = Vec<Batcher<(String, usize)>>;
+
+    async fn accept(&self, report: &Report) -> Result<String, SinkError> {
+        Ok(publish(&self.publisher, self.topics(), &fitted(report)).await?)
+    }
+
+    fn queue(&self, batchers: &mut Self::Queue, report: &Report) -> Vec<Delivery<'_>> {
+        let report = fitted(report);
+        let secret = report_key(&report);
+        let mut due = Vec::new();
+        for (i, m) in messages(self.topics(), &report).into_iter().enumerate() {
+            if batchers.len() <= i {
+                batchers.push(Batcher::default());
+            }
+            if let Some(batch) = batchers[i].push((secret.clone(), i), m) {
+                due.push(self.send(batch));
+            }
+        }
+        due
+    }
+
+    fn flush(&self, batchers: &mut Self::Queue) -> Vec<Delivery<'_>> {
+        batchers
+            .iter_mut()
+            .filter_map(Batcher::take)
+            .map(|batch| self.send(batch))
+            .collect()
+    }
+}
 
 /// Where reports go.
 #[derive(Debug, Clone, Copy)]
@@ -19,11 +145,6 @@ pub struct Topics<'a> {
     pub findings: &'a str,
     /// CHAT_TOPIC_ARN: the same reports as chat notifications.
     pub chat: Option<&'a str>,
-}
-
-/// Whether a report goes to SNS: it has findings, or remediation acted.
-pub fn needs_publishing(report: &Report) -> bool {
-    !report.findings.is_empty() || !report.actions.is_empty()
 }
 
 /// The messages for a report: the findings topic's, then the chat topic's.
@@ -39,15 +160,15 @@ pub fn messages(topics: Topics<'_>, report: &Report) -> Vec<Message> {
 /// unchanged for every non-email subscriber), `email` its plain text.
 pub fn message(topic_arn: &str, report: &Report) -> Message {
     let mut m = envelope(topic_arn, report);
-    let default = report::body(report);
+    let default = body(report);
     let mut email = notify::email_text(report);
     let fixed = batch_bytes(&m) + 64; // subject, attributes, the JSON around the two
     // The report is already within MAX_BODY_BYTES escaped; the email gives
     // way if the two would pass SNS's limit.
-    let room = SNS_MAX_BYTES.saturating_sub(fixed + report::escaped_len(&default));
-    while report::escaped_len(&email) > room && !email.is_empty() {
+    let room = SNS_MAX_BYTES.saturating_sub(fixed + escaped_len(&default));
+    while escaped_len(&email) > room && !email.is_empty() {
         let keep = email.chars().count() * 3 / 4;
-        email = report::cut(&email, keep);
+        email = cut(&email, keep);
     }
     m.body = json!({"default": default, "email": email}).to_string();
     m.per_protocol = true;
@@ -233,7 +354,7 @@ pub async fn publish_batch<P: Publisher, T>(
         Ok(results) => {
             let e = AwsError::Transport {
                 call: "sns:PublishBatch",
-                region: crate::config::topic_region(&messages[0].topic_arn)
+                region: crate::arn::topic_region(&messages[0].topic_arn)
                     .unwrap_or("unknown")
                     .to_string(),
                 message: format!("{} results for {} messages", results.len(), messages.len()),
@@ -342,7 +463,7 @@ mod tests {
     #[test]
     fn the_largest_report_with_its_email_stays_within_snss_limit() {
         // Findings cut to fit, quotes and line breaks that grow when escaped.
-        let r = report_with(400, 1990);
+        let r = fitted(&report_with(400, 1990));
         assert!(r.truncated.is_some());
         let m = message("arn:aws:sns:us-west-2:123456789012:findings", &r);
         assert!(batch_bytes(&m) <= SNS_MAX_BYTES, "{}", batch_bytes(&m));
@@ -352,6 +473,40 @@ mod tests {
             body["email"].as_str().unwrap().len() > 1000,
             "the email is kept, cut if need be"
         );
+    }
+
+    #[test]
+    fn oversized_reports_are_cut_with_a_marker() {
+        let r = fitted(&report_with(400, 5000));
+        let len = escaped_len(&body(&r));
+        assert!(len <= MAX_BODY_BYTES, "{len}");
+        assert!(body(&r).len() <= len);
+        let t = r.truncated.as_ref().expect("marker");
+        assert!(t.marker.starts_with("TRUNCATED"));
+        assert_eq!(r.findings.len() + t.omitted_findings, 400);
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.message.ends_with("...[truncated]"))
+        );
+        assert_eq!(r.summary.count, 400);
+        assert!(report::subject(&r).ends_with(": 400 findings"));
+    }
+
+    #[test]
+    fn escaped_len_is_what_serde_json_writes() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ back",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "é☃𝄞",
+            "\u{8}\u{c}",
+        ] {
+            let written = serde_json::to_string(s).unwrap();
+            assert_eq!(escaped_len(s), written.len() - 2, "{s:?}");
+        }
     }
 
     #[test]
@@ -382,7 +537,7 @@ mod tests {
         assert!(batch.iter().map(|(_, m)| batch_bytes(m)).sum::<usize>() <= BATCH_BYTES);
         assert_eq!(b.take().unwrap()[0].0, 2);
         // One message at the body limit still goes, alone.
-        let max = crate::report::MAX_BODY_BYTES;
+        let max = MAX_BODY_BYTES;
         assert!(b.push(3, msg(max)).is_none());
         assert_eq!(b.push(4, msg(max)).unwrap().len(), 1);
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
+use crate::arn::secret_arn_in_region;
 use crate::aws::{AwsError, KeysApi, SecretsApi};
 use crate::model::*;
 
@@ -145,7 +146,7 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
     } else {
         // A replica: follow it to its primary.
         let home = first.home_region().to_string();
-        let id = arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
+        let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
         match describe(secrets, budget, &home, &id).await {
             Ok(Some(p)) => p,
             other => return end_early(snap, other),
@@ -211,7 +212,7 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
             Ok(None) => Lookup::NotFound,
             Err(gap) => {
                 // Presence matters only when the primary says InSync.
-                if status.status.as_deref() == Some("InSync") {
+                if status.status == Some(ReplicationState::InSync) {
                     snap.gaps.push(gap);
                 }
                 Lookup::Unknown
@@ -357,7 +358,7 @@ async fn find_former_primary<S: SecretsApi>(
     for (region, result) in found {
         match result {
             Ok(Some(s)) if s.is_primary_copy() => {
-                let same_arn = arn_in_region(&s.arn, &standalone.region).as_deref()
+                let same_arn = secret_arn_in_region(&s.arn, &standalone.region).as_deref()
                     == Some(standalone.arn.as_str());
                 let lists_it = s.replication.iter().any(|r| r.region == standalone.region);
                 if same_arn || lists_it {
@@ -372,15 +373,6 @@ async fn find_former_primary<S: SecretsApi>(
         }
     }
     best
-}
-
-/// The same secret ARN in another Region (replicas share name and suffix).
-pub fn arn_in_region(arn: &str, region: &str) -> Option<String> {
-    let parsed = crate::event::parse_secret_arn(arn)?;
-    Some(format!(
-        "arn:{}:secretsmanager:{region}:{}:secret:{}",
-        parsed.partition, parsed.account, parsed.resource
-    ))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::model::Finding;
 use crate::report::{self, Report};
 
 /// The email text stays well inside SNS's 256 KB message with the JSON
-/// report beside it (see [`crate::report::MAX_BODY_BYTES`]).
+/// report beside it (see the SNS sink's `MAX_BODY_BYTES`).
 pub const MAX_EMAIL_BYTES: usize = 32 * 1024;
 /// Chat cards are read on a phone: the description stays short, and the
 /// full report is one click away in the findings topic's subscribers.
@@ -28,7 +28,7 @@ fn account(r: &Report) -> Option<String> {
     r.secret
         .arn
         .as_deref()
-        .and_then(|arn| crate::event::parse_secret_arn(arn).map(|a| a.account))
+        .and_then(|arn| crate::arn::parse_secret_arn(arn).map(|a| a.account))
         .or_else(|| r.trigger.account.clone())
 }
 
@@ -220,7 +220,7 @@ pub fn chat_message(r: &Report) -> Value {
         ));
     }
     let entries = r.actions.iter().map(|a| {
-        let outcome = chat_safe(&a.outcome);
+        let outcome = chat_safe(a.outcome.as_str());
         format!("\nRemediation {} {}: *{outcome}*.", a.action, a.region)
     });
     append_within(&mut description, entries, MAX_CHAT_DESCRIPTION_CHARS, chars);

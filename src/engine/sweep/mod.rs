@@ -16,45 +16,20 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
 pub use cache::{CachedKeys, ListedReplicas};
 
+use super::inspect::{self, Budget, Target};
+use super::{App, HandlerError};
+use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, Publisher, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
-use crate::handler::{App, HandlerError, now_rfc3339};
-use crate::inspect::{self, Budget, Target, arn_in_region};
-use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot};
-use crate::publish::{self, Batcher, PublishError};
+use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot, SweepSummary, now_rfc3339};
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
-
-/// What the summary report adds to the schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepSummary {
-    pub regions: Vec<String>,
-    /// Distinct primaries found by ListSecrets.
-    pub secrets_seen: usize,
-    /// Of those, the ones with replicas (or a required-Region rule): audited.
-    pub secrets_audited: usize,
-    pub secrets_with_findings: usize,
-    /// Findings in the per-secret reports, by code.
-    pub by_code: BTreeMap<String, usize>,
-    pub reports_published: usize,
-    /// Secrets not started before the deadline.
-    pub not_reached: usize,
-    /// KMS calls answered from the invocation's cache.
-    pub kms_cache_hits: usize,
-    pub kms_calls: usize,
-    /// Replica checks answered from a ListSecrets listing of their Region,
-    /// and the ListSecrets calls those listings took; the other replicas
-    /// were described one by one.
-    pub replicas_from_listing: usize,
-    pub replica_listing_calls: usize,
-    pub duration_ms: u64,
-}
+use crate::sinks::{Delivered, ReportSink, SinkError};
 
 enum Outcome {
     NotReached,
@@ -85,7 +60,9 @@ fn count(summary: &mut SweepSummary, outcome: Outcome) -> Option<Box<Report>> {
     None
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + OrganizationsApi> App<C> {
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
+    App<C, S>
+{
     /// Run the sweep for one scheduled event.
     pub async fn sweep(
         &self,
@@ -94,10 +71,10 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         request_id: &str,
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
-        let regions = if self.config.sweep.regions.is_empty() {
+        let regions = if self.settings.sweep.regions.is_empty() {
             vec![self.home_region.clone()]
         } else {
-            self.config.sweep.regions.clone()
+            self.settings.sweep.regions.clone()
         };
         let info = TriggerInfo {
             source: "schedule".into(),
@@ -131,24 +108,26 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
             duration_ms: 0,
         };
         // Secrets (by ARN) whose report could not go out, to either topic, and why.
-        let mut publish_errors: Vec<(String, PublishError)> = Vec::new();
-        // Reports go out in PublishBatch calls while the audits go on: one
-        // batcher per topic (a batch goes to one topic), the findings
-        // topic's first.
-        let topics = self.config.topics();
-        let mut batchers: Vec<Batcher<(String, usize)>> = Vec::new();
+        let mut publish_errors: Vec<(String, SinkError)> = Vec::new();
+        // Reports go out while the audits go on (SNS: in PublishBatch
+        // calls); the sink says what is due to be sent.
+        let mut queue = S::Queue::default();
         let mut sending = FuturesUnordered::new();
         let mut audits = futures::stream::iter(primaries.iter())
             .map(|(arn, region)| {
                 self.sweep_one(arn, region, &info, (&replicas, &keys), budget, request_id)
             })
-            .buffer_unordered(self.config.sweep.concurrency);
-        let mut tally = |sent: Vec<((String, usize), Result<String, PublishError>)>,
-                         summary: &mut SweepSummary| {
-            for ((secret, topic), result) in sent {
+            .buffer_unordered(self.settings.sweep.concurrency);
+        let mut tally = |sent: Vec<Delivered>, summary: &mut SweepSummary| {
+            for Delivered {
+                secret,
+                main,
+                result,
+            } in sent
+            {
                 match result {
-                    Ok(_) if topic == 0 => summary.reports_published += 1,
-                    Ok(_) => {}
+                    Ok(()) if main => summary.reports_published += 1,
+                    Ok(()) => {}
                     Err(e) => {
                         warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
                         publish_errors.push((secret, e));
@@ -162,26 +141,16 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
                     None => break,
                     Some(outcome) => {
                         let Some(report) = count(&mut summary, outcome) else { continue };
-                        if !publish::needs_publishing(&report) {
+                        if !report.is_worth_sending() {
                             continue;
                         }
-                        for (i, m) in publish::messages(topics, &report).into_iter().enumerate() {
-                            if batchers.len() <= i {
-                                batchers.push(Batcher::default());
-                            }
-                            let secret = report.secret.arn.clone().unwrap_or_else(|| report.secret.name.clone());
-                            if let Some(batch) = batchers[i].push((secret, i), m) {
-                                sending.push(publish::publish_batch(&self.clients, batch));
-                            }
-                        }
+                        sending.extend(self.sink.queue(&mut queue, &report));
                     }
                 },
                 Some(sent) = sending.next(), if !sending.is_empty() => tally(sent, &mut summary),
             }
         }
-        for batch in batchers.iter_mut().filter_map(Batcher::take) {
-            sending.push(publish::publish_batch(&self.clients, batch));
-        }
+        sending.extend(self.sink.flush(&mut queue));
         while let Some(sent) = sending.next().await {
             tally(sent, &mut summary);
         }
@@ -205,7 +174,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
             outcome = "swept",
             "sweep summary"
         );
-        crate::publish::publish(&self.clients, topics, &summary_report).await?;
+        self.sink.accept(&summary_report).await?;
         if let Some((_, first)) = publish_errors.first().cloned() {
             let mut failed: Vec<&str> = publish_errors.iter().map(|(s, _)| s.as_str()).collect();
             failed.sort_unstable();
@@ -245,7 +214,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
                             let arn = if home == *region {
                                 Some(l.arn.clone())
                             } else {
-                                arn_in_region(&l.arn, &home)
+                                secret_arn_in_region(&l.arn, &home)
                             };
                             primaries.insert(arn.unwrap_or(l.arn), home);
                         }
@@ -264,12 +233,12 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         (gaps, primaries)
     }
 
-    async fn sweep_one<S: SecretsApi, K: KeysApi>(
+    async fn sweep_one<L: SecretsApi, K: KeysApi>(
         &self,
         arn: &str,
         region: &str,
         info: &TriggerInfo,
-        (secrets, keys): (&S, &K),
+        (secrets, keys): (&L, &K),
         budget: &Budget,
         request_id: &str,
     ) -> Outcome {
@@ -280,11 +249,11 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         let target = Target {
             secret_id: arn.to_string(),
             region: region.to_string(),
-            account: crate::event::parse_secret_arn(arn).map(|a| a.account),
+            account: crate::arn::parse_secret_arn(arn).map(|a| a.account),
             promotion: false,
             search_regions: Vec::new(),
             // A required-Region rule applies to every secret.
-            unreplicated_too: !self.config.rules.required_regions.is_empty(),
+            unreplicated_too: !self.settings.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         if !self.is_replicated_or_required(&snapshot) {
@@ -305,7 +274,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + Publisher + Organiz
         match &s.primary {
             Lookup::Found(p) => {
                 !p.replication.is_empty()
-                    || !self.config.rules.required_regions.is_empty()
+                    || !self.settings.rules.required_regions.is_empty()
                     || p.tags.contains_key(REQUIRED_REGIONS_TAG)
             }
             Lookup::NotFound => false,

@@ -1,137 +1,21 @@
-//! Remediation that is safe to leave on: retry failed replication where a
-//! retry can fix it, verify the outcome, never loop.
-//!
-//! [`plan`] is pure: the snapshot and its findings in, one decision per
-//! Failed replica out. [`execute`] carries the retries out through the
-//! adapter traits, within the invocation's time budget.
+//! Remediation that is safe to leave on: [`execute`] carries out the
+//! decisions of the pure plan (`replica_auditor_core::plan`) through the
+//! adapter traits, within the invocation's time budget: lease, write
+//! token, re-check, retry, verify.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::audit::classify_failure;
 use tracing::warn;
 
+use super::inspect::Budget;
 use crate::aws::{Acquired, Lease, LeaseStore, Released, ReplicationApi, SecretsApi};
-use crate::config::{Remediation, RemediationMode};
-use crate::inspect::Budget;
-use crate::model::{Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup, Snapshot};
+use crate::model::{
+    ACTION_RETRY, Action, ActionOutcome, Remediation, RemediationMode, ReplicationState, Snapshot,
+};
+pub use crate::plan::{
+    Decision, LEASE_MARGIN, WRITE_WAIT_MAX, is_own_event, lease_key, lease_length, plan,
+};
 use crate::rate::TokenBucket;
-
-pub const ACTION_RETRY: &str = "retry_replication";
-
-/// One entry of a report's `actions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Action {
-    pub action: String,
-    pub region: String,
-    /// `InSync`, `InProgress`, `Failed`, `skipped` or `dry_run`.
-    pub outcome: String,
-    pub detail: String,
-}
-
-/// What to do about one Failed replica.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    Retry {
-        region: String,
-        kms_key_id: Option<String>,
-        force_overwrite: bool,
-    },
-    Skip {
-        region: String,
-        detail: String,
-    },
-}
-
-/// Findings that mean a key in that Region cannot be used yet.
-const KEY_BLOCKERS: [Code; 3] = [
-    Code::KeyNotFound,
-    Code::KeyDisabled,
-    Code::KeyPendingDeletion,
-];
-
-/// Decide, for every Failed replica of the snapshot's primary, whether to
-/// retry it. `own_event`: the trigger was caused by the auditor itself.
-pub fn plan(
-    snapshot: &Snapshot,
-    findings: &[Finding],
-    settings: &Remediation,
-    own_event: bool,
-) -> Vec<Decision> {
-    let Some(primary) = snapshot.primary.found() else {
-        return Vec::new();
-    };
-    if settings.mode == RemediationMode::Off || snapshot.promotion.is_some() {
-        return Vec::new();
-    }
-    let blocked_regions: BTreeSet<&str> = findings
-        .iter()
-        .filter(|f| KEY_BLOCKERS.contains(&f.code))
-        .filter_map(|f| f.region.as_deref())
-        .collect();
-    let key_unknown = |region: &str, role: KeyRole| {
-        snapshot
-            .keys
-            .iter()
-            .any(|k| k.region == region && k.role == role && k.info == KeyInfo::Unknown)
-    };
-    let primary_key_blocked = blocked_regions.contains(primary.region.as_str());
-    let name = &primary.name;
-    snapshot
-        .replicas
-        .iter()
-        .filter(|r| r.status.status.as_deref() == Some("Failed"))
-        .map(|r| {
-            let region = r.status.region.clone();
-            let skip = |detail: String| Decision::Skip { region: region.clone(), detail };
-            let retry = |force_overwrite: bool| Decision::Retry {
-                region: region.clone(),
-                kms_key_id: r.status.kms_key_id.clone(),
-                force_overwrite,
-            };
-            if own_event {
-                return skip("the triggering event was made by the auditor itself: audited and reported, not remediated again (loop guard)".into());
-            }
-            let cause = classify_failure(r.status.status_message.as_deref());
-            let key = r.status.kms_key_id.as_deref().unwrap_or("alias/aws/secretsmanager");
-            if primary_key_blocked {
-                return skip(format!(
-                    "the primary's KMS key in {} is not usable: not retried until it is (see the key finding)",
-                    primary.region
-                ));
-            }
-            if blocked_regions.contains(region.as_str()) {
-                return skip(format!("KMS key {key} in {region} is not usable: not retried until it is (see the key finding)"));
-            }
-            if key_unknown(&region, KeyRole::Replica) || key_unknown(&primary.region, KeyRole::Primary) {
-                return skip("the KMS keys could not be checked (AUDIT_INCOMPLETE): not retried blind".into());
-            }
-            match cause {
-                FailureCause::KmsKey => skip(format!(
-                    "replication failed on KMS key {key} in {region} (policy or grant): fix the key policy so Secrets Manager can use it, then retry"
-                )),
-                FailureCause::RegionDisabled => skip(format!("{region} is not enabled for the account: enable it, then retry")),
-                FailureCause::NameConflict => match &r.presence {
-                    // The conflicting secret is gone: a plain retry will do.
-                    Lookup::NotFound => retry(false),
-                    // What stands there now is this primary's own replica.
-                    Lookup::Found(there) if there.home_region() == primary.region => retry(false),
-                    Lookup::Found(_) if settings.allow_force_overwrite => retry(true),
-                    Lookup::Found(other) => skip(format!(
-                        "a different secret named {name} ({}) exists in {region}. An operator must decide: delete or rename that secret (the next audit then retries), or set ALLOW_FORCE_OVERWRITE=true to let the auditor overwrite it, which destroys it",
-                        other.arn
-                    )),
-                    Lookup::Unknown => skip(format!(
-                        "could not check whether the secret that clashed in {region} is still there: not retried blind"
-                    )),
-                },
-                FailureCause::Other => retry(false),
-            }
-        })
-        .collect()
-}
 
 /// What one invocation's remediation shares: who it is (the leases'
 /// owner) and the replication write budget.
@@ -143,37 +27,8 @@ pub struct Invocation<'a> {
     pub writes: &'a TokenBucket,
 }
 
-/// How long a retry may wait for its first write token: longer, and the
-/// write budget is spent on other retries; it is then `skipped`, and the
-/// next audit (event or sweep) retries.
-pub const WRITE_WAIT_MAX: Duration = Duration::from_secs(30);
-/// What one AWS call of a retry may take, SDK retries included (three
-/// attempts with backoff), for the lease length.
-const CALL_ALLOWANCE: Duration = Duration::from_secs(10);
-/// Kept on top of the work's length, and past the invocation's deadline:
-/// for clock skew between invocations and the time a frozen environment
-/// may take to stop.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long releasing a lease may take; it runs in the publish reserve.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The state table key of the lease for one (secret, Region).
-pub fn lease_key(secret_arn: &str, region: &str) -> String {
-    format!("lease#{secret_arn}#{region}")
-}
-
-/// How long a lease is taken for: the attempts' work (a write token's
-/// wait, the re-check, Remove, Replicate and the verification) and a
-/// margin, but never past the invocation's deadline plus the margin (a
-/// holder cannot work past its deadline).
-pub fn lease_length(settings: &Remediation, time_left: Option<Duration>) -> Duration {
-    let attempt = WRITE_WAIT_MAX + CALL_ALLOWANCE * 3 + settings.verify;
-    let work = attempt * settings.max_attempts.max(1) + LEASE_MARGIN;
-    match time_left {
-        Some(left) => work.min(left + LEASE_MARGIN),
-        None => work,
-    }
-}
 
 /// Carry the decisions out. Every decision becomes one action.
 pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
@@ -191,7 +46,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
     for d in decisions {
         let (region, kms_key_id, force) = match d {
             Decision::Skip { region, detail } => {
-                actions.push(action(&region, "skipped", detail));
+                actions.push(action(&region, ActionOutcome::Skipped, detail));
                 continue;
             }
             Decision::Retry {
@@ -213,7 +68,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             }
         );
         if settings.mode == RemediationMode::DryRun {
-            actions.push(action(&region, "dry_run", format!("would call {how}")));
+            actions.push(action(
+                &region,
+                ActionOutcome::DryRun,
+                format!("would call {how}"),
+            ));
             continue;
         }
         // One remediation per (secret, Region) at a time, across invocations.
@@ -221,7 +80,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
         let lease = Lease {
             key: lease_key(&primary.arn, &region),
             owner: invocation.request_id.to_string(),
-            since: crate::handler::now_rfc3339(),
+            since: crate::model::now_rfc3339(),
             expires_at: now + lease_length(settings, budget.time_left()).as_secs(),
         };
         let table_region = settings
@@ -240,7 +99,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             Err(gap) => {
                 actions.push(action(
                     &region,
-                    "skipped",
+                    ActionOutcome::Skipped,
                     format!(
                         "could not take the remediation lease ({}): not retried without it; the next audit retries",
                         gap.reason
@@ -251,7 +110,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             Ok(Acquired::HeldBy(holder)) => {
                 actions.push(action(
                     &region,
-                    "skipped",
+                    ActionOutcome::Skipped,
                     format!(
                         "another remediation of {region} is in progress since {} ({}); its lease ends by {}: not retried by this invocation",
                         holder.since,
@@ -263,7 +122,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             }
             Ok(Acquired::Acquired) => {}
         }
-        let mut outcome = action(&region, "skipped", "RETRY_MAX_ATTEMPTS is 0".into());
+        let mut outcome = action(
+            &region,
+            ActionOutcome::Skipped,
+            "RETRY_MAX_ATTEMPTS is 0".into(),
+        );
         for attempt in 1..=settings.max_attempts {
             outcome = retry_once(
                 clients,
@@ -275,11 +138,11 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             )
             .await;
             // A retry that was not started says why, not what it would have called.
-            outcome.detail = match outcome.outcome.as_str() {
-                "skipped" => format!("attempt {attempt}: {}", outcome.detail),
+            outcome.detail = match outcome.outcome {
+                ActionOutcome::Skipped => format!("attempt {attempt}: {}", outcome.detail),
                 _ => format!("attempt {attempt}: {how}: {}", outcome.detail),
             };
-            if outcome.outcome != "Failed" {
+            if outcome.outcome != ActionOutcome::Failed {
                 break;
             }
         }
@@ -333,11 +196,11 @@ fn rfc3339(epoch: u64) -> String {
         .unwrap_or_else(|| epoch.to_string())
 }
 
-fn action(region: &str, outcome: &str, detail: String) -> Action {
+fn action(region: &str, outcome: ActionOutcome, detail: String) -> Action {
     Action {
         action: ACTION_RETRY.into(),
         region: region.into(),
-        outcome: outcome.into(),
+        outcome,
         detail,
     }
 }
@@ -366,11 +229,11 @@ async fn recheck<C: SecretsApi>(
         Ok(None) => "the primary no longer exists: nothing removed".into(),
         Ok(Some(now)) => match now.replication.into_iter().find(|r| r.region == region) {
             None => format!("{region} is no longer listed: nothing removed"),
-            Some(r) => match r.status.as_deref() {
-                Some("Failed") => return None,
+            Some(r) => match r.status {
+                Some(ReplicationState::Failed) => return None,
                 status => format!(
                     "{region} is now {} (re-checked just before RemoveRegionsFromReplication), not Failed: not removed",
-                    status.unwrap_or("without a status")
+                    status.as_ref().map_or("without a status", |s| s.as_str())
                 ),
             },
         },
@@ -393,7 +256,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(too_long) = writes.acquire_within(max_wait).await {
         return action(
             region,
-            "skipped",
+            ActionOutcome::Skipped,
             format!(
                 "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
                 max_wait.as_secs_f64(),
@@ -404,7 +267,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     // Re-check just before the destructive call: another remediation (or
     // a person) may have fixed the Region since the snapshot.
     if let Some(why) = recheck(clients, primary, region, budget).await {
-        return action(region, "skipped", why);
+        return action(region, ActionOutcome::Skipped, why);
     }
     // AWS keeps a Failed Region in the list; it must be removed before the
     // Region can be replicated to again.
@@ -418,7 +281,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(gap) = removed {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!("could not remove the failed Region: {}", gap.reason),
         );
     }
@@ -430,7 +293,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!(
                 "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): replicate it again by hand",
                 too_long.wait.as_secs_f64()
@@ -447,7 +310,7 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     if let Err(gap) = replicated {
         return action(
             region,
-            "Failed",
+            ActionOutcome::Failed,
             format!("ReplicateSecretToRegions failed: {}", gap.reason),
         );
     }
@@ -477,16 +340,19 @@ async fn verify<C: SecretsApi>(
             .flatten()
             .and_then(|s| s.replication.into_iter().find(|r| r.region == region));
         let (st, msg) = match status {
-            Some(r) => (
-                r.status.unwrap_or_default(),
-                r.status_message.unwrap_or_default(),
-            ),
-            None => (String::new(), "the Region is not listed".into()),
+            Some(r) => (r.status, r.status_message.unwrap_or_default()),
+            None => (None, "the Region is not listed".into()),
         };
-        if st == "InSync" || st == "Failed" {
+        let settled = match st {
+            Some(ReplicationState::InSync) => Some(ActionOutcome::InSync),
+            Some(ReplicationState::Failed) => Some(ActionOutcome::Failed),
+            _ => None,
+        };
+        let st = st.as_ref().map_or("", |s| s.as_str());
+        if let Some(settled) = settled {
             return action(
                 region,
-                &st,
+                settled,
                 format!(
                     "verified after {:.1}s: {msg}",
                     started.elapsed().as_secs_f64()
@@ -496,7 +362,7 @@ async fn verify<C: SecretsApi>(
         if started.elapsed() + wait > verify || budget.call_window().is_none() {
             return action(
                 region,
-                "InProgress",
+                ActionOutcome::InProgress,
                 format!(
                     "still {st:?} after {:.1}s of verification: {msg}",
                     started.elapsed().as_secs_f64()
@@ -508,200 +374,13 @@ async fn verify<C: SecretsApi>(
     }
 }
 
-/// Is the event's caller the auditor itself? Compares the caller's ARN and
-/// its session issuer's ARN with the auditor's, reading an assumed-role
-/// session (`arn:aws:sts::A:assumed-role/R/S`) and its role
-/// (`arn:aws:iam::A:role/path/R`) as the same principal.
-pub fn is_own_event(actor: &crate::event::Actor, auditor_arn: &str) -> bool {
-    let me = principal_key(auditor_arn);
-    [actor.arn.as_deref(), actor.issuer_arn.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|arn| principal_key(arn) == me)
-}
-
-/// (account, kind, name) for roles, sessions and users; the ARN otherwise.
-fn principal_key(arn: &str) -> (String, String, String) {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[0] == "arn" {
-        let (account, resource) = (parts[4], parts[5]);
-        let mut segs = resource.split('/');
-        match (parts[2], segs.next()) {
-            ("sts", Some("assumed-role")) => {
-                if let Some(role) = segs.next() {
-                    return (account.into(), "role".into(), role.into());
-                }
-            }
-            ("iam", Some("role")) | ("iam", Some("user")) => {
-                let kind = if resource.starts_with("role") {
-                    "role"
-                } else {
-                    "user"
-                };
-                if let Some(name) = resource.rsplit('/').next() {
-                    return (account.into(), kind.into(), name.into());
-                }
-            }
-            _ => {}
-        }
-    }
-    (String::new(), "arn".into(), arn.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aws::AwsError;
-    use crate::event::Actor;
-    use crate::model::{KeyCheck, ReplicaCheck, ReplicaStatus, SecretState};
+    use crate::model::{Lookup, SecretState};
+    use replica_auditor_core::fixtures::{failed_replica as snapshot, on};
 
-    fn snapshot(message: &str, presence: Lookup<SecretState>) -> Snapshot {
-        let failed = ReplicaStatus {
-            region: "us-east-1".into(),
-            kms_key_id: Some("alias/app-east".into()),
-            status: Some("Failed".into()),
-            status_message: Some(message.into()),
-        };
-        let primary = SecretState {
-            arn: "arn:aws:secretsmanager:us-west-2:111122223333:secret:app-AbCdEf".into(),
-            name: "app".into(),
-            region: "us-west-2".into(),
-            replication: vec![failed.clone()],
-            ..Default::default()
-        };
-        let mut s = Snapshot::empty("app");
-        s.primary = Lookup::Found(primary);
-        s.replicas = vec![ReplicaCheck {
-            status: failed,
-            presence,
-        }];
-        s.keys = vec![KeyCheck {
-            region: "us-east-1".into(),
-            role: KeyRole::Replica,
-            key_ref: None,
-            info: KeyInfo::AwsManagedDefault,
-        }];
-        s
-    }
-
-    fn other_secret() -> SecretState {
-        SecretState {
-            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:app-ZzZzZz".into(),
-            region: "us-east-1".into(),
-            ..Default::default()
-        }
-    }
-
-    const CLASH: &str = "Replication failed: Secret name app already exists in region us-east-1.";
-
-    fn on() -> Remediation {
-        Remediation::default()
-    }
-
-    #[test]
-    fn clash_is_retried_only_when_cleared_or_allowed() {
-        let still_there = snapshot(CLASH, Lookup::Found(other_secret()));
-        assert!(
-            matches!(&plan(&still_there, &[], &on(), false)[..], [Decision::Skip { detail, .. }] if detail.contains("An operator must decide"))
-        );
-        let allowed = Remediation {
-            allow_force_overwrite: true,
-            ..on()
-        };
-        assert!(matches!(
-            &plan(&still_there, &[], &allowed, false)[..],
-            [Decision::Retry {
-                force_overwrite: true,
-                ..
-            }]
-        ));
-        let cleared = snapshot(CLASH, Lookup::NotFound);
-        assert!(matches!(
-            &plan(&cleared, &[], &on(), false)[..],
-            [Decision::Retry {
-                force_overwrite: false,
-                ..
-            }]
-        ));
-        let unknown = snapshot(CLASH, Lookup::Unknown);
-        assert!(matches!(
-            &plan(&unknown, &[], &allowed, false)[..],
-            [Decision::Skip { .. }]
-        ));
-    }
-
-    #[test]
-    fn key_region_and_own_events_are_not_retried() {
-        let s = snapshot("Internal failure", Lookup::NotFound);
-        assert!(matches!(
-            &plan(&s, &[], &on(), false)[..],
-            [Decision::Retry { .. }]
-        ));
-        assert!(
-            matches!(&plan(&s, &[], &on(), true)[..], [Decision::Skip { detail, .. }] if detail.contains("loop guard"))
-        );
-        let kms = snapshot("Access to KMS is not allowed", Lookup::NotFound);
-        assert!(matches!(
-            &plan(&kms, &[], &on(), false)[..],
-            [Decision::Skip { .. }]
-        ));
-        let region = snapshot(
-            "The region us-east-1 is not enabled for this account",
-            Lookup::NotFound,
-        );
-        assert!(
-            matches!(&plan(&region, &[], &on(), false)[..], [Decision::Skip { detail, .. }] if detail.contains("enable it"))
-        );
-        let disabled = Finding {
-            id: "x".into(),
-            code: Code::KeyDisabled,
-            severity: Code::KeyDisabled.severity(),
-            region: Some("us-east-1".into()),
-            message: String::new(),
-            remediation: String::new(),
-            cause: None,
-        };
-        assert!(
-            matches!(&plan(&s, &[disabled], &on(), false)[..], [Decision::Skip { detail, .. }] if detail.contains("not usable"))
-        );
-        assert!(
-            plan(
-                &s,
-                &[],
-                &Remediation {
-                    mode: RemediationMode::Off,
-                    ..on()
-                },
-                false
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_lease_covers_the_work_but_ends_by_the_deadline_plus_a_margin() {
-        // Default: 30 s token wait + 3 calls of 10 s + 20 s verification, + 30 s.
-        assert_eq!(lease_length(&on(), None), Duration::from_secs(110));
-        let two = Remediation {
-            max_attempts: 2,
-            ..on()
-        };
-        assert_eq!(lease_length(&two, None), Duration::from_secs(190));
-        assert_eq!(
-            lease_length(&on(), Some(Duration::from_secs(12))),
-            Duration::from_secs(42)
-        );
-        assert_eq!(
-            lease_key(
-                "arn:aws:secretsmanager:us-west-2:1:secret:a-AbCdEf",
-                "us-east-1"
-            ),
-            "lease#arn:aws:secretsmanager:us-west-2:1:secret:a-AbCdEf#us-east-1"
-        );
-    }
-
-    /// The ports, faked: what DescribeSecret shows for us-east-1, what the
-    /// lease store answers, and every call made.
     struct Fake {
         status: Option<&'static str>,
         lease: Result<Acquired, AwsError>,
@@ -742,7 +421,7 @@ mod tests {
                 .found()
                 .unwrap()
                 .clone();
-            primary.replication[0].status = self.status.map(str::to_string);
+            primary.replication[0].status = self.status.map(ReplicationState::from);
             if self.status.is_none() {
                 primary.replication.clear();
             }
@@ -816,7 +495,7 @@ mod tests {
             expires_at: 1_795_000_000,
         }));
         let a = run_one(&held).await;
-        assert_eq!(a.outcome, "skipped");
+        assert_eq!(a.outcome, ActionOutcome::Skipped);
         assert!(
             a.detail.starts_with(
                 "another remediation of us-east-1 is in progress since 2026-11-25T10:00:00Z (req-0)"
@@ -838,7 +517,7 @@ mod tests {
             message: "AccessDeniedException: no".into(),
         });
         let a = run_one(&denied).await;
-        assert_eq!(a.outcome, "skipped");
+        assert_eq!(a.outcome, ActionOutcome::Skipped);
         assert!(
             a.detail.starts_with(
                 "could not take the remediation lease (dynamodb:PutItem in us-west-2: access denied"
@@ -858,7 +537,7 @@ mod tests {
         ] {
             let fake = Fake::new(status);
             let a = run_one(&fake).await;
-            assert_eq!(a.outcome, "skipped", "{a:?}");
+            assert_eq!(a.outcome, ActionOutcome::Skipped, "{a:?}");
             assert!(a.detail.contains(seen), "{}", a.detail);
             assert!(
                 a.detail.starts_with("attempt 1: us-east-1 ")
@@ -872,7 +551,7 @@ mod tests {
         // Still Failed: removed, replicated, verified (the fake still says Failed).
         let fake = Fake::new(Some("Failed"));
         let a = run_one(&fake).await;
-        assert_eq!(a.outcome, "Failed");
+        assert_eq!(a.outcome, ActionOutcome::Failed);
         assert_eq!(
             fake.calls()[1..],
             [
@@ -910,7 +589,7 @@ mod tests {
         )
         .await;
         assert_eq!(actions.len(), 1);
-        assert_eq!(actions[0].outcome, "skipped");
+        assert_eq!(actions[0].outcome, ActionOutcome::Skipped);
         assert!(
             actions[0].detail.contains(
                 "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND=1) had no token within 0."
@@ -943,43 +622,5 @@ mod tests {
         fake.release = Ok(Released::NotHeld);
         let a = run_one(&fake).await;
         assert!(a.detail.contains("the lease had expired"), "{}", a.detail);
-    }
-
-    #[test]
-    fn own_events_are_recognised_by_role_session_or_user() {
-        let role = "arn:aws:iam::111122223333:role/service-role/auditor-role";
-        let session = Actor {
-            display: None,
-            arn: Some("arn:aws:sts::111122223333:assumed-role/auditor-role/replica-auditor".into()),
-            issuer_arn: None,
-        };
-        assert!(is_own_event(&session, role));
-        assert!(is_own_event(
-            &session,
-            "arn:aws:sts::111122223333:assumed-role/auditor-role/other-session"
-        ));
-        let issuer = Actor {
-            display: None,
-            arn: None,
-            issuer_arn: Some(role.into()),
-        };
-        assert!(is_own_event(&issuer, role));
-        let other_account = Actor {
-            arn: Some("arn:aws:sts::999988887777:assumed-role/auditor-role/s".into()),
-            ..Actor::default()
-        };
-        assert!(!is_own_event(&other_account, role));
-        let other_role = Actor {
-            arn: Some("arn:aws:sts::111122223333:assumed-role/deployer/s".into()),
-            ..Actor::default()
-        };
-        assert!(!is_own_event(&other_role, role));
-        assert!(!is_own_event(&Actor::default(), role));
-        let user = Actor {
-            arn: Some("arn:aws:iam::111122223333:user/alice".into()),
-            ..Actor::default()
-        };
-        assert!(!is_own_event(&user, role));
-        assert!(is_own_event(&user, "arn:aws:iam::111122223333:user/alice"));
     }
 }

@@ -42,6 +42,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use crate::arn::{Arn, is_account_id};
+
 /// KMS's own limit on a key policy document.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 /// Secrets Manager's limit on a secret's resource policy (20,480 characters).
@@ -481,18 +483,17 @@ fn named(id: &str) -> Named {
     if id == "*" {
         return Named::Everyone;
     }
-    if crate::event::is_account_id(id) {
+    if is_account_id(id) {
         return Named::Account(id.to_string());
     }
     if is_unique_id(id) {
         return Named::Deleted;
     }
-    let parts: Vec<&str> = id.splitn(6, ':').collect();
-    if parts.len() < 6 || parts[0] != "arn" {
+    let Some(arn) = Arn::parse(id) else {
         return Named::Unknown("a principal that is neither an account id nor an ARN".into());
-    }
-    let account = parts[4];
-    if crate::event::is_account_id(account) {
+    };
+    let account = arn.account;
+    if is_account_id(account) {
         Named::Account(account.to_string())
     } else if !account.is_empty() && account.chars().all(|c| c == '*') {
         Named::Everyone
@@ -545,7 +546,7 @@ fn principal(p: &Value) -> Result<(Who, Vec<String>), String> {
             let ids = strings(p).ok_or("Principal list holds a non-string")?;
             if ids
                 .iter()
-                .any(|i| i != "*" && !i.starts_with("arn:") && !crate::event::is_account_id(i))
+                .any(|i| i != "*" && !i.starts_with("arn:") && !is_account_id(i))
             {
                 return Err("Principal names no account and is not \"*\"".into());
             }
@@ -624,7 +625,7 @@ fn account_value(v: &str, m: Matching) -> ValuePin {
     }
     if m != Matching::Literal && has_wildcard(v) {
         ValuePin::Open
-    } else if crate::event::is_account_id(v) {
+    } else if is_account_id(v) {
         ValuePin::Is(v.to_string())
     } else {
         ValuePin::Nobody
@@ -635,24 +636,23 @@ fn arn_value(v: &str, m: Matching) -> ValuePin {
     if v.contains("${") {
         return ValuePin::Open;
     }
-    let parts: Vec<&str> = v.splitn(6, ':').collect();
     let wild = m != Matching::Literal;
-    if parts.len() < 6 {
+    let Some((scheme, arn)) = Arn::fields(v) else {
         return if wild && has_wildcard(v) {
             ValuePin::Open
         } else {
             ValuePin::Nobody
         };
-    }
-    let account = parts[4];
+    };
+    let account = arn.account;
     // StringLike, too, by component (see the module's notes): only a
     // wildcard in the account component itself reaches other accounts.
     let reaches = m != Matching::Literal && has_wildcard(account);
     if reaches {
         ValuePin::Open
-    } else if crate::event::is_account_id(account) {
+    } else if is_account_id(account) {
         ValuePin::Is(account.to_string())
-    } else if account.is_empty() && parts[0] == "arn" {
+    } else if account.is_empty() && scheme == "arn" {
         ValuePin::Unknown(
             "a condition ARN without an account, so the account it pins cannot be told".into(),
         )

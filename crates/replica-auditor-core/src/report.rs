@@ -1,23 +1,15 @@
 //! The finding report (schema `replica-auditor.report/v1`): building it,
-//! keeping it within SNS's limits, and cleaning outside text for the
-//! subject line.
+//! and cleaning outside text for the subject line. Pure; a sink fits the
+//! document to its own limits (SNS: `sinks::sns`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::Trigger;
-use crate::model::{Finding, Lookup, Severity, Snapshot};
+use crate::model::{Finding, Lookup, ReplicationState, Severity, Snapshot};
 
 pub const SCHEMA: &str = "replica-auditor.report/v1";
-/// SNS allows 256 KB for a message and its attributes together. The body
-/// travels as a JSON string inside the `MessageStructure=json` message,
-/// beside the email text (at most [`crate::notify::MAX_EMAIL_BYTES`]), so
-/// this bounds the body as escaped there ([`escaped_len`]).
-pub const MAX_BODY_BYTES: usize = 200 * 1024;
 /// SNS subjects must be under 100 characters.
 pub const MAX_SUBJECT_CHARS: usize = 99;
-/// A single finding message longer than this is cut.
-const MAX_MESSAGE_CHARS: usize = 2000;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema: String,
@@ -27,12 +19,12 @@ pub struct Report {
     pub secret: SecretInfo,
     pub replicas: Vec<ReplicaInfo>,
     pub findings: Vec<Finding>,
-    pub actions: Vec<crate::remediate::Action>,
+    pub actions: Vec<crate::model::Action>,
     pub summary: Summary,
     /// Only on a sweep's summary report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<crate::sweep::SweepSummary>,
-    /// Present only when findings had to be cut to fit SNS's limit.
+    pub sweep: Option<crate::model::SweepSummary>,
+    /// Present only when a sink had to cut findings to fit its limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
 }
@@ -59,7 +51,7 @@ pub struct SecretInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaInfo {
     pub region: String,
-    pub status: Option<String>,
+    pub status: Option<ReplicationState>,
     pub status_message: Option<String>,
     pub kms_key_id: Option<String>,
 }
@@ -77,6 +69,11 @@ pub struct Truncation {
 }
 
 impl Report {
+    /// Whether the report is sent: it has findings, or remediation acted.
+    pub fn is_worth_sending(&self) -> bool {
+        !self.findings.is_empty() || !self.actions.is_empty()
+    }
+
     /// The distinct finding codes, sorted.
     pub fn codes(&self) -> Vec<&'static str> {
         let mut codes: Vec<&'static str> = self.findings.iter().map(|f| f.code.as_str()).collect();
@@ -106,7 +103,7 @@ pub fn build(
     trigger: TriggerInfo,
     snapshot: &Snapshot,
     mut findings: Vec<Finding>,
-    actions: Vec<crate::remediate::Action>,
+    actions: Vec<crate::model::Action>,
     min: Severity,
     report_id: String,
     generated_at: String,
@@ -140,7 +137,7 @@ pub fn build(
             .collect(),
         _ => Vec::new(),
     };
-    let mut report = Report {
+    Report {
         schema: SCHEMA.into(),
         report_id,
         generated_at,
@@ -152,9 +149,7 @@ pub fn build(
         actions,
         sweep: None,
         truncated: None,
-    };
-    fit(&mut report);
-    report
+    }
 }
 
 fn display_name(secret_ref: &str) -> String {
@@ -173,46 +168,6 @@ fn summarise(findings: &[Finding]) -> Summary {
 /// Serialise the report as the SNS message body.
 pub fn body(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("a report always serialises")
-}
-
-/// The length of `s` as a JSON string's contents (quotes not counted):
-/// what the report body costs inside a `MessageStructure=json` message.
-pub fn escaped_len(s: &str) -> usize {
-    s.chars()
-        .map(|c| match c {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-            c if (c as u32) < 0x20 => 6,
-            c => c.len_utf8(),
-        })
-        .sum()
-}
-
-/// Keep the body within [`MAX_BODY_BYTES`]: cut over-long messages, then
-/// drop the least severe findings, with a marker saying how many. The
-/// summary still counts every finding.
-fn fit(report: &mut Report) {
-    for f in &mut report.findings {
-        f.message = cut(&f.message, MAX_MESSAGE_CHARS);
-        f.remediation = cut(&f.remediation, MAX_MESSAGE_CHARS);
-    }
-    for r in &mut report.replicas {
-        if let Some(m) = &mut r.status_message {
-            *m = cut(m, MAX_MESSAGE_CHARS);
-        }
-    }
-    let total = report.findings.len();
-    while escaped_len(&body(report)) > MAX_BODY_BYTES && !report.findings.is_empty() {
-        // Drop a batch at a time: an exact fit is not worth quadratic work.
-        let drop = (report.findings.len() / 10).max(1);
-        let keep = report.findings.len() - drop;
-        report.findings.truncate(keep);
-        report.truncated = Some(Truncation {
-            marker:
-                "TRUNCATED: findings omitted to fit the SNS message limit; see the function's logs"
-                    .into(),
-            omitted_findings: total - keep,
-        });
-    }
 }
 
 /// Cut text to `max` characters with a visible marker.
@@ -354,43 +309,6 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("...: 1 finding"), "{s}");
-    }
-
-    #[test]
-    fn oversized_reports_are_cut_with_a_marker() {
-        let many: Vec<Finding> = (0..400)
-            .map(|i| finding(Code::AuditIncomplete, &format!("{i}:{}", "m".repeat(5000))))
-            .collect();
-        let r = report_with("app", many, Severity::Low);
-        let len = escaped_len(&body(&r));
-        assert!(len <= MAX_BODY_BYTES, "{len}");
-        assert!(body(&r).len() <= len);
-        let t = r.truncated.as_ref().expect("marker");
-        assert!(t.marker.starts_with("TRUNCATED"));
-        assert_eq!(r.findings.len() + t.omitted_findings, 400);
-        assert!(
-            r.findings
-                .iter()
-                .all(|f| f.message.ends_with("...[truncated]"))
-        );
-        assert_eq!(r.summary.count, 400);
-        assert!(subject(&r).ends_with(": 400 findings"));
-    }
-
-    #[test]
-    fn escaped_len_is_what_serde_json_writes() {
-        for s in [
-            "",
-            "plain",
-            "quote \" and \\ back",
-            "line\nbreak\ttab\r",
-            "\u{1}\u{1f}",
-            "é☃𝄞",
-            "\u{8}\u{c}",
-        ] {
-            let written = serde_json::to_string(s).unwrap();
-            assert_eq!(escaped_len(s), written.len() - 2, "{s:?}");
-        }
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::Rules;
 use crate::event::{HandledEvent, Trigger};
+use crate::model::Rules;
 use crate::model::*;
 use crate::policy::{self, PolicyIssue, Service, Trust};
 
@@ -176,7 +176,7 @@ fn secret_findings(
     }
     let mut required = rules.required_regions.clone();
     let tag_regions = p.tags.get(REQUIRED_REGIONS_TAG);
-    required.extend(crate::config::split_list(tag_regions.cloned()));
+    required.extend(crate::model::split_list(tag_regions.cloned()));
     for region in required
         .iter()
         .filter(|r| **r != p.region && !listed.contains(r.as_str()))
@@ -248,8 +248,8 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
     let region = r.status.region.as_str();
     let name = p.name.as_str();
     let msg = r.status.status_message.as_deref();
-    match r.status.status.as_deref() {
-        Some("InSync") => match &r.presence {
+    match &r.status.status {
+        Some(ReplicationState::InSync) => match &r.presence {
             Lookup::NotFound => {
                 f.add(
                     Code::ReplicaMissing,
@@ -275,7 +275,7 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
             }
             _ => {}
         },
-        Some("Failed") => {
+        Some(ReplicationState::Failed) => {
             let cause = classify_failure(msg);
             let remediation = match cause {
                 FailureCause::NameConflict => format!(
@@ -303,7 +303,7 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
             )
             .cause = Some(cause);
         }
-        Some("InProgress") => {
+        Some(ReplicationState::InProgress) => {
             f.add(
                 Code::ReplicaInProgress,
                 Some(region),
@@ -319,7 +319,7 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
                 "",
                 format!(
                     "Replica of {name} in {region} has status {:?}, which this auditor does not know (message: {}).",
-                    other.unwrap_or("<none>"),
+                    other.as_ref().map_or("<none>", |s| s.as_str()),
                     msg.unwrap_or("none")
                 ),
                 "Check the replica in the console; upgrade the auditor if AWS added a status.".into(),
@@ -332,7 +332,7 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
 /// Manager's actions.
 fn secret_policy_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
     let Some(doc) = &s.secret_policy else { return };
-    let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
+    let arn_account = crate::arn::parse_secret_arn(&p.arn).map(|a| a.account);
     let holder = PolicyHolder {
         service: Service::SecretsManager,
         region: &p.region,
@@ -353,7 +353,7 @@ fn trust<'a>(arn_account: Option<&'a str>, s: &'a Snapshot, rules: &'a Rules) ->
 }
 
 fn key_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState, rules: &Rules) {
-    let arn_account = crate::event::parse_secret_arn(&p.arn).map(|a| a.account);
+    let arn_account = crate::arn::parse_secret_arn(&p.arn).map(|a| a.account);
     let trust = trust(arn_account.as_deref(), s, rules);
     let primary_cmk = s
         .keys

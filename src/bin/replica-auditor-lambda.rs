@@ -5,7 +5,8 @@ use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 
 use replica_auditor::aws::AwsClients;
 use replica_auditor::config::{Config, topic_region};
-use replica_auditor::handler::{App, budget_for_deadline};
+use replica_auditor::engine::App;
+use replica_auditor::engine::handler::budget_for_deadline;
 use replica_auditor::logging;
 use replica_auditor::runtime::RawBodyLayer;
 
@@ -24,13 +25,13 @@ async fn main() -> Result<(), Error> {
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn))
         .await
-        .with_state_table(config.remediation.state_table.as_ref());
+        .with_state_table(config.settings.remediation.state_table.as_ref());
     let home_region = clients.home_region().ok_or_else(|| {
         tracing::error!("start-up failed: AWS_REGION is not set");
         "configuration error in AWS_REGION: is required (the function's own Region)"
     })?;
     // The loop guard: the auditor's own principal, named or asked of STS.
-    let identity = match config.remediation.auditor_role_arn.clone() {
+    let identity = match config.settings.remediation.auditor_role_arn.clone() {
         Some(arn) => Some(arn),
         None => match clients.caller_arn().await {
             Ok(arn) => Some(arn),

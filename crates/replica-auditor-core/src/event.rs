@@ -2,6 +2,7 @@
 //! auditor handles. Everything here is pure and total: any input either
 //! becomes a [`Trigger`] or a typed [`EventError`] naming what is wrong.
 
+pub use crate::arn::{SecretArn, is_account_id, is_region_name, parse_secret_arn};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -109,56 +110,6 @@ impl SecretRef {
             _ => &self.id,
         }
     }
-}
-
-/// A parsed secrets manager ARN.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecretArn {
-    pub partition: String,
-    pub region: String,
-    pub account: String,
-    pub resource: String,
-}
-
-/// Parse `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`.
-pub fn parse_secret_arn(s: &str) -> Option<SecretArn> {
-    let mut parts = s.splitn(7, ':');
-    let (arn, partition, service, region, account, kind, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if arn != "arn" || service != "secretsmanager" || kind != "secret" || resource.is_empty() {
-        return None;
-    }
-    if !is_region_name(region) || !is_account_id(account) {
-        return None;
-    }
-    Some(SecretArn {
-        partition: partition.to_string(),
-        region: region.to_string(),
-        account: account.to_string(),
-        resource: resource.to_string(),
-    })
-}
-
-pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Loose Region-name check: lowercase letters, digits and dashes, e.g. `us-east-1`.
-pub fn is_region_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.contains('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// A CloudTrail API call the auditor handles.

@@ -1,7 +1,7 @@
 //! Domain types shared by the audit, the adapters and the report: severities,
 //! finding codes, findings, and the snapshot of one secret across Regions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -205,8 +205,64 @@ impl SecretState {
 pub struct ReplicaStatus {
     pub region: String,
     pub kms_key_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ReplicationState>,
     pub status_message: Option<String>,
+}
+
+/// A replica's ReplicationStatus `Status`. AWS documents `InSync`,
+/// `Failed` and `InProgress`; anything else is kept as sent (the audit
+/// reports it as REPLICA_STATUS_UNKNOWN). It is written as AWS's own
+/// string, so reports are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ReplicationState {
+    InSync,
+    InProgress,
+    Failed,
+    Other(String),
+}
+
+impl ReplicationState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReplicationState::InSync => "InSync",
+            ReplicationState::InProgress => "InProgress",
+            ReplicationState::Failed => "Failed",
+            ReplicationState::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for ReplicationState {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "InSync" => ReplicationState::InSync,
+            "InProgress" => ReplicationState::InProgress,
+            "Failed" => ReplicationState::Failed,
+            _ => ReplicationState::Other(s),
+        }
+    }
+}
+
+impl From<&str> for ReplicationState {
+    fn from(s: &str) -> Self {
+        ReplicationState::from(s.to_string())
+    }
+}
+
+impl From<ReplicationState> for String {
+    fn from(s: ReplicationState) -> Self {
+        match s {
+            ReplicationState::Other(s) => s,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ReplicationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of a lookup that may fail for reasons other than absence.
@@ -358,4 +414,163 @@ impl Snapshot {
             gaps: Vec::new(),
         }
     }
+}
+
+/// The report's name for a replication retry.
+pub const ACTION_RETRY: &str = "retry_replication";
+
+/// One entry of a report's `actions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub action: String,
+    pub region: String,
+    pub outcome: ActionOutcome,
+    pub detail: String,
+}
+
+/// What a remediation action came to. Written as the report always wrote
+/// it: the replica's status after a retry (`InSync`, `InProgress`,
+/// `Failed`), or `skipped` / `dry_run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ActionOutcome {
+    InSync,
+    InProgress,
+    Failed,
+    #[serde(rename = "skipped")]
+    Skipped,
+    #[serde(rename = "dry_run")]
+    DryRun,
+}
+
+impl ActionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::InSync => "InSync",
+            ActionOutcome::InProgress => "InProgress",
+            ActionOutcome::Failed => "Failed",
+            ActionOutcome::Skipped => "skipped",
+            ActionOutcome::DryRun => "dry_run",
+        }
+    }
+}
+
+impl fmt::Display for ActionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a sweep's summary report adds to the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub regions: Vec<String>,
+    /// Distinct primaries found by ListSecrets.
+    pub secrets_seen: usize,
+    /// Of those, the ones with replicas (or a required-Region rule): audited.
+    pub secrets_audited: usize,
+    pub secrets_with_findings: usize,
+    /// Findings in the per-secret reports, by code.
+    pub by_code: BTreeMap<String, usize>,
+    pub reports_published: usize,
+    /// Secrets not started before the deadline.
+    pub not_reached: usize,
+    /// KMS calls answered from the invocation's cache.
+    pub kms_cache_hits: usize,
+    pub kms_calls: usize,
+    /// Replica checks answered from a ListSecrets listing of their Region,
+    /// and the ListSecrets calls those listings took; the other replicas
+    /// were described one by one.
+    pub replicas_from_listing: usize,
+    pub replica_listing_calls: usize,
+    pub duration_ms: u64,
+}
+
+/// The audit rules: what the pure audit compares a snapshot against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules {
+    /// Empty means every Region is allowed.
+    pub allowed_regions: BTreeSet<String>,
+    pub required_regions: BTreeSet<String>,
+    pub require_customer_managed_key: bool,
+    pub trusted_account_ids: Vec<String>,
+    /// Organisations whose principals policies may grant (TRUSTED_ORG_IDS);
+    /// the auditor's own organisation is added when it is learned.
+    pub trusted_org_ids: Vec<String>,
+}
+
+/// What the auditor may do about a failed replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemediationMode {
+    /// Retry replication where a retry can fix it.
+    On,
+    /// Report what would be done; change nothing.
+    DryRun,
+    /// Report only.
+    Off,
+}
+
+/// The remediation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remediation {
+    pub mode: RemediationMode,
+    /// How long to poll for a retried replica's outcome.
+    pub verify: std::time::Duration,
+    /// Whether a name clash may be resolved by overwriting the other secret.
+    pub allow_force_overwrite: bool,
+    /// Retries per Region per invocation.
+    pub max_attempts: u32,
+    /// The auditor's own principal (loop guard), when set explicitly.
+    pub auditor_role_arn: Option<String>,
+    /// Where the per-(secret, Region) remediation leases are kept
+    /// (STATE_TABLE); required when the mode is `On`.
+    pub state_table: Option<StateTable>,
+    /// Replication writes (Remove and Replicate) per second, per invocation.
+    pub writes_per_second: u32,
+}
+
+/// The DynamoDB state table: its name and, when STATE_TABLE is a table
+/// ARN (a table shared by the stacks of several Regions), its Region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTable {
+    pub name: String,
+    /// `None`: the function's own Region.
+    pub region: Option<String>,
+}
+
+/// The default and the allowed range of REMEDIATION_WRITES_PER_SECOND. The
+/// account's replication write quota (50/s per Region) is shared with the
+/// customer's own PutSecretValue, UpdateSecret and rotations: the auditor
+/// takes a tenth by default and never more than half.
+pub const DEFAULT_WRITES_PER_SECOND: u64 = 5;
+pub const WRITES_PER_SECOND_RANGE: std::ops::RangeInclusive<u64> = 1..=25;
+
+impl Default for Remediation {
+    fn default() -> Self {
+        Remediation {
+            mode: RemediationMode::On,
+            verify: std::time::Duration::from_secs(20),
+            allow_force_overwrite: false,
+            max_attempts: 1,
+            auditor_role_arn: None,
+            state_table: None,
+            writes_per_second: DEFAULT_WRITES_PER_SECOND as u32,
+        }
+    }
+}
+
+/// Split a comma-separated value, trimming and dropping empty items.
+pub fn split_list(v: Option<String>) -> Vec<String> {
+    v.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Now, as RFC 3339 (report and lease timestamps).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

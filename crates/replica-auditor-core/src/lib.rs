@@ -1,0 +1,21 @@
+//! Replica Auditor's pure core: everything that decides, and nothing that
+//! calls AWS. No AWS SDK and no Lambda runtime (tests/layout.rs checks).
+//!
+//! - [`event`]: parsing EventBridge CloudTrail events, within size and depth bounds
+//! - [`arn`]: the one place ARNs are read and written
+//! - [`model`]: severities, codes, findings, the snapshot, actions, settings
+//! - [`audit`]: the audit, snapshot in, findings out; [`policy`] judges
+//!   key and secret resource policies for it
+//! - [`report`]: the report document; [`notify`]: its email text and chat notification
+//! - [`plan`]: the remediation decisions, the lease length, the loop guard
+
+pub mod arn;
+pub mod audit;
+pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+pub mod model;
+pub mod notify;
+pub mod plan;
+pub mod policy;
+pub mod report;

@@ -1,0 +1,178 @@
+//! One invocation, independent of the Lambda runtime: raw event bytes in,
+//! report out. `src/runtime.rs` and the Lambda binary run it on
+//! lambda_runtime.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::inspect::{self, Budget, Target};
+use super::{App, HandlerError, outcomes};
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::event::{self, HandledEvent, Incoming, Trigger};
+use crate::report::{Report, TriggerInfo};
+use crate::sinks::ReportSink;
+
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
+    App<C, S>
+{
+    /// Handle one raw event outside Lambda (tests, tools): a request id is made up.
+    pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
+        let request_id = format!("local-{}", uuid::Uuid::new_v4());
+        self.handle_invocation(raw, budget, &request_id).await
+    }
+
+    /// Handle one raw event of the invocation `request_id` (it owns the
+    /// remediation leases it takes). `budget` bounds the AWS calls.
+    pub async fn handle_invocation(
+        &self,
+        raw: &[u8],
+        budget: Budget,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
+        let started = Instant::now();
+        let trigger = match event::parse_bytes(raw) {
+            Ok(Incoming::ApiCall(t)) => t,
+            Ok(Incoming::Sweep(scheduled)) => {
+                return self.sweep(&scheduled, &budget, request_id).await;
+            }
+            Ok(Incoming::Ignored { event_name }) => {
+                info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
+                return Ok(json!({"status": "ignored", "event_name": event_name}));
+            }
+            Err(e) => {
+                warn!(error = %e, outcome = "rejected", "malformed event");
+                return Err(e.into());
+            }
+        };
+        let report = self.audit_trigger(&trigger, &budget, request_id).await;
+        let published = self.publish_if_needed(&report).await?;
+        info!(
+            event_name = trigger.event.as_str(),
+            event_id = trigger.event_id.as_deref().unwrap_or(""),
+            secret = %report.secret.name,
+            primary_region = report.secret.primary_region.as_deref().unwrap_or(""),
+            findings = report.summary.count,
+            highest_severity = report.summary.highest_severity.map(|s| s.as_str()).unwrap_or("NONE"),
+            codes = %report.codes().join(","),
+            actions = %outcomes(&report),
+            published = published.is_some(),
+            message_id = published.as_deref().unwrap_or(""),
+            duration_ms = started.elapsed().as_millis() as u64,
+            outcome = "audited",
+            "audit summary"
+        );
+        Ok(serde_json::to_value(&report).expect("a report always serialises"))
+    }
+
+    /// Inspect and audit the secret a CloudTrail call names.
+    pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget, request_id: &str) -> Report {
+        let region = t
+            .secret
+            .arn_region
+            .clone()
+            .or_else(|| t.region.clone())
+            .unwrap_or_else(|| self.home_region.clone());
+        let rules = &self.settings.rules;
+        let mut search_regions: Vec<String> = rules
+            .allowed_regions
+            .iter()
+            .chain(&rules.required_regions)
+            .cloned()
+            .collect();
+        search_regions.push(self.home_region.clone());
+        search_regions.sort();
+        search_regions.dedup();
+        let target = Target {
+            secret_id: t.secret.id.clone(),
+            region,
+            account: t.secret.arn_account.clone().or_else(|| t.account.clone()),
+            promotion: t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none(),
+            search_regions,
+            unreplicated_too: true,
+        };
+        // The own organisation is learned alongside the first calls: no
+        // extra sequential round trip.
+        let (snapshot, _) = futures::join!(
+            inspect::inspect(&self.clients, &self.clients, &target, budget),
+            self.own_org(budget)
+        );
+        self.finish(
+            &snapshot,
+            Some(t),
+            TriggerInfo::from_cloudtrail(t),
+            budget,
+            request_id,
+        )
+        .await
+    }
+}
+
+/// Used when the runtime's deadline is not a usable one.
+pub const FALLBACK_BUDGET: Duration = Duration::from_secs(30);
+
+/// The budget for an invocation whose deadline is `deadline_ms` (epoch ms).
+///
+/// Lambda always sends a deadline in the future. A deadline already past
+/// when the invocation starts is not a real one (local emulators such as
+/// `cargo lambda watch` send the timeout in ms instead): rather than
+/// audit nothing, the auditor then works to [`FALLBACK_BUDGET`] and says so.
+pub fn budget_for_deadline(deadline_ms: u64) -> Budget {
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = match deadline.duration_since(SystemTime::now()) {
+        Ok(left) => left,
+        Err(_) => {
+            warn!(
+                deadline_ms,
+                fallback_s = FALLBACK_BUDGET.as_secs(),
+                "invocation deadline is already past; using the fallback budget"
+            );
+            FALLBACK_BUDGET
+        }
+    };
+    Budget::until(Instant::now() + left, Budget::reserve_for(left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms(offset: i64) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        (now + offset) as u64
+    }
+
+    #[test]
+    fn budget_follows_a_real_deadline() {
+        let b = budget_for_deadline(epoch_ms(10_000));
+        let w = b.call_window().expect("time left");
+        // 10 s minus a 2 s reserve (a fifth), give or take the test's own time.
+        assert!(
+            w <= Duration::from_secs(8) && w > Duration::from_millis(7_500),
+            "{w:?}"
+        );
+        let b = budget_for_deadline(epoch_ms(400));
+        assert_eq!(
+            b.call_window(),
+            None,
+            "inside the 0.5 s minimum reserve: no new work"
+        );
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_uses_the_fallback() {
+        for deadline in [600_000, epoch_ms(-5_000)] {
+            let w = budget_for_deadline(deadline)
+                .call_window()
+                .expect("fallback budget");
+            assert!(
+                w > Duration::from_secs(25) && w <= Duration::from_secs(27),
+                "{w:?}"
+            );
+        }
+    }
+}

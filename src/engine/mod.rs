@@ -1,0 +1,265 @@
+//! The engine: one audit from a trigger to a report, over the adapter
+//! traits (inspect, audit, remediation, sinks). Independent of the Lambda
+//! runtime: [`handler`] takes raw event bytes, [`sweep`] audits every
+//! secret of some Regions; `src/runtime.rs` and the binaries run them.
+
+pub mod handler;
+pub mod inspect;
+pub mod remediate;
+pub mod sweep;
+
+use tracing::{info, warn};
+
+use crate::audit;
+use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::config::{Config, Settings};
+use crate::event::{EventError, Trigger};
+use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
+use crate::rate::TokenBucket;
+use crate::report::{self, Report, TriggerInfo};
+use crate::sinks::{ReportSink, SinkError, SnsSink};
+pub use inspect::Budget;
+
+/// What fails an invocation. Its Debug form is its message, because
+/// lambda_runtime logs a failed invocation's error with `{:?}`.
+#[derive(thiserror::Error)]
+pub enum HandlerError {
+    #[error("malformed event: {0}")]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Publish(#[from] SinkError),
+    #[error("{failed} of {total} sweep reports could not be published; the first: {first}")]
+    SweepPublish {
+        failed: usize,
+        total: usize,
+        first: SinkError,
+    },
+}
+
+impl std::fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The auditor: its settings, its AWS clients and the sink its reports
+/// go to, built once.
+pub struct App<C, S = SnsSink<C>> {
+    pub clients: C,
+    pub sink: S,
+    pub settings: Settings,
+    /// The function's own Region.
+    pub home_region: String,
+    /// The auditor's own principal ARN (AUDITOR_ROLE_ARN, else STS at cold
+    /// start): events it caused are audited but never remediated again.
+    /// Unknown, remediation runs as dry-run rather than risk a loop.
+    identity: Option<String>,
+    /// The remediation settings in force: the configured ones, as dry-run
+    /// when the identity is unknown. Derived once, by [`App::with_identity`].
+    remediation: Remediation,
+    /// The replication write budget (REMEDIATION_WRITES_PER_SECOND), shared
+    /// by every remediation of this function instance: an invocation's
+    /// concurrent sweep audits, and the invocations after it. A burst of 1
+    /// keeps the writes evenly spaced within the account's shared quota.
+    writes: TokenBucket,
+    /// The auditor's own organisation, trusted besides TRUSTED_ORG_IDS:
+    /// learned once per cold start, in the first invocation, alongside its
+    /// first AWS calls (never during init, which stays free of network
+    /// calls). `None` inside: in no organisation, or not learnable.
+    own_org: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl<C: Clone> App<C> {
+    /// The Lambda's app: reports go to the configured SNS topics.
+    pub fn new(clients: C, config: Config, home_region: String) -> Self {
+        let sink = SnsSink::new(
+            clients.clone(),
+            config.findings_topic_arn,
+            config.chat_topic_arn,
+        );
+        App::with_sink(clients, sink, config.settings, home_region)
+    }
+}
+
+impl<C, S> App<C, S> {
+    /// An app whose reports go to `sink`.
+    pub fn with_sink(clients: C, sink: S, settings: Settings, home_region: String) -> Self {
+        let identity = settings.remediation.auditor_role_arn.clone();
+        let remediation = in_force(&settings.remediation, identity.is_some());
+        let writes = TokenBucket::new(settings.remediation.writes_per_second, 1);
+        App {
+            clients,
+            sink,
+            settings,
+            home_region,
+            identity,
+            remediation,
+            writes,
+            own_org: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Set the auditor's own organisation instead of asking AWS for it.
+    pub fn with_own_org(mut self, org: Option<String>) -> Self {
+        self.own_org = tokio::sync::OnceCell::new_with(Some(org));
+        self
+    }
+
+    /// The audit rules, with the auditor's own organisation trusted once known.
+    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
+        match self.own_org.get().and_then(Option::as_ref) {
+            Some(org) if !self.settings.rules.trusted_org_ids.contains(org) => {
+                let mut rules = self.settings.rules.clone();
+                rules.trusted_org_ids.push(org.clone());
+                std::borrow::Cow::Owned(rules)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.settings.rules),
+        }
+    }
+
+    /// Set the auditor's own identity (the loop guard); the remediation
+    /// settings in force follow from it.
+    pub fn with_identity(mut self, identity: Option<String>) -> Self {
+        self.remediation = in_force(&self.settings.remediation, identity.is_some());
+        if self.remediation.mode != self.settings.remediation.mode {
+            warn!(
+                "the auditor's own identity is unknown: remediation runs as dry-run (set AUDITOR_ROLE_ARN)"
+            );
+        }
+        self.identity = identity;
+        self
+    }
+}
+
+impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
+    App<C, S>
+{
+    /// The auditor's own organisation: DescribeOrganization, once per cold
+    /// start. An account outside any organisation, or a denied call, is
+    /// logged and kept: neither a finding nor a failure. A transient
+    /// failure (throttled, unreachable, out of time) is logged and asked
+    /// again by the next invocation, so one bad moment does not turn the
+    /// own organisation's grants into findings for the container's life.
+    pub async fn own_org(&self, budget: &Budget) -> Option<&str> {
+        let call = "organizations:DescribeOrganization";
+        let learn = || async {
+            let asked = budget
+                .run(call, &self.home_region, async {
+                    Ok(self.clients.own_organization().await)
+                })
+                .await;
+            match asked {
+                Ok(Ok(Some(id))) => {
+                    info!(organization = %id, "the auditor's own organisation is trusted");
+                    Ok(Some(id))
+                }
+                Ok(Ok(None)) => {
+                    info!(
+                        "the auditor's account is in no organisation: only TRUSTED_ORG_IDS are trusted"
+                    );
+                    Ok(None)
+                }
+                Ok(Err(denied @ crate::aws::AwsError::AccessDenied { .. })) => {
+                    warn!(call, error = %denied, "may not learn the auditor's own organisation: only TRUSTED_ORG_IDS are trusted");
+                    Ok(None)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(gap) => Err(gap.reason),
+            }
+        };
+        match self.own_org.get_or_try_init(learn).await {
+            Ok(org) => org.as_deref(),
+            Err(reason) => {
+                warn!(call, reason = %reason, "could not learn the auditor's own organisation this time: only TRUSTED_ORG_IDS are trusted");
+                None
+            }
+        }
+    }
+
+    /// Audit a snapshot, remediate what may be, and build the report.
+    pub async fn finish(
+        &self,
+        snapshot: &Snapshot,
+        trigger: Option<&Trigger>,
+        info: TriggerInfo,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Report {
+        let findings = audit::audit(snapshot, trigger, &self.rules());
+        let own_event = match (trigger, self.identity.as_deref()) {
+            (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
+            _ => false,
+        };
+        let decisions = remediate::plan(snapshot, &findings, &self.remediation, own_event);
+        let actions = remediate::execute(
+            &self.clients,
+            snapshot,
+            decisions,
+            &self.remediation,
+            budget,
+            &remediate::Invocation {
+                request_id,
+                writes: &self.writes,
+            },
+        )
+        .await;
+        report::build(
+            info,
+            snapshot,
+            findings,
+            actions,
+            self.settings.min_severity,
+            uuid::Uuid::new_v4().to_string(),
+            now_rfc3339(),
+        )
+    }
+
+    /// Publish a report that has findings or actions; `None` when there
+    /// was nothing to publish.
+    pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, SinkError> {
+        if !report.is_worth_sending() {
+            return Ok(None);
+        }
+        self.sink
+            .accept(report)
+            .await
+            .map(Some)
+            .inspect_err(|e| warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published"))
+    }
+}
+
+/// Remediation as configured, but dry-run when the auditor cannot know its
+/// own events (a retry could then trigger itself forever).
+fn in_force(configured: &Remediation, identity_known: bool) -> Remediation {
+    let mut r = configured.clone();
+    if r.mode == RemediationMode::On && !identity_known {
+        r.mode = RemediationMode::DryRun;
+    }
+    r
+}
+
+fn outcomes(report: &Report) -> String {
+    let a: Vec<String> = report
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.region, a.outcome))
+        .collect();
+    a.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remediation_is_dry_run_while_the_identity_is_unknown() {
+        let on = Remediation::default();
+        assert_eq!(in_force(&on, true).mode, RemediationMode::On);
+        assert_eq!(in_force(&on, false).mode, RemediationMode::DryRun);
+        let off = Remediation {
+            mode: RemediationMode::Off,
+            ..Remediation::default()
+        };
+        assert_eq!(in_force(&off, false).mode, RemediationMode::Off);
+    }
+}

@@ -1,0 +1,84 @@
+//! The layout's promises, checked against the lock files: the pure core
+//! (`crates/replica-auditor-core`) and the fuzz crate built on it pull in
+//! no AWS SDK and no Lambda runtime, whatever depends on what.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Crates that make AWS calls or run a Lambda: none may be under the core.
+fn forbidden(name: &str) -> bool {
+    name.starts_with("aws-sdk-")
+        || name.starts_with("aws-smithy-")
+        || name == "aws-config"
+        || name == "aws-runtime"
+        || name.starts_with("lambda_runtime")
+}
+
+/// Package name -> the names it depends on, from a Cargo.lock (one
+/// version of a name is enough here: the forbidden ones are
+/// forbidden in every version).
+fn graph(lock: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(lock)).unwrap();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for package in text.split("[[package]]").skip(1) {
+        let name = package
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|n| n.strip_suffix('"'))
+            .expect("a package has a name")
+            .to_string();
+        let deps = package
+            .split_once("dependencies = [")
+            .map(|(_, rest)| rest.split(']').next().unwrap_or_default())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').strip_prefix('"'))
+            .map(|d| d.split([' ', '"']).next().unwrap_or_default().to_string())
+            .filter(|d| !d.is_empty());
+        out.entry(name).or_default().extend(deps);
+    }
+    out
+}
+
+/// Everything `root` depends on, directly or not.
+fn closure(g: &BTreeMap<String, BTreeSet<String>>, root: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![root.to_string()];
+    while let Some(p) = todo.pop() {
+        for d in g.get(&p).into_iter().flatten() {
+            if seen.insert(d.clone()) {
+                todo.push(d.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_core_needs_no_aws_sdk_and_no_lambda_runtime() {
+    let g = graph("Cargo.lock");
+    // The check can fail: the Lambda package itself has both.
+    let lambda = closure(&g, "replica-auditor");
+    assert!(lambda.contains("aws-sdk-secretsmanager") && lambda.contains("lambda_runtime"));
+    assert!(lambda.contains("replica-auditor-core"));
+    let core = closure(&g, "replica-auditor-core");
+    assert!(
+        core.contains("serde_json"),
+        "the core's dependencies were read: {core:?}"
+    );
+    let bad: Vec<&String> = core.iter().filter(|d| forbidden(d)).collect();
+    assert!(bad.is_empty(), "the core depends on {bad:?}");
+}
+
+#[test]
+fn the_fuzz_crate_builds_on_the_core_only() {
+    let g = graph("fuzz/Cargo.lock");
+    let fuzz = closure(&g, "replica-auditor-fuzz");
+    assert!(fuzz.contains("replica-auditor-core"));
+    assert!(
+        !fuzz.contains("replica-auditor"),
+        "the fuzz crate depends on the Lambda package"
+    );
+    let bad: Vec<&String> = fuzz.iter().filter(|d| forbidden(d)).collect();
+    assert!(bad.is_empty(), "the fuzz crate depends on {bad:?}");
+}
