@@ -26,7 +26,7 @@ echo "==> the latency proxy"
 cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
 if [ "${1:-}" = "--event-only" ]; then
   echo "==> bench/bench.py --event-only (figures 1, 4, 5, 6)"
-  exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor target/latency-proxy/release/latency-proxy
+  exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor-lambda target/latency-proxy/release/latency-proxy
 fi
 echo "==> bench/bench.py"
 .venv/bin/python bench/bench.py target/release/replica-auditor-lambda \
