@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, outcomes};
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
-use crate::event::{self, HandledEvent, Incoming, Trigger};
+use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
@@ -68,12 +68,48 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
 
     /// Inspect and audit the secret a CloudTrail call names.
     pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget, request_id: &str) -> Report {
-        let region = t
-            .secret
+        let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
+        let target = self.target(
+            &t.secret,
+            t.region.as_deref(),
+            t.account.as_deref(),
+            promotion,
+        );
+        let info = TriggerInfo::from_cloudtrail(t);
+        self.audit_target(&target, Some(t), info, budget, request_id)
+            .await
+    }
+
+    /// Inspect and audit one secret (a name, looked up in the home Region,
+    /// or an ARN) as a CloudTrail event naming it would, with no event: a
+    /// command line's `audit`. `info` says what asked.
+    pub async fn audit_secret(
+        &self,
+        secret: &SecretRef,
+        info: TriggerInfo,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Report {
+        let target = self.target(secret, None, None, false);
+        self.audit_target(&target, None, info, budget, request_id)
+            .await
+    }
+
+    /// What to inspect for `secret`: an ARN's Region and account, else
+    /// the event's (`region`, `account`), else the home Region.
+    fn target(
+        &self,
+        secret: &SecretRef,
+        region: Option<&str>,
+        account: Option<&str>,
+        promotion: bool,
+    ) -> Target {
+        let region = secret
             .arn_region
-            .clone()
-            .or_else(|| t.region.clone())
-            .unwrap_or_else(|| self.home_region.clone());
+            .as_deref()
+            .or(region)
+            .unwrap_or(&self.home_region)
+            .to_string();
         let rules = &self.settings.rules;
         let mut search_regions: Vec<String> = rules
             .allowed_regions
@@ -84,28 +120,35 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         search_regions.push(self.home_region.clone());
         search_regions.sort();
         search_regions.dedup();
-        let target = Target {
-            secret_id: t.secret.id.clone(),
+        Target {
+            secret_id: secret.id.clone(),
             region,
-            account: t.secret.arn_account.clone().or_else(|| t.account.clone()),
-            promotion: t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none(),
+            account: secret
+                .arn_account
+                .clone()
+                .or_else(|| account.map(str::to_string)),
+            promotion,
             search_regions,
             unreplicated_too: true,
-        };
+        }
+    }
+
+    async fn audit_target(
+        &self,
+        target: &Target,
+        trigger: Option<&Trigger>,
+        info: TriggerInfo,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Report {
         // The own organisation is learned alongside the first calls: no
         // extra sequential round trip.
         let (snapshot, _) = futures::join!(
-            inspect::inspect(&self.clients, &self.clients, &target, budget),
+            inspect::inspect(&self.clients, &self.clients, target, budget),
             self.own_org(budget)
         );
-        self.finish(
-            &snapshot,
-            Some(t),
-            TriggerInfo::from_cloudtrail(t),
-            budget,
-            request_id,
-        )
-        .await
+        self.finish(&snapshot, trigger, info, budget, request_id)
+            .await
     }
 }
 

@@ -31,6 +31,17 @@ use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot, SweepSummary,
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
 use crate::sinks::{Delivered, ReportSink, SinkError};
 
+/// Told how a sweep goes (a command line's progress bar). The Lambda's
+/// sweep tells `()`, which ignores it.
+pub trait SweepProgress: Send + Sync {
+    /// The secrets listed, before their audits start.
+    fn listed(&self, _secrets: usize) {}
+    /// One more listed secret done: audited, passed over or not reached.
+    fn done(&self) {}
+}
+
+impl SweepProgress for () {}
+
 enum Outcome {
     NotReached,
     NotReplicated,
@@ -70,6 +81,18 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         budget: &Budget,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
+        self.sweep_with_progress(scheduled, budget, request_id, &())
+            .await
+    }
+
+    /// [`App::sweep`], telling `progress` how it goes.
+    pub async fn sweep_with_progress(
+        &self,
+        scheduled: &Scheduled,
+        budget: &Budget,
+        request_id: &str,
+        progress: &dyn SweepProgress,
+    ) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let regions = if self.settings.sweep.regions.is_empty() {
             vec![self.home_region.clone()]
@@ -90,6 +113,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         // The own organisation is learned while the Regions are listed.
         let ((gaps, primaries), _) =
             futures::join!(self.list_primaries(&regions, budget), self.own_org(budget));
+        progress.listed(primaries.len());
 
         let keys = CachedKeys::new(&self.clients);
         let replicas = ListedReplicas::new(&self.clients, *budget);
@@ -140,6 +164,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
                 next = audits.next() => match next {
                     None => break,
                     Some(outcome) => {
+                        progress.done();
                         let Some(report) = count(&mut summary, outcome) else { continue };
                         if !report.is_worth_sending() {
                             continue;

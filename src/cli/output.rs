@@ -1,0 +1,320 @@
+//! What the command line prints: reports as JSON Lines, CSV (one row per
+//! finding) or a table for people, and the exit status they come to.
+
+use std::io::{self, Write};
+
+use replica_auditor::arn::parse_secret_arn;
+use replica_auditor::model::{Finding, Severity};
+use replica_auditor::report::Report;
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people, most severe first.
+    Table,
+    /// JSON Lines: one `replica-auditor.report/v1` document per line.
+    Json,
+    /// A header, then one row per finding.
+    Csv,
+}
+
+impl Format {
+    /// The default: a table for a terminal, JSON Lines for anything else.
+    pub fn default_for(to_terminal: bool) -> Format {
+        if to_terminal {
+            Format::Table
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// The CSV columns, in order.
+pub const CSV_HEADER: [&str; 9] = [
+    "account",
+    "region",
+    "secret",
+    "code",
+    "severity",
+    "message",
+    "remediation",
+    "finding_id",
+    "secret_arn",
+];
+
+/// Write `reports` in `format`. `colour` applies to the table only.
+pub fn write(
+    out: &mut dyn Write,
+    reports: &[Report],
+    format: Format,
+    colour: bool,
+) -> io::Result<()> {
+    match format {
+        Format::Json => write_json_lines(out, reports),
+        Format::Csv => write_csv(out, reports),
+        Format::Table => write_table(out, reports, colour),
+    }
+}
+
+fn write_json_lines(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    for r in reports {
+        serde_json::to_writer(&mut *out, r)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// The account a report's findings are about: the secret's, else the trigger's.
+fn account(report: &Report) -> String {
+    report
+        .secret
+        .arn
+        .as_deref()
+        .and_then(parse_secret_arn)
+        .map(|a| a.account)
+        .or_else(|| report.trigger.account.clone())
+        .unwrap_or_default()
+}
+
+fn write_csv(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_HEADER)?;
+    for r in reports {
+        let account = account(r);
+        let arn = r.secret.arn.as_deref().unwrap_or("");
+        for f in &r.findings {
+            w.write_record([
+                account.as_str(),
+                f.region.as_deref().unwrap_or(""),
+                r.secret.name.as_str(),
+                f.code.as_str(),
+                f.severity.as_str(),
+                f.message.as_str(),
+                f.remediation.as_str(),
+                f.id.as_str(),
+                arn,
+            ])?;
+        }
+    }
+    w.flush()
+}
+
+fn paint(text: &str, severity: Severity, colour: bool) -> String {
+    if !colour {
+        return text.to_string();
+    }
+    let code = match severity {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+fn write_table(out: &mut dyn Write, reports: &[Report], colour: bool) -> io::Result<()> {
+    let mut rows: Vec<(&Report, &Finding)> = reports
+        .iter()
+        .flat_map(|r| r.findings.iter().map(move |f| (r, f)))
+        .collect();
+    // Most severe first across every report; stable, so each report's own
+    // order (code, Region) holds within a severity.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.severity));
+    if rows.is_empty() {
+        writeln!(out, "No findings.")?;
+    } else {
+        let width = |f: &dyn Fn(&(&Report, &Finding)) -> usize, title: &str| {
+            rows.iter().map(f).max().unwrap_or(0).max(title.len())
+        };
+        let w_sev = width(&|r| r.1.severity.as_str().len(), "SEVERITY");
+        let w_code = width(&|r| r.1.code.as_str().len(), "CODE");
+        let w_secret = width(&|r| r.0.secret.name.chars().count(), "SECRET");
+        let w_region = width(&|r| r.1.region.as_deref().unwrap_or("-").len(), "REGION");
+        writeln!(
+            out,
+            "{:w_sev$}  {:w_code$}  {:w_secret$}  {:w_region$}  MESSAGE",
+            "SEVERITY", "CODE", "SECRET", "REGION"
+        )?;
+        for (r, f) in &rows {
+            let sev = format!("{:w_sev$}", f.severity.as_str());
+            writeln!(
+                out,
+                "{}  {:w_code$}  {:w_secret$}  {:w_region$}  {}",
+                paint(&sev, f.severity, colour),
+                f.code.as_str(),
+                r.secret.name,
+                f.region.as_deref().unwrap_or("-"),
+                f.message
+            )?;
+        }
+    }
+    for r in reports {
+        for a in &r.actions {
+            writeln!(
+                out,
+                "Remediation of {} in {}: {} {}: {}",
+                r.secret.name, a.region, a.action, a.outcome, a.detail
+            )?;
+        }
+    }
+    let audited: Vec<&Report> = reports.iter().filter(|r| r.sweep.is_none()).collect();
+    let with_findings = audited.iter().filter(|r| !r.findings.is_empty()).count();
+    writeln!(
+        out,
+        "{} finding{} in {} of {} secret{} reported.",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        with_findings,
+        audited.len(),
+        if audited.len() == 1 { "" } else { "s" }
+    )?;
+    for s in reports.iter().filter_map(|r| r.sweep.as_ref()) {
+        writeln!(
+            out,
+            "Sweep of {}: {} secrets seen, {} audited, {} with findings, {} not reached, {} ms.",
+            s.regions.join(", "),
+            s.secrets_seen,
+            s.secrets_audited,
+            s.secrets_with_findings,
+            s.not_reached,
+            s.duration_ms
+        )?;
+    }
+    Ok(())
+}
+
+/// `--fail-on`: whether any finding is at or above `fail_on`.
+pub fn has_findings_at(reports: &[Report], fail_on: Severity) -> bool {
+    reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.severity >= fail_on)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replica_auditor::model::{Code, Snapshot};
+    use replica_auditor::report::{TriggerInfo, build};
+
+    fn report(name: &str, findings: &[(Code, &str, &str)]) -> Report {
+        let findings = findings
+            .iter()
+            .map(|(code, region, message)| Finding {
+                id: format!("{name}-{}", code.as_str()),
+                code: *code,
+                severity: code.severity(),
+                region: Some(region.to_string()),
+                message: message.to_string(),
+                remediation: "fix it".into(),
+                cause: None,
+            })
+            .collect();
+        let mut r = build(
+            TriggerInfo {
+                source: "cli".into(),
+                event_name: "audit".into(),
+                event_id: None,
+                event_time: None,
+                region: Some("us-west-2".into()),
+                account: Some("123456789012".into()),
+                actor: None,
+                error_code: None,
+            },
+            &Snapshot::empty(name),
+            findings,
+            Vec::new(),
+            Severity::Info,
+            "id".into(),
+            "now".into(),
+        );
+        r.secret.arn = Some(format!(
+            "arn:aws:secretsmanager:us-west-2:111122223333:secret:{name}-AbCdEf"
+        ));
+        r
+    }
+
+    fn render(reports: &[Report], format: Format, colour: bool) -> String {
+        let mut out = Vec::new();
+        write(&mut out, reports, format, colour).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_and_line_breaks() {
+        let hostile = "a \"quoted\", comma\nand a line break";
+        let r = report("prod/db", &[(Code::ReplicaFailed, "us-east-1", hostile)]);
+        let text = render(&[r], Format::Csv, false);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(rd.headers().unwrap().iter().collect::<Vec<_>>(), CSV_HEADER);
+        let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(&rows[0][0], "111122223333", "the account is the secret's");
+        assert_eq!(&rows[0][1], "us-east-1");
+        assert_eq!(&rows[0][2], "prod/db");
+        assert_eq!(&rows[0][3], "REPLICA_FAILED");
+        assert_eq!(&rows[0][4], "HIGH");
+        assert_eq!(&rows[0][5], hostile);
+        assert!(
+            text.contains("\"a \"\"quoted\"\", comma\nand a line break\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_one_report_each() {
+        let reports = [
+            report("a", &[(Code::KeyDisabled, "us-east-1", "m1")]),
+            report("b", &[]),
+        ];
+        let text = render(&reports, Format::Json, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        for (line, r) in lines.iter().zip(&reports) {
+            let back: Report = serde_json::from_str(line).unwrap();
+            assert_eq!(&back, r);
+        }
+    }
+
+    #[test]
+    fn the_table_puts_the_most_severe_first_and_colours_only_when_asked() {
+        let reports = [
+            report(
+                "low",
+                &[(Code::ReplicaInProgress, "eu-west-1", "still going")],
+            ),
+            report(
+                "bad",
+                &[
+                    (Code::KeyAwsManaged, "us-east-1", "managed"),
+                    (Code::KeyPendingDeletion, "us-east-1", "doomed"),
+                ],
+            ),
+        ];
+        let text = render(&reports, Format::Table, false);
+        let order: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .take(3)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(order, ["CRITICAL", "MEDIUM", "LOW"], "{text}");
+        assert!(!text.contains('\x1b'), "no colour: {text}");
+        assert!(
+            text.contains("3 findings in 2 of 2 secrets reported."),
+            "{text}"
+        );
+        let coloured = render(&reports, Format::Table, true);
+        assert!(coloured.contains("\x1b[1;31mCRITICAL\x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn fail_on_is_at_or_above() {
+        let reports = [report("a", &[(Code::KeyAwsManaged, "us-east-1", "m")])];
+        assert!(has_findings_at(&reports, Severity::Low));
+        assert!(has_findings_at(&reports, Severity::Medium));
+        assert!(!has_findings_at(&reports, Severity::High));
+        assert!(!has_findings_at(&[report("b", &[])], Severity::Info));
+    }
+}
