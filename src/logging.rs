@@ -40,10 +40,15 @@ pub fn filter(directives: &str) -> Option<Targets> {
 
 /// `RUST_LOG`, else [`DEFAULT_FILTER`].
 pub fn filter_from_env() -> Targets {
+    filter_from_env_or(DEFAULT_FILTER)
+}
+
+/// `RUST_LOG`, else `default` (which must parse).
+pub fn filter_from_env_or(default: &str) -> Targets {
     std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| filter(&v))
-        .unwrap_or_else(|| filter(DEFAULT_FILTER).expect("the default filter parses"))
+        .unwrap_or_else(|| filter(default).expect("the default filter parses"))
 }
 
 #[cfg(test)]

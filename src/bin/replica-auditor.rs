@@ -9,14 +9,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use replica_auditor::logging;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // clap's own usage errors exit 2 and print usage; --help and --version exit 0.
     let args = cli::args::Cli::parse();
     // Logs go to stderr only, so stdout stays machine-readable; quiet
     // unless RUST_LOG asks for more.
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = logging::filter_from_env_or("warn");
     if tracing::subscriber::set_global_default(logging::subscriber(std::io::stderr, filter))
         .is_err()
     {
