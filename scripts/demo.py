@@ -7,14 +7,30 @@
 4. sends it every sample event in events/ (plus one malformed event) with
    `cargo lambda invoke`;
 5. prints the reports that arrived on the SNS topic;
-6. stops everything it started.
+6. runs the command line against the same moto: `replica-auditor audit` of
+   two broken secrets as a table, and `replica-auditor sweep` as JSON Lines;
+7. stops everything it started.
 
 Run it with `make demo` (which installs what it needs first).
 """
 
 import json
+import os
+import subprocess
 
 from local_stack import ROOT, LocalStack
+
+
+def cli(stack, *args):
+    """Run the command line against the demo's moto; its exit status and stdout."""
+    env = {**os.environ, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_REGION": "us-west-2",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env.pop("AWS_PROFILE", None)
+    out = subprocess.run([str(ROOT / "target/debug/replica-auditor"), *args], env=env,
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode not in (0, 1):
+        raise SystemExit(f"demo: replica-auditor {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out.returncode, out.stdout
 
 
 def main():
@@ -63,6 +79,25 @@ def main():
         if messages:
             print("==> one report in full (the SNS message body):")
             print(messages[0]["Message"])
+
+        print("\n==> the command line against the same account (cargo build --bin replica-auditor)")
+        subprocess.run(["cargo", "build", "--quiet", "--bin", "replica-auditor"], cwd=ROOT, check=True)
+        args = ["audit", "production/Clash", "production/DoomedKey", "--format", "table"]
+        print(f"$ replica-auditor {' '.join(args)}")
+        code, out = cli(stack, *args)
+        print(out.rstrip())
+        print(f"(exit {code}: findings at or above --fail-on LOW)")
+        args = ["sweep", "--format", "json"]
+        print(f"\n$ replica-auditor {' '.join(args)}")
+        code, out = cli(stack, *args)
+        lines = out.splitlines()
+        for line in lines[:2]:
+            print(line[:160] + ("..." if len(line) > 160 else ""))
+        if len(lines) > 3:
+            print(f"... {len(lines) - 3} more JSON lines ...")
+        summary = json.loads(lines[-1])["sweep"]
+        print(f"(the last line is the summary: {summary['secrets_seen']} secrets seen, "
+              f"{summary['secrets_with_findings']} with findings; exit {code})")
         print(f"\nfunction logs: {stack.logdir / 'function.log'}")
         if failures:
             raise SystemExit(f"demo: {failures} invocation(s) did not behave as expected")
