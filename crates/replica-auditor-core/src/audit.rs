@@ -24,6 +24,27 @@ pub fn finding_id(secret: &str, code: Code, region: Option<&str>, subject: &str)
     hex::encode(&h.finalize()[..12])
 }
 
+/// A finding about `secret` (or another key the id is stable for): its id
+/// from the secret, code, Region and `subject`, its severity from the code.
+pub fn finding(
+    secret: &str,
+    code: Code,
+    region: Option<&str>,
+    subject: &str,
+    message: String,
+    remediation: String,
+) -> Finding {
+    Finding {
+        id: finding_id(secret, code, region, subject),
+        code,
+        severity: code.severity(),
+        region: region.map(str::to_string),
+        message,
+        remediation,
+        cause: None,
+    }
+}
+
 /// Classify a Failed replica's StatusMessage.
 pub fn classify_failure(message: Option<&str>) -> FailureCause {
     let m = message.unwrap_or("").to_ascii_lowercase();
@@ -63,15 +84,14 @@ impl Findings<'_> {
         message: String,
         remediation: String,
     ) -> &mut Finding {
-        self.out.push(Finding {
-            id: finding_id(self.secret, code, region, subject),
+        self.out.push(finding(
+            self.secret,
             code,
-            severity: code.severity(),
-            region: region.map(str::to_string),
+            region,
+            subject,
             message,
             remediation,
-            cause: None,
-        });
+        ));
         self.out.last_mut().expect("just pushed")
     }
 }

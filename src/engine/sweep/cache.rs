@@ -200,41 +200,33 @@ impl<'a, S: SecretsApi> ListedReplicas<'a, S> {
         primary_region: &str,
     ) -> Option<Mutex<HashMap<String, SecretState>>> {
         let mut all = HashMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .budget
-                .run(
-                    "secretsmanager:ListSecrets",
+        let (calls, listed) = super::list_every_page(
+            self.inner,
+            &self.budget,
+            region,
+            Some(primary_region),
+            |secrets| {
+                // The filter is a prefix match: keep exact ones only.
+                all.extend(
+                    secrets
+                        .into_iter()
+                        .filter(|s| s.primary_region.as_deref() == Some(primary_region))
+                        .map(|s| (s.arn.clone(), s)),
+                );
+            },
+        )
+        .await;
+        self.pages.fetch_add(calls, Ordering::Relaxed);
+        match listed {
+            Ok(()) => Some(Mutex::new(all)),
+            Err(gap) => {
+                tracing::warn!(
                     region,
-                    self.inner
-                        .list_secrets(region, Some(primary_region), token.take()),
-                )
-                .await;
-            self.pages.fetch_add(1, Ordering::Relaxed);
-            match page {
-                Ok((secrets, next)) => {
-                    // The filter is a prefix match: keep exact ones only.
-                    all.extend(
-                        secrets
-                            .into_iter()
-                            .filter(|s| s.primary_region.as_deref() == Some(primary_region))
-                            .map(|s| (s.arn.clone(), s)),
-                    );
-                    match next {
-                        Some(t) if !t.is_empty() => token = Some(t),
-                        _ => return Some(Mutex::new(all)),
-                    }
-                }
-                Err(gap) => {
-                    tracing::warn!(
-                        region,
-                        primary_region,
-                        reason = %gap.reason,
-                        "could not list replicas; describing each one instead"
-                    );
-                    return None;
-                }
+                    primary_region,
+                    reason = %gap.reason,
+                    "could not list replicas; describing each one instead"
+                );
+                None
             }
         }
     }

@@ -27,7 +27,9 @@ use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
-use crate::model::{Code, Finding, Gap, Lookup, Severity, Snapshot, SweepSummary, now_rfc3339};
+use crate::model::{
+    Code, Finding, Gap, Lookup, SecretState, Severity, Snapshot, SweepSummary, now_rfc3339,
+};
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
 use crate::sinks::{Delivered, ReportSink, SinkError};
 
@@ -223,36 +225,20 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         let mut gaps = Vec::new();
         let mut primaries: BTreeMap<String, String> = BTreeMap::new(); // primary ARN -> its Region
         for region in regions {
-            let mut token = None;
-            loop {
-                match budget
-                    .run(
-                        "secretsmanager:ListSecrets",
-                        region,
-                        self.clients.list_secrets(region, None, token.take()),
-                    )
-                    .await
-                {
-                    Ok((page, next)) => {
-                        for l in page {
-                            let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
-                            let arn = if home == *region {
-                                Some(l.arn.clone())
-                            } else {
-                                secret_arn_in_region(&l.arn, &home)
-                            };
-                            primaries.insert(arn.unwrap_or(l.arn), home);
-                        }
-                        match next {
-                            Some(t) if !t.is_empty() => token = Some(t),
-                            _ => break,
-                        }
-                    }
-                    Err(gap) => {
-                        gaps.push(gap);
-                        break;
-                    }
+            let pages = list_every_page(&self.clients, budget, region, None, |page| {
+                for l in page {
+                    let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
+                    let arn = if home == *region {
+                        Some(l.arn.clone())
+                    } else {
+                        secret_arn_in_region(&l.arn, &home)
+                    };
+                    primaries.insert(arn.unwrap_or(l.arn), home);
                 }
+            })
+            .await;
+            if let Err(gap) = pages.1 {
+                gaps.push(gap);
             }
         }
         (gaps, primaries)
@@ -312,31 +298,37 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
 /// and `findings` say what the sweep could not do.
 fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region: &str) -> Report {
     let key = format!("sweep:{}", s.regions.join(","));
+    let incomplete = |region: &str, subject: &str, message: String, remediation: String| {
+        crate::audit::finding(
+            &key,
+            Code::AuditIncomplete,
+            Some(region),
+            subject,
+            message,
+            remediation,
+        )
+    };
     let mut findings: Vec<Finding> = gaps
         .iter()
-        .map(|g| Finding {
-            id: crate::audit::finding_id(&key, Code::AuditIncomplete, Some(&g.region), &g.call),
-            code: Code::AuditIncomplete,
-            severity: Code::AuditIncomplete.severity(),
-            region: Some(g.region.clone()),
-            message: format!("The sweep could not run {} in {}: {}. Secrets there were not listed.", g.call, g.region, g.reason),
-            remediation: format!("Grant the auditor's role {} (it needs Resource \"*\"), then wait for the next sweep.", g.call),
-            cause: None,
+        .map(|g| {
+            incomplete(
+                &g.region,
+                &g.call,
+                format!("The sweep could not run {} in {}: {}. Secrets there were not listed.", g.call, g.region, g.reason),
+                format!("Grant the auditor's role {} (it needs Resource \"*\"), then wait for the next sweep.", g.call),
+            )
         })
         .collect();
     if s.not_reached > 0 {
-        findings.push(Finding {
-            id: crate::audit::finding_id(&key, Code::AuditIncomplete, Some(home_region), "not_reached"),
-            code: Code::AuditIncomplete,
-            severity: Code::AuditIncomplete.severity(),
-            region: Some(home_region.to_string()),
-            message: format!(
+        findings.push(incomplete(
+            home_region,
+            "not_reached",
+            format!(
                 "The sweep stopped before the invocation's deadline: {} of {} secrets were not reached.",
                 s.not_reached, s.secrets_seen
             ),
-            remediation: "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule.".into(),
-            cause: None,
-        });
+            "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule.".into(),
+        ));
     }
     let mut r = report::build(
         info,
@@ -354,4 +346,39 @@ fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region
     };
     r.sweep = Some(s.clone());
     r
+}
+
+/// Every page of ListSecrets in `region` (only replicas of primaries in
+/// `primary_region`, when given), each handed to `page` as it arrives,
+/// within the budget: the calls made, and the gap that stopped the listing
+/// early, if one did.
+pub(crate) async fn list_every_page<S: SecretsApi>(
+    secrets: &S,
+    budget: &Budget,
+    region: &str,
+    primary_region: Option<&str>,
+    mut page: impl FnMut(Vec<SecretState>),
+) -> (usize, Result<(), Gap>) {
+    let mut token = None;
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let listed = budget
+            .run(
+                "secretsmanager:ListSecrets",
+                region,
+                secrets.list_secrets(region, primary_region, token.take()),
+            )
+            .await;
+        match listed {
+            Ok((secrets, next)) => {
+                page(secrets);
+                match next {
+                    Some(t) if !t.is_empty() => token = Some(t),
+                    _ => return (calls, Ok(())),
+                }
+            }
+            Err(gap) => return (calls, Err(gap)),
+        }
+    }
 }
