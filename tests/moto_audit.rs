@@ -3,6 +3,8 @@
 
 mod support;
 
+use replica_auditor::aws::AwsClients;
+use replica_auditor::engine::App;
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::*;
@@ -241,19 +243,13 @@ async fn secret_resource_policies_public_and_untrusted() {
                "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-f0r31gn0rg1"}}}),
     )
     .await;
-    run(&app, &event("create-secret.json")).await;
-    let p = &w.published().await[0];
-    assert_eq!(
-        p.codes(),
-        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
-    );
-    let m = finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
-        .as_str()
-        .unwrap();
-    assert!(
-        m.contains("o-f0r31gn0rg1") && m.contains("VendorOrg"),
-        "{m}"
-    );
+    only_finding_says(
+        &w,
+        &app,
+        "SECRET_POLICY_UNTRUSTED_ACCOUNT",
+        &["o-f0r31gn0rg1", "VendorOrg"],
+    )
+    .await;
 
     // Shared with a stranger's account: untrusted until it is trusted.
     put_secret_policy(
@@ -263,21 +259,30 @@ async fn secret_resource_policies_public_and_untrusted() {
                "Action": "secretsmanager:DescribeSecret", "Resource": "*"}),
     )
     .await;
-    run(&app, &event("create-secret.json")).await;
-    let p = &w.published().await[0];
-    assert_eq!(
-        p.codes(),
-        vec![e("SECRET_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
-    );
-    assert!(
-        finding(&p.report, "SECRET_POLICY_UNTRUSTED_ACCOUNT")["message"]
-            .as_str()
-            .unwrap()
-            .contains("999988887777")
-    );
+    only_finding_says(
+        &w,
+        &app,
+        "SECRET_POLICY_UNTRUSTED_ACCOUNT",
+        &["999988887777"],
+    )
+    .await;
     let trusting = w.app(&[("TRUSTED_ACCOUNT_IDS", "999988887777")]).await;
     let report = run(&trusting, &event("create-secret.json")).await;
     assert_eq!(report["findings"], json!([]));
+}
+
+/// CreateSecret's event through `app`: one report published, its only
+/// finding `code` in us-west-2, with a message naming each of `words`.
+async fn only_finding_says(w: &World, app: &App<AwsClients>, code: &str, words: &[&str]) {
+    run(app, &event("create-secret.json")).await;
+    let published = w.published().await;
+    assert_eq!(published.len(), 1);
+    let p = &published[0];
+    assert_eq!(p.codes(), vec![e(code, "us-west-2")]);
+    let m = finding(&p.report, code)["message"].as_str().unwrap();
+    for word in words {
+        assert!(m.contains(word), "{word} not in {m}");
+    }
 }
 
 /// PutKeyPolicy: the account's root plus `statement`.
@@ -362,19 +367,13 @@ async fn the_own_organisation_is_trusted_and_a_foreign_one_is_not() {
         org_paths_grant("VendorOrg", "kms:Decrypt", "o-f0r31gn0rg1/r-ab12/*"),
     )
     .await;
-    run(&app, &event("create-secret.json")).await;
-    let p = &w.published().await[0];
-    assert_eq!(
-        p.codes(),
-        vec![e("KEY_POLICY_UNTRUSTED_ACCOUNT", "us-west-2")]
-    );
-    let m = finding(&p.report, "KEY_POLICY_UNTRUSTED_ACCOUNT")["message"]
-        .as_str()
-        .unwrap();
-    assert!(
-        m.contains("o-f0r31gn0rg1") && m.contains("\"VendorOrg\""),
-        "{m}"
-    );
+    only_finding_says(
+        &w,
+        &app,
+        "KEY_POLICY_UNTRUSTED_ACCOUNT",
+        &["o-f0r31gn0rg1", "\"VendorOrg\""],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
