@@ -139,3 +139,69 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{ErrorKind, error_kind};
+
+    /// The metrics read an AUDIT_INCOMPLETE's kind from this error's text.
+    #[test]
+    fn every_error_text_gives_its_metric_kind() {
+        let (call, region) = ("kms:DescribeKey", "eu-west-1".to_string());
+        let cases = [
+            (
+                AwsError::AccessDenied {
+                    call,
+                    region: region.clone(),
+                    message: "m".into(),
+                },
+                ErrorKind::AccessDenied,
+            ),
+            (
+                AwsError::Throttled {
+                    call,
+                    region: region.clone(),
+                    message: "m".into(),
+                },
+                ErrorKind::Throttled,
+            ),
+            (
+                AwsError::Service {
+                    call,
+                    region: region.clone(),
+                    code: "KMSInternalException".into(),
+                    message: "m".into(),
+                },
+                ErrorKind::Service,
+            ),
+            (
+                AwsError::Transport {
+                    call,
+                    region: region.clone(),
+                    message: "m".into(),
+                },
+                ErrorKind::Transport,
+            ),
+            (
+                AwsError::Timeout {
+                    call,
+                    region: region.clone(),
+                    seconds: 1.0,
+                },
+                ErrorKind::Timeout,
+            ),
+            (
+                AwsError::NotStarted {
+                    call,
+                    region,
+                    reason: "deadline".into(),
+                },
+                ErrorKind::Timeout,
+            ),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(error_kind(&e.to_string()), kind, "{e}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! - [`audit`]: the audit, snapshot in, findings out; [`policy`] judges
 //!   key and secret resource policies for it
 //! - [`report`]: the report document; [`notify`]: its email text and chat notification
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
 
 pub mod arn;
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod plan;

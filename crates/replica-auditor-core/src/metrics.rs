@@ -1,0 +1,391 @@
+//! CloudWatch metrics as Embedded Metric Format (EMF) log lines: what one
+//! audit, or one sweep, came to, as one JSON object that CloudWatch Logs
+//! turns into metrics. No agent and no PutMetricData: Lambda sends stdout
+//! to CloudWatch Logs, which extracts the metrics.
+//!
+//! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>.
+//! Root `_aws` holds `Timestamp` (epoch ms) and `CloudWatchMetrics`
+//! (directives: `Namespace`, `Dimensions`, `Metrics`); every metric and
+//! dimension a directive names is a root member; metric values are
+//! numbers. Dimensions are low-cardinality only (the trigger and the
+//! function's Region): a secret's name or an account id would make a
+//! metric per secret or account, so they are plain properties.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::{ActionOutcome, Code, Severity};
+use crate::report::Report;
+
+/// The namespace of every metric (spec: 1 to 255 characters of `[a-zA-Z0-9._#:/-]`).
+pub const NAMESPACE: &str = "ReplicaAuditor";
+/// Metrics per EMF object, the limit AWS's own EMF libraries keep.
+pub const MAX_METRICS: usize = 100;
+/// Dimensions of every metric: one dimension set.
+pub const DIMENSIONS: [&str; 2] = ["Trigger", "Region"];
+
+/// Audits made (one per audited secret).
+pub const AUDITS: &str = "Audits";
+/// How long an audit (or a whole sweep) took.
+pub const AUDIT_DURATION: &str = "AuditDuration";
+/// Secrets a sweep listed.
+pub const SECRETS_SWEPT: &str = "SecretsSwept";
+
+/// Findings by severity.
+pub const FINDINGS: [(Severity, &str); 5] = [
+    (Severity::Critical, "FindingsCritical"),
+    (Severity::High, "FindingsHigh"),
+    (Severity::Medium, "FindingsMedium"),
+    (Severity::Low, "FindingsLow"),
+    (Severity::Info, "FindingsInfo"),
+];
+
+/// What kind of AWS call error left a check undone (an AUDIT_INCOMPLETE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    AccessDenied,
+    Throttled,
+    Service,
+    Transport,
+    Timeout,
+}
+
+/// AWS call errors by kind.
+pub const AWS_CALL_ERRORS: [(ErrorKind, &str); 5] = [
+    (ErrorKind::AccessDenied, "AwsCallErrorsAccessDenied"),
+    (ErrorKind::Throttled, "AwsCallErrorsThrottled"),
+    (ErrorKind::Service, "AwsCallErrorsService"),
+    (ErrorKind::Transport, "AwsCallErrorsTransport"),
+    (ErrorKind::Timeout, "AwsCallErrorsTimeout"),
+];
+
+/// Remediation actions by outcome.
+pub const REMEDIATION_OUTCOMES: [(ActionOutcome, &str); 5] = [
+    (ActionOutcome::InSync, "RemediationInSync"),
+    (ActionOutcome::InProgress, "RemediationInProgress"),
+    (ActionOutcome::Failed, "RemediationFailed"),
+    (ActionOutcome::Skipped, "RemediationSkipped"),
+    (ActionOutcome::DryRun, "RemediationDryRun"),
+];
+
+/// Every metric name the auditor emits (the dashboard shows them all).
+pub fn metric_names() -> Vec<&'static str> {
+    let mut names = vec![AUDITS, AUDIT_DURATION, SECRETS_SWEPT];
+    names.extend(FINDINGS.iter().map(|(_, n)| *n));
+    names.extend(AWS_CALL_ERRORS.iter().map(|(_, n)| *n));
+    names.extend(REMEDIATION_OUTCOMES.iter().map(|(_, n)| *n));
+    names
+}
+
+/// The kind of error an AUDIT_INCOMPLETE finding's message reports. The
+/// message carries the adapter's error text (`AwsError`'s Display:
+/// "access denied", "throttled past the SDK's retries", "could not reach
+/// the service", "no answer within", "not started"); anything else is a
+/// service error.
+pub fn error_kind(message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("access denied") || m.contains("accessdenied") {
+        ErrorKind::AccessDenied
+    } else if m.contains("throttled") || m.contains("throttling") {
+        ErrorKind::Throttled
+    } else if m.contains("could not reach the service") {
+        ErrorKind::Transport
+    } else if m.contains("no answer within") || m.contains("not started") {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Service
+    }
+}
+
+/// Where the audit came from, as the `Trigger` dimension: `cloudtrail`,
+/// `schedule` or `cli`.
+pub fn trigger_dimension(source: &str) -> &'static str {
+    match source {
+        "schedule" => "schedule",
+        "cli" => "cli",
+        _ => "cloudtrail",
+    }
+}
+
+/// Counts gathered from one or more reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub audits: u64,
+    pub findings: [u64; 5],
+    pub errors: [u64; 5],
+    pub outcomes: [u64; 5],
+}
+
+impl Tally {
+    /// Count one audited secret's report.
+    pub fn add_audit(&mut self, report: &Report) {
+        self.audits += 1;
+        self.add_findings(report);
+    }
+
+    /// Count a report's findings, its AUDIT_INCOMPLETE errors and its
+    /// remediation outcomes (a sweep's summary report: its listing gaps),
+    /// without counting an audit.
+    pub fn add_findings(&mut self, report: &Report) {
+        for f in &report.findings {
+            if let Some(i) = FINDINGS.iter().position(|(s, _)| *s == f.severity) {
+                self.findings[i] += 1;
+            }
+            if f.code == Code::AuditIncomplete {
+                let kind = error_kind(&f.message);
+                if let Some(i) = AWS_CALL_ERRORS.iter().position(|(k, _)| *k == kind) {
+                    self.errors[i] += 1;
+                }
+            }
+        }
+        for a in &report.actions {
+            if let Some(i) = REMEDIATION_OUTCOMES
+                .iter()
+                .position(|(o, _)| *o == a.outcome)
+            {
+                self.outcomes[i] += 1;
+            }
+        }
+    }
+}
+
+/// What one EMF line says.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    /// Epoch milliseconds.
+    pub timestamp_ms: u64,
+    /// [`trigger_dimension`].
+    pub trigger: &'static str,
+    /// The function's Region.
+    pub region: &'a str,
+    pub tally: &'a Tally,
+    pub duration_ms: u64,
+    /// A sweep's listed secrets; `None` for one audit.
+    pub secrets_swept: Option<u64>,
+    /// Plain properties (searchable log fields, not dimensions): the
+    /// secret, the report id, the event id.
+    pub properties: Vec<(&'static str, Value)>,
+}
+
+impl Line<'_> {
+    /// The EMF object.
+    pub fn to_json(&self) -> Value {
+        let mut root = Map::new();
+        let mut metrics: Vec<Value> = Vec::new();
+        let mut put = |root: &mut Map<String, Value>, name: &'static str, unit: &str, v: u64| {
+            metrics.push(json!({"Name": name, "Unit": unit}));
+            root.insert(name.to_string(), json!(v));
+        };
+        put(&mut root, AUDITS, "Count", self.tally.audits);
+        put(&mut root, AUDIT_DURATION, "Milliseconds", self.duration_ms);
+        if let Some(n) = self.secrets_swept {
+            put(&mut root, SECRETS_SWEPT, "Count", n);
+        }
+        for (i, (_, name)) in FINDINGS.iter().enumerate() {
+            put(&mut root, name, "Count", self.tally.findings[i]);
+        }
+        for (i, (_, name)) in AWS_CALL_ERRORS.iter().enumerate() {
+            put(&mut root, name, "Count", self.tally.errors[i]);
+        }
+        for (i, (_, name)) in REMEDIATION_OUTCOMES.iter().enumerate() {
+            put(&mut root, name, "Count", self.tally.outcomes[i]);
+        }
+        debug_assert!(metrics.len() <= MAX_METRICS);
+        for (k, v) in &self.properties {
+            root.entry(k.to_string()).or_insert_with(|| v.clone());
+        }
+        root.insert("Trigger".into(), json!(self.trigger));
+        root.insert("Region".into(), json!(self.region));
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": self.timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [DIMENSIONS],
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        Value::Object(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Finding};
+
+    fn finding(code: Code, severity: Severity, message: &str) -> Finding {
+        Finding {
+            id: "x".into(),
+            code,
+            severity,
+            region: Some("eu-west-1".into()),
+            message: message.into(),
+            remediation: String::new(),
+            cause: None,
+        }
+    }
+
+    fn report(findings: Vec<Finding>, actions: Vec<Action>) -> Report {
+        let mut r: Report = serde_json::from_value(json!({
+            "schema": "v1", "report_id": "r", "generated_at": "t",
+            "trigger": {"source": "cloudtrail", "event_name": "E", "event_id": null,
+                        "event_time": null, "region": null, "account": null,
+                        "actor": null, "error_code": null},
+            "secret": {"arn": null, "name": "s", "primary_region": null},
+            "replicas": [], "findings": [], "actions": [],
+            "summary": {"count": 0, "highest_severity": null}
+        }))
+        .expect("a minimal report");
+        r.findings = findings;
+        r.actions = actions;
+        r
+    }
+
+    #[test]
+    fn error_kinds_follow_the_adapters_error_text() {
+        let cases = [
+            (
+                "kms:GetKeyPolicy in eu-west-1: access denied (AccessDeniedException: no)",
+                ErrorKind::AccessDenied,
+            ),
+            (
+                "secretsmanager:ListSecrets in us-east-1: throttled past the SDK's retries (ThrottlingException: x)",
+                ErrorKind::Throttled,
+            ),
+            (
+                "kms:DescribeKey in eu-west-1: could not reach the service: dns",
+                ErrorKind::Transport,
+            ),
+            (
+                "kms:DescribeKey in eu-west-1: no answer within 2.0s (invocation deadline)",
+                ErrorKind::Timeout,
+            ),
+            (
+                "not started: the invocation's time was running out",
+                ErrorKind::Timeout,
+            ),
+            (
+                "kms:DescribeKey in eu-west-1: KMSInternalException: boom",
+                ErrorKind::Service,
+            ),
+        ];
+        for (m, k) in cases {
+            assert_eq!(error_kind(m), k, "{m}");
+        }
+    }
+
+    #[test]
+    fn a_line_counts_findings_errors_and_outcomes_as_root_members() {
+        let r = report(
+            vec![
+                finding(
+                    Code::AuditIncomplete,
+                    Severity::Medium,
+                    "kms:GetKeyPolicy in eu-west-1: access denied (x)",
+                ),
+                finding(Code::ReplicaFailed, Severity::High, "failed"),
+                finding(Code::ReplicaFailed, Severity::High, "failed"),
+            ],
+            vec![Action {
+                action: "ReplicateSecretToRegions".into(),
+                region: "eu-west-1".into(),
+                outcome: ActionOutcome::Failed,
+                detail: String::new(),
+            }],
+        );
+        let mut t = Tally::default();
+        t.add_audit(&r);
+        let line = Line {
+            timestamp_ms: 1_700_000_000_123,
+            trigger: trigger_dimension("cloudtrail"),
+            region: "us-east-1",
+            tally: &t,
+            duration_ms: 42,
+            secrets_swept: None,
+            properties: vec![("secret", json!("prod/db")), ("Region", json!("spoof"))],
+        }
+        .to_json();
+        assert_eq!(line["Audits"], 1);
+        assert_eq!(line["FindingsHigh"], 2);
+        assert_eq!(line["FindingsMedium"], 1);
+        assert_eq!(line["FindingsCritical"], 0);
+        assert_eq!(line["AwsCallErrorsAccessDenied"], 1);
+        assert_eq!(line["AwsCallErrorsService"], 0);
+        assert_eq!(line["RemediationFailed"], 1);
+        assert_eq!(line["AuditDuration"], 42);
+        assert!(line.get("SecretsSwept").is_none(), "only a sweep says it");
+        assert_eq!(line["secret"], "prod/db", "a property, not a dimension");
+        assert_eq!(
+            line["Region"], "us-east-1",
+            "a property cannot overwrite a dimension"
+        );
+        assert_eq!(line["Trigger"], "cloudtrail");
+        let aws = &line["_aws"];
+        assert_eq!(aws["Timestamp"], 1_700_000_000_123u64);
+        let d = &aws["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], NAMESPACE);
+        assert_eq!(d["Dimensions"], json!([["Trigger", "Region"]]));
+        let names: Vec<&str> = d["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), metric_names().len() - 1);
+        for n in names {
+            assert!(line[n].is_u64(), "{n} is a numeric root member");
+        }
+    }
+
+    #[test]
+    fn a_sweep_line_says_secrets_swept_and_stays_within_the_limit() {
+        let mut t = Tally::default();
+        t.add_audit(&report(
+            vec![finding(Code::ReplicaFailed, Severity::High, "f")],
+            vec![],
+        ));
+        t.add_audit(&report(vec![], vec![]));
+        t.add_findings(&report(
+            vec![finding(
+                Code::AuditIncomplete,
+                Severity::Medium,
+                "ListSecrets in eu-west-1: throttled past the SDK's retries",
+            )],
+            vec![],
+        ));
+        let line = Line {
+            timestamp_ms: 1,
+            trigger: trigger_dimension("schedule"),
+            region: "us-east-1",
+            tally: &t,
+            duration_ms: 900,
+            secrets_swept: Some(7),
+            properties: vec![],
+        }
+        .to_json();
+        assert_eq!(line["SecretsSwept"], 7);
+        assert_eq!(line["Audits"], 2, "the summary report is not an audit");
+        assert_eq!(line["AwsCallErrorsThrottled"], 1);
+        assert_eq!(line["Trigger"], "schedule");
+        let metrics = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(metrics.len(), metric_names().len());
+        assert!(metrics.len() <= MAX_METRICS);
+        assert!(
+            NAMESPACE
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._#:/-".contains(c))
+        );
+    }
+
+    #[test]
+    fn trigger_dimension_has_three_values() {
+        assert_eq!(trigger_dimension("cli"), "cli");
+        assert_eq!(trigger_dimension("schedule"), "schedule");
+        assert_eq!(trigger_dimension("cloudtrail"), "cloudtrail");
+        assert_eq!(trigger_dimension("anything else"), "cloudtrail");
+    }
+}
