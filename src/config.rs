@@ -37,6 +37,9 @@ pub struct Settings {
     pub rules: Rules,
     pub remediation: Remediation,
     pub sweep: Sweep,
+    /// METRICS: write one CloudWatch EMF line per audit and per sweep to
+    /// stdout (README "Metrics"). The command line turns it off.
+    pub metrics: bool,
 }
 
 /// The scheduled sweep's settings.
@@ -224,6 +227,14 @@ impl Settings {
                 concurrency: number(&get, "SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64)?
                     as usize,
             },
+            metrics: match get("METRICS")
+                .map(|s| s.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("") | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(err("METRICS", format!("{other:?} is not on or off"))),
+            },
         })
     }
 }
@@ -370,6 +381,19 @@ mod tests {
         assert_eq!(c.settings.remediation.verify.as_secs(), 20);
         assert_eq!(c.settings.remediation.max_attempts, 1);
         assert!(!c.settings.remediation.allow_force_overwrite);
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off() {
+        let m = |v: &[(&str, &str)]| {
+            let mut all = vec![("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")];
+            all.extend_from_slice(v);
+            load(&all).map(|c| c.settings.metrics)
+        };
+        assert!(m(&[]).unwrap());
+        assert!(m(&[("METRICS", "ON")]).unwrap());
+        assert!(!m(&[("METRICS", "off")]).unwrap());
+        assert_eq!(m(&[("METRICS", "yes")]).unwrap_err().var, "METRICS");
     }
 
     #[test]

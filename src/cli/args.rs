@@ -280,6 +280,9 @@ impl Cli {
             .filter_map(|(k, v)| v.map(|v| (k, v.clone())))
             .collect();
         out.push(("REMEDIATION", mode.to_string()));
+        // The command line's stdout is its output (tables, JSON Lines,
+        // CSV): never an EMF line there.
+        out.push(("METRICS", "off".to_string()));
         out
     }
 }

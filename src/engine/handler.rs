@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::inspect::{self, Budget, Target};
-use super::{App, HandlerError, outcomes};
+use super::{App, HandlerError, emit_metrics, epoch_ms, outcomes};
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
+use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
@@ -62,6 +63,27 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             duration_ms = started.elapsed().as_millis() as u64,
             outcome = "audited",
             "audit summary"
+        );
+        let mut tally = Tally::default();
+        tally.add_audit(&report);
+        emit_metrics(
+            &self.settings,
+            Line {
+                timestamp_ms: epoch_ms(),
+                trigger: trigger_dimension(&report.trigger.source),
+                region: &self.home_region,
+                tally: &tally,
+                duration_ms: started.elapsed().as_millis() as u64,
+                secrets_swept: None,
+                properties: vec![
+                    ("secret", json!(report.secret.name)),
+                    ("account", json!(report.trigger.account)),
+                    ("event_name", json!(trigger.event.as_str())),
+                    ("event_id", json!(trigger.event_id)),
+                    ("report_id", json!(report.report_id)),
+                    ("request_id", json!(request_id)),
+                ],
+            },
         );
         Ok(serde_json::to_value(&report).expect("a report always serialises"))
     }

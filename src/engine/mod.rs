@@ -238,6 +238,33 @@ fn in_force(configured: &Remediation, identity_known: bool) -> Remediation {
     r
 }
 
+/// Write one CloudWatch EMF line to stdout when METRICS is on: a raw JSON
+/// object on a line of its own, apart from the tracing log lines, because
+/// CloudWatch Logs extracts EMF only from a log event whose message is the
+/// whole JSON object (Lambda's JSON LogFormat leaves a line that already is
+/// a JSON object as it is, without wrapping it).
+fn emit_metrics(settings: &Settings, line: crate::metrics::Line<'_>) {
+    if !settings.metrics {
+        return;
+    }
+    use std::io::Write;
+    // One write of the whole line under the stdout lock, so it cannot
+    // interleave with a tracing line.
+    let text = format!("{}\n", line.to_json());
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        warn!(error = %e, "metrics line not written");
+    }
+}
+
+/// Epoch milliseconds now (the EMF Timestamp).
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn outcomes(report: &Report) -> String {
     let a: Vec<String> = report
         .actions

@@ -21,6 +21,9 @@ pub struct Environment {
     server: JoinHandle<()>,
     done: mpsc::UnboundedReceiver<(String, Value)>,
     pub request_id: String,
+    /// Everything the process writes to stdout (read as it comes, so the
+    /// pipe never fills).
+    stdout: Option<JoinHandle<String>>,
 }
 
 /// What the test gives the Runtime API to hand out.
@@ -60,15 +63,22 @@ impl Environment {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let child = cmd.spawn().expect("start the function binary");
+        let mut child = cmd.spawn().expect("start the function binary");
+        let mut pipe = child.stdout.take().expect("stdout is piped");
+        let stdout = tokio::spawn(async move {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        });
         Environment {
             child,
             server,
             done,
             request_id: request_id.to_string(),
+            stdout: Some(stdout),
         }
     }
 
@@ -81,10 +91,26 @@ impl Environment {
     }
 }
 
+impl Environment {
+    /// Stop the process and return all it wrote to stdout.
+    pub async fn stdout(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let reader = self.stdout.take().expect("stdout read once");
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("stdout closed after the process stopped")
+            .expect("stdout reader")
+    }
+}
+
 impl Drop for Environment {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         self.server.abort();
+        if let Some(reader) = self.stdout.take() {
+            reader.abort();
+        }
     }
 }
 

@@ -22,11 +22,12 @@ use tracing::{info, warn};
 pub use cache::{CachedKeys, ListedReplicas};
 
 use super::inspect::{self, Budget, Target};
-use super::{App, HandlerError};
+use super::{App, HandlerError, emit_metrics, epoch_ms};
 use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
+use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::model::{
     Code, Finding, Gap, Lookup, SecretState, Severity, Snapshot, SweepSummary, now_rfc3339,
 };
@@ -51,13 +52,15 @@ enum Outcome {
     Audited(Box<Report>),
 }
 
-/// Count one secret's outcome into the summary; its report, if audited.
-fn count(summary: &mut SweepSummary, outcome: Outcome) -> Option<Box<Report>> {
+/// Count one secret's outcome into the summary and the metrics; its
+/// report, if audited.
+fn count(summary: &mut SweepSummary, tally: &mut Tally, outcome: Outcome) -> Option<Box<Report>> {
     match outcome {
         Outcome::NotReached => summary.not_reached += 1,
         Outcome::NotReplicated | Outcome::Gone => {}
         Outcome::Audited(report) => {
             summary.secrets_audited += 1;
+            tally.add_audit(&report);
             if !report.findings.is_empty() {
                 summary.secrets_with_findings += 1;
             }
@@ -138,6 +141,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         // Reports go out while the audits go on (SNS: in PublishBatch
         // calls); the sink says what is due to be sent.
         let mut queue = S::Queue::default();
+        let mut metrics = Tally::default();
         let mut sending = FuturesUnordered::new();
         let mut audits = futures::stream::iter(primaries.iter())
             .map(|(arn, region)| {
@@ -167,7 +171,7 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
                     None => break,
                     Some(outcome) => {
                         progress.done();
-                        let Some(report) = count(&mut summary, outcome) else { continue };
+                        let Some(report) = count(&mut summary, &mut metrics, outcome) else { continue };
                         if !report.is_worth_sending() {
                             continue;
                         }
@@ -200,6 +204,25 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             duration_ms = summary.duration_ms,
             outcome = "swept",
             "sweep summary"
+        );
+        // The summary report's own findings: what the sweep could not list.
+        metrics.add_findings(&summary_report);
+        emit_metrics(
+            &self.settings,
+            Line {
+                timestamp_ms: epoch_ms(),
+                trigger: trigger_dimension(&summary_report.trigger.source),
+                region: &self.home_region,
+                tally: &metrics,
+                duration_ms: summary.duration_ms,
+                secrets_swept: Some(summary.secrets_seen as u64),
+                properties: vec![
+                    ("sweep_regions", serde_json::json!(summary.regions)),
+                    ("not_reached", serde_json::json!(summary.not_reached)),
+                    ("report_id", serde_json::json!(summary_report.report_id)),
+                    ("request_id", serde_json::json!(request_id)),
+                ],
+            },
         );
         self.sink.accept(&summary_report).await?;
         if let Some((_, first)) = publish_errors.first().cloned() {

@@ -1,0 +1,266 @@
+//! The CloudWatch EMF lines the Lambda binary writes to stdout, captured
+//! from real runs against moto and checked against the EMF specification
+//! (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
+//! an event with findings, a healthy one, a sweep, and an AUDIT_INCOMPLETE.
+
+mod support;
+
+use serde_json::Value;
+use support::{World, event, free_port, lambda};
+
+use replica_auditor::metrics::{self, MAX_METRICS};
+
+/// The stdout of one Lambda invocation of `event` with `vars`.
+async fn run(w: &World, vars: &[(&str, &str)], event: &Value, id: &str) -> String {
+    let mut vars = vars.to_vec();
+    vars.extend([("REMEDIATION", "off"), ("RUST_LOG", "info")]);
+    let env = w.function_env(&w.moto.endpoint, &vars);
+    let mut function = lambda::Environment::start(&env, event, id).await;
+    let (outcome, body) = function.result().await;
+    assert_eq!(outcome, "response", "{body}");
+    function.stdout().await
+}
+
+/// The stdout lines that are EMF documents (they carry `_aws`).
+fn emf_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+/// Every rule of the EMF specification a document must keep, plus the
+/// auditor's own: no dimension that could name a secret or an account.
+fn validate(doc: &Value) -> Result<(), String> {
+    let root = doc.as_object().ok_or("the root is not an object")?;
+    let aws = root["_aws"].as_object().ok_or("_aws is not an object")?;
+    let ts = &aws["Timestamp"];
+    if !ts.is_u64() {
+        return Err(format!("Timestamp {ts} is not an integer of ms"));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let t = ts.as_u64().unwrap();
+    // CloudWatch accepts 14 days back and 2 hours ahead.
+    if t + 14 * 86_400_000 < now || t > now + 2 * 3_600_000 {
+        return Err(format!("Timestamp {t} is out of CloudWatch's window"));
+    }
+    let directives = aws
+        .get("CloudWatchMetrics")
+        .and_then(Value::as_array)
+        .ok_or("_aws.CloudWatchMetrics is missing or not an array")?;
+    if directives.is_empty() {
+        return Err("no metric directive".into());
+    }
+    for d in directives {
+        let ns = d["Namespace"].as_str().ok_or("Namespace is not a string")?;
+        if ns.is_empty()
+            || ns.len() > 255
+            || !ns
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._#:/-".contains(c))
+        {
+            return Err(format!("Namespace {ns:?} does not match the pattern"));
+        }
+        let sets = d["Dimensions"]
+            .as_array()
+            .ok_or("Dimensions is not an array")?;
+        for set in sets {
+            let set = set.as_array().ok_or("a dimension set is not an array")?;
+            if set.len() > 30 {
+                return Err("more than 30 dimensions in a set".into());
+            }
+            for dim in set {
+                let name = dim.as_str().ok_or("a dimension name is not a string")?;
+                let value = root
+                    .get(name)
+                    .ok_or(format!("dimension {name} is not a root member"))?;
+                let value = value
+                    .as_str()
+                    .ok_or(format!("dimension {name}'s value is not a string"))?;
+                let lower = name.to_ascii_lowercase();
+                if ["secret", "account", "arn"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+                    || value.contains("arn:")
+                    || (value.len() == 12 && value.chars().all(|c| c.is_ascii_digit()))
+                {
+                    return Err(format!(
+                        "dimension {name}={value} names a secret or account"
+                    ));
+                }
+            }
+        }
+        let list = d["Metrics"].as_array().ok_or("Metrics is not an array")?;
+        if list.len() > MAX_METRICS {
+            return Err(format!("{} metrics, more than {MAX_METRICS}", list.len()));
+        }
+        for m in list {
+            let name = m["Name"].as_str().ok_or("a metric has no Name")?;
+            if let Some(unit) = m.get("Unit") {
+                unit.as_str().ok_or("Unit is not a string")?;
+            }
+            match root.get(name) {
+                Some(Value::Number(_)) => {}
+                Some(Value::Array(a)) if a.iter().all(Value::is_number) && a.len() <= 100 => {}
+                Some(other) => return Err(format!("metric {name} = {other} is not numeric")),
+                None => return Err(format!("metric {name} is not a root member")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn one_line(stdout: &str) -> Value {
+    let lines = emf_lines(stdout);
+    assert_eq!(lines.len(), 1, "one EMF line per invocation: {stdout}");
+    let line = lines.into_iter().next().unwrap();
+    validate(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    line
+}
+
+#[test]
+fn the_validator_rejects_what_the_spec_forbids() {
+    let good: Value = serde_json::json!({
+        "_aws": {"Timestamp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+                 "CloudWatchMetrics": [{"Namespace": "ReplicaAuditor", "Dimensions": [["Region"]],
+                                        "Metrics": [{"Name": "Audits", "Unit": "Count"}]}]},
+        "Region": "us-east-1", "Audits": 1
+    });
+    assert_eq!(validate(&good), Ok(()));
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        validate(&v).expect_err(&v.to_string())
+    };
+    broken(&|v| {
+        v.as_object_mut()
+            .unwrap()
+            .remove("Audits")
+            .map(|_| ())
+            .unwrap()
+    });
+    broken(&|v| v["Audits"] = "1".into());
+    broken(&|v| v["_aws"]["Timestamp"] = "now".into());
+    broken(&|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = "Replica Auditor".into());
+    broken(&|v| {
+        v["_aws"]
+            .as_object_mut()
+            .unwrap()
+            .remove("CloudWatchMetrics")
+            .map(|_| ())
+            .unwrap()
+    });
+    broken(&|v| {
+        v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = serde_json::json!([["secret"]]);
+        v["secret"] = "prod/db".into();
+    });
+    broken(&|v| {
+        let many: Vec<Value> = (0..101)
+            .map(|i| serde_json::json!({"Name": format!("M{i}")}))
+            .collect();
+        for i in 0..101 {
+            v[format!("M{i}")] = 1.into();
+        }
+        v["_aws"]["CloudWatchMetrics"][0]["Metrics"] = many.into();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_findings_and_a_healthy_one() {
+    let w = World::start();
+    let weak = run(&w, &[], &event("create-secret-weak-replica.json"), "weak").await;
+    let line = one_line(&weak);
+    // A real line for the README: `cargo test --test metrics -- --nocapture`.
+    println!("{line}");
+    assert_eq!(line["Trigger"], "cloudtrail");
+    assert_eq!(line["Region"], "us-west-2");
+    assert_eq!(line["Audits"], 1);
+    let findings: u64 = metrics::FINDINGS
+        .iter()
+        .map(|(_, n)| line[*n].as_u64().unwrap())
+        .sum();
+    assert!(findings >= 1, "{line}");
+    assert!(line["AuditDuration"].as_u64().is_some());
+    assert!(line.get("SecretsSwept").is_none());
+    // The tracing summary is its own line; the EMF line is not inside it.
+    let summary = weak
+        .lines()
+        .find(|l| l.contains("\"audit summary\""))
+        .expect("the audit summary log line");
+    assert!(!summary.contains("_aws"), "{summary}");
+
+    let healthy = run(
+        &w,
+        &[
+            ("REQUIRE_CUSTOMER_MANAGED_KEY", "true"),
+            ("REQUIRED_REGIONS", "us-east-1"),
+        ],
+        &event("create-secret.json"),
+        "healthy",
+    )
+    .await;
+    let line = one_line(&healthy);
+    assert_eq!(line["Audits"], 1);
+    let names = metrics::FINDINGS
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(metrics::AWS_CALL_ERRORS.iter().map(|(_, n)| *n));
+    for n in names {
+        assert_eq!(line[n], 0, "{n}: {line}");
+    }
+    assert_eq!(line["secret"], "production/DBWest", "a property");
+
+    let off = run(
+        &w,
+        &[("METRICS", "off")],
+        &event("create-secret.json"),
+        "off",
+    )
+    .await;
+    assert!(emf_lines(&off).is_empty(), "{off}");
+    assert!(off.contains("\"audit summary\""), "{off}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_has_one_line_with_secrets_swept() {
+    let w = World::start();
+    let out = run(&w, &[], &event("scheduled-sweep.json"), "sweep").await;
+    let line = one_line(&out);
+    assert_eq!(line["Trigger"], "schedule");
+    let swept = line["SecretsSwept"].as_u64().unwrap();
+    let audits = line["Audits"].as_u64().unwrap();
+    assert!(swept >= 5 && audits >= 1 && audits <= swept, "{line}");
+    let findings: u64 = metrics::FINDINGS
+        .iter()
+        .map(|(_, n)| line[*n].as_u64().unwrap())
+        .sum();
+    assert!(findings >= 1, "the world has broken secrets: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_incomplete_counts_as_an_aws_call_error() {
+    let w = World::start();
+    // KMS at a closed port: every key check is AUDIT_INCOMPLETE (transport).
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = run(
+        &w,
+        &[("AWS_ENDPOINT_URL_KMS", &closed)],
+        &event("create-secret.json"),
+        "kms-down",
+    )
+    .await;
+    let line = one_line(&out);
+    assert!(
+        line["AwsCallErrorsTransport"].as_u64().unwrap() >= 1,
+        "{line}"
+    );
+    assert_eq!(line["AwsCallErrorsAccessDenied"], 0);
+    assert!(
+        line["FindingsMedium"].as_u64().unwrap() + line["FindingsHigh"].as_u64().unwrap() >= 1,
+        "{line}"
+    );
+}
