@@ -187,3 +187,48 @@ fn the_state_table_is_as_the_code_uses_it() {
     assert_eq!(writes["MinValue"], *range.start());
     assert_eq!(writes["MaxValue"], *range.end());
 }
+
+/// The dashboard graphs every metric the code emits, in the code's
+/// namespace, and names no metric the code does not emit.
+#[test]
+fn the_dashboard_shows_every_metric_the_code_emits() {
+    use replica_auditor::metrics;
+    let t = template();
+    let dash = &t["Resources"]["MetricsDashboard"];
+    assert_eq!(dash["Type"], "AWS::CloudWatch::Dashboard");
+    let body = dash["Properties"]["DashboardBody"]["!Sub"]
+        .as_str()
+        .expect("the body is one !Sub string");
+    // ${AWS::Region} is the only substitution; the rest is JSON.
+    let body: Value = serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1"))
+        .expect("the dashboard body is JSON");
+    let mut shown: Vec<String> = Vec::new();
+    for w in body["widgets"].as_array().unwrap() {
+        assert_eq!(w["properties"]["region"], "us-east-1");
+        for m in w["properties"]["metrics"].as_array().unwrap() {
+            let e = m[0]["expression"].as_str().unwrap();
+            assert!(
+                e.contains(&format!("{{{},Trigger,Region}}", metrics::NAMESPACE)),
+                "the code's namespace and dimensions: {e}"
+            );
+            let name = e
+                .split("MetricName=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap();
+            shown.push(name.to_string());
+        }
+    }
+    shown.sort();
+    let mut emitted: Vec<String> = metrics::metric_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    emitted.sort();
+    assert_eq!(shown, emitted);
+    assert_eq!(
+        metrics::DIMENSIONS,
+        ["Trigger", "Region"],
+        "the SEARCH schema above"
+    );
+}
