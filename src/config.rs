@@ -37,9 +37,20 @@ pub struct Settings {
     pub rules: Rules,
     pub remediation: Remediation,
     pub sweep: Sweep,
-    /// METRICS: write one CloudWatch EMF line per audit and per sweep to
-    /// stdout (README "Metrics"). The command line turns it off.
-    pub metrics: bool,
+    /// METRICS: where one CloudWatch EMF line per audit and per sweep
+    /// goes (README "Metrics"). The command line never uses stdout.
+    pub metrics: MetricsOut,
+}
+
+/// Where the EMF lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsOut {
+    /// METRICS=off: nowhere.
+    Off,
+    /// METRICS=on: the Lambda's stdout, which CloudWatch Logs reads.
+    Stdout,
+    /// The command line's `--metrics`: stderr, its stdout being its output.
+    Stderr,
 }
 
 /// The scheduled sweep's settings.
@@ -231,8 +242,8 @@ impl Settings {
                 .map(|s| s.trim().to_ascii_lowercase())
                 .as_deref()
             {
-                None | Some("") | Some("on") => true,
-                Some("off") => false,
+                None | Some("") | Some("on") => MetricsOut::Stdout,
+                Some("off") => MetricsOut::Off,
                 Some(other) => return Err(err("METRICS", format!("{other:?} is not on or off"))),
             },
         })
@@ -390,9 +401,9 @@ mod tests {
             all.extend_from_slice(v);
             load(&all).map(|c| c.settings.metrics)
         };
-        assert!(m(&[]).unwrap());
-        assert!(m(&[("METRICS", "ON")]).unwrap());
-        assert!(!m(&[("METRICS", "off")]).unwrap());
+        assert_eq!(m(&[]).unwrap(), MetricsOut::Stdout);
+        assert_eq!(m(&[("METRICS", "ON")]).unwrap(), MetricsOut::Stdout);
+        assert_eq!(m(&[("METRICS", "off")]).unwrap(), MetricsOut::Off);
         assert_eq!(m(&[("METRICS", "yes")]).unwrap_err().var, "METRICS");
     }
 

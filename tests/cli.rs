@@ -423,3 +423,38 @@ fn the_lambda_binary_links_none_of_the_command_lines_crates() {
         assert!(!holds(&lambda, krate), "the Lambda binary links {krate}");
     }
 }
+
+/// No EMF anywhere by default (METRICS=on in the environment
+/// notwithstanding); with `--metrics`, one line per audited secret on
+/// stderr, Trigger `cli`, valid by the specification; stdout stays reports.
+#[tokio::test]
+async fn metrics_only_on_stderr_and_only_when_asked() {
+    use support::emf::{emf_lines, validate};
+    let world = World::start();
+    let args = [
+        "audit",
+        "production/DBWest",
+        "production/WeakReplica",
+        "--format",
+        "json",
+    ];
+    let env = [("METRICS", "on")];
+    let quiet = cli(&world.moto.endpoint, &args, &env).await;
+    assert_eq!(quiet.reports().len(), 2);
+    assert!(emf_lines(&quiet.stderr).is_empty(), "{}", quiet.stderr);
+    let with = [&args[..], &["--metrics"]].concat();
+    let run = cli(&world.moto.endpoint, &with, &env).await;
+    assert_eq!(run.reports().len(), 2, "stdout holds only the reports");
+    let lines = emf_lines(&run.stderr);
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    for line in &lines {
+        validate(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(line["Trigger"], "cli");
+        assert_eq!(line["Audits"], 1);
+    }
+    let weak = lines
+        .iter()
+        .find(|l| l["secret"] == "production/WeakReplica")
+        .expect("the weak replica's line");
+    assert_eq!(weak["FindingsMedium"], 1, "{weak}");
+}

@@ -113,6 +113,10 @@ pub struct OutputArgs {
     /// Exit with status 1 when a finding is at or above this severity.
     #[arg(long, global = true, default_value = "LOW", value_parser = parse_severity, value_name = "SEVERITY")]
     pub fail_on: Severity,
+    /// Write the Lambda's CloudWatch EMF metric lines (one per audit and
+    /// per sweep) to stderr. Never to stdout, which holds the output.
+    #[arg(long, global = true)]
+    pub metrics: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {

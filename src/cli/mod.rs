@@ -63,13 +63,16 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
         vars.iter().find(|(v, _)| *v == k).map(|(_, x)| x.clone())
     };
     let vars = cli.variables();
-    let settings = settings(&vars).map_err(|e| match e.var {
+    let mut settings = settings(&vars).map_err(|e| match e.var {
         // The Lambda's message speaks of REMEDIATION; here it is a flag.
         "STATE_TABLE" if e.message.starts_with("is required") => CliError(
             "--remediate needs --state-table or STATE_TABLE: the DynamoDB table that holds the remediation leases (one retry per secret and Region at a time); or use --dry-run".into(),
         ),
         _ => e.into(),
     })?;
+    if cli.output.metrics {
+        settings.metrics = replica_auditor::config::MetricsOut::Stderr;
+    }
     // Open the output first: a path that cannot be written fails before any AWS call.
     let (mut out, to_terminal): (Box<dyn Write>, bool) = match &cli.output.output {
         Some(path) => (Box::new(create(path)?), false),

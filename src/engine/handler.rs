@@ -64,26 +64,11 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             outcome = "audited",
             "audit summary"
         );
-        let mut tally = Tally::default();
-        tally.add_audit(&report);
-        emit_metrics(
-            &self.settings,
-            Line {
-                timestamp_ms: epoch_ms(),
-                trigger: trigger_dimension(&report.trigger.source),
-                region: &self.home_region,
-                tally: &tally,
-                duration_ms: started.elapsed().as_millis() as u64,
-                secrets_swept: None,
-                properties: vec![
-                    ("secret", json!(report.secret.name)),
-                    ("account", json!(report.trigger.account)),
-                    ("event_name", json!(trigger.event.as_str())),
-                    ("event_id", json!(trigger.event_id)),
-                    ("report_id", json!(report.report_id)),
-                    ("request_id", json!(request_id)),
-                ],
-            },
+        self.audit_metrics(
+            &report,
+            started,
+            request_id,
+            (trigger.event.as_str(), trigger.event_id.as_deref()),
         );
         Ok(serde_json::to_value(&report).expect("a report always serialises"))
     }
@@ -112,9 +97,45 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         budget: &Budget,
         request_id: &str,
     ) -> Report {
+        let started = Instant::now();
         let target = self.target(secret, None, None, false);
-        self.audit_target(&target, None, info, budget, request_id)
-            .await
+        let report = self
+            .audit_target(&target, None, info, budget, request_id)
+            .await;
+        self.audit_metrics(&report, started, request_id, ("", None));
+        report
+    }
+
+    /// The EMF line of one audit, `started` when it began; `event` is the
+    /// CloudTrail event's name and id, when one asked.
+    fn audit_metrics(
+        &self,
+        report: &Report,
+        started: Instant,
+        request_id: &str,
+        (event_name, event_id): (&str, Option<&str>),
+    ) {
+        let mut tally = Tally::default();
+        tally.add_audit(report);
+        emit_metrics(
+            &self.settings,
+            Line {
+                timestamp_ms: epoch_ms(),
+                trigger: trigger_dimension(&report.trigger.source),
+                region: &self.home_region,
+                tally: &tally,
+                duration_ms: started.elapsed().as_millis() as u64,
+                secrets_swept: None,
+                properties: vec![
+                    ("secret", json!(report.secret.name)),
+                    ("account", json!(report.trigger.account)),
+                    ("event_name", json!(event_name)),
+                    ("event_id", json!(event_id)),
+                    ("report_id", json!(report.report_id)),
+                    ("request_id", json!(request_id)),
+                ],
+            },
+        );
     }
 
     /// What to inspect for `secret`: an ARN's Region and account, else

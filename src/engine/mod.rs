@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::audit;
 use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
-use crate::config::{Config, Settings};
+use crate::config::{Config, MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
@@ -238,21 +238,25 @@ fn in_force(configured: &Remediation, identity_known: bool) -> Remediation {
     r
 }
 
-/// Write one CloudWatch EMF line to stdout when METRICS is on: a raw JSON
-/// object on a line of its own, apart from the tracing log lines, because
-/// CloudWatch Logs extracts EMF only from a log event whose message is the
-/// whole JSON object (Lambda's JSON LogFormat leaves a line that already is
-/// a JSON object as it is, without wrapping it).
+/// Write one CloudWatch EMF line where METRICS says: on the Lambda's
+/// stdout, a raw JSON object on a line of its own, apart from the tracing
+/// log lines, because CloudWatch Logs extracts EMF only from a log event
+/// whose message is the whole JSON object (Lambda's JSON LogFormat leaves
+/// a line that already is a JSON object as it is, without wrapping it).
 fn emit_metrics(settings: &Settings, line: crate::metrics::Line<'_>) {
-    if !settings.metrics {
-        return;
-    }
     use std::io::Write;
-    // One write of the whole line under the stdout lock, so it cannot
+    // One write of the whole line under the stream's lock, so it cannot
     // interleave with a tracing line.
     let text = format!("{}\n", line.to_json());
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let written = match settings.metrics {
+        MetricsOut::Off => return,
+        MetricsOut::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+        MetricsOut::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+    };
+    if let Err(e) = written {
         warn!(error = %e, "metrics line not written");
     }
 }

@@ -333,6 +333,7 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .find(|f| f["code"] == code)
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
+pub mod emf;
 pub mod fault_proxy;
 pub mod lambda;
 pub mod template;
