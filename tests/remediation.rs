@@ -415,13 +415,14 @@ async fn two_environments_at_once(
     w: &World,
     first: (&Value, &str),
     second: (&Value, &str),
-) -> (fault_proxy::FaultProxy, Value, Value) {
+) -> (fault_proxy::FaultProxy, Value, Value, [String; 2]) {
     delete_in(w, "us-east-1", "production/Clash").await;
     let proxy = w.latency_proxy(150).await;
     let env = w.function_env(&proxy.endpoint, &[]);
     let mut a = lambda::Environment::start(&env, first.0, first.1).await;
     let mut b = lambda::Environment::start(&env, second.0, second.1).await;
     let (ra, rb) = (a.result().await, b.result().await);
+    let stdout = [a.stdout().await, b.stdout().await];
     assert_eq!(
         (ra.0.as_str(), rb.0.as_str()),
         ("response", "response"),
@@ -438,15 +439,27 @@ async fn two_environments_at_once(
         vec!["InSync"],
         "listed once, InSync"
     );
-    (proxy, ra.1, rb.1)
+    (proxy, ra.1, rb.1, stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_environments_fed_the_same_event_remove_the_region_once() {
     let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
     let ev = clash_event();
-    let (proxy, ra, rb) =
+    let (proxy, ra, rb, stdout) =
         two_environments_at_once(&w, (&ev, "request-a"), (&ev, "request-b")).await;
+    // The metrics say the same: one retry in sync, one skipped.
+    let lines: Vec<Value> = stdout
+        .iter()
+        .flat_map(|out| support::emf::emf_lines(out))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout:?}");
+    let total = |name: &str| -> u64 { lines.iter().map(|l| l[name].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (total("RemediationInSync"), total("RemediationSkipped")),
+        (1, 1),
+        "{lines:?}"
+    );
     one_retried_one_skipped(
         &[only_action(&ra).clone(), only_action(&rb).clone()],
         ["request-a", "request-b"],
@@ -460,7 +473,7 @@ async fn two_environments_fed_the_same_event_remove_the_region_once() {
 async fn an_event_and_a_sweep_at_once_remove_the_region_once() {
     let w = World::start_with(&[("SHIM_REPLICATION_SECONDS", "1.5")]);
     let (ev, sweep) = (clash_event(), sweep_event());
-    let (_proxy, _, summary) =
+    let (_proxy, _, summary, _) =
         two_environments_at_once(&w, (&ev, "request-event"), (&sweep, "request-sweep")).await;
     assert!(
         summary["sweep"]["secrets_audited"].as_u64().unwrap() > 5,
