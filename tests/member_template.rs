@@ -6,32 +6,19 @@
 //! and remediation apart), and nothing trusted or reachable beyond the
 //! central auditor.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use replica_auditor::aws::{IAM_ACTIONS, IMPLIED_KMS_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS};
 use replica_auditor::event::{
     DETAIL_TYPE_API_CALL, HandledEvent, Incoming, SOURCE_SECRETS_MANAGER,
 };
 use serde_json::{Value, json};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(file: &str) -> String {
-    std::fs::read_to_string(root().join(file)).unwrap()
-}
-
-/// A template as JSON. serde_yaml_ng serialises a tagged value (`!Ref x`)
-/// as the map `{"!Ref": x}`, the form tests/support/template.rs uses.
-fn parsed(file: &str) -> Value {
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(file)).unwrap();
-    serde_json::to_value(yaml).unwrap()
-}
+use support::template;
 
 fn member() -> Value {
-    parsed("member.yaml")
+    template::parsed_file("member.yaml")
 }
 
 const CENTRAL_BUS: &str =
@@ -62,7 +49,7 @@ fn plain_cloudformation_without_a_transform() {
         assert!(!ty.starts_with("AWS::Serverless::"), "{name} is {ty}");
     }
     // Never a secret-value call, in any spelling.
-    let lower = text("member.yaml").to_ascii_lowercase();
+    let lower = template::file_text("member.yaml").to_ascii_lowercase();
     for forbidden in ["getsecretvalue", "batchgetsecretvalue"] {
         assert!(
             !lower.contains(forbidden),
@@ -100,7 +87,7 @@ fn the_rule_forwards_exactly_the_handled_events_as_template_yaml_matches_them() 
         "the pattern names every event the code handles, and no other"
     );
     // The central stack's own rule matches the same events.
-    let central = parsed("template.yaml");
+    let central = template::parsed();
     assert_eq!(
         pattern,
         &central["Resources"]["AuditorFunction"]["Properties"]["Events"]["SecretsManagerApiCalls"]
@@ -126,7 +113,7 @@ fn the_sample_events_it_forwards_are_those_the_auditor_audits() {
     let t = member();
     let pattern = &rule(&t)["Properties"]["EventPattern"];
     let (mut forwarded, mut kept) = (0, 0);
-    for entry in std::fs::read_dir(root().join("events")).unwrap() {
+    for entry in std::fs::read_dir(support::root().join("events")).unwrap() {
         let path = entry.unwrap().path();
         let raw = std::fs::read(&path).unwrap();
         let event: Value = serde_json::from_slice(&raw).unwrap();
@@ -243,15 +230,7 @@ fn member_role_grants(t: &Value) -> Vec<Grant> {
     let mut out = Vec::new();
     for policy in p["Policies"].as_array().unwrap() {
         for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
-            // `!If [RemediationOn, statement, !Ref AWS::NoValue]`
-            let (st, conditional) = match st.get("!If") {
-                Some(branches) => {
-                    assert_eq!(branches[0], "RemediationOn", "{st}");
-                    assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
-                    (&branches[1], true)
-                }
-                None => (st, false),
-            };
+            let (st, conditional) = template::remediation_only(st);
             assert_eq!(st["Effect"], "Allow", "{st}");
             assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
             for action in strings(&st["Action"]) {

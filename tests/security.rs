@@ -72,15 +72,7 @@ fn template_actions() -> Vec<Grant> {
             .flatten()
         {
             for st in policy["Statement"].as_array().unwrap() {
-                // `!If [RemediationOn, statement, !Ref AWS::NoValue]`
-                let (st, conditional) = match st.get("!If") {
-                    Some(branches) => {
-                        assert_eq!(branches[0], "RemediationOn", "{st}");
-                        assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
-                        (&branches[1], true)
-                    }
-                    None => (st, false),
-                };
+                let (st, conditional) = support::template::remediation_only(st);
                 let actions = match &st["Action"] {
                     Value::String(s) => vec![s.clone()],
                     Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),

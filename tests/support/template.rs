@@ -1,15 +1,42 @@
-//! template.yaml as JSON, CloudFormation's short tags (`!Ref`, `!Sub`,
-//! `!If`, ...) kept as `{"!Tag": value}` objects.
+//! The CloudFormation templates (template.yaml, member.yaml) as JSON,
+//! CloudFormation's short tags (`!Ref`, `!Sub`, `!If`, ...) kept as
+//! `{"!Tag": value}` objects.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+/// template.yaml's text.
 pub fn text() -> String {
-    std::fs::read_to_string(super::root().join("template.yaml")).unwrap()
+    file_text("template.yaml")
 }
 
+/// template.yaml as JSON.
 pub fn parsed() -> Value {
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text()).unwrap();
+    parsed_file("template.yaml")
+}
+
+/// A file of the repository, as text.
+pub fn file_text(file: &str) -> String {
+    std::fs::read_to_string(super::root().join(file)).unwrap()
+}
+
+/// A template of the repository as JSON.
+pub fn parsed_file(file: &str) -> Value {
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&file_text(file)).unwrap();
     serde_json::to_value(strip_tags(yaml)).unwrap()
+}
+
+/// A policy statement, and whether it is granted only when remediation is
+/// on: the form `!If [RemediationOn, statement, !Ref AWS::NoValue]`, and no
+/// other condition.
+pub fn remediation_only(st: &Value) -> (&Value, bool) {
+    match st.get("!If") {
+        Some(branches) => {
+            assert_eq!(branches[0], "RemediationOn", "{st}");
+            assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
+            (&branches[1], true)
+        }
+        None => (st, false),
+    }
 }
 
 fn strip_tags(v: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
