@@ -40,6 +40,25 @@ pub struct Settings {
     /// METRICS: where one CloudWatch EMF line per audit and per sweep
     /// goes (README "Metrics"). The command line never uses stdout.
     pub metrics: MetricsOut,
+    /// Which accounts are audited, and how the member ones are entered.
+    pub accounts: Accounts,
+}
+
+/// The accounts of an organisation-wide audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accounts {
+    /// MEMBER_ROLE_NAME: the role assumed in a member account.
+    pub member_role_name: String,
+    /// ACCOUNT_IDS: the only accounts audited; empty means every account
+    /// whose events reach the function.
+    pub only: Vec<String>,
+}
+
+impl Accounts {
+    /// Whether events and secrets of `account` are audited.
+    pub fn audits(&self, account: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|a| a == account)
+    }
 }
 
 /// Where the EMF lines go.
@@ -238,6 +257,33 @@ impl Settings {
                 concurrency: number(&get, "SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64)?
                     as usize,
             },
+            accounts: Accounts {
+                member_role_name: match get("MEMBER_ROLE_NAME")
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                {
+                    None => crate::aws::DEFAULT_MEMBER_ROLE_NAME.to_string(),
+                    Some(name) if is_role_name(&name) => name,
+                    Some(name) => {
+                        return Err(err(
+                            "MEMBER_ROLE_NAME",
+                            format!(
+                                "{name:?} is not an IAM role name (1 to 64 of a-z, A-Z, 0-9 and +=,.@_-)"
+                            ),
+                        ));
+                    }
+                },
+                only: {
+                    let list = split_list(get("ACCOUNT_IDS"));
+                    if let Some(bad) = list.iter().find(|a| !is_account_id(a)) {
+                        return Err(err(
+                            "ACCOUNT_IDS",
+                            format!("{bad:?} is not a 12-digit account id"),
+                        ));
+                    }
+                    list
+                },
+            },
             metrics: match get("METRICS")
                 .map(|s| s.trim().to_ascii_lowercase())
                 .as_deref()
@@ -283,6 +329,14 @@ fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
         ));
     }
     Ok(Some(StateTable { name, region }))
+}
+
+/// An IAM role name: 1 to 64 of letters, digits and `+=,.@_-`.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 /// A `true`/`false` variable; absent or empty is false.
@@ -405,6 +459,39 @@ mod tests {
         assert_eq!(m(&[("METRICS", "ON")]).unwrap(), MetricsOut::Stdout);
         assert_eq!(m(&[("METRICS", "off")]).unwrap(), MetricsOut::Off);
         assert_eq!(m(&[("METRICS", "yes")]).unwrap_err().var, "METRICS");
+    }
+
+    #[test]
+    fn member_role_and_account_ids() {
+        let a = |v: &[(&str, &str)]| {
+            let mut all = vec![("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")];
+            all.extend_from_slice(v);
+            load(&all).map(|c| c.settings.accounts)
+        };
+        let default = a(&[]).unwrap();
+        assert_eq!(default.member_role_name, "ReplicaAuditorMember");
+        assert!(
+            default.audits("111122223333"),
+            "no ACCOUNT_IDS: every account"
+        );
+        let named = a(&[
+            ("MEMBER_ROLE_NAME", "audit-reader@org"),
+            ("ACCOUNT_IDS", "111122223333, 444455556666"),
+        ])
+        .unwrap();
+        assert_eq!(named.member_role_name, "audit-reader@org");
+        assert!(named.audits("444455556666"));
+        assert!(!named.audits("777788889999"));
+        for bad in ["role/with/path", "has space", &"x".repeat(65)] {
+            assert_eq!(
+                a(&[("MEMBER_ROLE_NAME", bad)]).unwrap_err().var,
+                "MEMBER_ROLE_NAME"
+            );
+        }
+        assert_eq!(
+            a(&[("ACCOUNT_IDS", "1111")]).unwrap_err().var,
+            "ACCOUNT_IDS"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 
+use super::members::{DEFAULT_MEMBER_ROLE_NAME, MemberCredentials};
+
 /// The clients for one Region.
 #[derive(Clone, Debug)]
 pub struct RegionClients {
@@ -15,19 +17,30 @@ pub struct RegionClients {
     pub kms: aws_sdk_kms::Client,
 }
 
-/// Whose credentials a pooled client uses. Today only the function's own;
-/// an organisation-wide audit adds the member accounts it assumes a role
-/// in, each with its own clients per Region.
+/// Whose credentials a pooled client uses.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Account {
     /// The function's own credentials (its execution role).
     Own,
+    /// A member account (12 digits), through its member role.
+    Member(String),
 }
 
 /// All AWS clients of the function.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     base: SdkConfig,
+    /// The account these clients' Secrets Manager, KMS and replication
+    /// calls act in ([`AwsClients::in_account`] gives the others). SNS,
+    /// Organizations and the state table always use the own credentials.
+    acting: Account,
+    /// The member roles' credentials, per account, shared by every clone.
+    members: Arc<Mutex<HashMap<String, MemberCredentials>>>,
+    /// MEMBER_ROLE_NAME: the role assumed in a member account.
+    member_role_name: String,
+    /// The function's own account, once known (from its identity at cold
+    /// start, else asked of STS on the first event from any account).
+    own_account: Arc<tokio::sync::OnceCell<String>>,
     /// Secrets Manager and KMS clients, per account and Region.
     regions: Arc<Mutex<HashMap<(Account, String), RegionClients>>>,
     sns: aws_sdk_sns::Client,
@@ -61,12 +74,35 @@ impl AwsClients {
         let organizations = aws_sdk_organizations::Client::new(&base);
         AwsClients {
             base,
+            acting: Account::Own,
+            members: Arc::default(),
+            member_role_name: DEFAULT_MEMBER_ROLE_NAME.to_string(),
+            own_account: Arc::default(),
             regions: Arc::default(),
             sns,
             state_table: None,
             dynamodb: Arc::default(),
             organizations,
         }
+    }
+
+    /// Assume `role_name` (MEMBER_ROLE_NAME) in the member accounts.
+    pub fn with_member_role(mut self, role_name: &str) -> AwsClients {
+        self.member_role_name = role_name.to_string();
+        self
+    }
+
+    /// The function's own account, when already known (its identity's).
+    pub fn with_own_account(self, account: Option<&str>) -> AwsClients {
+        if let Some(a) = account {
+            let _ = self.own_account.set(a.to_string());
+        }
+        self
+    }
+
+    /// The account these clients act in.
+    pub fn acting(&self) -> &Account {
+        &self.acting
     }
 
     /// Use `table` (STATE_TABLE) for the remediation leases; a table named
@@ -105,9 +141,9 @@ impl AwsClients {
         self.base.region().map(|r| r.to_string())
     }
 
-    /// The own account's clients for `region`, built on first use and kept.
+    /// The acting account's clients for `region`, built on first use and kept.
     pub fn region(&self, region: &str) -> RegionClients {
-        self.clients(&Account::Own, region)
+        self.clients(&self.acting, region)
     }
 
     /// The clients of `account` in `region`, built on first use and kept.
@@ -116,20 +152,59 @@ impl AwsClients {
         map.entry((account.clone(), region.to_string()))
             .or_insert_with(|| {
                 let r = aws_config::Region::new(region.to_string());
+                let mut secrets =
+                    aws_sdk_secretsmanager::config::Builder::from(&self.base).region(r.clone());
+                let mut kms = aws_sdk_kms::config::Builder::from(&self.base).region(r);
+                if let Account::Member(id) = account {
+                    let creds = self.member_credentials(id);
+                    secrets = secrets.credentials_provider(creds.clone());
+                    kms = kms.credentials_provider(creds);
+                }
                 RegionClients {
-                    secrets: aws_sdk_secretsmanager::Client::from_conf(
-                        aws_sdk_secretsmanager::config::Builder::from(&self.base)
-                            .region(r.clone())
-                            .build(),
-                    ),
-                    kms: aws_sdk_kms::Client::from_conf(
-                        aws_sdk_kms::config::Builder::from(&self.base)
-                            .region(r)
-                            .build(),
-                    ),
+                    secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+                    kms: aws_sdk_kms::Client::from_conf(kms.build()),
                 }
             })
             .clone()
+    }
+
+    /// The member role's credentials in `account`, one cache per account
+    /// for the container's life.
+    fn member_credentials(&self, account: &str) -> MemberCredentials {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members
+            .entry(account.to_string())
+            .or_insert_with(|| {
+                let region = self.home_region().unwrap_or_default();
+                let partition = crate::arn::partition_of_region(&region);
+                MemberCredentials::new(
+                    self.sts(),
+                    crate::arn::role_arn(partition, account, &self.member_role_name),
+                    region,
+                )
+            })
+            .clone()
+    }
+
+    /// An STS client in the function's own Region: the SDK uses the
+    /// Regional STS endpoint, so assuming a role does not depend on
+    /// us-east-1.
+    fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.base)
+    }
+
+    /// The function's own account: known at cold start, or asked of STS
+    /// (GetCallerIdentity) once.
+    async fn own_account(&self) -> Result<&str, super::AwsError> {
+        self.own_account
+            .get_or_try_init(|| async {
+                let arn = self.caller_arn().await?;
+                Ok(crate::arn::Arn::parse(&arn)
+                    .map(|a| a.account.to_string())
+                    .unwrap_or_default())
+            })
+            .await
+            .map(String::as_str)
     }
 
     /// The function's own principal ARN (STS GetCallerIdentity, which
@@ -155,5 +230,21 @@ impl AwsClients {
 
     pub fn organizations(&self) -> &aws_sdk_organizations::Client {
         &self.organizations
+    }
+}
+
+impl super::AccountsApi for AwsClients {
+    async fn acting_in(&self, account: &str) -> Result<AwsClients, super::AwsError> {
+        let own = self.own_account().await?;
+        let acting = if account == own {
+            Account::Own
+        } else {
+            self.member_credentials(account).ensure().await?;
+            Account::Member(account.to_string())
+        };
+        Ok(AwsClients {
+            acting,
+            ..self.clone()
+        })
     }
 }

@@ -98,6 +98,20 @@ impl AwsError {
         }
     }
 
+    /// The same error, its message starting with `subject` (what the call
+    /// was about, e.g. the role an AssumeRole named), its kind unchanged.
+    pub fn about(mut self, subject: &str) -> AwsError {
+        match &mut self {
+            AwsError::AccessDenied { message, .. }
+            | AwsError::Throttled { message, .. }
+            | AwsError::Service { message, .. }
+            | AwsError::Transport { message, .. } => *message = format!("{subject}: {message}"),
+            AwsError::NotStarted { reason, .. } => *reason = format!("{subject}: {reason}"),
+            AwsError::Timeout { .. } => {}
+        }
+        self
+    }
+
     pub fn region(&self) -> &str {
         match self {
             AwsError::AccessDenied { region, .. }

@@ -8,6 +8,7 @@
 mod clients;
 mod error;
 mod kms;
+mod members;
 mod organizations;
 mod secrets;
 mod sns;
@@ -18,6 +19,7 @@ use std::pin::Pin;
 
 pub use clients::{Account, AwsClients};
 pub use error::{AwsError, error_chain};
+pub use members::{DEFAULT_MEMBER_ROLE_NAME, SESSION_NAME};
 
 use crate::model::SecretState;
 
@@ -74,6 +76,17 @@ pub struct KeyMeta {
     pub arn: String,
     pub state: String,
     pub aws_managed: bool,
+}
+
+/// The accounts the auditor acts in: its own, and the member accounts of
+/// an organisation through their member role (MEMBER_ROLE_NAME).
+pub trait AccountsApi: Sized + Send + Sync {
+    /// These clients acting in `account` (12 digits): the function's own
+    /// credentials when it is the own account, else the member role's,
+    /// assumed now or taken from the cache. A role that cannot be assumed
+    /// is an error naming `sts:AssumeRole`, the role (so the account) and
+    /// the Region.
+    fn acting_in(&self, account: &str) -> impl Future<Output = Result<Self, AwsError>> + Send;
 }
 
 /// Secrets Manager, as the auditor needs it.

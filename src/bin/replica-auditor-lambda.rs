@@ -25,7 +25,8 @@ async fn main() -> Result<(), Error> {
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
     let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn))
         .await
-        .with_state_table(config.settings.remediation.state_table.as_ref());
+        .with_state_table(config.settings.remediation.state_table.as_ref())
+        .with_member_role(&config.settings.accounts.member_role_name);
     let home_region = clients.home_region().ok_or_else(|| {
         tracing::error!("start-up failed: AWS_REGION is not set");
         "configuration error in AWS_REGION: is required (the function's own Region)"
@@ -41,6 +42,13 @@ async fn main() -> Result<(), Error> {
             }
         },
     };
+    // The own account is the identity's: events from any other are audited
+    // through the member role.
+    let own_account = identity
+        .as_deref()
+        .and_then(replica_auditor::arn::Arn::parse)
+        .and_then(|a| a.account().map(str::to_string));
+    let clients = clients.with_own_account(own_account.as_deref());
     let app = App::new(clients, config, home_region).with_identity(identity);
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<String>| async move {

@@ -244,7 +244,8 @@ async fn app<S: ReportSink>(
     make_sink: impl FnOnce(&AwsClients) -> S,
 ) -> Result<(App<AwsClients, Kept<S>>, String), CliError> {
     let clients = AwsClients::from_config(sdk, topic_region)
-        .with_state_table(settings.remediation.state_table.as_ref());
+        .with_state_table(settings.remediation.state_table.as_ref())
+        .with_member_role(&settings.accounts.member_role_name);
     let me = clients
         .caller_arn()
         .await

@@ -9,14 +9,16 @@ use tracing::{info, warn};
 
 use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, emit_metrics, epoch_ms, outcomes};
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
 use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
-    App<C, S>
+impl<
+    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
+    S: ReportSink,
+> App<C, S>
 {
     /// Handle one raw event outside Lambda (tests, tools): a request id is made up.
     pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
@@ -47,6 +49,25 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
                 return Err(e.into());
             }
         };
+        if let Some(account) = trigger
+            .secret
+            .arn_account
+            .as_deref()
+            .or(trigger.account.as_deref())
+            .filter(|a| !self.settings.accounts.audits(a))
+        {
+            info!(
+                event_name = trigger.event.as_str(),
+                account,
+                outcome = "ignored",
+                "the event's account is not in ACCOUNT_IDS"
+            );
+            return Ok(json!({
+                "status": "ignored",
+                "event_name": trigger.event.as_str(),
+                "reason": format!("account {account} is not in ACCOUNT_IDS"),
+            }));
+        }
         let report = self.audit_trigger(&trigger, &budget, request_id).await;
         let published = self.publish_if_needed(&report).await?;
         info!(
@@ -184,16 +205,48 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         budget: &Budget,
         request_id: &str,
     ) -> Report {
+        // The secret's account: the own one, or a member account entered
+        // through its member role (cached across invocations).
+        let member;
+        let clients = match target.account.as_deref() {
+            None => &self.clients,
+            Some(account) => {
+                match budget
+                    .run(
+                        ASSUME_ROLE,
+                        &self.home_region,
+                        self.clients.acting_in(account),
+                    )
+                    .await
+                {
+                    Ok(c) => {
+                        member = c;
+                        &member
+                    }
+                    Err(gap) => {
+                        let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
+                        snapshot.account = Some(account.to_string());
+                        snapshot.gaps.push(gap);
+                        return self
+                            .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
+                            .await;
+                    }
+                }
+            }
+        };
         // The own organisation is learned alongside the first calls: no
         // extra sequential round trip.
         let (snapshot, _) = futures::join!(
-            inspect::inspect(&self.clients, &self.clients, target, budget),
+            inspect::inspect(clients, clients, target, budget),
             self.own_org(budget)
         );
-        self.finish(&snapshot, trigger, info, budget, request_id)
+        self.finish(clients, &snapshot, trigger, info, budget, request_id)
             .await
     }
 }
+
+/// Entering a member account (the AUDIT_INCOMPLETE call when it fails).
+const ASSUME_ROLE: &str = "sts:AssumeRole";
 
 /// Used when the runtime's deadline is not a usable one.
 pub const FALLBACK_BUDGET: Duration = Duration::from_secs(30);

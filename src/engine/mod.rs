@@ -11,7 +11,7 @@ pub mod sweep;
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::config::{Config, MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
@@ -131,8 +131,10 @@ impl<C, S> App<C, S> {
     }
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
-    App<C, S>
+impl<
+    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
+    S: ReportSink,
+> App<C, S>
 {
     /// The auditor's own organisation: DescribeOrganization, once per cold
     /// start. An account outside any organisation, or a denied call, is
@@ -176,9 +178,11 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         }
     }
 
-    /// Audit a snapshot, remediate what may be, and build the report.
+    /// Audit a snapshot, remediate what may be (with `clients`, acting in
+    /// the secret's account), and build the report.
     pub async fn finish(
         &self,
+        clients: &C,
         snapshot: &Snapshot,
         trigger: Option<&Trigger>,
         info: TriggerInfo,
@@ -186,13 +190,20 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
         request_id: &str,
     ) -> Report {
         let findings = audit::audit(snapshot, trigger, &self.rules());
-        let own_event = match (trigger, self.identity.as_deref()) {
-            (Some(t), Some(me)) => remediate::is_own_event(&t.actor, me),
-            _ => false,
-        };
+        // The loop guard: an event the auditor caused, with its own role
+        // or a member role in any account.
+        let own_event = trigger.is_some_and(|t| {
+            self.identity
+                .as_deref()
+                .is_some_and(|me| remediate::is_own_event(&t.actor, me))
+                || remediate::is_member_role_event(
+                    &t.actor,
+                    &self.settings.accounts.member_role_name,
+                )
+        });
         let decisions = remediate::plan(snapshot, &findings, &self.remediation, own_event);
         let actions = remediate::execute(
-            &self.clients,
+            clients,
             snapshot,
             decisions,
             &self.remediation,

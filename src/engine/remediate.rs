@@ -13,7 +13,8 @@ use crate::model::{
     ACTION_RETRY, Action, ActionOutcome, Remediation, RemediationMode, ReplicationState, Snapshot,
 };
 pub use crate::plan::{
-    Decision, LEASE_MARGIN, WRITE_WAIT_MAX, is_own_event, lease_key, lease_length, plan,
+    Decision, LEASE_MARGIN, WRITE_WAIT_MAX, is_member_role_event, is_own_event, lease_key,
+    lease_length, plan,
 };
 use crate::rate::TokenBucket;
 

@@ -206,7 +206,8 @@ impl World {
         let topic_region =
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
         let clients = AwsClients::from_config(sdk, topic_region.as_deref())
-            .with_state_table(config.settings.remediation.state_table.as_ref());
+            .with_state_table(config.settings.remediation.state_table.as_ref())
+            .with_member_role(&config.settings.accounts.member_role_name);
         (clients, config)
     }
 

@@ -56,6 +56,43 @@ impl<'a> Arn<'a> {
     }
 }
 
+/// The partition a Region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The IAM role `role_name` (no path) in `account`.
+pub fn role_arn(partition: &str, account: &str, role_name: &str) -> String {
+    format!("arn:{partition}:iam::{account}:role/{role_name}")
+}
+
+/// Whether `arn` is the role `role_name` (any path) in any account, or a
+/// session of it (`arn:…:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+pub fn is_role_or_its_session(arn: &str, role_name: &str) -> bool {
+    let Some(a) = Arn::parse(arn) else {
+        return false;
+    };
+    match a.service {
+        "iam" => a
+            .resource
+            .strip_prefix("role/")
+            .and_then(|path_and_name| path_and_name.rsplit('/').next())
+            .is_some_and(|name| name == role_name),
+        "sts" => a
+            .resource
+            .strip_prefix("assumed-role/")
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|name| name == role_name),
+        _ => false,
+    }
+}
+
 /// A parsed secrets manager ARN.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretArn {

@@ -154,6 +154,16 @@ pub fn is_own_event(actor: &crate::event::Actor, auditor_arn: &str) -> bool {
         .any(|arn| principal(arn) == me)
 }
 
+/// Is the event's caller a session of the member role (MEMBER_ROLE_NAME),
+/// in any account? The auditor acts in member accounts only through that
+/// role, so such an event is its own, wherever it happened.
+pub fn is_member_role_event(actor: &crate::event::Actor, member_role_name: &str) -> bool {
+    [actor.arn.as_deref(), actor.issuer_arn.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|arn| crate::arn::is_role_or_its_session(arn, member_role_name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +310,60 @@ mod tests {
         };
         assert!(!is_own_event(&user, role));
         assert!(is_own_event(&user, "arn:aws:iam::111122223333:user/alice"));
+    }
+
+    #[test]
+    fn a_member_role_session_in_any_account_is_the_auditors_own() {
+        let member = |arn: &str, issuer: Option<&str>| Actor {
+            display: None,
+            arn: Some(arn.into()),
+            issuer_arn: issuer.map(Into::into),
+        };
+        for (actor, own) in [
+            (
+                member(
+                    "arn:aws:sts::222233334444:assumed-role/ReplicaAuditorMember/replica-auditor",
+                    Some("arn:aws:iam::222233334444:role/ReplicaAuditorMember"),
+                ),
+                true,
+            ),
+            (
+                member(
+                    "arn:aws:sts::555566667777:assumed-role/ReplicaAuditorMember/any",
+                    None,
+                ),
+                true,
+            ),
+            (
+                member(
+                    "arn:aws:sts::555566667777:assumed-role/x/s",
+                    Some("arn:aws:iam::555566667777:role/team/ReplicaAuditorMember"),
+                ),
+                true,
+            ),
+            // Another role whose name only starts or ends the same.
+            (
+                member(
+                    "arn:aws:sts::555566667777:assumed-role/ReplicaAuditorMemberX/s",
+                    Some("arn:aws:iam::555566667777:role/ReplicaAuditorMemberX"),
+                ),
+                false,
+            ),
+            (
+                member("arn:aws:iam::555566667777:user/ReplicaAuditorMember", None),
+                false,
+            ),
+            (member("not an arn", None), false),
+        ] {
+            assert_eq!(
+                is_member_role_event(&actor, "ReplicaAuditorMember"),
+                own,
+                "{actor:?}"
+            );
+        }
+        assert!(!is_member_role_event(
+            &Actor::default(),
+            "ReplicaAuditorMember"
+        ));
     }
 }

@@ -46,6 +46,10 @@ pub struct SecretInfo {
     pub arn: Option<String>,
     pub name: String,
     pub primary_region: Option<String>,
+    /// The account the secret lives in (its ARN's, else the event's), when
+    /// known. Added within schema v1: absent, not null, when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +127,10 @@ pub fn build(
             .map(|p| p.name.clone())
             .unwrap_or_else(|| display_name(&snapshot.secret_ref)),
         primary_region: primary.map(|p| p.region.clone()),
+        account: primary
+            .and_then(|p| crate::arn::parse_secret_arn(&p.arn))
+            .map(|a| a.account)
+            .or_else(|| snapshot.account.clone()),
     };
     let replicas = match &snapshot.primary {
         Lookup::Found(p) => p

@@ -25,7 +25,7 @@ use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, emit_metrics, epoch_ms};
 use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::event::Scheduled;
 use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::model::{
@@ -76,8 +76,10 @@ fn count(summary: &mut SweepSummary, tally: &mut Tally, outcome: Outcome) -> Opt
     None
 }
 
-impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S: ReportSink>
-    App<C, S>
+impl<
+    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
+    S: ReportSink,
+> App<C, S>
 {
     /// Run the sweep for one scheduled event.
     pub async fn sweep(
@@ -297,7 +299,14 @@ impl<C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi, S
             };
         }
         let report = self
-            .finish(&snapshot, None, info.clone(), budget, request_id)
+            .finish(
+                &self.clients,
+                &snapshot,
+                None,
+                info.clone(),
+                budget,
+                request_id,
+            )
             .await;
         Outcome::Audited(Box::new(report))
     }
@@ -366,6 +375,7 @@ fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region
         arn: None,
         name: "sweep".into(),
         primary_region: None,
+        account: None,
     };
     r.sweep = Some(s.clone());
     r
