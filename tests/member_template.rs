@@ -10,7 +10,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use replica_auditor::aws::{IAM_ACTIONS, IMPLIED_KMS_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS};
+use replica_auditor::aws::{
+    DEFAULT_MEMBER_ROLE_NAME, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+};
 use replica_auditor::event::{
     DETAIL_TYPE_API_CALL, HandledEvent, Incoming, SOURCE_SECRETS_MANAGER,
 };
@@ -323,10 +325,20 @@ fn the_member_role_trusts_only_the_central_function_role_pinned_to_the_organisat
     let t = member();
     let p = &t["Resources"]["MemberRole"]["Properties"];
     assert_eq!(p["RoleName"], json!({"!Ref": "MemberRoleName"}));
-    assert_eq!(
-        t["Parameters"]["MemberRoleName"]["Default"],
-        "ReplicaAuditorMember"
-    );
+    // The role the central function assumes (MEMBER_ROLE_NAME, from the
+    // central stack's MemberRoleName) is the one this stack creates.
+    let central = template::parsed();
+    for (stack, default) in [
+        ("member.yaml", &t["Parameters"]["MemberRoleName"]["Default"]),
+        (
+            "template.yaml",
+            &central["Parameters"]["MemberRoleName"]["Default"],
+        ),
+    ] {
+        assert_eq!(default, DEFAULT_MEMBER_ROLE_NAME, "{stack}");
+    }
+    let env = &central["Resources"]["AuditorFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["MEMBER_ROLE_NAME"], json!({"!Ref": "MemberRoleName"}));
     let trust = p["AssumeRolePolicyDocument"]["Statement"]
         .as_array()
         .unwrap();

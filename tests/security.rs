@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS,
+    WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
@@ -139,6 +140,13 @@ fn iam_policy_is_exactly_what_the_code_calls() {
             assert!(
                 STATE_TABLE_ACTIONS.contains(&action.as_str()),
                 "{action}: the only DynamoDB calls are on the state table"
+            );
+        }
+        if MEMBER_ROLE_ACTIONS.contains(&action.as_str()) {
+            assert_eq!(
+                resource,
+                &json!({"!Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}),
+                "{action} only on the member role"
             );
         }
         if action == "sns:Publish" {

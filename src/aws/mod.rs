@@ -31,7 +31,7 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 11] = [
+pub const IAM_ACTIONS: [&str; 12] = [
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
@@ -43,7 +43,11 @@ pub const IAM_ACTIONS: [&str; 11] = [
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
     "organizations:DescribeOrganization",
+    "sts:AssumeRole",
 ];
+
+/// The member role in every account: the one action granted on it.
+pub const MEMBER_ROLE_ACTIONS: [&str; 1] = ["sts:AssumeRole"];
 
 /// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
 pub const UNSCOPED_ACTIONS: [&str; 2] = [

@@ -27,7 +27,7 @@ pub enum Fault {
     ServerError,
     /// HTTP 400 ThrottlingException.
     Throttle,
-    /// HTTP 400 AccessDeniedException (SNS: AuthorizationError).
+    /// HTTP 400 AccessDeniedException (SNS: AuthorizationError; STS: AccessDenied).
     AccessDenied,
     /// Forward to moto, send half its response, then reset.
     ResetMidResponse,
@@ -221,7 +221,7 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             .await
         }
         Some(Fault::Throttle) => {
-            let code = if service == "sns" {
+            let code = if is_query_protocol(&service) {
                 "Throttling"
             } else {
                 "ThrottlingException"
@@ -231,6 +231,8 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
         Some(Fault::AccessDenied) => {
             let code = if service == "sns" {
                 "AuthorizationError"
+            } else if service == "sts" {
+                "AccessDenied"
             } else {
                 "AccessDeniedException"
             };
@@ -347,6 +349,11 @@ fn with_connection_close(msg: &[u8]) -> Vec<u8> {
 }
 
 /// An AWS error response: XML for the query-protocol SNS, JSON otherwise.
+/// SNS and STS speak the AWS query protocol: XML errors.
+fn is_query_protocol(service: &str) -> bool {
+    matches!(service, "sns" | "sts")
+}
+
 async fn respond(
     client: &mut TcpStream,
     service: &str,
@@ -354,7 +361,7 @@ async fn respond(
     code: &str,
     message: &str,
 ) -> std::io::Result<()> {
-    let (content_type, body) = if service == "sns" {
+    let (content_type, body) = if is_query_protocol(service) {
         (
             "text/xml",
             format!(

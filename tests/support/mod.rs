@@ -207,7 +207,9 @@ impl World {
             replica_auditor::config::topic_region(&config.findings_topic_arn).map(str::to_string);
         let clients = AwsClients::from_config(sdk, topic_region.as_deref())
             .with_state_table(config.settings.remediation.state_table.as_ref())
-            .with_member_role(&config.settings.accounts.member_role_name);
+            .with_member_role(&config.settings.accounts.member_role_name)
+            // As the Lambda binary does from its identity (MOTO_CALLER_ARN's).
+            .with_own_account(Some(MOTO_ACCOUNT));
         (clients, config)
     }
 
@@ -263,6 +265,9 @@ pub async fn run(app: &App<AwsClients>, event: &Value) -> Value {
         .await
         .expect("handler succeeds")
 }
+
+/// moto's default account: the auditor's own in the tests.
+pub const MOTO_ACCOUNT: &str = "123456789012";
 
 /// What moto's STS GetCallerIdentity answers: the tests' auditor identity.
 pub const MOTO_CALLER_ARN: &str = "arn:aws:sts::123456789012:user/moto";

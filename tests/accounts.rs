@@ -1,0 +1,209 @@
+//! Events from the organisation's member accounts, against moto: each is
+//! audited in the account its `account` field names, through the member
+//! role (moto's AssumeRole gives credentials that act in that account, with
+//! its own secrets); a member role that cannot be assumed is
+//! AUDIT_INCOMPLETE naming it, and the report is still published; the
+//! member role's own retries are not remediated again; ACCOUNT_IDS limits
+//! the accounts audited.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::{World, codes, event, python, root, run};
+
+const MEMBER: &str = "222233334444";
+const MEMBER_ROLE: &str = "arn:aws:iam::222233334444:role/ReplicaAuditorMember";
+
+/// Seed the member account (tests/moto/member.py); its secrets' ARNs by name.
+fn seed_member(w: &World, account: &str) -> Value {
+    let out = Command::new(python())
+        .arg(root().join("tests/moto/member.py"))
+        .args([&w.moto.endpoint, account])
+        .output()
+        .expect("run member.py");
+    assert!(
+        out.status.success(),
+        "member.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("member JSON")
+}
+
+/// ReplicateSecretToRegions on `arn` in us-west-2, as the member account's
+/// CloudTrail records it and its forwarding rule delivers it to the
+/// central bus: `account` is the member's.
+fn member_event(arn: &str, user_identity: Value) -> Value {
+    let mut ev = event("replicate-secret-to-regions.json");
+    ev["account"] = json!(MEMBER);
+    ev["detail"]["recipientAccountId"] = json!(MEMBER);
+    ev["detail"]["userIdentity"] = user_identity;
+    ev["detail"]["requestParameters"] = json!({
+        "secretId": arn,
+        "addReplicaRegions": [{"region": "us-east-1"}],
+        "forceOverwriteReplicaSecret": false
+    });
+    ev["detail"]["responseElements"] = json!({"arn": arn});
+    ev
+}
+
+fn member_user() -> Value {
+    json!({"type": "IAMUser", "arn": format!("arn:aws:iam::{MEMBER}:user/bob"), "accountId": MEMBER})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_from_a_member_account_is_audited_in_that_account() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    assert!(clash.contains(&format!(":{MEMBER}:secret:")), "{clash}");
+    // Named by name only, as CreateSecret's requestParameters would: the
+    // account comes from the event, not from an ARN.
+    let mut ev = member_event(clash, member_user());
+    ev["detail"]["requestParameters"]["secretId"] = json!("member/Clash");
+    ev["detail"]["responseElements"] = Value::Null;
+
+    let app = w.app(&[("REMEDIATION", "off")]).await;
+    let report = run(&app, &ev).await;
+    assert_eq!(report["secret"]["account"], MEMBER, "{report:#}");
+    assert_eq!(report["secret"]["arn"], clash);
+    assert_eq!(report["trigger"]["account"], MEMBER);
+    assert_eq!(
+        codes(&report),
+        vec![("REPLICA_FAILED".to_string(), Some("us-east-1".to_string()))],
+        "the member's own secret, seen with the member's credentials: {report:#}"
+    );
+    let published = w.published().await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].report["secret"]["account"], MEMBER);
+
+    // The own account has no secret of that name: had the audit used the
+    // own credentials it would have found nothing.
+    let own = run(&app, &event("replicate-secret-to-regions.json")).await;
+    assert_eq!(own["secret"]["account"], "123456789012");
+    assert!(
+        own["secret"]["arn"]
+            .as_str()
+            .unwrap()
+            .contains(":123456789012:")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_role_that_cannot_be_assumed_is_audit_incomplete_and_still_published() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        vec![Rule::new(Some("sts"), None, Fault::AccessDenied)],
+    )
+    .await;
+    let app = w.app_with_sdk(
+        &[("REMEDIATION", "off")],
+        support::sdk_config(&proxy.endpoint).await,
+    );
+    let report = run(&app, &member_event(clash, member_user())).await;
+    assert_eq!(report["secret"]["account"], MEMBER, "{report:#}");
+    let incomplete: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "AUDIT_INCOMPLETE")
+        .collect();
+    assert_eq!(incomplete.len(), 1, "{report:#}");
+    let message = incomplete[0]["message"].as_str().unwrap();
+    for part in ["sts:AssumeRole", MEMBER_ROLE, "access denied"] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    assert!(proxy.injected("sts", "us-west-2") >= 1);
+    assert_eq!(
+        proxy.seen("secretsmanager", "us-west-2"),
+        0,
+        "nothing was asked of any account with the wrong credentials"
+    );
+    let published = w.published().await;
+    assert_eq!(published.len(), 1, "the report is still published");
+    assert_eq!(published[0].codes()[0].0, "AUDIT_INCOMPLETE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_credentials_are_assumed_once_and_kept_for_later_events() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let healthy = member["secrets"]["member/Healthy"].as_str().unwrap();
+    // A proxy that passes everything, to count the calls.
+    let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(
+        &[("REMEDIATION", "off")],
+        support::sdk_config(&proxy.endpoint).await,
+    );
+    for _ in 0..3 {
+        let report = run(&app, &member_event(healthy, member_user())).await;
+        assert_eq!(report["findings"], json!([]), "{report:#}");
+        assert_eq!(report["secret"]["account"], MEMBER);
+    }
+    assert_eq!(
+        proxy.seen("sts", "us-west-2"),
+        1,
+        "one AssumeRole for three events (the own account is known from the identity)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_roles_own_retry_is_audited_but_not_remediated_again() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    // The retry the auditor made in the member account, through the member
+    // role, as that account's CloudTrail records it.
+    let own_retry = member_event(
+        clash,
+        json!({
+            "type": "AssumedRole",
+            "arn": format!("arn:aws:sts::{MEMBER}:assumed-role/ReplicaAuditorMember/replica-auditor"),
+            "accountId": MEMBER,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": MEMBER_ROLE, "accountId": MEMBER}}
+        }),
+    );
+    let app = w.app(&[("ALLOW_FORCE_OVERWRITE", "true")]).await;
+    let report = run(&app, &own_retry).await;
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{report:#}");
+    assert_eq!(actions[0]["outcome"], "skipped");
+    assert!(
+        actions[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("loop guard"),
+        "{report:#}"
+    );
+    assert_eq!(codes(&report)[0].0, "REPLICA_FAILED");
+
+    // The same failure after a person's call is retried, in the member
+    // account: the loop guard, not a broken remediation, held it back.
+    let report = run(&app, &member_event(clash, member_user())).await;
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{report:#}");
+    assert_ne!(actions[0]["outcome"], "skipped", "{report:#}");
+    assert_eq!(actions[0]["region"], "us-east-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_ids_limits_the_accounts_audited() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    let app = w
+        .app(&[("REMEDIATION", "off"), ("ACCOUNT_IDS", "123456789012")])
+        .await;
+    let out = run(&app, &member_event(clash, member_user())).await;
+    assert_eq!(out["status"], "ignored", "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains(MEMBER), "{out:#}");
+    assert!(w.published().await.is_empty());
+    // The own account is still audited.
+    let own = run(&app, &event("replicate-secret-to-regions.json")).await;
+    assert_eq!(own["secret"]["account"], "123456789012");
+}
