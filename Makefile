@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak bench bench-event bench-sweep sam-build
+.PHONY: demo test bootstrap build fuzz soak bench bench-event bench-share bench-sweep sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -32,6 +32,12 @@ bench: bootstrap
 # trips, calls, cold start, RSS, size), without Cloud Custodian: about a minute.
 bench-event: bootstrap
 	scripts/bench.sh --event-only
+
+# Figures 2b, 7 and 8 of `make bench` alone: the cheapest Custodian policy,
+# both tools at their Lambda CPU share (cgroup v1, needs root), the cold path
+# over TLS. BENCH_SIZES=300,1000 by default.
+bench-share: bootstrap
+	scripts/bench.sh --lambda-share
 
 # Measure the sweep at several SWEEP_CONCURRENCY values (20 ms per AWS call).
 bench-sweep: bootstrap

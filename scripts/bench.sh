@@ -28,6 +28,11 @@ if [ "${1:-}" = "--event-only" ]; then
   echo "==> bench/bench.py --event-only (figures 1, 4, 5, 6)"
   exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor-lambda target/latency-proxy/release/latency-proxy
 fi
+if [ "${1:-}" = "--lambda-share" ]; then
+  echo "==> bench/bench.py --lambda-share (figures 2b, 7, 8; needs root for the cgroup CPU controller)"
+  exec .venv/bin/python bench/bench.py --lambda-share target/release/replica-auditor-lambda \
+    target/latency-proxy/release/latency-proxy .venv-bench/bin/python
+fi
 echo "==> bench/bench.py"
 .venv/bin/python bench/bench.py target/release/replica-auditor-lambda \
   target/latency-proxy/release/latency-proxy .venv-bench/bin/python

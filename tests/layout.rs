@@ -82,3 +82,18 @@ fn the_fuzz_crate_builds_on_the_core_only() {
     let bad: Vec<&String> = fuzz.iter().filter(|d| forbidden(d)).collect();
     assert!(bad.is_empty(), "the fuzz crate depends on {bad:?}");
 }
+
+/// TLS is rustls on ring (`aws::http_client`): aws-lc, the SDK's default
+/// provider, seeds its random generator from CPU jitter entropy on the
+/// first handshake, about 35 ms of CPU in every cold start (half a second
+/// at 128 MB). An SDK crate added with its `default-https-client` feature
+/// would bring it back for every client through feature unification.
+#[test]
+fn the_tls_stack_is_rustls_on_ring_without_aws_lc() {
+    let g = graph("Cargo.lock");
+    let all = closure(&g, "replica-auditor");
+    for name in ["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys"] {
+        assert!(!all.contains(name), "{name} is back in the dependency tree");
+    }
+    assert!(all.contains("ring") && all.contains("rustls"));
+}

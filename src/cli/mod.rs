@@ -193,6 +193,7 @@ fn failed(e: HandlerError) -> CliError {
 /// role to assume.
 async fn sdk_config(a: &args::AwsArgs) -> Result<SdkConfig, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(replica_auditor::aws::http_client())
         .retry_config(RetryConfig::standard().with_max_attempts(3));
     if let Some(p) = &a.profile {
         loader = loader.profile_name(p);

@@ -274,6 +274,7 @@ pub const MOTO_CALLER_ARN: &str = "arn:aws:sts::123456789012:user/moto";
 
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(replica_auditor::aws::http_client())
         .region(Region::new("us-west-2"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
