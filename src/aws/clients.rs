@@ -100,6 +100,12 @@ impl AwsClients {
             .clone()
     }
 
+    /// The shared SDK configuration (the own credentials), for adapters
+    /// that build their clients per call (Security Hub).
+    pub(super) fn sdk_config(&self) -> &SdkConfig {
+        &self.base
+    }
+
     /// The function's own Region, when configured.
     pub fn home_region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())
