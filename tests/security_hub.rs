@@ -7,7 +7,7 @@
 //! GetFindings with all of them (it reads no filter), and updates a
 //! finding imported again with the same Id: enough to read back what
 //! Security Hub would hold. It does not check that the hub is enabled or
-//! that the caller is the findings' account (tests/security_hub.rs reads
+//! that the caller is the findings' account (these tests read
 //! the account from the ProductArn and AwsAccountId instead).
 
 mod support;
@@ -16,6 +16,7 @@ use aws_sdk_securityhub::types::AwsSecurityFinding;
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::security_hub;
 use support::*;
 
 const ON: [(&str, &str); 2] = [("SECURITY_HUB", "on"), ("REMEDIATION", "off")];
@@ -37,51 +38,8 @@ async fn enable(w: &World) {
     }
 }
 
-/// Every finding Security Hub holds in `region` (GetFindings, all pages).
-///
-/// On a thread of its own with a 64 MiB stack: the SDK's debug-build
-/// deserialiser of a finding's Resource (its ResourceDetails hold every
-/// resource type's details inline: 31 KB by size_of) overflows a 2 MiB
-/// test thread (seen in gdb: `de_resource`). The auditor never reads
-/// findings back; only this test does.
 async fn held(w: &World, region: &str) -> Vec<AwsSecurityFinding> {
-    let conf = aws_sdk_securityhub::config::Builder::from(&w.sdk().await)
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
-    let read = move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let client = aws_sdk_securityhub::Client::from_conf(conf);
-            let mut out = Vec::new();
-            let mut token = None;
-            loop {
-                let page = client
-                    .get_findings()
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .expect("GetFindings");
-                out.extend(page.findings().iter().cloned());
-                match page.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => return out,
-                }
-            }
-        })
-    };
-    tokio::task::spawn_blocking(move || {
-        std::thread::Builder::new()
-            .stack_size(64 << 20)
-            .spawn(read)
-            .unwrap()
-            .join()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    security_hub::findings(&w.sdk().await, region).await
 }
 
 /// A CreateSecret event for the world's secret `name`.
