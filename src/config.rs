@@ -40,6 +40,10 @@ pub struct Settings {
     /// METRICS: where one CloudWatch EMF line per audit and per sweep
     /// goes (README "Metrics"). The command line never uses stdout.
     pub metrics: MetricsOut,
+    /// SECURITY_HUB=on: every audited secret's findings are imported into
+    /// Security Hub, and resolved there once fixed (README "Security Hub").
+    /// Needs STATE_TABLE, which keeps each secret's active findings.
+    pub security_hub: bool,
     /// Which accounts are audited, and how the member ones are entered.
     pub accounts: Accounts,
 }
@@ -233,7 +237,24 @@ impl Settings {
                 "is required when REMEDIATION is on (the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time); set it, or set REMEDIATION to dry-run or off".into(),
             ));
         }
+        let security_hub = match get("SECURITY_HUB")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(err("SECURITY_HUB", format!("{other:?} is not on or off")));
+            }
+        };
+        if security_hub && remediation.state_table.is_none() {
+            return Err(err(
+                "STATE_TABLE",
+                "is required when SECURITY_HUB is on (the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved there); set it, or set SECURITY_HUB to off".into(),
+            ));
+        }
         Ok(Settings {
+            security_hub,
             min_severity,
             rules: Rules {
                 allowed_regions,
@@ -552,6 +573,38 @@ mod tests {
             c.settings.rules.trusted_org_ids,
             vec!["o-a1b2c3d4e5".to_string(), "o-0123456789abcdef".to_string()]
         );
+    }
+
+    #[test]
+    fn security_hub_is_off_by_default_and_needs_the_state_table() {
+        let off = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")]).unwrap();
+        assert!(!off.settings.security_hub);
+        let e = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            ("REMEDIATION", "off"),
+            ("SECURITY_HUB", "on"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "STATE_TABLE");
+        assert!(
+            e.message.starts_with("is required when SECURITY_HUB is on"),
+            "{e}"
+        );
+        let on = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            ("REMEDIATION", "off"),
+            ("SECURITY_HUB", "ON"),
+            ("STATE_TABLE", "replica-auditor-state"),
+        ])
+        .unwrap();
+        assert!(on.settings.security_hub);
+        let bad = load(&[
+            ("FINDINGS_TOPIC_ARN", TOPIC),
+            ("REMEDIATION", "off"),
+            ("SECURITY_HUB", "yes"),
+        ])
+        .unwrap_err();
+        assert_eq!(bad.var, "SECURITY_HUB");
     }
 
     #[test]

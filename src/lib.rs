@@ -9,12 +9,14 @@
 //! - [`engine`]: one audit end to end over the adapters: inspect, audit,
 //!   remediate, report, send; the invocation ([`engine::handler`]) and the
 //!   sweep ([`engine::sweep`])
-//! - [`sinks`]: where reports go, behind one trait (SNS; in memory)
+//! - [`sinks`]: where reports go, behind one trait (SNS; Security Hub; in memory)
 //! - [`rate`]: token buckets that pace quota-shared AWS calls
 //! - [`config`]: the settings, from the environment
 //! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
-pub use replica_auditor_core::{arn, audit, event, metrics, model, notify, plan, policy, report};
+pub use replica_auditor_core::{
+    arn, asff, audit, event, metrics, model, notify, ocsf, plan, policy, report,
+};
 
 pub mod aws;
 pub mod config;

@@ -207,3 +207,62 @@ async fn account_ids_limits_the_accounts_audited() {
     let own = run(&app, &event("replicate-secret-to-regions.json")).await;
     assert_eq!(own["secret"]["account"], "123456789012");
 }
+
+/// The configuration of a test reading the member account as itself:
+/// its member role, assumed here as the auditor assumes it.
+async fn member_sdk(w: &World) -> aws_config::SdkConfig {
+    let sdk = w.sdk().await;
+    let out = aws_sdk_sts::Client::new(&sdk)
+        .assume_role()
+        .role_arn(MEMBER_ROLE)
+        .role_session_name("test-reader")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let c = out.credentials().unwrap();
+    sdk.into_builder()
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+            aws_sdk_sts::config::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "member",
+            ),
+        ))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_secrets_security_hub_findings_are_imported_as_the_member_account() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    let app = w
+        .app(&[("SECURITY_HUB", "on"), ("REMEDIATION", "off")])
+        .await;
+    let report = run(&app, &member_event(clash, member_user())).await;
+    assert_eq!(codes(&report)[0].0, "REPLICA_FAILED", "{report:#}");
+
+    // moto keeps findings per calling account: the member's Security Hub
+    // holds the finding, imported with the member role's credentials ...
+    let theirs = support::security_hub::findings(&member_sdk(&w).await, "us-east-1").await;
+    assert_eq!(theirs.len(), 1, "{theirs:#?}");
+    let f = &theirs[0];
+    assert_eq!(f.aws_account_id(), Some(MEMBER));
+    assert_eq!(f.generator_id(), Some("REPLICA_FAILED"));
+    assert_eq!(
+        f.product_arn(),
+        Some(format!("arn:aws:securityhub:us-east-1:{MEMBER}:product/{MEMBER}/default").as_str())
+    );
+    assert_eq!(
+        f.resources()[0].id(),
+        Some(clash.replace(":us-west-2:", ":us-east-1:").as_str())
+    );
+    // ... and the central account's holds nothing of it.
+    assert!(
+        support::security_hub::findings(&w.sdk().await, "us-east-1")
+            .await
+            .is_empty()
+    );
+}

@@ -458,3 +458,112 @@ async fn metrics_only_on_stderr_and_only_when_asked() {
         .expect("the weak replica's line");
     assert_eq!(weak["FindingsMedium"], 1, "{weak}");
 }
+
+/// `--format asff` and `--format ocsf`: every finding of the JSON run, as
+/// Security Hub and OCSF take them; `--security-hub` imports them.
+#[tokio::test]
+async fn asff_and_ocsf_formats_and_the_security_hub_import() {
+    let world = World::start();
+    let moto = world.moto.endpoint.as_str();
+    let secrets = [
+        "production/DisabledKey",
+        "production/PublicKey",
+        "production/DBWest",
+    ];
+    let run = |format: &'static str| {
+        let mut args = vec!["audit"];
+        args.extend(secrets);
+        args.extend(["--format", format]);
+        async move { cli(moto, &args, &[]).await }
+    };
+    let json = run("json").await;
+    let findings: Vec<Value> = json
+        .reports()
+        .iter()
+        .flat_map(|r| r["findings"].as_array().unwrap().clone())
+        .collect();
+    assert!(findings.len() >= 2, "{}", json.stdout);
+
+    let asff = run("asff").await;
+    assert_eq!(asff.status, 1, "{}", asff.stderr);
+    let imported: Vec<Value> = serde_json::from_str(&asff.stdout).expect("a JSON array");
+    assert_eq!(
+        imported.len(),
+        findings.len(),
+        "one per finding: {}",
+        asff.stdout
+    );
+    assert_eq!(
+        asff.stdout.lines().count(),
+        findings.len() + 2,
+        "one per line"
+    );
+    for (a, f) in imported.iter().zip(&findings) {
+        for key in [
+            "AwsAccountId",
+            "CreatedAt",
+            "Description",
+            "GeneratorId",
+            "Id",
+            "ProductArn",
+            "Resources",
+            "SchemaVersion",
+            "Severity",
+            "Title",
+            "Types",
+            "UpdatedAt",
+        ] {
+            assert!(a.get(key).is_some(), "{key}: {a}");
+        }
+        assert_eq!(a["GeneratorId"], f["code"]);
+        assert_eq!(a["Description"], f["message"]);
+        assert!(
+            a["Id"]
+                .as_str()
+                .unwrap()
+                .ends_with(f["id"].as_str().unwrap()),
+            "{a}"
+        );
+        assert_eq!(a["AwsAccountId"], "123456789012");
+        assert_eq!(a["Compliance"]["Status"], "FAILED");
+        assert_eq!(a["RecordState"], "ACTIVE");
+    }
+    let ocsf = run("ocsf").await;
+    let detections: Vec<Value> = serde_json::from_str(&ocsf.stdout).expect("a JSON array");
+    assert_eq!(detections.len(), findings.len());
+    for (d, a) in detections.iter().zip(&imported) {
+        assert_eq!(d["class_uid"], 2004);
+        assert_eq!(d["type_uid"], 200401);
+        assert_eq!(d["finding_info"]["uid"], a["Id"], "the same stable id");
+    }
+
+    // --security-hub needs the state table.
+    let mut args = vec!["audit", secrets[0], "--security-hub"];
+    one_line_error(
+        &cli(moto, &args, &[]).await,
+        "--security-hub needs --state-table",
+    );
+    // With it: the findings are in Security Hub, in their own Regions.
+    args.extend([
+        "--state-table",
+        world.state_table.as_str(),
+        "--format",
+        "asff",
+    ]);
+    let hub = cli(moto, &args, &[]).await;
+    assert_eq!(hub.status, 1, "{}", hub.stderr);
+    let printed: Vec<Value> = serde_json::from_str(&hub.stdout).unwrap();
+    let sdk = world.sdk().await;
+    let mut held = Vec::new();
+    for region in ["us-west-2", "us-east-1"] {
+        held.extend(support::security_hub::findings(&sdk, region).await);
+    }
+    let mut held_ids: Vec<&str> = held.iter().filter_map(|f| f.id()).collect();
+    let mut printed_ids: Vec<&str> = printed.iter().map(|f| f["Id"].as_str().unwrap()).collect();
+    held_ids.sort_unstable();
+    printed_ids.sort_unstable();
+    assert_eq!(
+        held_ids, printed_ids,
+        "what was printed is what was imported"
+    );
+}

@@ -11,7 +11,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use replica_auditor::aws::{
-    DEFAULT_MEMBER_ROLE_NAME, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    DEFAULT_MEMBER_ROLE_NAME, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, SECURITY_HUB_ACTIONS,
+    UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::event::{
     DETAIL_TYPE_API_CALL, HandledEvent, Incoming, SOURCE_SECRETS_MANAGER,
@@ -224,7 +225,8 @@ fn the_forwarding_role_may_only_put_events_on_the_central_default_bus() {
 /// tests/security.rs does for template.yaml; it is repeated here because
 /// tests/support is being restructured on another branch (to be shared
 /// there at merge).
-type Grant = (String, Value, Value, bool);
+/// (action, resource, condition, the template condition it is granted under).
+type Grant = (String, Value, Value, Option<String>);
 
 fn member_role_grants(t: &Value) -> Vec<Grant> {
     let p = &t["Resources"]["MemberRole"]["Properties"];
@@ -232,7 +234,7 @@ fn member_role_grants(t: &Value) -> Vec<Grant> {
     let mut out = Vec::new();
     for policy in p["Policies"].as_array().unwrap() {
         for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
-            let (st, conditional) = template::remediation_only(st);
+            let (st, when) = template::granted_when(st);
             assert_eq!(st["Effect"], "Allow", "{st}");
             assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
             for action in strings(&st["Action"]) {
@@ -240,7 +242,7 @@ fn member_role_grants(t: &Value) -> Vec<Grant> {
                     action,
                     st["Resource"].clone(),
                     st["Condition"].clone(),
-                    conditional,
+                    when.map(str::to_string),
                 ));
             }
         }
@@ -250,8 +252,9 @@ fn member_role_grants(t: &Value) -> Vec<Grant> {
 
 /// What the code calls in a member account: the Secrets Manager and KMS
 /// calls of IAM_ACTIONS (SNS, DynamoDB and Organizations are the central
-/// account's), the writes apart.
-fn member_calls() -> (BTreeSet<String>, BTreeSet<String>) {
+/// account's), the writes apart; and Security Hub's import, made as the
+/// findings' own account.
+fn member_calls() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let in_member = |a: &str| a.starts_with("secretsmanager:") || a.starts_with("kms:");
     let read = set(IAM_ACTIONS
         .iter()
@@ -262,28 +265,38 @@ fn member_calls() -> (BTreeSet<String>, BTreeSet<String>) {
         .copied()
         .filter(|a| a.starts_with("secretsmanager:"))
         .chain(IMPLIED_KMS_ACTIONS));
-    (read, remediation)
+    let security_hub = set(SECURITY_HUB_ACTIONS
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("securityhub:")));
+    (read, remediation, security_hub)
 }
 
 #[test]
 fn the_member_role_holds_what_the_code_calls_in_a_member_account() {
     let t = member();
     let grants = member_role_grants(&t);
-    let (read, remediation) = member_calls();
-    assert!(!read.is_empty() && !remediation.is_empty());
-    let granted = |conditional: bool| -> BTreeSet<String> {
+    let (read, remediation, security_hub) = member_calls();
+    assert!(!read.is_empty() && !remediation.is_empty() && !security_hub.is_empty());
+    let granted = |when: Option<&str>| -> BTreeSet<String> {
         grants
             .iter()
-            .filter(|g| g.3 == conditional)
+            .filter(|g| g.3.as_deref() == when)
             .map(|g| g.0.clone())
             .collect()
     };
-    assert_eq!(granted(false), read, "always granted: the audit's reads");
+    assert_eq!(granted(None), read, "always granted: the audit's reads");
     assert_eq!(
-        granted(true),
+        granted(Some("RemediationOn")),
         remediation,
         "granted only when Remediation is on: the replication writes and KMS through Secrets Manager"
     );
+    assert_eq!(
+        granted(Some("SecurityHubOn")),
+        security_hub,
+        "granted only when SecurityHub is on: the import, as this account"
+    );
+    let own_product = json!({"!Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"});
     let secrets =
         json!({"!Sub": "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:*"});
     let keys = json!({"!Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"});
@@ -297,6 +310,11 @@ fn the_member_role_holds_what_the_code_calls_in_a_member_account() {
             assert_eq!(action, "secretsmanager:ListSecrets");
         } else if action.starts_with("secretsmanager:") {
             assert_eq!(resource, &secrets, "{action}: this account's secrets");
+        } else if action.starts_with("securityhub:") {
+            assert_eq!(
+                resource, &own_product,
+                "{action}: this account's own product only"
+            );
         } else {
             assert_eq!(resource, &keys, "{action}: this account's keys");
         }
@@ -315,9 +333,15 @@ fn the_member_role_holds_what_the_code_calls_in_a_member_account() {
         t["Conditions"]["RemediationOn"],
         json!({"!Equals": [{"!Ref": "Remediation"}, "on"]})
     );
-    let param = &t["Parameters"]["Remediation"];
-    assert_eq!(param["Default"], "off");
-    assert_eq!(param["AllowedValues"], json!(["on", "off"]));
+    for switch in ["Remediation", "SecurityHub"] {
+        let param = &t["Parameters"][switch];
+        assert_eq!(param["Default"], "off", "{switch}");
+        assert_eq!(param["AllowedValues"], json!(["on", "off"]), "{switch}");
+        assert_eq!(
+            t["Conditions"][format!("{switch}On")],
+            json!({"!Equals": [{"!Ref": switch}, "on"]})
+        );
+    }
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS,
-    WRITE_ACTIONS,
+    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, SECURITY_HUB_ACTIONS,
+    STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
@@ -59,8 +59,9 @@ fn no_secret_value_is_ever_read() {
     }
 }
 
-/// One granted action: (action, resource, condition, granted only when remediation is on).
-type Grant = (String, Value, Value, bool);
+/// One granted action: (action, resource, condition, the template
+/// condition it is granted under: `RemediationOn`, `SecurityHubOn` or none).
+type Grant = (String, Value, Value, Option<String>);
 
 /// Every IAM action granted to the function in template.yaml.
 fn template_actions() -> Vec<Grant> {
@@ -73,7 +74,7 @@ fn template_actions() -> Vec<Grant> {
             .flatten()
         {
             for st in policy["Statement"].as_array().unwrap() {
-                let (st, conditional) = support::template::remediation_only(st);
+                let (st, when) = support::template::granted_when(st);
                 let actions = match &st["Action"] {
                     Value::String(s) => vec![s.clone()],
                     Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
@@ -84,7 +85,7 @@ fn template_actions() -> Vec<Grant> {
                         a,
                         st["Resource"].clone(),
                         st["Condition"].clone(),
-                        conditional,
+                        when.map(str::to_string),
                     ));
                 }
             }
@@ -107,15 +108,40 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     expected.sort_unstable();
     expected.dedup();
     assert_eq!(names, expected);
-    for (action, resource, condition, conditional) in &granted {
+    for (action, resource, condition, when) in &granted {
+        let when = when.as_deref();
         assert!(!action.contains('*'), "wildcard action {action}");
         if !UNSCOPED_ACTIONS.contains(&action.as_str()) {
             assert_ne!(resource, &json!("*"), "{action} on every resource");
         }
         if WRITE_ACTIONS.contains(&action.as_str()) {
             assert!(
-                conditional,
-                "{action} must be granted only when remediation is on"
+                when == Some("RemediationOn")
+                    || (when == Some("SecurityHubOn")
+                        && SECURITY_HUB_ACTIONS.contains(&action.as_str())),
+                "{action} must be granted only when remediation (or, for the state table, Security Hub) is on"
+            );
+        }
+        if SECURITY_HUB_ACTIONS.contains(&action.as_str())
+            && !WRITE_ACTIONS.contains(&action.as_str())
+        {
+            assert_eq!(
+                when,
+                Some("SecurityHubOn"),
+                "{action} only when Security Hub is on"
+            );
+        }
+        if action == "securityhub:BatchImportFindings" {
+            assert_eq!(
+                resource,
+                &json!({"!Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}),
+                "imports only into the account's own default product"
+            );
+        }
+        if action == "dynamodb:PutItem" {
+            assert!(
+                when.is_some(),
+                "PutItem only when remediation or Security Hub is on"
             );
         }
         if IMPLIED_KMS_ACTIONS.contains(&action.as_str()) {
@@ -125,7 +151,7 @@ fn iam_policy_is_exactly_what_the_code_calls() {
             let via_secrets_manager =
                 condition["StringLike"]["kms:ViaService"] == "secretsmanager.*.amazonaws.com";
             assert!(
-                findings_key || (via_secrets_manager && *conditional),
+                findings_key || (via_secrets_manager && when == Some("RemediationOn")),
                 "{action}: only on the findings key, or through Secrets Manager when remediation is on"
             );
         }

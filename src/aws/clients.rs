@@ -154,6 +154,24 @@ impl AwsClients {
             .clone()
     }
 
+    /// The shared SDK configuration (the own credentials), for adapters
+    /// that build their clients per call (Security Hub).
+    /// The shared configuration with the acting account's credentials,
+    /// for a client built per use.
+    pub(super) fn acting_config(&self) -> SdkConfig {
+        match &self.acting {
+            Account::Own => self.base.clone(),
+            Account::Member(id) => self
+                .base
+                .clone()
+                .into_builder()
+                .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                    self.member_credentials(id),
+                ))
+                .build(),
+        }
+    }
+
     /// The function's own Region, when configured.
     pub fn home_region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())

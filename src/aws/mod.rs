@@ -11,6 +11,7 @@ mod kms;
 mod members;
 mod organizations;
 mod secrets;
+mod securityhub;
 mod sns;
 mod state;
 
@@ -21,6 +22,7 @@ pub use clients::{Account, AwsClients, http_client};
 pub use error::{AwsError, error_chain};
 pub use members::{DEFAULT_MEMBER_ROLE_NAME, SESSION_NAME};
 
+use crate::asff::{AsffFinding, HeldSet};
 use crate::model::SecretState;
 
 /// An SDK call's future, moved to the heap as it is made. It is large
@@ -31,7 +33,7 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 12] = [
+pub const IAM_ACTIONS: [&str; 14] = [
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
@@ -42,8 +44,10 @@ pub const IAM_ACTIONS: [&str; 12] = [
     "sns:Publish",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
     "organizations:DescribeOrganization",
     "sts:AssumeRole",
+    "securityhub:BatchImportFindings",
 ];
 
 /// The member role in every account: the one action granted on it.
@@ -64,9 +68,22 @@ pub const WRITE_ACTIONS: [&str; 4] = [
     "dynamodb:DeleteItem",
 ];
 
-/// The calls on the state table (the remediation leases): granted on that
-/// table only.
-pub const STATE_TABLE_ACTIONS: [&str; 2] = ["dynamodb:PutItem", "dynamodb:DeleteItem"];
+/// The calls on the state table (the remediation leases; the Security Hub
+/// findings each secret holds active): granted on that table only.
+pub const STATE_TABLE_ACTIONS: [&str; 3] = [
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+];
+
+/// The calls of the Security Hub sink (SECURITY_HUB=on): the import, and
+/// reading and writing each secret's active findings in the state table.
+/// The template grants them only when the `SecurityHub` parameter is on.
+pub const SECURITY_HUB_ACTIONS: [&str; 3] = [
+    "securityhub:BatchImportFindings",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+];
 
 /// KMS actions AWS services perform with the function's credentials on its
 /// behalf: SNS encrypting to the findings topic's key, and Secrets Manager
@@ -249,4 +266,40 @@ pub trait Publisher: Send + Sync {
         &self,
         messages: &[Message],
     ) -> impl Future<Output = Result<Vec<Result<String, AwsError>>, AwsError>> + Send;
+}
+
+/// What BatchImportFindings made of one call: the findings it refused
+/// (their Id, and its error code and message).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImportOutcome {
+    pub failed: Vec<(String, String)>,
+}
+
+/// Security Hub, as the auditor needs it.
+pub trait FindingsApi: Send + Sync {
+    /// BatchImportFindings of `findings` (at most 100, within AWS's size
+    /// limits: see `asff::batches`) in `region`, as `account` (12 digits:
+    /// the own credentials, or the member role's): with the default product
+    /// ARN, only the findings' own account may import them.
+    fn import_findings(
+        &self,
+        account: &str,
+        region: &str,
+        findings: &[AsffFinding],
+    ) -> impl Future<Output = Result<ImportOutcome, AwsError>> + Send;
+}
+
+/// The state table's record of each secret's ACTIVE Security Hub findings
+/// (`shub#<account>#<primary Region>#<secret ARN>`).
+pub trait FindingsState: Send + Sync {
+    /// The findings held active under `key`; empty when there is no item.
+    fn held_findings(&self, key: &str) -> impl Future<Output = Result<HeldSet, AwsError>> + Send;
+    /// Replace what is held under `key`. An empty set is written with
+    /// `expires_at` (epoch seconds), so that TTL tidies it away.
+    fn keep_findings(
+        &self,
+        key: &str,
+        held: &HeldSet,
+        expires_at: Option<u64>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }

@@ -7,6 +7,10 @@
 //! never left to TTL) and a conditional DeleteItem by its owner. On a
 //! refused PutItem the holder comes back with the error
 //! (ReturnValuesOnConditionCheckFailure = ALL_OLD): no GetItem round trip.
+//!
+//! The Security Hub sink keeps each secret's ACTIVE findings here
+//! (`shub#...` items, [`FindingsState`]): GetItem, and PutItem of the whole
+//! set after the imports.
 
 use std::collections::HashMap;
 
@@ -15,10 +19,12 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Acquired, AwsClients, AwsError, Lease, LeaseStore, Released};
+use super::{Acquired, AwsClients, AwsError, FindingsState, Lease, LeaseStore, Released};
+use crate::asff::{Held, HeldSet};
 
 const PUT: &str = "dynamodb:PutItem";
 const DELETE: &str = "dynamodb:DeleteItem";
+const GET: &str = "dynamodb:GetItem";
 
 impl LeaseStore for AwsClients {
     async fn try_acquire(&self, lease: &Lease, now: u64) -> Result<Acquired, AwsError> {
@@ -69,6 +75,79 @@ impl LeaseStore for AwsClients {
             Err(e) => Err(AwsError::from_sdk(DELETE, &region, e)),
         }
     }
+}
+
+impl FindingsState for AwsClients {
+    async fn held_findings(&self, key: &str) -> Result<HeldSet, AwsError> {
+        let (client, table, region) = self.state_table(GET)?;
+        // Consistent: the set this function wrote after its last import.
+        let call = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send();
+        let out = super::boxed(call)
+            .await
+            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
+        let Some(AttributeValue::M(active)) = out.item().and_then(|i| i.get("active")) else {
+            return Ok(HeldSet::new());
+        };
+        Ok(active
+            .iter()
+            .filter_map(|(id, v)| {
+                let m = v.as_m().ok()?;
+                let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Some((
+                    id.clone(),
+                    Held {
+                        created_at: text("created_at")?,
+                        updated_at: text("updated_at").unwrap_or_default(),
+                        digest: text("digest").unwrap_or_default(),
+                        title: text("title").unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    async fn keep_findings(
+        &self,
+        key: &str,
+        held: &HeldSet,
+        expires_at: Option<u64>,
+    ) -> Result<(), AwsError> {
+        let (client, table, region) = self.state_table(PUT)?;
+        let mut put = client
+            .put_item()
+            .table_name(table)
+            .item("pk", s(key))
+            .item("kind", s("securityhub-active-findings"))
+            .item(
+                "active",
+                AttributeValue::M(
+                    held.iter()
+                        .map(|(id, h)| (id.clone(), held_item(h)))
+                        .collect(),
+                ),
+            );
+        if let Some(at) = expires_at {
+            put = put.item("expires_at", n(at));
+        }
+        super::boxed(put.send())
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk(PUT, &region, e))
+    }
+}
+
+fn held_item(h: &Held) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("created_at".to_string(), s(&h.created_at)),
+        ("updated_at".to_string(), s(&h.updated_at)),
+        ("digest".to_string(), s(&h.digest)),
+        ("title".to_string(), s(&h.title)),
+    ]))
 }
 
 fn s(v: &str) -> AttributeValue {

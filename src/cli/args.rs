@@ -103,8 +103,10 @@ pub struct AwsArgs {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// table, json (JSON Lines, one report per line) or csv (one row per
-    /// finding). Default: table on a terminal, json otherwise.
+    /// table, json (JSON Lines, one report per line), csv (one row per
+    /// finding), asff (a JSON array of Security Hub findings) or ocsf (a
+    /// JSON array of OCSF Detection Findings). Default: table on a
+    /// terminal, json otherwise.
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
     /// Write the output to this file instead of stdout.
@@ -171,9 +173,15 @@ pub struct RemediationArgs {
     /// Report what remediation would do, without doing it.
     #[arg(long)]
     pub dry_run: bool,
-    /// The DynamoDB table of remediation leases (a name or a table ARN).
+    /// The DynamoDB table of remediation leases and of the Security Hub
+    /// findings each secret holds active (a name or a table ARN).
     #[arg(long, env = "STATE_TABLE", value_name = "TABLE")]
     pub state_table: Option<String>,
+    /// Also import the findings into AWS Security Hub, in each finding's
+    /// own account and Region, and resolve the ones no longer found
+    /// (needs --state-table).
+    #[arg(long)]
+    pub security_hub: bool,
     /// Retry a name clash by overwriting the other secret (destroys it).
     #[arg(long, env = "ALLOW_FORCE_OVERWRITE", num_args = 0..=1,
           default_missing_value = "true", value_name = "true|false")]
@@ -190,7 +198,7 @@ pub struct RemediationArgs {
 }
 
 /// Each setting's variable and its flag: configuration errors name both.
-pub const FLAGS: [(&str, &str); 16] = [
+pub const FLAGS: [(&str, &str); 17] = [
     ("ALLOWED_REGIONS", "--allowed-regions"),
     ("REQUIRED_REGIONS", "--required-regions"),
     (
@@ -202,6 +210,7 @@ pub const FLAGS: [(&str, &str); 16] = [
     ("MIN_SEVERITY", "--min-severity"),
     ("REMEDIATION", "--remediate"),
     ("STATE_TABLE", "--state-table"),
+    ("SECURITY_HUB", "--security-hub"),
     ("ALLOW_FORCE_OVERWRITE", "--allow-force-overwrite"),
     ("RETRY_MAX_ATTEMPTS", "--retry-max-attempts"),
     ("RETRY_VERIFY_SECONDS", "--retry-verify-seconds"),
@@ -284,6 +293,13 @@ impl Cli {
             .filter_map(|(k, v)| v.map(|v| (k, v.clone())))
             .collect();
         out.push(("REMEDIATION", mode.to_string()));
+        // Security Hub only when asked for, whatever the environment says.
+        let hub = if remediation.security_hub {
+            "on"
+        } else {
+            "off"
+        };
+        out.push(("SECURITY_HUB", hub.to_string()));
         // The command line's stdout is its output (tables, JSON Lines,
         // CSV): never an EMF line there.
         out.push(("METRICS", "off".to_string()));
@@ -336,6 +352,22 @@ mod tests {
         let both =
             Cli::try_parse_from(["replica-auditor", "audit", "s", "--remediate", "--dry-run"]);
         assert_eq!(both.unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn security_hub_is_off_unless_asked_for() {
+        let cli = Cli::try_parse_from(["replica-auditor", "sweep"]).unwrap();
+        assert_eq!(var(&cli, "SECURITY_HUB").as_deref(), Some("off"));
+        let cli = Cli::try_parse_from([
+            "replica-auditor",
+            "audit",
+            "s",
+            "--security-hub",
+            "--state-table",
+            "t1",
+        ])
+        .unwrap();
+        assert_eq!(var(&cli, "SECURITY_HUB").as_deref(), Some("on"));
     }
 
     #[test]

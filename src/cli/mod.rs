@@ -22,7 +22,7 @@ use replica_auditor::event::{Scheduled, SecretRef};
 use replica_auditor::model::now_rfc3339;
 use replica_auditor::report::{Report, TriggerInfo};
 use replica_auditor::sinks::collect::Collect;
-use replica_auditor::sinks::{ReportSink, SnsSink};
+use replica_auditor::sinks::{Both, ReportSink, SecurityHubSink, SnsSink};
 
 use args::{Cli, Command, flag_and_variable};
 use output::Format;
@@ -65,8 +65,11 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
     let vars = cli.variables();
     let mut settings = settings(&vars).map_err(|e| match e.var {
         // The Lambda's message speaks of REMEDIATION; here it is a flag.
-        "STATE_TABLE" if e.message.starts_with("is required") => CliError(
+        "STATE_TABLE" if e.message.starts_with("is required when REMEDIATION") => CliError(
             "--remediate needs --state-table or STATE_TABLE: the DynamoDB table that holds the remediation leases (one retry per secret and Region at a time); or use --dry-run".into(),
+        ),
+        "STATE_TABLE" if e.message.starts_with("is required when SECURITY_HUB") => CliError(
+            "--security-hub needs --state-table or STATE_TABLE: the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved".into(),
         ),
         _ => e.into(),
     })?;
@@ -96,13 +99,19 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
         Budget::until(Instant::now() + total, Budget::reserve_for(total))
     };
     let request_id = format!("cli-{}", uuid::Uuid::new_v4());
+    // --security-hub: the findings go to Security Hub too.
+    let hub_on = settings.security_hub;
+    let hub = |c: &AwsClients| hub_on.then(|| SecurityHubSink::new(c.clone()));
+    let own_account: Option<String>;
 
     let reports = match &cli.command {
         Command::Audit { secrets, .. } => {
-            let (app, me) = app(sdk, None, settings, &home_region, |_: &AwsClients| {
-                Collect::default()
+            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
+                first: Collect::default(),
+                second: hub(c),
             })
             .await?;
+            own_account = account_of(&me);
             let info = TriggerInfo {
                 source: "cli".into(),
                 event_name: "audit".into(),
@@ -117,13 +126,23 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
             let audits = secrets
                 .iter()
                 .map(|s| app.audit_secret(s, info.clone(), &budget, &request_id));
-            futures::future::join_all(audits).await
+            let reports = futures::future::join_all(audits).await;
+            if hub_on {
+                for r in &reports {
+                    app.publish_if_needed(r)
+                        .await
+                        .map_err(|e| CliError(e.to_string()))?;
+                }
+            }
+            reports
         }
         Command::Sweep { .. } => {
-            let (app, me) = app(sdk, None, settings, &home_region, |_: &AwsClients| {
-                Collect::default()
+            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
+                first: Collect::default(),
+                second: hub(c),
             })
             .await?;
+            own_account = account_of(&me);
             let scheduled = Scheduled {
                 event_id: None,
                 time: Some(now_rfc3339()),
@@ -145,31 +164,39 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
         } => {
             let config = Config::from_lookup(|k| lookup(&vars, k))?;
             let topic = topic_region(&config.findings_topic_arn).map(str::to_string);
-            let (app, _) = app(
+            let (app, me) = app(
                 sdk,
                 topic.as_deref(),
                 settings,
                 &home_region,
-                |c: &AwsClients| {
-                    SnsSink::new(
+                |c: &AwsClients| Both {
+                    first: SnsSink::new(
                         c.clone(),
                         config.findings_topic_arn.clone(),
                         config.chat_topic_arn.clone(),
-                    )
+                    ),
+                    second: hub(c),
                 },
             )
             .await?;
+            own_account = account_of(&me);
             replay(&app, files, &budget, &request_id).await?
         }
         Command::Replay { files, .. } => {
-            let (app, _) = app(sdk, None, settings, &home_region, |_: &AwsClients| {
-                Collect::default()
+            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
+                first: Collect::default(),
+                second: hub(c),
             })
             .await?;
+            own_account = account_of(&me);
             replay(&app, files, &budget, &request_id).await?
         }
     };
-    output::write(&mut out, &reports, format, colour)
+    let ctx = replica_auditor::asff::Context {
+        own_account: own_account.as_deref(),
+        home_region: &home_region,
+    };
+    output::write(&mut out, &reports, format, colour, &ctx)
         .and_then(|()| out.flush())
         .map_err(|e| CliError(format!("could not write the output: {e}")))?;
     Ok(if output::has_findings_at(&reports, cli.output.fail_on) {
@@ -177,6 +204,11 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
     } else {
         EXIT_CLEAN
     })
+}
+
+/// The account of a principal ARN (the caller's, from STS).
+fn account_of(principal: &str) -> Option<String> {
+    Arn::parse(principal).and_then(|a| a.account().map(str::to_string))
 }
 
 fn create(path: &Path) -> Result<std::fs::File, CliError> {

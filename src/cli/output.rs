@@ -3,8 +3,9 @@
 
 use std::io::{self, Write};
 
-use replica_auditor::arn::parse_secret_arn;
+use replica_auditor::asff::{self, Context};
 use replica_auditor::model::{Finding, Severity};
+use replica_auditor::ocsf;
 use replica_auditor::report::Report;
 
 /// `--format`.
@@ -16,6 +17,12 @@ pub enum Format {
     Json,
     /// A header, then one row per finding.
     Csv,
+    /// A JSON array of the findings as Security Hub's BatchImportFindings
+    /// takes them (ASFF), one finding per line.
+    Asff,
+    /// A JSON array of OCSF 1.3 Detection Findings (class_uid 2004), one
+    /// finding per line.
+    Ocsf,
 }
 
 impl Format {
@@ -42,18 +49,47 @@ pub const CSV_HEADER: [&str; 9] = [
     "secret_arn",
 ];
 
-/// Write `reports` in `format`. `colour` applies to the table only.
+/// Write `reports` in `format`. `colour` applies to the table only; `ctx`
+/// (the caller's account and Region) to ASFF and OCSF, for findings whose
+/// secret and trigger name no account.
 pub fn write(
     out: &mut dyn Write,
     reports: &[Report],
     format: Format,
     colour: bool,
+    ctx: &Context<'_>,
 ) -> io::Result<()> {
     match format {
         Format::Json => write_json_lines(out, reports),
         Format::Csv => write_csv(out, reports),
         Format::Table => write_table(out, reports, colour),
+        Format::Asff => write_array(
+            out,
+            reports.iter().flat_map(|r| {
+                // Created and updated when the report was made.
+                let at = asff::parse_timestamp(&r.generated_at)
+                    .map(asff::timestamp)
+                    .unwrap_or_else(|| r.generated_at.clone());
+                asff::findings(r, ctx, &at)
+                    .into_iter()
+                    .map(|f| serde_json::to_value(f).expect("a finding serialises"))
+            }),
+        ),
+        Format::Ocsf => write_array(out, reports.iter().flat_map(|r| ocsf::findings(r, ctx))),
     }
+}
+
+/// A JSON array, one element per line (`[` and `]` on lines of their own).
+fn write_array(
+    out: &mut dyn Write,
+    items: impl Iterator<Item = serde_json::Value>,
+) -> io::Result<()> {
+    out.write_all(b"[")?;
+    for (i, item) in items.enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, &item)?;
+    }
+    out.write_all(b"\n]\n")
 }
 
 fn write_json_lines(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
@@ -66,14 +102,7 @@ fn write_json_lines(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
 
 /// The account a report's findings are about: the secret's, else the trigger's.
 fn account(report: &Report) -> String {
-    report
-        .secret
-        .arn
-        .as_deref()
-        .and_then(parse_secret_arn)
-        .map(|a| a.account)
-        .or_else(|| report.trigger.account.clone())
-        .unwrap_or_default()
+    asff::secret_or_trigger_account(report).unwrap_or_default()
 }
 
 fn write_csv(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
@@ -237,7 +266,11 @@ mod tests {
 
     fn render(reports: &[Report], format: Format, colour: bool) -> String {
         let mut out = Vec::new();
-        write(&mut out, reports, format, colour).unwrap();
+        let ctx = Context {
+            own_account: Some("999999999999"),
+            home_region: "us-west-2",
+        };
+        write(&mut out, reports, format, colour, &ctx).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -307,6 +340,39 @@ mod tests {
         );
         let coloured = render(&reports, Format::Table, true);
         assert!(coloured.contains("\x1b[1;31mCRITICAL\x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn asff_and_ocsf_are_json_arrays_of_every_finding() {
+        let reports = [
+            report(
+                "a",
+                &[
+                    (Code::KeyDisabled, "us-east-1", "m1"),
+                    (Code::ReplicaFailed, "eu-west-1", "m2"),
+                ],
+            ),
+            report("b", &[]),
+            report("c", &[(Code::KeyAwsManaged, "us-west-2", "m3")]),
+        ];
+        let text = render(&reports, Format::Asff, false);
+        let all: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(text.lines().count(), 5, "one finding per line: {text}");
+        // Each report's findings in its order (most severe, then by code).
+        assert_eq!(all[0]["GeneratorId"], "REPLICA_FAILED");
+        assert_eq!(all[0]["Region"], "eu-west-1");
+        assert_eq!(all[1]["GeneratorId"], "KEY_DISABLED");
+        assert_eq!(
+            all[1]["AwsAccountId"], "111122223333",
+            "the secret's account"
+        );
+        assert_eq!(all[2]["GeneratorId"], "KEY_AWS_MANAGED");
+        let ocsf: Vec<serde_json::Value> =
+            serde_json::from_str(&render(&reports, Format::Ocsf, false)).unwrap();
+        assert_eq!(ocsf.len(), 3);
+        assert!(ocsf.iter().all(|f| f["class_uid"] == 2004));
+        assert_eq!(render(&[report("b", &[])], Format::Asff, false), "[\n]\n");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The command line's sink: it keeps every report it is given, to print,
-//! and hands it on to another sink (SNS for `replay --publish`; the
-//! in-memory one otherwise).
+//! The command line's sink: it keeps every report with findings or
+//! actions (and a sweep's summary), to print, and hands each report on to
+//! another sink when that one wants it (SNS for `replay --publish`,
+//! Security Hub with `--security-hub`; the in-memory one otherwise).
 
 use std::sync::Mutex;
 
@@ -33,17 +34,36 @@ impl<S> Kept<S> {
     }
 }
 
+/// What the command line prints: what SNS would be sent.
+fn printed(report: &Report) -> bool {
+    report.is_worth_sending() || report.sweep.is_some()
+}
+
 impl<S: ReportSink> ReportSink for Kept<S> {
     type Queue = S::Queue;
 
+    fn wants(&self, report: &Report) -> bool {
+        printed(report) || self.inner.wants(report)
+    }
+
     async fn accept(&self, report: &Report) -> Result<String, SinkError> {
-        self.keep(report);
-        self.inner.accept(report).await
+        if printed(report) {
+            self.keep(report);
+        }
+        match self.inner.wants(report) {
+            true => self.inner.accept(report).await,
+            false => Ok(String::new()),
+        }
     }
 
     fn queue(&self, queue: &mut S::Queue, report: &Report) -> Vec<Delivery<'_>> {
-        self.keep(report);
-        self.inner.queue(queue, report)
+        if printed(report) {
+            self.keep(report);
+        }
+        match self.inner.wants(report) {
+            true => self.inner.queue(queue, report),
+            false => Vec::new(),
+        }
     }
 
     fn flush(&self, queue: &mut S::Queue) -> Vec<Delivery<'_>> {

@@ -17,7 +17,7 @@ use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
 use crate::report::{self, Report, TriggerInfo};
-use crate::sinks::{ReportSink, SinkError, SnsSink};
+use crate::sinks::{Both, ReportSink, SecurityHubSink, SinkError, SnsSink};
 pub use inspect::Budget;
 
 /// What fails an invocation. Its Debug form is its message, because
@@ -42,9 +42,13 @@ impl std::fmt::Debug for HandlerError {
     }
 }
 
+/// The Lambda's sink: the SNS topics, and Security Hub when
+/// `SECURITY_HUB=on`.
+pub type LambdaSink<C> = Both<SnsSink<C>, Option<SecurityHubSink<C>>>;
+
 /// The auditor: its settings, its AWS clients and the sink its reports
 /// go to, built once.
-pub struct App<C, S = SnsSink<C>> {
+pub struct App<C, S = LambdaSink<C>> {
     pub clients: C,
     pub sink: S,
     pub settings: Settings,
@@ -70,13 +74,20 @@ pub struct App<C, S = SnsSink<C>> {
 }
 
 impl<C: Clone> App<C> {
-    /// The Lambda's app: reports go to the configured SNS topics.
+    /// The Lambda's app: reports go to the configured SNS topics, and
+    /// findings to Security Hub when it is on.
     pub fn new(clients: C, config: Config, home_region: String) -> Self {
-        let sink = SnsSink::new(
-            clients.clone(),
-            config.findings_topic_arn,
-            config.chat_topic_arn,
-        );
+        let sink = Both {
+            first: SnsSink::new(
+                clients.clone(),
+                config.findings_topic_arn,
+                config.chat_topic_arn,
+            ),
+            second: config
+                .settings
+                .security_hub
+                .then(|| SecurityHubSink::new(clients.clone())),
+        };
         App::with_sink(clients, sink, config.settings, home_region)
     }
 }
@@ -225,10 +236,10 @@ impl<
         )
     }
 
-    /// Publish a report that has findings or actions; `None` when there
-    /// was nothing to publish.
+    /// Hand a report to the sink when it wants it (SNS: findings or
+    /// actions; Security Hub: every audited secret); `None` when it did not.
     pub async fn publish_if_needed(&self, report: &Report) -> Result<Option<String>, SinkError> {
-        if !report.is_worth_sending() {
+        if !self.sink.wants(report) {
             return Ok(None);
         }
         self.sink

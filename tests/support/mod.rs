@@ -343,4 +343,5 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
 pub mod emf;
 pub mod fault_proxy;
 pub mod lambda;
+pub mod security_hub;
 pub mod template;

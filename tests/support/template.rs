@@ -29,13 +29,25 @@ pub fn parsed_file(file: &str) -> Value {
 /// on: the form `!If [RemediationOn, statement, !Ref AWS::NoValue]`, and no
 /// other condition.
 pub fn remediation_only(st: &Value) -> (&Value, bool) {
+    let (st, when) = granted_when(st);
+    if let Some(when) = when {
+        assert_eq!(when, "RemediationOn", "{st}");
+    }
+    (st, when.is_some())
+}
+
+/// A policy statement, and the condition it is granted under, if any: the
+/// form `!If [CONDITION, statement, !Ref AWS::NoValue]` with CONDITION
+/// `RemediationOn` or `SecurityHubOn`.
+pub fn granted_when(st: &Value) -> (&Value, Option<&str>) {
     match st.get("!If") {
         Some(branches) => {
-            assert_eq!(branches[0], "RemediationOn", "{st}");
+            let when = branches[0].as_str().expect("a condition name");
+            assert!(["RemediationOn", "SecurityHubOn"].contains(&when), "{st}");
             assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
-            (&branches[1], true)
+            (&branches[1], Some(when))
         }
-        None => (st, false),
+        None => (st, None),
     }
 }
 

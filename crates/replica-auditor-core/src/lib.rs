@@ -7,10 +7,13 @@
 //! - [`audit`]: the audit, snapshot in, findings out; [`policy`] judges
 //!   key and secret resource policies for it
 //! - [`report`]: the report document; [`notify`]: its email text and chat notification
+//! - [`asff`]: the findings as Security Hub takes them (and resolves them);
+//!   [`ocsf`]: as OCSF Detection Findings
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
 
 pub mod arn;
+pub mod asff;
 pub mod audit;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
@@ -18,6 +21,7 @@ pub mod fixtures;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ocsf;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -461,7 +461,7 @@ impl fmt::Display for ActionOutcome {
 }
 
 /// What a sweep's summary report adds to the schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SweepSummary {
     pub regions: Vec<String>,
     /// Distinct primaries found by ListSecrets.

@@ -127,16 +127,7 @@ impl<
         let mut summary = SweepSummary {
             regions,
             secrets_seen: primaries.len(),
-            secrets_audited: 0,
-            secrets_with_findings: 0,
-            by_code: BTreeMap::new(),
-            reports_published: 0,
-            not_reached: 0,
-            kms_cache_hits: 0,
-            kms_calls: 0,
-            replicas_from_listing: 0,
-            replica_listing_calls: 0,
-            duration_ms: 0,
+            ..SweepSummary::default()
         };
         // Secrets (by ARN) whose report could not go out, to either topic, and why.
         let mut publish_errors: Vec<(String, SinkError)> = Vec::new();
@@ -174,7 +165,7 @@ impl<
                     Some(outcome) => {
                         progress.done();
                         let Some(report) = count(&mut summary, &mut metrics, outcome) else { continue };
-                        if !report.is_worth_sending() {
+                        if !self.sink.wants(&report) {
                             continue;
                         }
                         sending.extend(self.sink.queue(&mut queue, &report));
