@@ -519,6 +519,7 @@ async fn kms_unreachable_is_audit_incomplete_and_still_published() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let sdk = w.sdk().await;
     let kms_down = aws_config::SdkConfig::builder()
+        .http_client(replica_auditor::aws::http_client())
         .region(sdk.region().cloned())
         .credentials_provider(sdk.credentials_provider().unwrap())
         .behavior_version(aws_config::BehaviorVersion::latest())
