@@ -14,7 +14,9 @@
 //! - [`config`]: the settings, from the environment
 //! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
-pub use replica_auditor_core::{arn, audit, event, metrics, model, notify, plan, policy, report};
+pub use replica_auditor_core::{
+    arn, audit, event, metrics, model, notify, org, plan, policy, report,
+};
 
 pub mod aws;
 pub mod config;

@@ -136,6 +136,14 @@ impl AwsClients {
             .clone()
     }
 
+    // --- issue 15 org sweep (branch issue-15-org): the shared configuration,
+    // --- for the clients built where they are used (SQS, src/aws/sqs.rs).
+    /// The configuration every client is built from.
+    pub(super) fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+    // --- end of the org sweep's addition
+
     /// The function's own Region, when configured.
     pub fn home_region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())

@@ -9,6 +9,7 @@
 //! - [`report`]: the report document; [`notify`]: its email text and chat notification
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
+//! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary
 
 pub mod arn;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod fixtures;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod org;
 pub mod plan;
 pub mod policy;
 pub mod report;

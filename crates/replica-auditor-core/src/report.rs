@@ -217,6 +217,15 @@ pub fn subject(report: &Report) -> String {
         .map(|s| s.as_str())
         .unwrap_or("INFO");
     if let Some(sw) = &report.sweep {
+        if let (Some(accounts), Some(cells)) = (&sw.accounts, &sw.cells) {
+            return format!(
+                "[{sev}] replica-auditor: organization sweep of {} accounts: {} secrets with findings, {} of {} cells failed",
+                accounts.len(),
+                sw.secrets_with_findings,
+                cells.failed,
+                cells.total
+            );
+        }
         return format!(
             "[{sev}] replica-auditor: sweep of {} secrets: {} with findings",
             sw.secrets_seen, sw.secrets_with_findings
