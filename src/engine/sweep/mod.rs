@@ -64,6 +64,10 @@ pub(crate) struct Audited {
     pub publish_errors: Vec<(String, SinkError)>,
     /// The primaries not started before the deadline (ARNs).
     pub not_reached: Vec<String>,
+    /// Count a secret whose audit the deadline cut short before one of its
+    /// calls started as not reached, for a later invocation to audit whole
+    /// (the org sweep's remainder), rather than report its AUDIT_INCOMPLETE.
+    pub carry_over: bool,
 }
 
 impl Audited {
@@ -187,6 +191,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             &mut audited,
         )
         .await;
+        // Before the counts move into the summary: it names their total.
+        let publish_error = audited.publish_error();
         let mut summary = SweepSummary {
             regions,
             secrets_seen: primaries.len(),
@@ -232,7 +238,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             },
         );
         self.sink.accept(&summary_report).await?;
-        if let Some(e) = audited.publish_error() {
+        if let Some(e) = publish_error {
             return Err(e);
         }
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
@@ -257,9 +263,17 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         // calls); the sink says what is due to be sent.
         let mut queue = S::Queue::default();
         let mut sending = FuturesUnordered::new();
+        let carry_over = audited.carry_over;
         let mut audits = futures::stream::iter(primaries)
             .map(|(arn, region)| {
-                self.sweep_one(clients, arn, region, info, caches, budget, request_id)
+                self.sweep_one(
+                    clients,
+                    (arn, region),
+                    info,
+                    caches,
+                    (budget, request_id),
+                    carry_over,
+                )
             })
             .buffer_unordered(self.settings.sweep.concurrency);
         loop {
@@ -313,16 +327,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         (gaps, primaries)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn sweep_one<L: SecretsApi, K: KeysApi>(
         &self,
         clients: &C,
-        arn: &str,
-        region: &str,
+        (arn, region): (&str, &str),
         info: &TriggerInfo,
         (secrets, keys): (&L, &K),
-        budget: &Budget,
-        request_id: &str,
+        (budget, request_id): (&Budget, &str),
+        carry_over: bool,
     ) -> Outcome {
         // Stop starting new work once only the publish reserve is left.
         if budget.call_window().is_none() {
@@ -338,6 +350,16 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             unreplicated_too: !self.settings.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
+        // A call the deadline kept from starting (never one that started and
+        // hung: that secret would be carried over for ever).
+        if carry_over
+            && snapshot
+                .gaps
+                .iter()
+                .any(|g| g.reason.contains("not started"))
+        {
+            return Outcome::NotReached(arn.to_string());
+        }
         if !self.is_replicated_or_required(&snapshot) {
             return match snapshot.primary {
                 Lookup::NotFound => Outcome::Gone,

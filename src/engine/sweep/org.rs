@@ -509,7 +509,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         self.own_org(budget).await;
         let keys = CachedKeys::new(clients);
         let replicas = ListedReplicas::new(clients, *budget);
-        let mut audited = Audited::default();
+        let mut audited = Audited {
+            carry_over: true,
+            ..Audited::default()
+        };
         let regions = self.sweep_regions();
         let mut position = cell.position.clone();
         let mut pending = std::mem::take(&mut position.pending);
