@@ -435,19 +435,27 @@ async fn a_cell_out_of_time_sends_its_remainder_and_counts_each_secret_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redelivered_cell_is_not_counted_twice_and_a_malformed_body_fails_only_its_record() {
+async fn redeliveries_count_once_and_publish_one_summary_even_when_sns_failed_first() {
     let org = OrgWorld::start(0, 2, None);
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
     let app = org
-        .app(
-            &org.world.moto.endpoint.clone(),
-            &[("SWEEP_REGIONS", "us-west-2,eu-west-1")],
-        )
+        .app(&proxy.endpoint, &[("SWEEP_REGIONS", "us-west-2,eu-west-1")])
         .await;
     plan(&app).await;
+    // The scheduled event again (EventBridge delivers at least once): the
+    // sweep is planned already, no message is sent twice.
+    let again = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "already_planned");
     // Take both cells off the queue by hand.
     let sqs = org.sqs().await;
-    let bodies = drain(&sqs, &org.sweep_queue).await;
+    let mut bodies = drain(&sqs, &org.sweep_queue).await;
     assert_eq!(bodies.len(), 2);
+    // The us-west-2 cell (its Weak secret has a report) first; the
+    // eu-west-1 cell has no report of its own, only the summary to send.
+    bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["cell"].as_u64());
     let record = |id: &str, body: &str, count: u32| {
         json!({"messageId": id, "body": body, "eventSource": "aws:sqs",
                "attributes": {"ApproximateReceiveCount": count.to_string()}})
@@ -479,12 +487,31 @@ async fn a_redelivered_cell_is_not_counted_twice_and_a_malformed_body_fails_only
         org_summaries(&org.world.published().await).is_empty(),
         "one of two cells done: no summary yet"
     );
+    // The last cell, while SNS refuses (all 3 attempts of the summary's
+    // Publish): counted, but the summary is not out, so the record fails...
+    proxy.set_rules(vec![
+        Rule::new(Some("sns"), None, Fault::ServerError).times(3),
+    ]);
     let answer = invoke(&app, event(vec![record("b", &bodies[1], 1)]), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    );
+    assert!(org_summaries(&org.world.published().await).is_empty());
+    assert_eq!(
+        proxy.injected("sns", WEST),
+        3,
+        "the summary's Publish, 3 attempts"
+    );
+    // ... and its next delivery publishes it.
+    let answer = invoke(&app, event(vec![record("b", &bodies[1], 2)]), 20.0)
         .await
         .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     // And the last cell redelivered after the summary went out: nothing more.
-    invoke(&app, event(vec![record("b", &bodies[1], 2)]), 20.0)
+    invoke(&app, event(vec![record("b", &bodies[1], 3)]), 20.0)
         .await
         .unwrap();
 

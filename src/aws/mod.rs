@@ -287,6 +287,13 @@ pub trait SweepBook: Send + Sync {
         until: u64,
         now: u64,
     ) -> impl Future<Output = Result<Option<crate::org::SweepRecord>, AwsError>> + Send;
+    /// Give the right back (the publish failed), so that the next
+    /// delivery need not wait for the hold to end.
+    fn release_summary(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// The org summary is published (`receipt`: its SNS MessageId).
     fn summary_sent(
         &self,

@@ -206,6 +206,15 @@ impl SweepBook for AwsClients {
         }
     }
 
+    async fn release_summary(&self, sweep_id: &str, owner: &str) -> Result<(), AwsError> {
+        let update = Update::new()
+            .set("summary_until", n(0))
+            .value(":owner", s(owner))
+            .condition("summary_owner = :owner AND attribute_not_exists(summary_sent)");
+        // Refused: somebody else's claim by now, or already published.
+        self.update(&sweep_key(sweep_id), update).await.map(drop)
+    }
+
     async fn summary_sent(
         &self,
         sweep_id: &str,

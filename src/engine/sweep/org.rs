@@ -379,7 +379,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
 
     /// Claim the org summary, publish it, mark it published. A claim
     /// somebody else holds means they publish it; a publish that fails
-    /// fails this record, whose next delivery (after the claim ended)
+    /// gives the claim back and fails this record, whose next delivery
     /// publishes it.
     async fn publish_org_summary(
         &self,
@@ -402,11 +402,19 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             return Ok(());
         };
         let report = self.org_summary_report(cell, &record);
-        let receipt = self
-            .sink
-            .accept(&report)
-            .await
-            .map_err(|e| format!("could not publish the org summary: {e}"))?;
+        let receipt = match self.sink.accept(&report).await {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                if let Err(release) = self
+                    .clients
+                    .release_summary(&cell.sweep_id, request_id)
+                    .await
+                {
+                    warn!(sweep_id = %cell.sweep_id, error = %release, "the org summary's claim could not be given back: the next delivery waits for it to end");
+                }
+                return Err(format!("could not publish the org summary: {e}"));
+            }
+        };
         if let Err(e) = self
             .clients
             .summary_sent(&cell.sweep_id, request_id, &receipt)
