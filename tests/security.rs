@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    EVENT_SOURCE_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, ORG_SWEEP_ACTIONS, STATE_TABLE_ACTIONS,
+    UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
@@ -58,8 +59,23 @@ fn no_secret_value_is_ever_read() {
     }
 }
 
-/// One granted action: (action, resource, condition, granted only when remediation is on).
-type Grant = (String, Value, Value, bool);
+/// One granted action: (action, resource, condition, granted only when
+/// remediation is on, granted only when the org sweep is on).
+type Grant = (String, Value, Value, bool, bool);
+
+// --- issue 15 org sweep (branch issue-15-org) ---
+/// A statement granted only when the org sweep is on
+/// (`!If [OrgSweepOn, statement, !Ref AWS::NoValue]`), and whether it is.
+fn org_sweep_only(st: &Value) -> (&Value, bool) {
+    match st.get("!If") {
+        Some(b) if b[0] == "OrgSweepOn" => {
+            assert_eq!(b[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
+            (&b[1], true)
+        }
+        _ => (st, false),
+    }
+}
+// --- end of the org sweep's helper ---
 
 /// Every IAM action granted to the function in template.yaml.
 fn template_actions() -> Vec<Grant> {
@@ -72,6 +88,7 @@ fn template_actions() -> Vec<Grant> {
             .flatten()
         {
             for st in policy["Statement"].as_array().unwrap() {
+                let (st, org_sweep) = org_sweep_only(st);
                 let (st, conditional) = support::template::remediation_only(st);
                 let actions = match &st["Action"] {
                     Value::String(s) => vec![s.clone()],
@@ -84,6 +101,7 @@ fn template_actions() -> Vec<Grant> {
                         st["Resource"].clone(),
                         st["Condition"].clone(),
                         conditional,
+                        org_sweep,
                     ));
                 }
             }
@@ -101,12 +119,28 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     let mut expected: Vec<&str> = IAM_ACTIONS
         .iter()
         .chain(IMPLIED_KMS_ACTIONS.iter())
+        .chain(EVENT_SOURCE_ACTIONS.iter())
         .copied()
         .collect();
     expected.sort_unstable();
     expected.dedup();
     assert_eq!(names, expected);
-    for (action, resource, condition, conditional) in &granted {
+    for (action, resource, condition, conditional, org_sweep) in &granted {
+        // --- issue 15 org sweep (branch issue-15-org) ---
+        let org_only = ORG_SWEEP_ACTIONS.contains(&action.as_str())
+            || EVENT_SOURCE_ACTIONS.contains(&action.as_str());
+        assert_eq!(
+            *org_sweep, org_only,
+            "{action}: granted only when the org sweep is on, and only the org sweep's calls are"
+        );
+        if action.starts_with("sqs:") {
+            assert_eq!(
+                resource,
+                &json!({"!GetAtt": "SweepQueue.Arn"}),
+                "{action} only on the sweep queue"
+            );
+        }
+        // --- end of the org sweep's checks ---
         assert!(!action.contains('*'), "wildcard action {action}");
         if !UNSCOPED_ACTIONS.contains(&action.as_str()) {
             assert_ne!(resource, &json!("*"), "{action} on every resource");

@@ -66,6 +66,15 @@ pub const ORG_SWEEP_ACTIONS: [&str; 3] = [
     "dynamodb:UpdateItem",
 ];
 
+/// What Lambda's event source mapping calls with the function's role to
+/// poll the org sweep's queue (not the code): granted on that queue only,
+/// when the org sweep is on.
+pub const EVENT_SOURCE_ACTIONS: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
 /// The calls that change something (remediation). The template grants
 /// them only when remediation is on.
 pub const WRITE_ACTIONS: [&str; 4] = [
