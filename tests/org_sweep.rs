@@ -237,6 +237,7 @@ async fn an_org_sweep_audits_every_cell_and_one_summary_names_the_cell_that_fail
     assert_eq!(summaries.len(), 1, "exactly one org summary");
     let summary = &summaries[0].report;
     let s = &summary["sweep"];
+    eprintln!("org summary: {}", serde_json::to_string(s).unwrap());
     assert_eq!(
         s["cells"],
         json!({"total": 6, "done": 5, "failed": 1, "failed_cells": [failing_cell]})
