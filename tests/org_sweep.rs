@@ -156,7 +156,7 @@ async fn deliver(
     seconds: f64,
 ) -> Vec<Delivery> {
     let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
-    esm.run(consumers, Duration::from_secs(90), |event| {
+    esm.run(consumers, Duration::from_secs(90), |_, event| {
         invoke(app, event, seconds)
     })
     .await
@@ -535,4 +535,201 @@ async fn redeliveries_count_once_and_publish_one_summary_even_when_sns_failed_fi
     );
     assert_eq!(s["by_account"][own]["secrets_with_findings"], 1);
     assert_eq!(s["by_code"], json!({"REPLICA_KEY_WEAKER_THAN_PRIMARY": 1}));
+}
+
+/// The latency proxy of `make bench` (bench/latency-proxy) in front of moto;
+/// stopped when dropped.
+struct LatencyProxy {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl LatencyProxy {
+    fn start(bin: &str, moto: &str, delay_ms: u64) -> LatencyProxy {
+        use std::io::BufRead;
+        let port = moto.rsplit(':').next().unwrap();
+        let mut child = Command::new(bin)
+            .args([port, &delay_ms.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the latency proxy (BENCH_LATENCY_PROXY)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        LatencyProxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{}", line.trim()),
+        }
+    }
+
+    /// `POST /__proxy/reset` or `GET /__proxy/stats`: the answer's JSON
+    /// (the proxy keeps the connection open: read the Content-Length).
+    fn control(&self, method: &str, path: &str) -> Value {
+        use std::io::{BufRead, Read, Write};
+        let mut s =
+            std::net::TcpStream::connect(self.endpoint.trim_start_matches("http://")).unwrap();
+        write!(
+            s,
+            "{method} /__proxy/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// `make bench-org` (scripts/bench-org.sh): an org sweep of
+/// BENCH_ORG_ACCOUNTS accounts x 3 Regions x BENCH_ORG_SECRETS primaries
+/// per Region, every AWS call held BENCH_ORG_DELAY_MS by the latency proxy,
+/// with 1, 4 and 16 consumers (BENCH_ORG_CONSUMERS; each its own App, as
+/// Lambda would run separate instances): wall time, and the AWS calls per
+/// cell counted at the proxy. Writes bench/results-org.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-org"]
+async fn org_sweep_benchmark() {
+    let accounts: usize = env_or("BENCH_ORG_ACCOUNTS", "20").parse().unwrap();
+    let secrets: usize = env_or("BENCH_ORG_SECRETS", "100").parse().unwrap();
+    let delay: u64 = env_or("BENCH_ORG_DELAY_MS", "50").parse().unwrap();
+    let consumers: Vec<usize> = env_or("BENCH_ORG_CONSUMERS", "1,4,16")
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    let regions = "us-west-2,us-east-1,eu-west-1";
+    let proxy_bin = std::env::var("BENCH_LATENCY_PROXY")
+        .expect("BENCH_LATENCY_PROXY: the latency proxy's binary");
+    let seeding = Instant::now();
+    let org = OrgWorld::start(accounts - 1, secrets, Some(regions));
+    let seeded = seeding.elapsed();
+    let proxy = LatencyProxy::start(&proxy_bin, &org.world.moto.endpoint, delay);
+    let cells = accounts * 3;
+    let mut rows = Vec::new();
+    for &c in &consumers {
+        let mut apps = Vec::new();
+        for _ in 0..c {
+            apps.push(
+                org.app(
+                    &proxy.endpoint,
+                    &[("SWEEP_REGIONS", regions), ("RUST_LOG", "error")],
+                )
+                .await,
+            );
+        }
+        proxy.control("POST", "reset");
+        let mut event = scheduled();
+        event["id"] = json!(uuid::Uuid::new_v4().to_string());
+        let planned = apps[0]
+            .handle(&bytes(&event), Budget::unlimited())
+            .await
+            .expect("planned");
+        assert_eq!(planned["cells"], cells);
+        let planning = proxy.control("GET", "stats");
+        proxy.control("POST", "reset");
+        let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+        let started = Instant::now();
+        let deliveries = esm
+            .run(c, Duration::from_secs(3600), |n, event| {
+                invoke(&apps[n], event, 300.0)
+            })
+            .await;
+        let wall = started.elapsed();
+        let stats = proxy.control("GET", "stats");
+        let published = org.world.published().await;
+        let summaries = org_summaries(&published);
+        assert_eq!(summaries.len(), 1);
+        let s = &summaries[0].report["sweep"];
+        assert_eq!(s["cells"]["done"], cells, "{s}");
+        assert_eq!(s["secrets_seen"], accounts * 3 * secrets, "{s}");
+        let calls = stats["calls"].as_object().unwrap().clone();
+        let total: u64 = calls.values().map(|v| v.as_u64().unwrap()).sum();
+        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, v) in &calls {
+            let action = k.split('@').next().unwrap().to_string();
+            *by_action.entry(action).or_default() += v.as_u64().unwrap();
+        }
+        eprintln!("org summary: {s}");
+        eprintln!(
+            "{c} consumers: {:.1} s for {cells} cells ({} deliveries), {total} calls",
+            wall.as_secs_f64(),
+            deliveries.len()
+        );
+        rows.push((c, wall, deliveries.len(), total, by_action, planning));
+    }
+    let mut md = String::new();
+    md.push_str("# Org sweep benchmark (`make bench-org`)\n\n");
+    md.push_str(&format!(
+        "{accounts} accounts x 3 Regions ({regions}) x {secrets} primaries per account and Region \
+         ({} secrets, each replicated to one other swept Region), every AWS call held {delay} ms by \
+         bench/latency-proxy in front of moto; the function in-process (tests/org_sweep.rs \
+         `org_sweep_benchmark`, {} build), one App per consumer as Lambda runs one instance per \
+         concurrent batch, fed by the test-side event source mapping (BatchSize 1). SWEEP_CONCURRENCY 16, \
+         REMEDIATION off. Seeding took {:.0} s (not timed below). Machine: {} cores; {}.\n\n",
+        accounts * 3 * secrets,
+        if cfg!(debug_assertions) { "dev (unoptimised)" } else { "release" },
+        seeded.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        replica_auditor::model::now_rfc3339(),
+    ));
+    md.push_str("| consumers | wall time (s) | cells/s | invocations | AWS calls | calls per cell |\n| --- | --- | --- | --- | --- | --- |\n");
+    for (c, wall, n, total, ..) in &rows {
+        md.push_str(&format!(
+            "| {c} | {:.1} | {:.2} | {n} | {total} | {:.1} |\n",
+            wall.as_secs_f64(),
+            cells as f64 / wall.as_secs_f64(),
+            *total as f64 / cells as f64
+        ));
+    }
+    let (_, _, _, _, by_action, planning) = &rows[rows.len() - 1];
+    md.push_str(
+        "\nCalls per cell by action (the last run; every run makes the same calls but for \
+         AssumeRole, once per account per consumer):\n\n| call | total | per cell |\n| --- | --- | --- |\n",
+    );
+    for (action, n) in by_action {
+        md.push_str(&format!(
+            "| {action} | {n} | {:.2} |\n",
+            *n as f64 / cells as f64
+        ));
+    }
+    md.push_str(&format!(
+        "\nThe planner's calls (the scheduled event, before the timed run): {}.\n",
+        planning["calls"]
+    ));
+    md.push_str(&format!(
+        "\nCommand: `make bench-org` (BENCH_ORG_CONSUMERS={}, BENCH_ORG_ACCOUNTS={accounts}, \
+         BENCH_ORG_SECRETS={secrets}, BENCH_ORG_DELAY_MS={delay}).\n",
+        consumers
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    std::fs::write(root().join("bench/results-org.md"), &md).unwrap();
+    eprintln!("{md}");
 }

@@ -72,11 +72,13 @@ def seed_account(client, healthy):
 
 def seed_bulk(client, count, regions):
     held = {"primaries": [], "audited": [], "weak": []}
-    for region in regions:
+    for r, region in enumerate(regions):
         sm = client("secretsmanager", region)
         other = WEST if region != WEST else EU
         for i in range(count):
-            name = f"bulk/{region}-{i:03d}"
+            # No Region name in a secret's name: moto names a replica by
+            # replacing the Region in the primary's ARN, name included.
+            name = f"bulk/r{r}-{i:03d}"
             sm.create_secret(Name=name, SecretString="x", AddReplicaRegions=[{"Region": other}])
             held["primaries"].append(name)
             held["audited"].append(name)

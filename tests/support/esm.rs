@@ -67,17 +67,19 @@ impl EventSourceMapping {
     }
 
     /// Deliver until the queue is empty (nothing visible or in flight), with
-    /// `consumers` polling at once, each batch to `invoke` (the SQS event's
-    /// bytes; its answer, or the invocation's error). Gives up after `limit`.
-    /// Every record delivered, in order of delivery.
+    /// `consumers` polling at once, each batch to `invoke` (the consumer's
+    /// number and the SQS event's bytes; its answer, or the invocation's
+    /// error). Gives up after `limit`. Every record delivered, in order of
+    /// delivery.
     pub async fn run<F, Fut>(&self, consumers: usize, limit: Duration, invoke: F) -> Vec<Delivery>
     where
-        F: Fn(Vec<u8>) -> Fut,
+        F: Fn(usize, Vec<u8>) -> Fut,
         Fut: Future<Output = Result<Value, String>>,
     {
         let started = Instant::now();
-        let log = Mutex::new(Vec::new());
-        let consumer = || async {
+        let delivered = Mutex::new(Vec::new());
+        let (invoke, log) = (&invoke, &delivered);
+        let consumer = |n: usize| async move {
             loop {
                 assert!(
                     started.elapsed() < limit,
@@ -124,8 +126,11 @@ impl EventSourceMapping {
                         })
                     })
                     .collect();
-                let answer =
-                    invoke(serde_json::to_vec(&json!({ "Records": records })).unwrap()).await;
+                let answer = invoke(
+                    n,
+                    serde_json::to_vec(&json!({ "Records": records })).unwrap(),
+                )
+                .await;
                 let failed: Vec<String> = match &answer {
                     Ok(v) => v["batchItemFailures"]
                         .as_array()
@@ -175,8 +180,8 @@ impl EventSourceMapping {
                 }
             }
         };
-        futures::future::join_all((0..consumers).map(|_| consumer())).await;
-        log.into_inner().unwrap()
+        futures::future::join_all((0..consumers).map(consumer)).await;
+        delivered.into_inner().unwrap()
     }
 
     /// No message visible or in flight.
