@@ -54,6 +54,16 @@ use crate::sinks::ReportSink;
 /// read back after a slow sweep, short enough to tidy itself up.
 const SWEEP_ITEM_DAYS: u64 = 14;
 
+/// Why a cell's listing and audits stopped.
+enum Stop {
+    /// Every secret of the cell audited.
+    Done,
+    /// The deadline came first: the rest is the remainder.
+    OutOfTime,
+    /// ListSecrets was denied: the cell completes with AUDIT_INCOMPLETE.
+    Denied(Gap),
+}
+
 /// What one delivery of a cell came to, when it did not fail.
 struct CellRun {
     count: PartCount,
@@ -239,7 +249,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         };
         let last_delivery = record.receive_count >= self.settings.sweep.max_receive_count;
         let outcome = match self.run_cell(&cell, budget, request_id).await {
-            Ok(run) => self.finish_cell(&cell, run, budget, request_id).await,
+            Ok(run) => {
+                self.finish_cell(&cell, run, (budget, request_id), started)
+                    .await
+            }
             Err(reason) => Err(reason),
         };
         let failure = match outcome {
@@ -279,10 +292,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         &self,
         cell: &Cell,
         run: CellRun,
-        budget: &Budget,
-        request_id: &str,
+        (budget, request_id): (&Budget, &str),
+        started: Instant,
     ) -> Result<(), String> {
-        let started = Instant::now();
         if let Some(next) = &run.next {
             let queue = self.settings.sweep.queue.as_ref().expect("checked");
             let region = queue.region.clone().unwrap_or(self.home_region.clone());
@@ -508,9 +520,18 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 &member
             }
             Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
-                return self
-                    .cell_incomplete(cell, gap, info, budget, request_id)
-                    .await;
+                let mut run = CellRun {
+                    count: PartCount {
+                        account: cell.account_index,
+                        ..PartCount::default()
+                    },
+                    next: None,
+                    metrics: crate::metrics::Tally::default(),
+                    seen: 0,
+                };
+                self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
+                    .await?;
+                return Ok(run);
             }
             Err(gap) => return Err(gap_text(&gap)),
         };
@@ -525,7 +546,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let mut position = cell.position.clone();
         let mut pending = std::mem::take(&mut position.pending);
         let mut seen = 0u64;
-        let out_of_time = loop {
+        let stop = loop {
             if !pending.is_empty() {
                 let targets: Vec<(String, String)> = pending
                     .drain(..)
@@ -546,14 +567,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 .await;
                 if !audited.not_reached.is_empty() {
                     pending = std::mem::take(&mut audited.not_reached);
-                    break true;
+                    break Stop::OutOfTime;
                 }
             }
             if position.listed_all {
-                break false;
+                break Stop::Done;
             }
             if budget.call_window().is_none() {
-                break true;
+                break Stop::OutOfTime;
             }
             let listed = budget
                 .run(
@@ -575,15 +596,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     }
                 }
                 // The time ran out while listing: the rest is the remainder.
-                Err(_) if budget.call_window().is_none() => break true,
+                Err(_) if budget.call_window().is_none() => break Stop::OutOfTime,
+                // What was audited before stays counted with the cell.
                 Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
-                    // What was audited before stays counted with the cell.
-                    if audited.summary.secrets_audited > 0 {
-                        warn!(cell = %cell.cell_id(), "ListSecrets denied part-way through the cell");
-                    }
-                    return self
-                        .cell_incomplete(cell, gap, info, budget, request_id)
-                        .await;
+                    break Stop::Denied(gap);
                 }
                 Err(gap) => return Err(gap_text(&gap)),
             }
@@ -608,29 +624,36 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             replicas_from_listing: replicas.answered.load(Ordering::Relaxed) as u64,
             replica_listing_calls: replicas.pages.load(Ordering::Relaxed) as u64,
         };
-        let next = out_of_time.then(|| {
+        let next = matches!(stop, Stop::OutOfTime).then(|| {
             position.pending = pending;
             cell.remainder(position)
         });
-        Ok(CellRun {
+        let mut run = CellRun {
             count,
             next,
             metrics: std::mem::take(&mut audited.metrics),
             seen,
-        })
+        };
+        if let Stop::Denied(gap) = stop {
+            self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
+                .await?;
+        }
+        Ok(run)
     }
 
-    /// A cell that cannot be audited for a reason retrying will not heal
-    /// (the member role or ListSecrets denied): one AUDIT_INCOMPLETE
-    /// report naming the account and the call, published; the cell is done.
+    /// A cell that cannot be audited (further) for a reason retrying will
+    /// not heal (the member role or ListSecrets denied): one AUDIT_INCOMPLETE
+    /// report naming the account and the call, published, counted into
+    /// `run`; the cell is done.
     async fn cell_incomplete(
         &self,
+        run: &mut CellRun,
         cell: &Cell,
         gap: Gap,
         info: TriggerInfo,
         budget: &Budget,
         request_id: &str,
-    ) -> Result<CellRun, String> {
+    ) -> Result<(), String> {
         warn!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), call = %gap.call, reason = %gap.reason, outcome = "cell_incomplete", "org sweep cell could not be audited: AUDIT_INCOMPLETE");
         let mut snapshot = Snapshot::empty(format!("account {} in {}", cell.account, cell.region));
         snapshot.account = Some(cell.account.clone());
@@ -642,26 +665,18 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .publish_if_needed(&report)
             .await
             .map_err(|e| format!("could not publish the cell's AUDIT_INCOMPLETE report: {e}"))?;
-        let mut metrics = crate::metrics::Tally::default();
-        metrics.add_findings(&report);
-        let mut count = PartCount {
-            account: cell.account_index,
-            secrets_with_findings: u64::from(!report.findings.is_empty()),
-            reports_published: u64::from(published.is_some()),
-            ..PartCount::default()
-        };
+        run.metrics.add_findings(&report);
+        let count = &mut run.count;
+        count.secrets_with_findings += u64::from(!report.findings.is_empty());
+        count.reports_published += u64::from(published.is_some());
         for f in &report.findings {
             *count
                 .by_code
                 .entry(f.code.as_str().to_string())
                 .or_default() += 1;
         }
-        Ok(CellRun {
-            count,
-            next: None,
-            metrics,
-            seen: 0,
-        })
+        run.next = None;
+        Ok(())
     }
 
     /// SWEEP_REGIONS, else the function's own.
