@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak bench bench-event bench-share bench-sweep sam-build
+.PHONY: demo test bootstrap build fuzz soak bench bench-event bench-share bench-sweep bench-org sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -42,6 +42,11 @@ bench-share: bootstrap
 # Measure the sweep at several SWEEP_CONCURRENCY values (20 ms per AWS call).
 bench-sweep: bootstrap
 	REPLICA_AUDITOR_PYTHON=$(CURDIR)/.venv/bin/python cargo test --release --test sweep -- --ignored --nocapture sweep_concurrency_benchmark
+
+# The org sweep: 20 accounts x 3 Regions x 100 secrets through the latency
+# proxy, 1, 4 and 16 consumers (CONSUMERS=...); writes bench/results-org.md.
+bench-org: bootstrap
+	scripts/bench-org.sh
 
 # sam build of the x86_64 variant (the only target this machine can build); prints the bootstrap it made.
 sam-build: bootstrap

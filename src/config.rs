@@ -83,7 +83,27 @@ pub struct Sweep {
     pub regions: Vec<String>,
     /// Secrets audited at once.
     pub concurrency: usize,
+    /// SWEEP_QUEUE_URL: the org sweep's queue. Set, the scheduled event
+    /// plans one message per (account, Region) cell and the function
+    /// consumes them; unset, the sweep is the single invocation it always was.
+    pub queue: Option<SweepQueue>,
+    /// SWEEP_MAX_RECEIVE_COUNT: the queue's redrive `maxReceiveCount`. A
+    /// cell failing on this delivery is counted failed (then the
+    /// dead-letter queue takes it), so the org summary still comes.
+    pub max_receive_count: u32,
 }
+
+/// The org sweep's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepQueue {
+    pub url: String,
+    /// The queue's Region (from an `https://sqs.<Region>.amazonaws.com/...`
+    /// URL); `None`: the function's own.
+    pub region: Option<String>,
+}
+
+/// The default SWEEP_MAX_RECEIVE_COUNT (the template's default redrive policy).
+pub const DEFAULT_MAX_RECEIVE_COUNT: u64 = 3;
 
 /// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
 pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 16;
@@ -253,6 +273,14 @@ impl Settings {
                 "is required when SECURITY_HUB is on (the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved there); set it, or set SECURITY_HUB to off".into(),
             ));
         }
+        if get("SWEEP_QUEUE_URL").is_some_and(|u| !u.trim().is_empty())
+            && remediation.state_table.is_none()
+        {
+            return Err(err(
+                "STATE_TABLE",
+                "is required when SWEEP_QUEUE_URL is set (the org sweep counts its cells there, so that one summary is published when the last is done)".into(),
+            ));
+        }
         Ok(Settings {
             security_hub,
             min_severity,
@@ -277,6 +305,14 @@ impl Settings {
                 },
                 concurrency: number(&get, "SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64)?
                     as usize,
+                queue: sweep_queue(get("SWEEP_QUEUE_URL"))?,
+                // SQS allows a maxReceiveCount of 1 to 1,000.
+                max_receive_count: number(
+                    &get,
+                    "SWEEP_MAX_RECEIVE_COUNT",
+                    DEFAULT_MAX_RECEIVE_COUNT,
+                    1..=1000,
+                )? as u32,
             },
             accounts: Accounts {
                 member_role_name: match get("MEMBER_ROLE_NAME")
@@ -350,6 +386,49 @@ fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
         ));
     }
     Ok(Some(StateTable { name, region }))
+}
+
+/// SWEEP_QUEUE_URL: an SQS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`,
+/// or another endpoint's `http(s)://HOST/ACCOUNT/NAME`); absent or empty is none.
+fn sweep_queue(raw: Option<String>) -> Result<Option<SweepQueue>, ConfigError> {
+    let Some(url) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ConfigError {
+        var: "SWEEP_QUEUE_URL",
+        message: format!(
+            "{url:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+        ),
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let mut parts = rest.split('/');
+    let (host, account, name) = (parts.next(), parts.next(), parts.next());
+    let name_ok = |n: &str| {
+        (1..=80).contains(&n.len())
+            && n.strip_suffix(".fifo")
+                .unwrap_or(n)
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match (host, account, name, parts.next()) {
+        (Some(host), Some(account), Some(name), None)
+            if !host.is_empty() && is_account_id(account) && name_ok(name) =>
+        {
+            let region = host
+                .strip_prefix("sqs.")
+                .and_then(|h| h.split('.').next())
+                .filter(|r| is_region_name(r))
+                .map(str::to_string);
+            Ok(Some(SweepQueue {
+                url: url.clone(),
+                region,
+            }))
+        }
+        _ => Err(bad()),
+    }
 }
 
 /// An IAM role name: 1 to 64 of letters, digits and `+=,.@_-`.
@@ -773,6 +852,52 @@ mod tests {
             let e = load(vars).unwrap_err();
             assert_eq!(e.var, var, "{e}");
             assert!(e.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn the_org_sweep_needs_its_queue_and_the_state_table() {
+        let off = [("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")];
+        let s = load(&off).unwrap().settings.sweep;
+        assert_eq!(
+            (s.queue, s.max_receive_count),
+            (None, 3),
+            "no queue: today's sweep"
+        );
+        let url = "https://sqs.eu-west-1.amazonaws.com/111122223333/replica-auditor-sweep";
+        let e = load(&[off[0], off[1], ("SWEEP_QUEUE_URL", url)]).unwrap_err();
+        assert_eq!(e.var, "STATE_TABLE", "{e}");
+        assert!(e.message.contains("SWEEP_QUEUE_URL"), "{e}");
+        let c = load(&[
+            off[0],
+            off[1],
+            ("SWEEP_QUEUE_URL", url),
+            ("STATE_TABLE", "replica-auditor-state"),
+            ("SWEEP_MAX_RECEIVE_COUNT", "5"),
+        ])
+        .unwrap();
+        let q = c.settings.sweep.queue.unwrap();
+        assert_eq!(
+            (q.url.as_str(), q.region.as_deref()),
+            (url, Some("eu-west-1"))
+        );
+        assert_eq!(c.settings.sweep.max_receive_count, 5);
+        // Another endpoint's URL (an emulator's) has no Region: the function's.
+        let local = "http://127.0.0.1:5000/123456789012/sweep";
+        let c = load(&[off[0], ("SWEEP_QUEUE_URL", local), ("STATE_TABLE", "t-1")]).unwrap();
+        assert_eq!(c.settings.sweep.queue.unwrap().region, None);
+        for bad in [
+            "sqs.us-east-1.amazonaws.com/111122223333/q",
+            "https://sqs.us-east-1.amazonaws.com/1111/q",
+            "https://sqs.us-east-1.amazonaws.com/111122223333/q/extra",
+            "https://sqs.us-east-1.amazonaws.com/111122223333/bad name",
+        ] {
+            let e = load(&[off[0], ("SWEEP_QUEUE_URL", bad), ("STATE_TABLE", "t-1")]).unwrap_err();
+            assert_eq!(e.var, "SWEEP_QUEUE_URL", "{bad}: {e}");
+        }
+        for bad in ["0", "1001", "x"] {
+            let e = load(&[off[0], off[1], ("SWEEP_MAX_RECEIVE_COUNT", bad)]).unwrap_err();
+            assert_eq!(e.var, "SWEEP_MAX_RECEIVE_COUNT");
         }
     }
 }

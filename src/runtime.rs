@@ -58,6 +58,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &e {
             HandlerError::Event(_) => "MalformedEvent",
             HandlerError::Publish(_) | HandlerError::SweepPublish { .. } => "PublishFailed",
+            HandlerError::OrgSweep(_) => "OrgSweepFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, SECURITY_HUB_ACTIONS,
-    STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    EVENT_SOURCE_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, ORG_SWEEP_ACTIONS,
+    SECURITY_HUB_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
@@ -103,6 +103,7 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     let mut expected: Vec<&str> = IAM_ACTIONS
         .iter()
         .chain(IMPLIED_KMS_ACTIONS.iter())
+        .chain(EVENT_SOURCE_ACTIONS.iter())
         .copied()
         .collect();
     expected.sort_unstable();
@@ -110,6 +111,21 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     assert_eq!(names, expected);
     for (action, resource, condition, when) in &granted {
         let when = when.as_deref();
+        // The org sweep's calls, and only they, are granted only when it is on.
+        let org_only = ORG_SWEEP_ACTIONS.contains(&action.as_str())
+            || EVENT_SOURCE_ACTIONS.contains(&action.as_str());
+        assert_eq!(
+            when == Some("OrgSweepOn"),
+            org_only,
+            "{action}: granted only when the org sweep is on, and only the org sweep's calls are"
+        );
+        if action.starts_with("sqs:") {
+            assert_eq!(
+                resource,
+                &json!({"!GetAtt": "SweepQueue.Arn"}),
+                "{action} only on the sweep queue"
+            );
+        }
         assert!(!action.contains('*'), "wildcard action {action}");
         if !UNSCOPED_ACTIONS.contains(&action.as_str()) {
             assert_ne!(resource, &json!("*"), "{action} on every resource");

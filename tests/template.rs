@@ -232,3 +232,120 @@ fn the_dashboard_shows_every_metric_the_code_emits() {
         "the SEARCH schema above"
     );
 }
+
+// --- issue 15 org sweep (branch issue-15-org) ---
+
+/// The org sweep's queue, dead-letter queue and event source mapping as the
+/// code relies on them: the redrive policy's maxReceiveCount is the same
+/// parameter as the function's SWEEP_MAX_RECEIVE_COUNT (so the last
+/// delivery the code counts failed is the queue's last), the visibility
+/// timeout is at least six times the function's timeout (Lambda's SQS
+/// guide), batch item failures are on, and all of it exists only when the
+/// org sweep is on.
+#[test]
+fn the_org_sweep_queue_is_wired_as_the_code_reads_it() {
+    let t = template();
+    let r = &t["Resources"];
+    assert_eq!(
+        t["Conditions"]["OrgSweepOn"],
+        json!({"!Equals": [{"!Ref": "OrgSweep"}, "on"]})
+    );
+    assert_eq!(
+        t["Parameters"]["OrgSweep"]["Default"], "off",
+        "off unless asked"
+    );
+    for name in [
+        "SweepQueue",
+        "SweepDeadLetterQueue",
+        "SweepCells",
+        "SweepDeadLetterAlarm",
+    ] {
+        assert_eq!(r[name]["Condition"], "OrgSweepOn", "{name}");
+    }
+    let queue = &r["SweepQueue"]["Properties"];
+    let timeout = function(&t)["Timeout"].as_u64().unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
+    assert_eq!(
+        queue["RedrivePolicy"],
+        json!({"deadLetterTargetArn": {"!GetAtt": "SweepDeadLetterQueue.Arn"},
+               "maxReceiveCount": {"!Ref": "SweepMaxReceiveCount"}})
+    );
+    let env = &function(&t)["Environment"]["Variables"];
+    assert_eq!(
+        env["SWEEP_MAX_RECEIVE_COUNT"],
+        json!({"!Ref": "SweepMaxReceiveCount"})
+    );
+    assert_eq!(
+        env["SWEEP_QUEUE_URL"],
+        json!({"!If": ["OrgSweepOn", {"!Ref": "SweepQueue"}, ""]})
+    );
+    let count = &t["Parameters"]["SweepMaxReceiveCount"];
+    assert_eq!(
+        count["Default"],
+        replica_auditor::config::DEFAULT_MAX_RECEIVE_COUNT
+    );
+    assert_eq!(
+        (count["MinValue"].as_u64(), count["MaxValue"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    let esm = &r["SweepCells"];
+    assert_eq!(esm["Type"], "AWS::Lambda::EventSourceMapping");
+    let p = &esm["Properties"];
+    assert_eq!(p["EventSourceArn"], json!({"!GetAtt": "SweepQueue.Arn"}));
+    assert_eq!(p["FunctionName"], json!({"!Ref": "AuditorFunction"}));
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(p["BatchSize"], 1);
+    assert_eq!(
+        p["ScalingConfig"]["MaximumConcurrency"],
+        json!({"!Ref": "SweepMaximumConcurrency"})
+    );
+    let concurrency = &t["Parameters"]["SweepMaximumConcurrency"];
+    assert_eq!(
+        (
+            concurrency["MinValue"].as_u64(),
+            concurrency["MaxValue"].as_u64()
+        ),
+        (Some(2), Some(1000)),
+        "Lambda's range for MaximumConcurrency"
+    );
+    // No SAM SQS event: it would attach the polling actions on every queue.
+    let events = function(&t)["Events"].as_object().unwrap();
+    assert!(events.values().all(|e| e["Type"] != "SQS"));
+    assert_eq!(
+        r["SweepDeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"],
+        json!({"!GetAtt": "SweepDeadLetterQueue.QueueName"})
+    );
+}
+
+/// The default bus lets the organisation's accounts put events (what the
+/// member stacks' rules send), and only when the organisation is given.
+#[test]
+fn the_bus_policy_admits_the_organisation_only() {
+    let t = template();
+    let policy = &t["Resources"]["OrganisationEventsPolicy"];
+    assert_eq!(policy["Type"], "AWS::Events::EventBusPolicy");
+    assert_eq!(policy["Condition"], "OrganisationBusPolicy");
+    assert_eq!(
+        t["Conditions"]["OrganisationBusPolicy"],
+        json!({"!Not": [{"!Equals": [{"!Ref": "OrganizationId"}, ""]}]})
+    );
+    let p = &policy["Properties"];
+    assert_eq!(p["EventBusName"], "default");
+    let st = &p["Statement"];
+    assert_eq!(st["Effect"], "Allow");
+    assert_eq!(st["Action"], "events:PutEvents");
+    assert_eq!(st["Principal"], "*");
+    assert_eq!(
+        st["Condition"],
+        json!({"StringEquals": {"aws:PrincipalOrgID": {"!Ref": "OrganizationId"}}}),
+        "the organisation pin is the only condition, and it is there"
+    );
+    assert_eq!(
+        st["Resource"],
+        json!({"!Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"})
+    );
+}
+// --- end of the org sweep's checks ---

@@ -154,8 +154,6 @@ impl AwsClients {
             .clone()
     }
 
-    /// The shared SDK configuration (the own credentials), for adapters
-    /// that build their clients per call (Security Hub).
     /// The shared configuration with the acting account's credentials,
     /// for a client built per use.
     pub(super) fn acting_config(&self) -> SdkConfig {
@@ -170,6 +168,11 @@ impl AwsClients {
                 ))
                 .build(),
         }
+    }
+
+    /// The configuration every client is built from (the own credentials).
+    pub(super) fn base(&self) -> &SdkConfig {
+        &self.base
     }
 
     /// The function's own Region, when configured.

@@ -13,6 +13,7 @@ mod organizations;
 mod secrets;
 mod securityhub;
 mod sns;
+mod sqs;
 mod state;
 
 use std::future::Future;
@@ -33,7 +34,7 @@ fn boxed<F: Future>(call: F) -> Pin<Box<F>> {
 }
 
 /// Every IAM action the auditor's code calls. None of them reads a secret value.
-pub const IAM_ACTIONS: [&str; 14] = [
+pub const IAM_ACTIONS: [&str; 17] = [
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecrets",
@@ -48,15 +49,38 @@ pub const IAM_ACTIONS: [&str; 14] = [
     "organizations:DescribeOrganization",
     "sts:AssumeRole",
     "securityhub:BatchImportFindings",
+    "organizations:ListAccounts",
+    "sqs:SendMessage",
+    "dynamodb:UpdateItem",
 ];
 
 /// The member role in every account: the one action granted on it.
 pub const MEMBER_ROLE_ACTIONS: [&str; 1] = ["sts:AssumeRole"];
 
 /// Actions AWS grants only on `Resource: "*"` (no resource-level permissions).
-pub const UNSCOPED_ACTIONS: [&str; 2] = [
+pub const UNSCOPED_ACTIONS: [&str; 3] = [
     "secretsmanager:ListSecrets",
     "organizations:DescribeOrganization",
+    "organizations:ListAccounts",
+];
+
+/// The org sweep's calls (only with SWEEP_QUEUE_URL; the template grants
+/// them only when its org sweep is on): list the organisation's accounts,
+/// send cell messages to the sweep queue (SendMessageBatch is authorised
+/// as sqs:SendMessage), count cells in the state table.
+pub const ORG_SWEEP_ACTIONS: [&str; 3] = [
+    "organizations:ListAccounts",
+    "sqs:SendMessage",
+    "dynamodb:UpdateItem",
+];
+
+/// What Lambda's event source mapping calls with the function's role to
+/// poll the org sweep's queue (not the code): granted on that queue only,
+/// when the org sweep is on.
+pub const EVENT_SOURCE_ACTIONS: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
 ];
 
 /// The calls that change something (remediation). The template grants
@@ -69,11 +93,13 @@ pub const WRITE_ACTIONS: [&str; 4] = [
 ];
 
 /// The calls on the state table (the remediation leases; the Security Hub
-/// findings each secret holds active): granted on that table only.
-pub const STATE_TABLE_ACTIONS: [&str; 3] = [
+/// findings each secret holds active; the org sweep's bookkeeping): granted
+/// on that table only.
+pub const STATE_TABLE_ACTIONS: [&str; 4] = [
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
 ];
 
 /// The calls of the Security Hub sink (SECURITY_HUB=on): the import, and
@@ -89,6 +115,31 @@ pub const SECURITY_HUB_ACTIONS: [&str; 3] = [
 /// behalf: SNS encrypting to the findings topic's key, and Secrets Manager
 /// decrypting and re-encrypting a secret it replicates.
 pub const IMPLIED_KMS_ACTIONS: [&str; 3] = ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"];
+
+/// Every port the engine's invocations use, in one bound.
+pub trait Ports:
+    SecretsApi
+    + KeysApi
+    + ReplicationApi
+    + LeaseStore
+    + OrganizationsApi
+    + AccountsApi
+    + SweepQueue
+    + SweepBook
+{
+}
+
+impl<T> Ports for T where
+    T: SecretsApi
+        + KeysApi
+        + ReplicationApi
+        + LeaseStore
+        + OrganizationsApi
+        + AccountsApi
+        + SweepQueue
+        + SweepBook
+{
+}
 
 /// What DescribeKey tells about a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +223,112 @@ pub trait OrganizationsApi: Send + Sync {
     /// The id of the organisation the auditor's own account is in
     /// (DescribeOrganization); `Ok(None)` when it is in none.
     fn own_organization(&self) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+
+    /// The organisation's active accounts (ListAccounts, every page; an
+    /// account suspended or closing is left out), sorted. Called from the
+    /// management account or a delegated administrator.
+    fn active_accounts(&self) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+}
+
+/// The org sweep's queue (SWEEP_QUEUE_URL).
+pub trait SweepQueue: Send + Sync {
+    /// Send every body to the queue at `url` (in `region`), 10 per
+    /// SendMessageBatch call. An entry SQS refuses, or a call that fails,
+    /// is an error naming `sqs:SendMessage`: nothing is dropped silently.
+    fn send_cells(
+        &self,
+        url: &str,
+        region: &str,
+        bodies: &[String],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// A new org sweep's item in the state table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPlan {
+    pub sweep_id: String,
+    /// Sorted: a cell's account index is its place here.
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    pub planned_at: String,
+    /// When the item may go (TTL, epoch seconds).
+    pub expires_at: u64,
+}
+
+/// What writing a sweep's item found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    New,
+    /// The item was there already (a redelivered scheduled event); whether
+    /// its planner sent every message.
+    Existing {
+        all_sent: bool,
+    },
+}
+
+/// What one delivery of a cell counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellTally {
+    /// A part that sent its remainder back to the queue: its counts only.
+    Part(crate::org::PartCount),
+    /// The part that finished the cell: its counts, and the cell done.
+    Done(crate::org::PartCount),
+    /// The cell failed on its last delivery: counted failed, nothing else.
+    Failed,
+}
+
+/// What counting found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counted {
+    /// Counted now: the item as it is after.
+    Counted(crate::org::SweepRecord),
+    /// Already counted (a redelivery), or the cell is already done or
+    /// failed: nothing added; the item as it is.
+    Already(crate::org::SweepRecord),
+    /// No such sweep in the table.
+    NoSweep,
+}
+
+/// The org sweep's bookkeeping in the state table (`sweep#<id>`): every
+/// count one atomic conditional update, idempotent under redelivery.
+pub trait SweepBook: Send + Sync {
+    /// Write the sweep's item, unless it exists.
+    fn open_sweep(&self, plan: &SweepPlan)
+    -> impl Future<Output = Result<Opened, AwsError>> + Send;
+    /// Every message of the sweep is sent.
+    fn sweep_sent(&self, sweep_id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Count one delivery of cell `cell` (part `part_id`), once.
+    fn count(
+        &self,
+        sweep_id: &str,
+        cell: u32,
+        part_id: &str,
+        tally: &CellTally,
+    ) -> impl Future<Output = Result<Counted, AwsError>> + Send;
+    /// Take the right to publish the org summary: granted when it is not
+    /// published yet and nobody else holds the right (or their hold ended
+    /// by `now`, epoch seconds); the item as it is then.
+    fn claim_summary(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+        until: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<crate::org::SweepRecord>, AwsError>> + Send;
+    /// Give the right back (the publish failed), so that the next
+    /// delivery need not wait for the hold to end.
+    fn release_summary(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The org summary is published (`receipt`: its SNS MessageId).
+    fn summary_sent(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+        receipt: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// Secrets Manager replication writes, for remediation.

@@ -1,5 +1,6 @@
 //! AWS Organizations adapter: DescribeOrganization, to learn the
-//! organisation the auditor's own account belongs to.
+//! organisation the auditor's own account belongs to; ListAccounts, the
+//! accounts the org sweep plans.
 
 use super::{AwsClients, AwsError, OrganizationsApi};
 
@@ -24,5 +25,42 @@ impl OrganizationsApi for AwsClients {
                 }
             }
         }
+    }
+
+    async fn active_accounts(&self) -> Result<Vec<String>, AwsError> {
+        use aws_sdk_organizations::types::{AccountState, AccountStatus};
+        let call_name = "organizations:ListAccounts";
+        let region = self.home_region().unwrap_or_default();
+        let mut accounts = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let call = self
+                .organizations()
+                .list_accounts()
+                .set_next_token(token.take())
+                .send();
+            let out = super::boxed(call)
+                .await
+                .map_err(|e| AwsError::from_sdk(call_name, &region, e))?;
+            for a in out.accounts() {
+                // `State` replaces `Status` (retired in September 2026);
+                // read `Status` only where `State` is absent.
+                let active = match (a.state(), a.status()) {
+                    (Some(state), _) => *state == AccountState::Active,
+                    (None, Some(status)) => *status == AccountStatus::Active,
+                    (None, None) => false,
+                };
+                if let Some(id) = a.id().filter(|_| active) {
+                    accounts.push(id.to_string());
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
     }
 }

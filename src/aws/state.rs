@@ -1,6 +1,6 @@
 //! The DynamoDB state table: remediation leases (partition key `pk`,
-//! String; TTL attribute `expires_at`, epoch seconds). Later it also holds
-//! the org-wide sweep's bookkeeping, so keys are namespaced (`lease#...`).
+//! String; TTL attribute `expires_at`, epoch seconds) and the org sweep's
+//! bookkeeping, so keys are namespaced (`lease#...`, `sweep#...`).
 //!
 //! A lease is a conditional PutItem (absent, or expired by the caller's
 //! clock: TTL deletes lazily, up to days late, so expiry is checked here,
@@ -17,14 +17,20 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Acquired, AwsClients, AwsError, FindingsState, Lease, LeaseStore, Released};
+use super::{
+    Acquired, AwsClients, AwsError, CellTally, Counted, FindingsState, Lease, LeaseStore, Opened,
+    Released, SweepBook, SweepPlan,
+};
 use crate::asff::{Held, HeldSet};
+use crate::org::{SweepRecord, is_counter};
 
 const PUT: &str = "dynamodb:PutItem";
 const DELETE: &str = "dynamodb:DeleteItem";
 const GET: &str = "dynamodb:GetItem";
+const UPDATE: &str = "dynamodb:UpdateItem";
 
 impl LeaseStore for AwsClients {
     async fn try_acquire(&self, lease: &Lease, now: u64) -> Result<Acquired, AwsError> {
@@ -175,6 +181,298 @@ fn holder(key: &str, item: Option<&HashMap<String, AttributeValue>>) -> Lease {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+    }
+}
+
+/// The org sweep's bookkeeping: one item per sweep, `pk = sweep#<id>`.
+/// Every count is one UpdateItem: ADD to the counters and to the set of
+/// counted cells (or parts), on the condition that the cell (or part) is
+/// not in it yet, returning the item after (ALL_NEW), or as it was when
+/// the condition refused (a redelivery: ALL_OLD). So a redelivered cell
+/// is never counted twice, and exactly one delivery sees the last cell
+/// counted. Only UpdateItem: no GetItem, no PutItem.
+impl SweepBook for AwsClients {
+    async fn open_sweep(&self, plan: &SweepPlan) -> Result<Opened, AwsError> {
+        let list = |v: &[String]| AttributeValue::L(v.iter().map(|x| s(x)).collect());
+        let planned = (plan.accounts.len() * plan.regions.len()) as u64;
+        let update = Update::new()
+            .set("kind", s("org-sweep"))
+            .set("planned", n(planned))
+            .set("done", n(0))
+            .set("failed", n(0))
+            .set("accounts", list(&plan.accounts))
+            .set("regions", list(&plan.regions))
+            .set("planned_at", s(&plan.planned_at))
+            .set("expires_at", n(plan.expires_at))
+            .condition("attribute_not_exists(pk)");
+        match self.update(&sweep_key(&plan.sweep_id), update).await? {
+            Updated::Done(_) => Ok(Opened::New),
+            Updated::Refused(old) => Ok(Opened::Existing {
+                all_sent: old
+                    .and_then(|i| i.get("all_sent").and_then(|v| v.as_bool().ok()).copied())
+                    .unwrap_or(false),
+            }),
+        }
+    }
+
+    async fn sweep_sent(&self, sweep_id: &str) -> Result<(), AwsError> {
+        let update = Update::new()
+            .set("all_sent", AttributeValue::Bool(true))
+            .condition("attribute_exists(pk)");
+        self.update(&sweep_key(sweep_id), update).await.map(drop)
+    }
+
+    async fn count(
+        &self,
+        sweep_id: &str,
+        cell: u32,
+        part_id: &str,
+        tally: &CellTally,
+    ) -> Result<Counted, AwsError> {
+        let cell_set = AttributeValue::Ns(vec![cell.to_string()]);
+        let mut update = Update::new()
+            .value(":cell", n(cell as u64))
+            .condition(
+                "attribute_exists(pk) AND NOT contains(#done_cells, :cell) AND NOT contains(#failed_cells, :cell)",
+            )
+            .name("#done_cells", "done_cells")
+            .name("#failed_cells", "failed_cells");
+        let counts = match tally {
+            CellTally::Part(p) => {
+                update = update
+                    .add("parts", AttributeValue::Ss(vec![part_id.to_string()]))
+                    .value(":part", s(part_id))
+                    .and_condition("NOT contains(#parts, :part)")
+                    .name("#parts", "parts");
+                Some(p)
+            }
+            CellTally::Done(p) => {
+                update = update.add("done", n(1)).add("done_cells", cell_set);
+                Some(p)
+            }
+            CellTally::Failed => {
+                update = update.add("failed", n(1)).add("failed_cells", cell_set);
+                None
+            }
+        };
+        for (attribute, value) in counts.map(|p| p.counters()).unwrap_or_default() {
+            update = update.add(&attribute, n(value));
+        }
+        match self.update(&sweep_key(sweep_id), update).await? {
+            Updated::Done(item) => Ok(Counted::Counted(record(sweep_id, &item))),
+            Updated::Refused(Some(item)) => Ok(Counted::Already(record(sweep_id, &item))),
+            Updated::Refused(None) => Ok(Counted::NoSweep),
+        }
+    }
+
+    async fn claim_summary(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+        until: u64,
+        now: u64,
+    ) -> Result<Option<SweepRecord>, AwsError> {
+        let update = Update::new()
+            .set("summary_owner", s(owner))
+            .set("summary_until", n(until))
+            .value(":now", n(now))
+            .condition(
+                "attribute_exists(pk) AND attribute_not_exists(summary_sent) AND (attribute_not_exists(summary_until) OR summary_until < :now)",
+            );
+        match self.update(&sweep_key(sweep_id), update).await? {
+            Updated::Done(item) => Ok(Some(record(sweep_id, &item))),
+            Updated::Refused(_) => Ok(None),
+        }
+    }
+
+    async fn release_summary(&self, sweep_id: &str, owner: &str) -> Result<(), AwsError> {
+        let update = Update::new()
+            .set("summary_until", n(0))
+            .value(":owner", s(owner))
+            .condition("summary_owner = :owner AND attribute_not_exists(summary_sent)");
+        // Refused: somebody else's claim by now, or already published.
+        self.update(&sweep_key(sweep_id), update).await.map(drop)
+    }
+
+    async fn summary_sent(
+        &self,
+        sweep_id: &str,
+        owner: &str,
+        receipt: &str,
+    ) -> Result<(), AwsError> {
+        let update = Update::new()
+            .set("summary_sent", s(receipt))
+            .value(":owner", s(owner))
+            .condition("summary_owner = :owner");
+        match self.update(&sweep_key(sweep_id), update).await? {
+            Updated::Done(_) => Ok(()),
+            Updated::Refused(_) => Err(AwsError::Service {
+                call: UPDATE,
+                region: self.state_table_ref().map(|t| t.1).unwrap_or_default(),
+                code: "ConditionalCheckFailedException".into(),
+                message: format!(
+                    "the org summary of sweep {sweep_id} is no longer {owner}'s to mark sent"
+                ),
+            }),
+        }
+    }
+}
+
+fn sweep_key(sweep_id: &str) -> String {
+    format!("sweep#{sweep_id}")
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// One UpdateItem's expression, every attribute name behind a
+/// placeholder (the counters' names hold `/`, and `done` may be reserved).
+#[derive(Default)]
+struct Update {
+    set: Vec<String>,
+    add: Vec<String>,
+    condition: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn new() -> Update {
+        Update::default()
+    }
+
+    fn placeholder(&mut self, attribute: &str) -> (String, String) {
+        let i = self.names.len();
+        let (name, value) = (format!("#a{i}"), format!(":v{i}"));
+        self.names.insert(name.clone(), attribute.to_string());
+        (name, value)
+    }
+
+    fn set(mut self, attribute: &str, v: AttributeValue) -> Update {
+        let (name, value) = self.placeholder(attribute);
+        self.set.push(format!("{name} = {value}"));
+        self.values.insert(value, v);
+        self
+    }
+
+    fn add(mut self, attribute: &str, v: AttributeValue) -> Update {
+        let (name, value) = self.placeholder(attribute);
+        self.add.push(format!("{name} {value}"));
+        self.values.insert(value, v);
+        self
+    }
+
+    fn name(mut self, placeholder: &str, attribute: &str) -> Update {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    fn value(mut self, placeholder: &str, v: AttributeValue) -> Update {
+        self.values.insert(placeholder.into(), v);
+        self
+    }
+
+    fn condition(mut self, c: &str) -> Update {
+        self.condition = vec![c.to_string()];
+        self
+    }
+
+    fn and_condition(mut self, c: &str) -> Update {
+        self.condition.push(c.to_string());
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.set.is_empty() {
+            parts.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            parts.push(format!("ADD {}", self.add.join(", ")));
+        }
+        parts.join(" ")
+    }
+}
+
+/// What an UpdateItem came to: the item after it, or the condition
+/// refused it (the item as it was, `None` when there is none).
+enum Updated {
+    Done(Item),
+    Refused(Option<Item>),
+}
+
+impl AwsClients {
+    /// One conditional UpdateItem of the state table.
+    async fn update(&self, key: &str, update: Update) -> Result<Updated, AwsError> {
+        let (client, table, region) = self.state_table(UPDATE)?;
+        let condition = update.condition.join(" AND ");
+        let call = client
+            .update_item()
+            .table_name(table)
+            .key("pk", s(key))
+            .update_expression(update.expression())
+            .set_condition_expression((!condition.is_empty()).then_some(condition))
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send();
+        match super::boxed(call).await {
+            Ok(out) => Ok(Updated::Done(out.attributes().cloned().unwrap_or_default())),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let UpdateItemError::ConditionalCheckFailedException(refused) = e.err() else {
+                    unreachable!("checked above")
+                };
+                Ok(Updated::Refused(refused.item().cloned()))
+            }
+            Err(e) => Err(AwsError::from_sdk(UPDATE, &region, e)),
+        }
+    }
+}
+
+/// The sweep's bookkeeping an item holds (what is missing reads as none).
+fn record(sweep_id: &str, item: &Item) -> SweepRecord {
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let list = |k: &str| -> Vec<String> {
+        item.get(k)
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default()
+    };
+    let cells = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|c| c.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    SweepRecord {
+        sweep_id: sweep_id.to_string(),
+        planned: number("planned"),
+        done: number("done"),
+        failed: number("failed"),
+        done_cells: cells("done_cells"),
+        failed_cells: cells("failed_cells"),
+        parts: item
+            .get("parts")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().cloned().collect())
+            .unwrap_or_default(),
+        accounts: list("accounts"),
+        regions: list("regions"),
+        counters: item
+            .iter()
+            .filter(|(k, _)| is_counter(k))
+            .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
+            .collect(),
+        planned_at: text("planned_at"),
+        summary_sent: text("summary_sent"),
     }
 }
 

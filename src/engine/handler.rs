@@ -9,17 +9,13 @@ use tracing::{info, warn};
 
 use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, emit_metrics, epoch_ms, outcomes};
-use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::Ports;
 use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
 use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
-impl<
-    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
-    S: ReportSink,
-> App<C, S>
-{
+impl<C: Ports, S: ReportSink> App<C, S> {
     /// Handle one raw event outside Lambda (tests, tools): a request id is made up.
     pub async fn handle(&self, raw: &[u8], budget: Budget) -> Result<Value, HandlerError> {
         let request_id = format!("local-{}", uuid::Uuid::new_v4());
@@ -39,6 +35,10 @@ impl<
             Ok(Incoming::ApiCall(t)) => t,
             Ok(Incoming::Sweep(scheduled)) => {
                 return self.sweep(&scheduled, &budget, request_id).await;
+            }
+            // The org sweep's queue (issue 15): one cell per record.
+            Ok(Incoming::SweepCells(records)) => {
+                return self.sweep_cells(&records, &budget, request_id).await;
             }
             Ok(Incoming::Ignored { event_name }) => {
                 info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");

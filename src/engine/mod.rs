@@ -34,6 +34,10 @@ pub enum HandlerError {
         total: usize,
         first: SinkError,
     },
+    /// The org sweep could not be planned (its accounts, its item in the
+    /// state table, its messages), or a batch of its cells cannot be served.
+    #[error("org sweep: {0}")]
+    OrgSweep(String),
 }
 
 impl std::fmt::Debug for HandlerError {

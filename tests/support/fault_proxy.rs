@@ -47,6 +47,10 @@ pub struct Rule {
     pub times: Option<usize>,
     /// The API action (the end of `X-Amz-Target`, e.g. `DeleteItem`); `None` matches any.
     pub action: Option<&'static str>,
+    /// Only requests acting in this account (12 digits): signed with
+    /// credentials the proxy saw STS AssumeRole hand out for a role in it,
+    /// or an AssumeRole of a role in it. `None` matches any.
+    pub account: Option<String>,
 }
 
 impl Rule {
@@ -57,7 +61,13 @@ impl Rule {
             fault,
             times: None,
             action: None,
+            account: None,
         }
+    }
+
+    pub fn account(mut self, account: &str) -> Rule {
+        self.account = Some(account.to_string());
+        self
     }
 
     pub fn action(mut self, action: &'static str) -> Rule {
@@ -80,6 +90,9 @@ struct State {
     injected: HashMap<(String, String), usize>,
     /// Every request, in the order it arrived.
     log: Vec<Call>,
+    /// The account of each access key STS AssumeRole handed out (learned
+    /// from the AssumeRole requests and responses that passed).
+    key_accounts: HashMap<String, String>,
 }
 
 /// One request as it reached the proxy.
@@ -175,12 +188,20 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
     let request = read_request(&mut client).await?;
     let (service, region) = scope(&request);
     let action = target(&request);
+    let body = find(&request, b"\r\n\r\n")
+        .map(|end| String::from_utf8_lossy(&request[end + 4..]).into_owned())
+        .unwrap_or_default();
+    // The account a role is assumed in (STS is a query-protocol service:
+    // `Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A<account>%3Arole...`).
+    let assumed_in = (service == "sts" && body.contains("Action=AssumeRole"))
+        .then(|| role_account(&body))
+        .flatten();
     let fault = {
         let mut s = state.lock().unwrap();
         *s.seen.entry((service.clone(), region.clone())).or_default() += 1;
-        let body = find(&request, b"\r\n\r\n")
-            .map(|end| String::from_utf8_lossy(&request[end + 4..]).into_owned())
-            .unwrap_or_default();
+        let account = assumed_in
+            .clone()
+            .or_else(|| s.key_accounts.get(&access_key(&request)).cloned());
         s.log.push(Call {
             service: service.clone(),
             region: region.clone(),
@@ -192,6 +213,9 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             r.service.is_none_or(|x| x == service)
                 && r.region.is_none_or(|x| x == region)
                 && r.action.is_none_or(|x| x == action)
+                && r.account
+                    .as_ref()
+                    .is_none_or(|x| account.as_ref() == Some(x))
                 && r.times != Some(0)
         });
         let fault = hit.map(|r| {
@@ -208,7 +232,13 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
         fault
     };
     match fault {
-        None => forward(&mut client, upstream, &request, false).await,
+        None => {
+            let response = forward(&mut client, upstream, &request, false).await?;
+            if let (Some(account), Some(key)) = (assumed_in, tag(&response, "AccessKeyId")) {
+                state.lock().unwrap().key_accounts.insert(key, account);
+            }
+            Ok(())
+        }
         Some(Fault::Refuse) => Ok(()),
         Some(Fault::ServerError) => {
             respond(
@@ -229,12 +259,10 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             respond(&mut client, &service, 400, code, "Rate exceeded").await
         }
         Some(Fault::AccessDenied) => {
-            let code = if service == "sns" {
-                "AuthorizationError"
-            } else if service == "sts" {
-                "AccessDenied"
-            } else {
-                "AccessDeniedException"
+            let code = match service.as_str() {
+                "sns" => "AuthorizationError",
+                "sts" => "AccessDenied",
+                _ => "AccessDeniedException",
             };
             respond(
                 &mut client,
@@ -245,14 +273,18 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             )
             .await
         }
-        Some(Fault::ResetMidResponse) => forward(&mut client, upstream, &request, true).await,
+        Some(Fault::ResetMidResponse) => forward(&mut client, upstream, &request, true)
+            .await
+            .map(drop),
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
-            forward(&mut client, upstream, &request, false).await
+            forward(&mut client, upstream, &request, false)
+                .await
+                .map(drop)
         }
     }
 }
@@ -294,6 +326,31 @@ fn scope(request: &[u8]) -> (String, String) {
     (get(3), get(2))
 }
 
+/// The access key a request is signed with (`Credential=KEY/...`).
+fn access_key(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let cred = text.split("Credential=").nth(1).unwrap_or("");
+    cred.split('/').next().unwrap_or("").to_string()
+}
+
+/// The account of the role an AssumeRole request names.
+fn role_account(body: &str) -> Option<String> {
+    let arn = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("RoleArn="))?
+        .replace("%3A", ":")
+        .replace("%2F", "/");
+    arn.split(':').nth(4).map(str::to_string)
+}
+
+/// The text of the first `<name>...</name>` in an XML response.
+fn tag(response: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(response);
+    let from = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let to = text[from..].find(&format!("</{name}>"))? + from;
+    Some(text[from..to].to_string())
+}
+
 /// The action named by the `X-Amz-Target` header (`Service_Version.Action`).
 fn target(request: &[u8]) -> String {
     let text = String::from_utf8_lossy(request);
@@ -308,13 +365,13 @@ fn target(request: &[u8]) -> String {
 }
 
 /// Pass the request to moto with `Connection: close` and relay the
-/// response (all of it, or half and a reset).
+/// response (all of it, or half and a reset); moto's response.
 async fn forward(
     client: &mut TcpStream,
     upstream: &str,
     request: &[u8],
     reset: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
     up.set_nodelay(true)?;
     up.write_all(&with_connection_close(request)).await?;
@@ -326,10 +383,11 @@ async fn forward(
         // A zero linger makes close() send RST at once (it never blocks).
         #[allow(deprecated)]
         client.set_linger(Some(Duration::ZERO))?;
-        return Ok(());
+        return Ok(response);
     }
     client.write_all(&response).await?;
-    client.shutdown().await
+    client.shutdown().await?;
+    Ok(response)
 }
 
 /// Replace any Connection header with `Connection: close`.

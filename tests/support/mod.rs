@@ -341,6 +341,7 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} in {report:#}"))
 }
 pub mod emf;
+pub mod esm;
 pub mod fault_proxy;
 pub mod lambda;
 pub mod security_hub;

@@ -38,12 +38,15 @@ pub fn remediation_only(st: &Value) -> (&Value, bool) {
 
 /// A policy statement, and the condition it is granted under, if any: the
 /// form `!If [CONDITION, statement, !Ref AWS::NoValue]` with CONDITION
-/// `RemediationOn` or `SecurityHubOn`.
+/// `RemediationOn`, `SecurityHubOn` or `OrgSweepOn`.
 pub fn granted_when(st: &Value) -> (&Value, Option<&str>) {
     match st.get("!If") {
         Some(branches) => {
             let when = branches[0].as_str().expect("a condition name");
-            assert!(["RemediationOn", "SecurityHubOn"].contains(&when), "{st}");
+            assert!(
+                ["RemediationOn", "SecurityHubOn", "OrgSweepOn"].contains(&when),
+                "{st}"
+            );
             assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
             (&branches[1], Some(when))
         }

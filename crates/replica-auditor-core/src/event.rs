@@ -130,7 +130,7 @@ pub struct Trigger {
 }
 
 /// An EventBridge scheduled event: sweep every replicated secret.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct Scheduled {
     pub event_id: Option<String>,
     pub time: Option<String>,
@@ -152,6 +152,51 @@ pub enum Incoming {
     /// A well-formed Secrets Manager CloudTrail event for a call the
     /// auditor does not act on.
     Ignored { event_name: String },
+    /// A batch of the org sweep's queue (a Lambda SQS event source
+    /// mapping): one cell message per record. Each body is parsed on its
+    /// own ([`crate::org::Cell::parse`]), so one bad body fails its record
+    /// only.
+    SweepCells(Vec<SqsRecord>),
+}
+
+/// The event source of a record an SQS event source mapping delivers.
+pub const SOURCE_SQS: &str = "aws:sqs";
+/// Records per SQS batch: Lambda delivers at most 10,000 (batch window);
+/// anything above is not from it.
+pub const MAX_SQS_RECORDS: usize = 10_000;
+
+/// One SQS record, as the org sweep reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsRecord {
+    /// `messageId`: what a batch item failure names.
+    pub message_id: String,
+    /// The message body, unparsed.
+    pub body: String,
+    /// `attributes.ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct SqsEnvelope {
+    #[serde(rename = "Records")]
+    records: Vec<SqsRecordRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SqsRecordRaw {
+    message_id: String,
+    #[serde(default)]
+    body: Option<String>,
+    event_source: String,
+    #[serde(default)]
+    attributes: SqsAttributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SqsAttributes {
+    #[serde(rename = "ApproximateReceiveCount", default)]
+    approximate_receive_count: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,7 +264,7 @@ pub fn parse_bytes(raw: &[u8]) -> Result<Incoming, EventError> {
 
 /// Counts bracket nesting outside strings, so a deep document is refused
 /// before any tree is built.
-fn check_depth(raw: &[u8]) -> Result<(), EventError> {
+pub(crate) fn check_depth(raw: &[u8]) -> Result<(), EventError> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in raw {
         if in_string {
@@ -248,6 +293,9 @@ fn check_depth(raw: &[u8]) -> Result<(), EventError> {
 
 /// Parse an event already decoded as JSON.
 pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
+    if value.get("Records").is_some() {
+        return parse_sqs(value);
+    }
     let envelope: EventBridgeEvent<Value> =
         serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
             path: match e.path().to_string() {
@@ -324,6 +372,57 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         secret,
         removed_regions,
     }))
+}
+
+/// An SQS event (`{"Records": [...]}`): every record must be an SQS one
+/// with a message id (a batch item failure names it) and a receive count
+/// that is a number; the bodies are left for the org sweep to parse.
+fn parse_sqs(value: Value) -> Result<Incoming, EventError> {
+    let shape = |path: String, message: String| EventError::Shape { path, message };
+    let envelope: SqsEnvelope = serde_path_to_error::deserialize(value)
+        .map_err(|e| shape(e.path().to_string(), e.inner().to_string()))?;
+    if envelope.records.is_empty() {
+        return Err(shape("Records".into(), "is empty".into()));
+    }
+    if envelope.records.len() > MAX_SQS_RECORDS {
+        return Err(shape(
+            "Records".into(),
+            format!(
+                "holds {} records; Lambda delivers at most {MAX_SQS_RECORDS}",
+                envelope.records.len()
+            ),
+        ));
+    }
+    let mut records = Vec::with_capacity(envelope.records.len());
+    for (i, r) in envelope.records.into_iter().enumerate() {
+        if r.event_source != SOURCE_SQS {
+            return Err(shape(
+                format!("Records[{i}].eventSource"),
+                format!("{:?} is not {SOURCE_SQS:?}", r.event_source),
+            ));
+        }
+        if r.message_id.trim().is_empty() || r.message_id.chars().any(char::is_control) {
+            return Err(shape(
+                format!("Records[{i}].messageId"),
+                "is empty or holds control characters".into(),
+            ));
+        }
+        let receive_count = match r.attributes.approximate_receive_count.as_deref() {
+            None => 1,
+            Some(n) => n.trim().parse::<u32>().map_err(|_| {
+                shape(
+                    format!("Records[{i}].attributes.ApproximateReceiveCount"),
+                    format!("{n:?} is not a whole number"),
+                )
+            })?,
+        };
+        records.push(SqsRecord {
+            message_id: r.message_id,
+            body: r.body.unwrap_or_default(),
+            receive_count,
+        });
+    }
+    Ok(Incoming::SweepCells(records))
 }
 
 /// Which secret the call concerns: the ARN the response returned when
@@ -591,6 +690,78 @@ mod tests {
             parse_value(v).unwrap_err(),
             EventError::Unsupported { .. }
         ));
+    }
+
+    fn sqs(records: Value) -> Result<Incoming, EventError> {
+        parse_value(json!({ "Records": records }))
+    }
+
+    #[test]
+    fn an_sqs_batch_is_the_org_sweeps_cells() {
+        let got = sqs(json!([
+            {"messageId": "m-1", "receiptHandle": "r", "body": "{\"schema\": 1}",
+             "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1"},
+             "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+             "eventSourceARN": "arn:aws:sqs:us-west-2:123456789012:sweep", "awsRegion": "us-west-2"},
+            {"messageId": "m-2", "body": "anything", "eventSource": "aws:sqs"}
+        ]))
+        .unwrap();
+        assert_eq!(
+            got,
+            Incoming::SweepCells(vec![
+                SqsRecord {
+                    message_id: "m-1".into(),
+                    body: "{\"schema\": 1}".into(),
+                    receive_count: 3
+                },
+                SqsRecord {
+                    message_id: "m-2".into(),
+                    body: "anything".into(),
+                    receive_count: 1
+                },
+            ])
+        );
+    }
+
+    #[test]
+    fn a_malformed_sqs_batch_names_what_is_wrong() {
+        let rec = |extra: Value| {
+            let mut r = json!({"messageId": "m-1", "body": "b", "eventSource": "aws:sqs",
+                               "attributes": {"ApproximateReceiveCount": "1"}});
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            r
+        };
+        let cases = [
+            (json!([]), "Records"),
+            (json!({}), "Records"),
+            (
+                json!([rec(json!({"eventSource": "aws:kinesis"}))]),
+                "Records[0].eventSource",
+            ),
+            (
+                json!([rec(json!({"messageId": 7}))]),
+                "Records[0].messageId",
+            ),
+            (
+                json!([rec(json!({"messageId": ""}))]),
+                "Records[0].messageId",
+            ),
+            (
+                json!([
+                    rec(json!({})),
+                    rec(json!({"attributes": {"ApproximateReceiveCount": "two"}}))
+                ]),
+                "Records[1].attributes.ApproximateReceiveCount",
+            ),
+        ];
+        for (records, path) in cases {
+            match sqs(records.clone()).unwrap_err() {
+                EventError::Shape { path: p, .. } => assert_eq!(p, path, "{records}"),
+                other => panic!("{records}: {other}"),
+            }
+        }
     }
 
     #[test]

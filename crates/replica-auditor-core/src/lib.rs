@@ -11,6 +11,7 @@
 //!   [`ocsf`]: as OCSF Detection Findings
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
+//! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary
 
 pub mod arn;
 pub mod asff;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod ocsf;
+pub mod org;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -29,6 +29,11 @@ pub const AUDITS: &str = "Audits";
 pub const AUDIT_DURATION: &str = "AuditDuration";
 /// Secrets a sweep listed.
 pub const SECRETS_SWEPT: &str = "SecretsSwept";
+/// Org sweep cells an invocation completed (audited, or completed with
+/// AUDIT_INCOMPLETE when the member role was denied).
+pub const CELLS_DONE: &str = "CellsDone";
+/// Org sweep cells an invocation counted failed (their last delivery failed).
+pub const CELLS_FAILED: &str = "CellsFailed";
 
 /// Findings by severity.
 pub const FINDINGS: [(Severity, &str); 5] = [
@@ -69,7 +74,13 @@ pub const REMEDIATION_OUTCOMES: [(ActionOutcome, &str); 5] = [
 
 /// Every metric name the auditor emits (the dashboard shows them all).
 pub fn metric_names() -> Vec<&'static str> {
-    let mut names = vec![AUDITS, AUDIT_DURATION, SECRETS_SWEPT];
+    let mut names = vec![
+        AUDITS,
+        AUDIT_DURATION,
+        SECRETS_SWEPT,
+        CELLS_DONE,
+        CELLS_FAILED,
+    ];
     names.extend(FINDINGS.iter().map(|(_, n)| *n));
     names.extend(AWS_CALL_ERRORS.iter().map(|(_, n)| *n));
     names.extend(REMEDIATION_OUTCOMES.iter().map(|(_, n)| *n));
@@ -113,6 +124,9 @@ pub struct Tally {
     pub findings: [u64; 5],
     pub errors: [u64; 5],
     pub outcomes: [u64; 5],
+    /// An org sweep cell invocation's (done, failed) cells; `None` on
+    /// every other line.
+    pub cells: Option<(u64, u64)>,
 }
 
 impl Tally {
@@ -179,6 +193,10 @@ impl Line<'_> {
         put(&mut root, AUDIT_DURATION, "Milliseconds", self.duration_ms);
         if let Some(n) = self.secrets_swept {
             put(&mut root, SECRETS_SWEPT, "Count", n);
+        }
+        if let Some((done, failed)) = self.tally.cells {
+            put(&mut root, CELLS_DONE, "Count", done);
+            put(&mut root, CELLS_FAILED, "Count", failed);
         }
         for (i, (_, name)) in FINDINGS.iter().enumerate() {
             put(&mut root, name, "Count", self.tally.findings[i]);
@@ -333,10 +351,40 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), metric_names().len() - 1);
+        // Neither SecretsSwept nor the org sweep's cells on an event's line.
+        assert_eq!(names.len(), metric_names().len() - 3);
         for n in names {
             assert!(line[n].is_u64(), "{n} is a numeric root member");
         }
+    }
+
+    #[test]
+    fn an_org_sweep_cell_line_says_cells_done_and_failed() {
+        let mut t = Tally::default();
+        t.add_audit(&report(vec![], vec![]));
+        t.cells = Some((1, 0));
+        let line = Line {
+            timestamp_ms: 1,
+            trigger: trigger_dimension("schedule"),
+            region: "us-east-1",
+            tally: &t,
+            duration_ms: 900,
+            secrets_swept: Some(3),
+            properties: vec![],
+        }
+        .to_json();
+        assert_eq!(
+            (line[CELLS_DONE].as_u64(), line[CELLS_FAILED].as_u64()),
+            (Some(1), Some(0))
+        );
+        let metrics = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            metrics.len(),
+            metric_names().len(),
+            "every metric, zeros included"
+        );
     }
 
     #[test]
@@ -372,8 +420,13 @@ mod tests {
         let metrics = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(metrics.len(), metric_names().len());
+        assert_eq!(
+            metrics.len(),
+            metric_names().len() - 2,
+            "no cells on a sweep's line"
+        );
         assert!(metrics.len() <= MAX_METRICS);
+        assert!(line.get(CELLS_DONE).is_none());
         assert!(
             NAMESPACE
                 .chars()

@@ -483,6 +483,40 @@ pub struct SweepSummary {
     pub replicas_from_listing: usize,
     pub replica_listing_calls: usize,
     pub duration_ms: u64,
+    /// `"organization"` on the org sweep's summary (absent on a sweep of
+    /// the own account): the fields below are then present too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The accounts the org sweep planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<String>>,
+    /// The org sweep's cells (one per account and Region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<CellCounts>,
+    /// The org sweep's counts per account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_account: Option<BTreeMap<String, AccountCounts>>,
+}
+
+/// The org sweep's cells: planned, done (audited, or completed with
+/// AUDIT_INCOMPLETE) and failed (their last delivery failed too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellCounts {
+    pub total: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// The failed cells, `<account>/<Region>`, sorted.
+    pub failed_cells: Vec<String>,
+}
+
+/// One account's share of an org sweep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountCounts {
+    pub secrets_seen: usize,
+    pub secrets_audited: usize,
+    pub secrets_with_findings: usize,
+    pub reports_published: usize,
+    pub by_code: BTreeMap<String, usize>,
 }
 
 /// The audit rules: what the pure audit compares a snapshot against.

@@ -217,6 +217,18 @@ pub fn subject(report: &Report) -> String {
         .map(|s| s.as_str())
         .unwrap_or("INFO");
     if let Some(sw) = &report.sweep {
+        if let (Some(accounts), Some(cells)) = (&sw.accounts, &sw.cells) {
+            let mut subject = format!(
+                "[{sev}] replica-auditor: org sweep of {} accounts: {} with findings, {} of {} cells failed",
+                accounts.len(),
+                sw.secrets_with_findings,
+                cells.failed,
+                cells.total
+            );
+            // ASCII only: cut at a character boundary.
+            subject.truncate(MAX_SUBJECT_CHARS);
+            return subject;
+        }
         return format!(
             "[{sev}] replica-auditor: sweep of {} secrets: {} with findings",
             sw.secrets_seen, sw.secrets_with_findings
@@ -317,6 +329,34 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("...: 1 finding"), "{s}");
+    }
+
+    #[test]
+    fn an_org_summary_subject_stays_under_the_limit() {
+        let mut r = report_with(
+            "sweep",
+            vec![finding(Code::AuditIncomplete, "a")],
+            Severity::Low,
+        );
+        let summary = |accounts: usize, with: usize, failed: usize, total: usize| {
+            crate::model::SweepSummary {
+                secrets_with_findings: with,
+                accounts: Some(vec![String::new(); accounts]),
+                cells: Some(crate::model::CellCounts {
+                    failed,
+                    total,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        };
+        r.sweep = Some(summary(3, 3, 1, 6));
+        assert_eq!(
+            subject(&r),
+            "[MEDIUM] replica-auditor: org sweep of 3 accounts: 3 with findings, 1 of 6 cells failed"
+        );
+        r.sweep = Some(summary(10_000, 9_999_999, 29_999, 30_000));
+        assert!(subject(&r).len() < 100, "{}", subject(&r));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! work stops before the deadline; what was not reached is reported.
 
 mod cache;
+pub mod org;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -25,7 +26,7 @@ use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, emit_metrics, epoch_ms};
 use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::{KeysApi, Ports, SecretsApi};
 use crate::event::Scheduled;
 use crate::metrics::{Line, Tally, trigger_dimension};
 use crate::model::{
@@ -46,17 +47,81 @@ pub trait SweepProgress: Send + Sync {
 impl SweepProgress for () {}
 
 enum Outcome {
-    NotReached,
+    /// Not started before the deadline: the primary's ARN.
+    NotReached(String),
     NotReplicated,
     Gone,
     Audited(Box<Report>),
+}
+
+/// What auditing a run of primaries came to.
+#[derive(Default)]
+pub(crate) struct Audited {
+    /// Its counts: audited, with findings, by code, published, not reached.
+    pub summary: SweepSummary,
+    pub metrics: Tally,
+    /// Secrets (by ARN) whose report could not go out, to either topic, and why.
+    pub publish_errors: Vec<(String, SinkError)>,
+    /// The primaries not started before the deadline (ARNs).
+    pub not_reached: Vec<String>,
+    /// Count a secret whose audit the deadline cut short before one of its
+    /// calls started as not reached, for a later invocation to audit whole
+    /// (the org sweep's remainder), rather than report its AUDIT_INCOMPLETE.
+    pub carry_over: bool,
+}
+
+impl Audited {
+    /// Count one secret's outcome into the summary and the metrics; its
+    /// report, if audited.
+    fn count(&mut self, outcome: Outcome) -> Option<Box<Report>> {
+        if let Outcome::NotReached(arn) = &outcome {
+            self.not_reached.push(arn.clone());
+        }
+        count(&mut self.summary, &mut self.metrics, outcome)
+    }
+
+    /// Count what was sent.
+    fn delivered(&mut self, sent: Vec<Delivered>) {
+        for Delivered {
+            secret,
+            main,
+            result,
+        } in sent
+        {
+            match result {
+                Ok(()) if main => self.summary.reports_published += 1,
+                Ok(()) => {}
+                Err(e) => {
+                    warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
+                    self.publish_errors.push((secret, e));
+                }
+            }
+        }
+    }
+
+    /// The invocation's error when a report could not be published.
+    pub(crate) fn publish_error(&self) -> Option<HandlerError> {
+        let (_, first) = self.publish_errors.first().cloned()?;
+        let mut failed: Vec<&str> = self
+            .publish_errors
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        failed.sort_unstable();
+        failed.dedup();
+        Some(HandlerError::SweepPublish {
+            failed: failed.len(),
+            total: self.summary.secrets_with_findings,
+            first,
+        })
+    }
 }
 
 /// Count one secret's outcome into the summary and the metrics; its
 /// report, if audited.
 fn count(summary: &mut SweepSummary, tally: &mut Tally, outcome: Outcome) -> Option<Box<Report>> {
     match outcome {
-        Outcome::NotReached => summary.not_reached += 1,
+        Outcome::NotReached(_) => summary.not_reached += 1,
         Outcome::NotReplicated | Outcome::Gone => {}
         Outcome::Audited(report) => {
             summary.secrets_audited += 1;
@@ -76,18 +141,18 @@ fn count(summary: &mut SweepSummary, tally: &mut Tally, outcome: Outcome) -> Opt
     None
 }
 
-impl<
-    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
-    S: ReportSink,
-> App<C, S>
-{
-    /// Run the sweep for one scheduled event.
+impl<C: Ports, S: ReportSink> App<C, S> {
+    /// Run the sweep for one scheduled event: with SWEEP_QUEUE_URL, plan
+    /// the org sweep ([`org`]); without it, sweep the own account here.
     pub async fn sweep(
         &self,
         scheduled: &Scheduled,
         budget: &Budget,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
+        if let Some(queue) = &self.settings.sweep.queue {
+            return self.plan_org_sweep(queue, scheduled, budget).await;
+        }
         self.sweep_with_progress(scheduled, budget, request_id, &())
             .await
     }
@@ -106,16 +171,7 @@ impl<
         } else {
             self.settings.sweep.regions.clone()
         };
-        let info = TriggerInfo {
-            source: "schedule".into(),
-            event_name: "Scheduled Event".into(),
-            event_id: scheduled.event_id.clone(),
-            event_time: scheduled.time.clone(),
-            region: scheduled.region.clone(),
-            account: scheduled.account.clone(),
-            actor: None,
-            error_code: None,
-        };
+        let info = schedule_info(scheduled);
 
         // The own organisation is learned while the Regions are listed.
         let ((gaps, primaries), _) =
@@ -124,67 +180,31 @@ impl<
 
         let keys = CachedKeys::new(&self.clients);
         let replicas = ListedReplicas::new(&self.clients, *budget);
+        let mut audited = Audited::default();
+        self.audit_primaries(
+            &self.clients,
+            primaries.iter(),
+            &info,
+            (&replicas, &keys),
+            (budget, request_id),
+            progress,
+            &mut audited,
+        )
+        .await;
+        // Before the counts move into the summary: it names their total.
+        let publish_error = audited.publish_error();
         let mut summary = SweepSummary {
             regions,
             secrets_seen: primaries.len(),
-            ..SweepSummary::default()
+            kms_cache_hits: keys.hits.load(Ordering::Relaxed),
+            kms_calls: keys.calls.load(Ordering::Relaxed),
+            replicas_from_listing: replicas.answered.load(Ordering::Relaxed),
+            replica_listing_calls: replicas.pages.load(Ordering::Relaxed),
+            ..std::mem::take(&mut audited.summary)
         };
-        // Secrets (by ARN) whose report could not go out, to either topic, and why.
-        let mut publish_errors: Vec<(String, SinkError)> = Vec::new();
-        // Reports go out while the audits go on (SNS: in PublishBatch
-        // calls); the sink says what is due to be sent.
-        let mut queue = S::Queue::default();
-        let mut metrics = Tally::default();
-        let mut sending = FuturesUnordered::new();
-        let mut audits = futures::stream::iter(primaries.iter())
-            .map(|(arn, region)| {
-                self.sweep_one(arn, region, &info, (&replicas, &keys), budget, request_id)
-            })
-            .buffer_unordered(self.settings.sweep.concurrency);
-        let mut tally = |sent: Vec<Delivered>, summary: &mut SweepSummary| {
-            for Delivered {
-                secret,
-                main,
-                result,
-            } in sent
-            {
-                match result {
-                    Ok(()) if main => summary.reports_published += 1,
-                    Ok(()) => {}
-                    Err(e) => {
-                        warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
-                        publish_errors.push((secret, e));
-                    }
-                }
-            }
-        };
-        loop {
-            tokio::select! {
-                next = audits.next() => match next {
-                    None => break,
-                    Some(outcome) => {
-                        progress.done();
-                        let Some(report) = count(&mut summary, &mut metrics, outcome) else { continue };
-                        if !self.sink.wants(&report) {
-                            continue;
-                        }
-                        sending.extend(self.sink.queue(&mut queue, &report));
-                    }
-                },
-                Some(sent) = sending.next(), if !sending.is_empty() => tally(sent, &mut summary),
-            }
-        }
-        sending.extend(self.sink.flush(&mut queue));
-        while let Some(sent) = sending.next().await {
-            tally(sent, &mut summary);
-        }
-        drop(audits);
-        summary.kms_cache_hits = keys.hits.load(Ordering::Relaxed);
-        summary.kms_calls = keys.calls.load(Ordering::Relaxed);
-        summary.replicas_from_listing = replicas.answered.load(Ordering::Relaxed);
-        summary.replica_listing_calls = replicas.pages.load(Ordering::Relaxed);
+        let mut metrics = std::mem::take(&mut audited.metrics);
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        let summary_report = summary_report(info, &summary, &gaps, &self.home_region);
+        let summary_report = summary_report(info, &summary, &gaps, Vec::new(), &self.home_region);
         info!(
             event_name = "Scheduled Event",
             secrets_seen = summary.secrets_seen,
@@ -218,17 +238,64 @@ impl<
             },
         );
         self.sink.accept(&summary_report).await?;
-        if let Some((_, first)) = publish_errors.first().cloned() {
-            let mut failed: Vec<&str> = publish_errors.iter().map(|(s, _)| s.as_str()).collect();
-            failed.sort_unstable();
-            failed.dedup();
-            return Err(HandlerError::SweepPublish {
-                failed: failed.len(),
-                total: summary.secrets_with_findings,
-                first,
-            });
+        if let Some(e) = publish_error {
+            return Err(e);
         }
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
+    }
+
+    /// Audit `primaries` (ARN, Region) with `clients` (acting in their
+    /// account), `SWEEP_CONCURRENCY` at once, through the sweep's caches,
+    /// handing each report to the sink as it comes; counted into `audited`.
+    /// A primary not started before the deadline is counted not reached.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_primaries<'p, L: SecretsApi, K: KeysApi>(
+        &self,
+        clients: &C,
+        primaries: impl Iterator<Item = (&'p String, &'p String)>,
+        info: &TriggerInfo,
+        caches: (&L, &K),
+        (budget, request_id): (&Budget, &str),
+        progress: &dyn SweepProgress,
+        audited: &mut Audited,
+    ) {
+        // Reports go out while the audits go on (SNS: in PublishBatch
+        // calls); the sink says what is due to be sent.
+        let mut queue = S::Queue::default();
+        let mut sending = FuturesUnordered::new();
+        let carry_over = audited.carry_over;
+        let mut audits = futures::stream::iter(primaries)
+            .map(|(arn, region)| {
+                self.sweep_one(
+                    clients,
+                    (arn, region),
+                    info,
+                    caches,
+                    (budget, request_id),
+                    carry_over,
+                )
+            })
+            .buffer_unordered(self.settings.sweep.concurrency);
+        loop {
+            tokio::select! {
+                next = audits.next() => match next {
+                    None => break,
+                    Some(outcome) => {
+                        progress.done();
+                        let Some(report) = audited.count(outcome) else { continue };
+                        if !self.sink.wants(&report) {
+                            continue;
+                        }
+                        sending.extend(self.sink.queue(&mut queue, &report));
+                    }
+                },
+                Some(sent) = sending.next(), if !sending.is_empty() => audited.delivered(sent),
+            }
+        }
+        sending.extend(self.sink.flush(&mut queue));
+        while let Some(sent) = sending.next().await {
+            audited.delivered(sent);
+        }
     }
 
     /// ListSecrets in every Region; each listed secret's primary ARN and
@@ -262,16 +329,16 @@ impl<
 
     async fn sweep_one<L: SecretsApi, K: KeysApi>(
         &self,
-        arn: &str,
-        region: &str,
+        clients: &C,
+        (arn, region): (&str, &str),
         info: &TriggerInfo,
         (secrets, keys): (&L, &K),
-        budget: &Budget,
-        request_id: &str,
+        (budget, request_id): (&Budget, &str),
+        carry_over: bool,
     ) -> Outcome {
         // Stop starting new work once only the publish reserve is left.
         if budget.call_window().is_none() {
-            return Outcome::NotReached;
+            return Outcome::NotReached(arn.to_string());
         }
         let target = Target {
             secret_id: arn.to_string(),
@@ -283,6 +350,16 @@ impl<
             unreplicated_too: !self.settings.rules.required_regions.is_empty(),
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
+        // A call the deadline kept from starting (never one that started and
+        // hung: that secret would be carried over for ever).
+        if carry_over
+            && snapshot
+                .gaps
+                .iter()
+                .any(|g| g.reason.contains("not started"))
+        {
+            return Outcome::NotReached(arn.to_string());
+        }
         if !self.is_replicated_or_required(&snapshot) {
             return match snapshot.primary {
                 Lookup::NotFound => Outcome::Gone,
@@ -290,14 +367,7 @@ impl<
             };
         }
         let report = self
-            .finish(
-                &self.clients,
-                &snapshot,
-                None,
-                info.clone(),
-                budget,
-                request_id,
-            )
+            .finish(clients, &snapshot, None, info.clone(), budget, request_id)
             .await;
         Outcome::Audited(Box::new(report))
     }
@@ -317,9 +387,30 @@ impl<
     }
 }
 
+/// The reports' trigger for a scheduled event.
+fn schedule_info(scheduled: &Scheduled) -> TriggerInfo {
+    TriggerInfo {
+        source: "schedule".into(),
+        event_name: "Scheduled Event".into(),
+        event_id: scheduled.event_id.clone(),
+        event_time: scheduled.time.clone(),
+        region: scheduled.region.clone(),
+        account: scheduled.account.clone(),
+        actor: None,
+        error_code: None,
+    }
+}
+
 /// The summary report: `secret.name` is "sweep", `sweep` holds the counts,
-/// and `findings` say what the sweep could not do.
-fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region: &str) -> Report {
+/// and `findings` say what the sweep could not do (the listings that
+/// failed, the secrets not reached, and `more`).
+fn summary_report(
+    info: TriggerInfo,
+    s: &SweepSummary,
+    gaps: &[Gap],
+    more: Vec<Finding>,
+    home_region: &str,
+) -> Report {
     let key = format!("sweep:{}", s.regions.join(","));
     let incomplete = |region: &str, subject: &str, message: String, remediation: String| {
         crate::audit::finding(
@@ -353,6 +444,7 @@ fn summary_report(info: TriggerInfo, s: &SweepSummary, gaps: &[Gap], home_region
             "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule.".into(),
         ));
     }
+    findings.extend(more);
     let mut r = report::build(
         info,
         &Snapshot::empty("sweep"),

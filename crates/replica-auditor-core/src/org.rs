@@ -1,0 +1,760 @@
+//! The organisation-wide sweep's pure parts: the cell message that goes
+//! through the sweep queue (one per account and Region), what one
+//! delivery of a cell adds to the sweep's bookkeeping, and the org summary
+//! made from that bookkeeping. No I/O: the engine sends and receives the
+//! messages, the state table adapter stores the counters.
+//!
+//! A cell message (`replica-auditor.cell/v1`, JSON):
+//!
+//! ```json
+//! {"schema": "replica-auditor.cell/v1", "sweep_id": "53dc4d37-...", "account": "111122223333",
+//!  "region": "us-east-1", "cell": 2, "account_index": 1, "part": 1, "cells_total": 6,
+//!  "position": {"next_token": null, "listed_all": false, "pending": []},
+//!  "trigger": {"event_id": "53dc4d37-...", "time": "2026-11-23T12:00:00Z", "region": "us-west-2", "account": "123456789012"}}
+//! ```
+//!
+//! `part` 1 starts the cell's ListSecrets listing; a cell that cannot
+//! finish before its deadline sends part n+1 with its `position`: where the
+//! listing resumes (`next_token`, or `listed_all`) and the primaries it
+//! listed but did not reach (`pending`, their ARNs).
+//!
+//! The bookkeeping names cells and accounts by their index in the plan
+//! (accounts sorted, each times every Region: cell = account index x
+//! Regions + Region index), not by their ids: 3 bytes instead of 26 per
+//! cell, which is what lets one DynamoDB item hold a sweep of thousands of
+//! cells (see [`SweepRecord::estimated_item_bytes`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::arn::{is_account_id, is_region_name, parse_secret_arn};
+use crate::event::Scheduled;
+use crate::model::{AccountCounts, CellCounts, SweepSummary};
+
+/// The cell message's schema (a compatible addition keeps it; a change
+/// that an older consumer would misread makes a v2).
+pub const CELL_SCHEMA: &str = "replica-auditor.cell/v1";
+/// SQS's limit on a message body.
+pub const MAX_CELL_BYTES: usize = 256 * 1024;
+/// Primaries a remainder may carry: a ListSecrets page holds at most 100,
+/// and a remainder carries at most the page being audited and the next.
+pub const MAX_PENDING: usize = 1000;
+/// Secrets Manager's limit on a ListSecrets NextToken.
+const MAX_NEXT_TOKEN_CHARS: usize = 4096;
+/// A sweep id: the scheduled event's id (a UUID), or one made up.
+const MAX_SWEEP_ID_CHARS: usize = 128;
+
+/// Where a cell's listing stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// ListSecrets' token for the next page; `None` with `listed_all`
+    /// false is the start.
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// Every page has been listed: only `pending` is left.
+    #[serde(default)]
+    pub listed_all: bool,
+    /// Primary ARNs listed but not audited yet.
+    #[serde(default)]
+    pub pending: Vec<String>,
+}
+
+/// One cell of an org sweep: audit the secrets of `account` listed in
+/// `region`, from `position` on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub schema: String,
+    pub sweep_id: String,
+    pub account: String,
+    pub region: String,
+    /// The cell's index in the plan: account index x Regions + Region index.
+    pub cell: u32,
+    /// The account's index in the plan's (sorted) accounts.
+    pub account_index: u32,
+    /// 1 for the planner's message, n+1 for the remainder of part n.
+    pub part: u32,
+    /// The cells the sweep planned (every account times every Region).
+    pub cells_total: u32,
+    #[serde(default)]
+    pub position: Position,
+    /// The scheduled event that started the sweep (its reports name it).
+    pub trigger: Scheduled,
+}
+
+/// Why a cell message cannot be used: the path and what is wrong there.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("malformed cell message at `{path}`: {message}")]
+pub struct CellError {
+    pub path: String,
+    pub message: String,
+}
+
+fn bad(path: impl Into<String>, message: impl Into<String>) -> CellError {
+    CellError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl Cell {
+    /// The planner's messages: one per (account, Region), accounts in
+    /// the order given (sorted by the planner), each with every Region.
+    pub fn plan(
+        sweep_id: &str,
+        accounts: &[String],
+        regions: &[String],
+        trigger: &Scheduled,
+    ) -> Vec<Cell> {
+        let total = (accounts.len() * regions.len()) as u32;
+        let mut cells = Vec::with_capacity(total as usize);
+        for (a, account) in accounts.iter().enumerate() {
+            for region in regions {
+                cells.push(Cell {
+                    schema: CELL_SCHEMA.into(),
+                    sweep_id: sweep_id.into(),
+                    account: account.clone(),
+                    region: region.clone(),
+                    cell: cells.len() as u32,
+                    account_index: a as u32,
+                    part: 1,
+                    cells_total: total,
+                    position: Position::default(),
+                    trigger: trigger.clone(),
+                });
+            }
+        }
+        cells
+    }
+
+    /// What is left of this cell, as the next part.
+    pub fn remainder(&self, position: Position) -> Cell {
+        Cell {
+            part: self.part + 1,
+            position,
+            ..self.clone()
+        }
+    }
+
+    /// `<account>/<Region>`: the cell's name in logs and the summary.
+    pub fn cell_id(&self) -> String {
+        cell_id(&self.account, &self.region)
+    }
+
+    /// `<cell index>#<part>`: one part's name in the bookkeeping.
+    pub fn part_id(&self) -> String {
+        format!("{}#{}", self.cell, self.part)
+    }
+
+    /// The message body.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a cell always serialises")
+    }
+
+    /// Parse and check a message body. Total: any input is a cell or an
+    /// error naming what is wrong.
+    pub fn parse(body: &str) -> Result<Cell, CellError> {
+        if body.len() > MAX_CELL_BYTES {
+            return Err(bad(
+                "(body)",
+                format!("{} bytes; SQS allows {MAX_CELL_BYTES}", body.len()),
+            ));
+        }
+        crate::event::check_depth(body.as_bytes()).map_err(|e| bad("(body)", e.to_string()))?;
+        let mut de = serde_json::Deserializer::from_str(body);
+        let cell: Cell = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = match e.path().to_string() {
+                p if p == "." => "(top level)".to_string(),
+                p => p,
+            };
+            bad(path, e.inner().to_string())
+        })?;
+        de.end().map_err(|e| bad("(body)", e.to_string()))?;
+        cell.check()?;
+        Ok(cell)
+    }
+
+    fn check(&self) -> Result<(), CellError> {
+        if self.schema != CELL_SCHEMA {
+            return Err(bad(
+                "schema",
+                format!("{:?} is not {CELL_SCHEMA:?}", self.schema),
+            ));
+        }
+        let id_ok = (1..=MAX_SWEEP_ID_CHARS).contains(&self.sweep_id.len())
+            && self
+                .sweep_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !id_ok {
+            return Err(bad(
+                "sweep_id",
+                format!("1 to {MAX_SWEEP_ID_CHARS} of a-z, A-Z, 0-9 and -_.:"),
+            ));
+        }
+        if !is_account_id(&self.account) {
+            return Err(bad("account", "is not a 12-digit account id"));
+        }
+        if !is_region_name(&self.region) {
+            return Err(bad("region", "is not a Region name like us-east-1"));
+        }
+        if self.part == 0 {
+            return Err(bad("part", "starts at 1"));
+        }
+        if self.cells_total == 0 {
+            return Err(bad("cells_total", "is at least 1"));
+        }
+        if self.cell >= self.cells_total || self.account_index > self.cell {
+            return Err(bad(
+                "cell",
+                format!(
+                    "cell {} (account {}) is not within the {} cells planned",
+                    self.cell, self.account_index, self.cells_total
+                ),
+            ));
+        }
+        let p = &self.position;
+        if p.next_token
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.chars().count() > MAX_NEXT_TOKEN_CHARS)
+        {
+            return Err(bad(
+                "position.next_token",
+                format!("is empty or longer than {MAX_NEXT_TOKEN_CHARS} characters"),
+            ));
+        }
+        if p.listed_all && p.next_token.is_some() {
+            return Err(bad(
+                "position",
+                "listed_all with a next_token: the listing cannot be both finished and not",
+            ));
+        }
+        if p.pending.len() > MAX_PENDING {
+            return Err(bad(
+                "position.pending",
+                format!("holds {} secrets; at most {MAX_PENDING}", p.pending.len()),
+            ));
+        }
+        for (i, arn) in p.pending.iter().enumerate() {
+            match parse_secret_arn(arn) {
+                Some(a) if a.account == self.account => {}
+                Some(_) => {
+                    return Err(bad(
+                        format!("position.pending[{i}]"),
+                        "is a secret of another account",
+                    ));
+                }
+                None => {
+                    return Err(bad(format!("position.pending[{i}]"), "is not a secret ARN"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<account>/<Region>`.
+pub fn cell_id(account: &str, region: &str) -> String {
+    format!("{account}/{region}")
+}
+
+/// What one delivery of a cell (a part) adds to the sweep's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartCount {
+    /// The account's index in the plan ([`Cell::account_index`]).
+    pub account: u32,
+    /// Primaries this cell is responsible for, listed in this part.
+    pub secrets_seen: u64,
+    pub secrets_audited: u64,
+    pub secrets_with_findings: u64,
+    pub reports_published: u64,
+    /// Findings in the per-secret reports, by code.
+    pub by_code: BTreeMap<String, u64>,
+    pub kms_calls: u64,
+    pub kms_cache_hits: u64,
+    pub replicas_from_listing: u64,
+    pub replica_listing_calls: u64,
+}
+
+/// The bookkeeping's counter attributes: per account (by its index)
+/// `a/<index>/<what>`: `s` secrets seen, `a` audited, `f` with findings,
+/// `p` reports published, `c/<CODE>` findings of a code; for the whole
+/// sweep `t/<what>`. Short names: every byte counts toward DynamoDB's
+/// 400 KB item limit (README "Organisation-wide").
+const SEEN: &str = "s";
+const AUDITED: &str = "a";
+const WITH_FINDINGS: &str = "f";
+const PUBLISHED: &str = "p";
+const CODE: &str = "c/";
+const TOTALS: [&str; 4] = [
+    "kms_calls",
+    "kms_cache_hits",
+    "replicas_from_listing",
+    "replica_listing_calls",
+];
+
+impl PartCount {
+    /// The counters this part adds (zeros left out: an attribute that is
+    /// never added to is never stored).
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let a = |what: &str| format!("a/{}/{what}", self.account);
+        let mut out = vec![
+            (a(SEEN), self.secrets_seen),
+            (a(AUDITED), self.secrets_audited),
+            (a(WITH_FINDINGS), self.secrets_with_findings),
+            (a(PUBLISHED), self.reports_published),
+        ];
+        out.extend(
+            self.by_code
+                .iter()
+                .map(|(code, n)| (a(&format!("{CODE}{code}")), *n)),
+        );
+        let totals = [
+            self.kms_calls,
+            self.kms_cache_hits,
+            self.replicas_from_listing,
+            self.replica_listing_calls,
+        ];
+        out.extend(
+            TOTALS
+                .iter()
+                .zip(totals)
+                .map(|(name, n)| (format!("t/{name}"), n)),
+        );
+        out.retain(|(_, n)| *n > 0);
+        out
+    }
+}
+
+/// Whether a bookkeeping attribute is one of [`PartCount::counters`].
+pub fn is_counter(attribute: &str) -> bool {
+    attribute.starts_with("a/") || attribute.starts_with("t/")
+}
+
+/// The sweep's bookkeeping as the state table holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepRecord {
+    pub sweep_id: String,
+    pub planned: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Cell indices counted done, and failed.
+    pub done_cells: BTreeSet<u32>,
+    pub failed_cells: BTreeSet<u32>,
+    /// Parts counted that did not finish their cell ([`Cell::part_id`]).
+    pub parts: BTreeSet<String>,
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    /// [`PartCount::counters`], summed.
+    pub counters: BTreeMap<String, u64>,
+    /// When the sweep was planned (RFC 3339).
+    pub planned_at: Option<String>,
+    /// The org summary's receipt, once it is published.
+    pub summary_sent: Option<String>,
+}
+
+impl SweepRecord {
+    /// Every planned cell is done or failed.
+    pub fn complete(&self) -> bool {
+        self.planned > 0 && self.done + self.failed >= self.planned
+    }
+
+    /// The org summary: the sweep summary object with `scope`,
+    /// `accounts`, `cells` and the counts per account. `duration_ms`:
+    /// since the sweep was planned.
+    pub fn summary(&self, duration_ms: u64) -> SweepSummary {
+        let mut by_account: BTreeMap<String, AccountCounts> = self
+            .accounts
+            .iter()
+            .map(|a| (a.clone(), AccountCounts::default()))
+            .collect();
+        let account_of = |index: &str| {
+            index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| self.accounts.get(i))
+                .cloned()
+                .unwrap_or_else(|| format!("(account #{index})"))
+        };
+        let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+        for (name, n) in &self.counters {
+            let n = *n as usize;
+            if let Some(total) = name.strip_prefix("t/") {
+                *totals.entry(total).or_default() += n;
+                continue;
+            }
+            let Some((account, what)) = name
+                .strip_prefix("a/")
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            let c = by_account.entry(account_of(account)).or_default();
+            match what {
+                SEEN => c.secrets_seen += n,
+                AUDITED => c.secrets_audited += n,
+                WITH_FINDINGS => c.secrets_with_findings += n,
+                PUBLISHED => c.reports_published += n,
+                other => {
+                    if let Some(code) = other.strip_prefix(CODE) {
+                        *c.by_code.entry(code.to_string()).or_default() += n;
+                    }
+                }
+            }
+        }
+        let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
+        for c in by_account.values() {
+            for (code, n) in &c.by_code {
+                *by_code.entry(code.clone()).or_default() += n;
+            }
+        }
+        let sum = |f: fn(&AccountCounts) -> usize| by_account.values().map(f).sum::<usize>();
+        let total = |name: &str| totals.get(name).copied().unwrap_or(0);
+        SweepSummary {
+            regions: self.regions.clone(),
+            secrets_seen: sum(|c| c.secrets_seen),
+            secrets_audited: sum(|c| c.secrets_audited),
+            secrets_with_findings: sum(|c| c.secrets_with_findings),
+            by_code,
+            reports_published: sum(|c| c.reports_published),
+            not_reached: 0,
+            kms_cache_hits: total("kms_cache_hits"),
+            kms_calls: total("kms_calls"),
+            replicas_from_listing: total("replicas_from_listing"),
+            replica_listing_calls: total("replica_listing_calls"),
+            duration_ms,
+            scope: Some("organization".into()),
+            accounts: Some(self.accounts.clone()),
+            cells: Some(CellCounts {
+                total: self.planned as usize,
+                done: self.done as usize,
+                failed: self.failed as usize,
+                failed_cells: self
+                    .failed_cells
+                    .iter()
+                    .map(|c| self.cell_name(*c))
+                    .collect(),
+            }),
+            by_account: Some(by_account),
+        }
+    }
+
+    /// `<account>/<Region>` of a cell index.
+    pub fn cell_name(&self, cell: u32) -> String {
+        let regions = self.regions.len().max(1);
+        let (a, r) = (cell as usize / regions, cell as usize % regions);
+        match (self.accounts.get(a), self.regions.get(r)) {
+            (Some(account), Some(region)) => cell_id(account, region),
+            _ => format!("(cell #{cell})"),
+        }
+    }
+
+    /// The item's size as DynamoDB counts it (attribute names plus
+    /// values; a number is about one byte per two digits plus one), for
+    /// the README's bound on how far one item scales.
+    pub fn estimated_item_bytes(&self) -> usize {
+        let number = |n: u64| n.to_string().len().div_ceil(2) + 1;
+        let strings = |name: &str, set: &mut dyn Iterator<Item = &String>| {
+            name.len() + set.map(String::len).sum::<usize>()
+        };
+        let mut size = "pk".len() + "sweep#".len() + self.sweep_id.len();
+        size += ["planned", "done", "failed"]
+            .iter()
+            .map(|n| n.len() + 2)
+            .sum::<usize>();
+        size += "done_cells".len()
+            + self
+                .done_cells
+                .iter()
+                .map(|c| number(*c as u64))
+                .sum::<usize>();
+        size += "failed_cells".len()
+            + self
+                .failed_cells
+                .iter()
+                .map(|c| number(*c as u64))
+                .sum::<usize>();
+        size += strings("parts", &mut self.parts.iter());
+        size += strings("accounts", &mut self.accounts.iter());
+        size += strings("regions", &mut self.regions.iter());
+        size += self
+            .counters
+            .iter()
+            .map(|(k, v)| k.len() + number(*v))
+            .sum::<usize>();
+        // kind, planned_at, expires_at, the summary's claim and receipt.
+        size + 200
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger() -> Scheduled {
+        Scheduled {
+            event_id: Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into()),
+            time: Some("2026-11-23T12:00:00+00:00".into()),
+            region: Some("us-west-2".into()),
+            account: Some("123456789012".into()),
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn plan() -> Vec<Cell> {
+        Cell::plan(
+            "sweep-1",
+            &strings(&["111122223333", "222233334444", "333344445555"]),
+            &strings(&["us-west-2", "eu-west-1"]),
+            &trigger(),
+        )
+    }
+
+    #[test]
+    fn the_plan_is_every_account_times_every_region() {
+        let cells = plan();
+        assert_eq!(cells.len(), 6);
+        let names: Vec<String> = cells.iter().map(Cell::cell_id).collect();
+        assert_eq!(
+            names,
+            [
+                "111122223333/us-west-2",
+                "111122223333/eu-west-1",
+                "222233334444/us-west-2",
+                "222233334444/eu-west-1",
+                "333344445555/us-west-2",
+                "333344445555/eu-west-1"
+            ]
+        );
+        let record = SweepRecord {
+            accounts: strings(&["111122223333", "222233334444", "333344445555"]),
+            regions: strings(&["us-west-2", "eu-west-1"]),
+            ..SweepRecord::default()
+        };
+        for c in &cells {
+            assert_eq!(c.cells_total, 6);
+            assert_eq!(c.part, 1);
+            assert_eq!(c.account_index, c.cell / 2);
+            assert_eq!(
+                record.cell_name(c.cell),
+                c.cell_id(),
+                "the record names it back"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cell_goes_through_its_body_unchanged() {
+        let c = plan()[3].clone();
+        assert_eq!(Cell::parse(&c.to_body()).unwrap(), c);
+        assert_eq!(c.cell_id(), "222233334444/eu-west-1");
+        assert_eq!(c.part_id(), "3#1");
+        let r = c.remainder(Position {
+            next_token: Some("tok".into()),
+            listed_all: false,
+            pending: vec!["arn:aws:secretsmanager:eu-west-1:222233334444:secret:a-AbCdEf".into()],
+        });
+        assert_eq!(r.part, 2);
+        assert_eq!(r.part_id(), "3#2");
+        assert_eq!(Cell::parse(&r.to_body()).unwrap(), r);
+        let body: serde_json::Value = serde_json::from_str(&r.to_body()).unwrap();
+        assert_eq!(body["schema"], CELL_SCHEMA);
+        assert_eq!(body["position"]["next_token"], "tok");
+    }
+
+    #[test]
+    fn malformed_bodies_name_what_is_wrong() {
+        let good: serde_json::Value = serde_json::from_str(&plan()[0].to_body()).unwrap();
+        let with = |path: &str, v: serde_json::Value| {
+            let mut b = good.clone();
+            let mut at = &mut b;
+            let parts: Vec<&str> = path.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                at = &mut at[*p];
+            }
+            at[parts[parts.len() - 1]] = v;
+            Cell::parse(&b.to_string()).unwrap_err()
+        };
+        let cases = [
+            (with("schema", "replica-auditor.cell/v9".into()), "schema"),
+            (with("account", "1234".into()), "account"),
+            (with("account", 111122223333u64.into()), "account"),
+            (with("region", "Mars".into()), "region"),
+            (with("part", 0.into()), "part"),
+            (with("part", (-1).into()), "part"),
+            (with("cells_total", 0.into()), "cells_total"),
+            (with("cell", 6.into()), "cell"),
+            (with("sweep_id", "a b".into()), "sweep_id"),
+            (
+                with("position.next_token", "".into()),
+                "position.next_token",
+            ),
+            (
+                with("position.pending", serde_json::json!(["not-an-arn"])),
+                "position.pending[0]",
+            ),
+            (
+                with(
+                    "position.pending",
+                    serde_json::json!(["arn:aws:secretsmanager:us-east-1:999988887777:secret:x"]),
+                ),
+                "position.pending[0]",
+            ),
+        ];
+        for (e, path) in cases {
+            assert_eq!(e.path, path, "{e}");
+            assert!(
+                e.to_string().starts_with("malformed cell message at"),
+                "{e}"
+            );
+        }
+        for body in ["", "not json", "[]", "{}", "null", "{\"schema\": 1}"] {
+            assert!(Cell::parse(body).is_err(), "{body:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(Cell::parse(&deep).is_err());
+        assert!(Cell::parse(&" ".repeat(MAX_CELL_BYTES + 1)).is_err());
+        let mut b = good.clone();
+        b["position"] = serde_json::json!({"next_token": "t", "listed_all": true});
+        assert_eq!(Cell::parse(&b.to_string()).unwrap_err().path, "position");
+    }
+
+    #[test]
+    fn a_part_adds_only_what_it_counted() {
+        let part = PartCount {
+            account: 7,
+            secrets_seen: 3,
+            secrets_audited: 2,
+            secrets_with_findings: 1,
+            reports_published: 1,
+            by_code: BTreeMap::from([("REPLICA_FAILED".into(), 2)]),
+            kms_calls: 4,
+            ..PartCount::default()
+        };
+        let c = part.counters();
+        assert_eq!(
+            c,
+            vec![
+                ("a/7/s".to_string(), 3),
+                ("a/7/a".into(), 2),
+                ("a/7/f".into(), 1),
+                ("a/7/p".into(), 1),
+                ("a/7/c/REPLICA_FAILED".into(), 2),
+                ("t/kms_calls".into(), 4),
+            ]
+        );
+        assert!(c.iter().all(|(k, _)| is_counter(k)));
+        assert!(!is_counter("done_cells"));
+    }
+
+    #[test]
+    fn the_org_summary_sums_the_accounts() {
+        let mut r = SweepRecord {
+            sweep_id: "s".into(),
+            planned: 6,
+            done: 5,
+            failed: 1,
+            failed_cells: BTreeSet::from([3]),
+            accounts: strings(&["111122223333", "222233334444", "333344445555"]),
+            regions: strings(&["us-west-2", "eu-west-1"]),
+            ..SweepRecord::default()
+        };
+        for (account, seen, code) in [(0, 4, "REPLICA_FAILED"), (1, 2, "KEY_DISABLED")] {
+            let part = PartCount {
+                account,
+                secrets_seen: seen,
+                secrets_audited: seen,
+                secrets_with_findings: 1,
+                reports_published: 1,
+                by_code: BTreeMap::from([(code.to_string(), 1)]),
+                kms_calls: 2,
+                ..PartCount::default()
+            };
+            for (k, v) in part.counters() {
+                *r.counters.entry(k).or_default() += v;
+            }
+        }
+        assert!(r.complete());
+        let s = r.summary(1500);
+        assert_eq!(s.scope.as_deref(), Some("organization"));
+        assert_eq!(s.secrets_seen, 6);
+        assert_eq!(s.secrets_with_findings, 2);
+        assert_eq!(s.kms_calls, 4);
+        assert_eq!(
+            s.by_code,
+            BTreeMap::from([("KEY_DISABLED".into(), 1), ("REPLICA_FAILED".into(), 1)])
+        );
+        let cells = s.cells.as_ref().unwrap();
+        assert_eq!((cells.total, cells.done, cells.failed), (6, 5, 1));
+        assert_eq!(cells.failed_cells, vec!["222233334444/eu-west-1"]);
+        let by = s.by_account.as_ref().unwrap();
+        assert_eq!(
+            by.len(),
+            3,
+            "an account with nothing counted is listed with zeros"
+        );
+        assert_eq!(by["111122223333"].secrets_seen, 4);
+        assert_eq!(by["333344445555"], AccountCounts::default());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["scope"], "organization");
+        assert_eq!(json["cells"]["failed_cells"][0], "222233334444/eu-west-1");
+        assert_eq!(
+            json["by_account"]["222233334444"]["by_code"]["KEY_DISABLED"],
+            1
+        );
+        // The sweep of one account keeps its summary as it was.
+        let plain = serde_json::to_value(SweepSummary::default()).unwrap();
+        assert!(plain.get("scope").is_none() && plain.get("cells").is_none());
+        r.done = 4;
+        assert!(!r.complete());
+    }
+
+    /// The README's bound: one sweep item for 1,000 accounts in 3 Regions,
+    /// each account with a typical few codes, stays well under DynamoDB's
+    /// 400 KB item limit.
+    #[test]
+    fn one_item_holds_a_thousand_accounts_in_three_regions() {
+        let regions = strings(&["us-east-1", "us-west-2", "eu-west-1"]);
+        let accounts: Vec<String> = (0..1000)
+            .map(|i| format!("{:012}", 100_000_000_000u64 + i))
+            .collect();
+        let mut r = SweepRecord {
+            sweep_id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into(),
+            planned: 3000,
+            done: 3000,
+            done_cells: (0..3000).collect(),
+            accounts: accounts.clone(),
+            regions,
+            ..SweepRecord::default()
+        };
+        for a in 0..accounts.len() {
+            let part = PartCount {
+                account: a as u32,
+                secrets_seen: 150,
+                secrets_audited: 140,
+                secrets_with_findings: 12,
+                reports_published: 12,
+                by_code: BTreeMap::from([
+                    ("REPLICA_FAILED".into(), 3),
+                    ("KEY_AWS_MANAGED".into(), 9),
+                    ("AUDIT_INCOMPLETE".into(), 1),
+                ]),
+                kms_calls: 20,
+                ..PartCount::default()
+            };
+            for (k, v) in part.counters() {
+                *r.counters.entry(k).or_default() += v;
+            }
+        }
+        let bytes = r.estimated_item_bytes();
+        eprintln!("1,000 accounts x 3 Regions: about {} KB", bytes / 1024);
+        assert!(bytes < 150 * 1024, "{bytes} bytes");
+        assert!(
+            bytes > 100 * 1024,
+            "{bytes} bytes: the estimate counts what is stored"
+        );
+    }
+}

@@ -1,0 +1,767 @@
+//! The organisation-wide sweep, fanned out over SQS (SWEEP_QUEUE_URL).
+//!
+//! 1. **Plan** (the scheduled event): the accounts (ACCOUNT_IDS, else
+//!    Organizations ListAccounts, ACTIVE only) times the Regions
+//!    (SWEEP_REGIONS, else the function's own) are the cells. The sweep's
+//!    item goes into the state table first, then one message per cell
+//!    goes to the queue (SendMessageBatch, 10 per call).
+//! 2. **Consume** (the queue's event source mapping, one record per cell):
+//!    enter the cell's account through the member role, list its secrets
+//!    in the cell's Region page by page and audit them with the sweep's
+//!    machinery, publishing each secret's report; the cell's summary is
+//!    logged, not published.
+//!    - Out of time: the rest (ListSecrets' position and the primaries
+//!      listed but not reached) goes back to the queue as the next part,
+//!      and only what was audited is counted.
+//!    - AssumeRole (or ListSecrets) denied: one AUDIT_INCOMPLETE report
+//!      naming the account and the call, published, and the cell is done:
+//!      a denial does not heal by retrying.
+//!    - Anything else failing (throttled, unreachable, a report not
+//!      published) fails the record (`batchItemFailures`), so SQS delivers
+//!      it again; on the last delivery (ApproximateReceiveCount equal to
+//!      SWEEP_MAX_RECEIVE_COUNT) the cell is counted failed first, then
+//!      the dead-letter queue takes it.
+//!    - A body that is not a cell message fails its record too: it is not
+//!      ours to drop, and after the last delivery the dead-letter queue
+//!      keeps it for a person to read (its alarm says so). It cannot be
+//!      counted, not naming a cell, so that sweep's summary waits for it in
+//!      vain; the planner never writes one.
+//! 3. **Summarise**: every count is one conditional UpdateItem of the
+//!    sweep's item (see `aws::SweepBook`); the delivery that sees every
+//!    cell done or failed claims the summary and publishes it, once.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use super::{Audited, CachedKeys, ListedReplicas, schedule_info, summary_report};
+use crate::arn::{parse_secret_arn, secret_arn_in_region};
+use crate::aws::{CellTally, Counted, Opened, Ports, SweepPlan};
+use crate::config::SweepQueue as QueueConfig;
+use crate::engine::inspect::Budget;
+use crate::engine::{App, HandlerError, emit_metrics, epoch_ms};
+use crate::event::{Scheduled, SqsRecord};
+use crate::metrics::{ErrorKind, Line, error_kind, trigger_dimension};
+use crate::model::{Code, Gap, SecretState, Snapshot, now_rfc3339};
+use crate::org::{Cell, PartCount, SweepRecord};
+use crate::report::{Report, TriggerInfo};
+use crate::sinks::ReportSink;
+
+/// How long a sweep's item stays in the state table (TTL): long enough to
+/// read back after a slow sweep, short enough to tidy itself up.
+const SWEEP_ITEM_DAYS: u64 = 14;
+
+/// Why a cell's listing and audits stopped.
+enum Stop {
+    /// Every secret of the cell audited.
+    Done,
+    /// The deadline came first: the rest is the remainder.
+    OutOfTime,
+    /// ListSecrets was denied: the cell completes with AUDIT_INCOMPLETE.
+    Denied(Gap),
+}
+
+/// What one delivery of a cell came to, when it did not fail.
+struct CellRun {
+    count: PartCount,
+    /// The rest of the cell, when it ran out of time.
+    next: Option<Cell>,
+    metrics: crate::metrics::Tally,
+    /// Secrets listed by this part.
+    seen: u64,
+}
+
+impl<C: Ports, S: ReportSink> App<C, S> {
+    /// Plan the org sweep for one scheduled event: write its item, send
+    /// one message per (account, Region) cell.
+    pub async fn plan_org_sweep(
+        &self,
+        queue: &QueueConfig,
+        scheduled: &Scheduled,
+        budget: &Budget,
+    ) -> Result<Value, HandlerError> {
+        let started = Instant::now();
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            error!(error = %e, outcome = "not_planned", "org sweep not planned: {what}");
+            HandlerError::OrgSweep(format!("{what}: {e}"))
+        };
+        let regions = self.sweep_regions();
+        let accounts = self
+            .sweep_accounts(scheduled, budget)
+            .await
+            .map_err(|e| fail("could not list the organisation's accounts", &e))?;
+        if accounts.is_empty() {
+            return Err(fail(
+                "no account to sweep",
+                &"ListAccounts returned no ACTIVE account",
+            ));
+        }
+        // The scheduled event's id names the sweep: a redelivered event
+        // (EventBridge and Lambda's retries) finds its sweep planned.
+        let sweep_id = scheduled
+            .event_id
+            .clone()
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= 100
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            })
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let cells = Cell::plan(&sweep_id, &accounts, &regions, scheduled);
+        let plan = SweepPlan {
+            sweep_id: sweep_id.clone(),
+            accounts: accounts.clone(),
+            regions: regions.clone(),
+            planned_at: now_rfc3339(),
+            expires_at: epoch_ms() / 1000 + SWEEP_ITEM_DAYS * 86_400,
+        };
+        let state_region = self.state_region();
+        let opened = budget
+            .run(
+                "dynamodb:UpdateItem",
+                &state_region,
+                self.clients.open_sweep(&plan),
+            )
+            .await
+            .map_err(|g| fail("could not write the sweep's item", &gap_text(&g)))?;
+        if opened == (Opened::Existing { all_sent: true }) {
+            info!(sweep_id = %sweep_id, outcome = "already_planned", "org sweep already planned: its messages were sent");
+            return Ok(json!({"status": "already_planned", "sweep_id": sweep_id}));
+        }
+        let queue_region = queue.region.clone().unwrap_or(self.home_region.clone());
+        let bodies: Vec<String> = cells.iter().map(Cell::to_body).collect();
+        budget
+            .run(
+                "sqs:SendMessage",
+                &queue_region,
+                self.clients.send_cells(&queue.url, &queue_region, &bodies),
+            )
+            .await
+            .map_err(|g| fail("could not send the cells to the sweep queue", &gap_text(&g)))?;
+        budget
+            .run(
+                "dynamodb:UpdateItem",
+                &state_region,
+                self.clients.sweep_sent(&sweep_id),
+            )
+            .await
+            .map_err(|g| fail("could not mark the sweep's messages sent", &gap_text(&g)))?;
+        info!(
+            sweep_id = %sweep_id,
+            accounts = accounts.len(),
+            regions = %regions.join(","),
+            cells = cells.len(),
+            resent = matches!(opened, Opened::Existing { .. }),
+            duration_ms = started.elapsed().as_millis() as u64,
+            outcome = "planned",
+            "org sweep planned"
+        );
+        Ok(json!({
+            "status": "planned",
+            "sweep_id": sweep_id,
+            "accounts": accounts,
+            "regions": regions,
+            "cells": cells.len(),
+        }))
+    }
+
+    /// ACCOUNT_IDS, else the organisation's active accounts; an account
+    /// in no organisation sweeps itself.
+    async fn sweep_accounts(
+        &self,
+        scheduled: &Scheduled,
+        budget: &Budget,
+    ) -> Result<Vec<String>, String> {
+        let only = &self.settings.accounts.only;
+        if !only.is_empty() {
+            let mut accounts = only.clone();
+            accounts.sort();
+            accounts.dedup();
+            return Ok(accounts);
+        }
+        match budget
+            .run(
+                "organizations:ListAccounts",
+                &self.home_region,
+                self.clients.active_accounts(),
+            )
+            .await
+        {
+            Ok(accounts) => Ok(accounts),
+            Err(g) if g.reason.contains("AWSOrganizationsNotInUseException") => {
+                let own = scheduled.account.clone().ok_or_else(|| gap_text(&g))?;
+                warn!(account = %own, "the account is in no organisation: the org sweep covers it alone");
+                Ok(vec![own])
+            }
+            Err(g) => Err(gap_text(&g)),
+        }
+    }
+
+    /// Audit the cells of one batch of the sweep queue; the records that
+    /// failed, for SQS to deliver again (`ReportBatchItemFailures`).
+    pub async fn sweep_cells(
+        &self,
+        records: &[SqsRecord],
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
+        if self.settings.sweep.queue.is_none() {
+            error!(
+                records = records.len(),
+                "SQS records arrived but SWEEP_QUEUE_URL is not set"
+            );
+            return Err(HandlerError::OrgSweep(
+                "SQS records arrived but SWEEP_QUEUE_URL is not set: a cell that runs out of time could not send its remainder".into(),
+            ));
+        }
+        // One after the other: a cell already audits SWEEP_CONCURRENCY
+        // secrets at once, and a cell that gets little time left sends its
+        // remainder rather than losing it.
+        let mut failures = Vec::new();
+        for record in records {
+            if !self.sweep_cell(record, budget, request_id).await {
+                failures.push(json!({"itemIdentifier": record.message_id}));
+            }
+        }
+        Ok(json!({ "batchItemFailures": failures }))
+    }
+
+    /// One record: whether it succeeded.
+    async fn sweep_cell(&self, record: &SqsRecord, budget: &Budget, request_id: &str) -> bool {
+        let started = Instant::now();
+        let cell = match Cell::parse(&record.body) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(
+                    message_id = %record.message_id,
+                    receive_count = record.receive_count,
+                    error = %e,
+                    outcome = "malformed",
+                    "not a cell message: the record fails (the dead-letter queue keeps it after the last delivery)"
+                );
+                return false;
+            }
+        };
+        let last_delivery = record.receive_count >= self.settings.sweep.max_receive_count;
+        let outcome = match self.run_cell(&cell, budget, request_id).await {
+            Ok(run) => {
+                self.finish_cell(&cell, run, (budget, request_id), started)
+                    .await
+            }
+            Err(reason) => Err(reason),
+        };
+        let failure = match outcome {
+            Ok(()) => return true,
+            Err(reason) => reason,
+        };
+        warn!(
+            sweep_id = %cell.sweep_id,
+            cell = %cell.cell_id(),
+            part = cell.part,
+            receive_count = record.receive_count,
+            last_delivery,
+            error = %failure,
+            outcome = "cell_failed",
+            "org sweep cell failed; SQS delivers it again"
+        );
+        if last_delivery {
+            // Counted failed first, so the summary still comes, naming it.
+            if let Err(e) = self
+                .count_and_summarise(&cell, CellTally::Failed, budget, request_id)
+                .await
+            {
+                error!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), error = %e, "a failed cell could not be counted failed: the org summary waits for it");
+            }
+            let tally = crate::metrics::Tally {
+                cells: Some((0, 1)),
+                ..Default::default()
+            };
+            self.cell_metrics(&cell, &tally, 0, started, request_id);
+        }
+        false
+    }
+
+    /// Send the remainder (if any), count the part, publish the summary
+    /// if this was the last cell; log and measure the cell.
+    async fn finish_cell(
+        &self,
+        cell: &Cell,
+        run: CellRun,
+        (budget, request_id): (&Budget, &str),
+        started: Instant,
+    ) -> Result<(), String> {
+        if let Some(next) = &run.next {
+            let queue = self.settings.sweep.queue.as_ref().expect("checked");
+            let region = queue.region.clone().unwrap_or(self.home_region.clone());
+            // Sent even when the budget is spent: losing the remainder is
+            // worse than a late answer.
+            self.clients
+                .send_cells(&queue.url, &region, &[next.to_body()])
+                .await
+                .map_err(|e| format!("could not send the cell's remainder: {e}"))?;
+        }
+        let tally = match run.next {
+            Some(_) => CellTally::Part(run.count.clone()),
+            None => CellTally::Done(run.count.clone()),
+        };
+        self.count_and_summarise(cell, tally, budget, request_id)
+            .await?;
+        let c = &run.count;
+        info!(
+            sweep_id = %cell.sweep_id,
+            cell = %cell.cell_id(),
+            part = cell.part,
+            secrets_seen = run.seen,
+            secrets_audited = c.secrets_audited,
+            secrets_with_findings = c.secrets_with_findings,
+            reports_published = c.reports_published,
+            remainder = run.next.is_some(),
+            outcome = if run.next.is_some() { "remainder_sent" } else { "cell_done" },
+            "org sweep cell summary"
+        );
+        let mut metrics = run.metrics;
+        metrics.cells = Some((u64::from(run.next.is_none()), 0));
+        self.cell_metrics(cell, &metrics, run.seen, started, request_id);
+        Ok(())
+    }
+
+    fn cell_metrics(
+        &self,
+        cell: &Cell,
+        tally: &crate::metrics::Tally,
+        seen: u64,
+        started: Instant,
+        request_id: &str,
+    ) {
+        emit_metrics(
+            &self.settings,
+            Line {
+                timestamp_ms: epoch_ms(),
+                trigger: trigger_dimension("schedule"),
+                region: &self.home_region,
+                tally,
+                duration_ms: started.elapsed().as_millis() as u64,
+                secrets_swept: Some(seen),
+                properties: vec![
+                    ("sweep_id", json!(cell.sweep_id)),
+                    ("cell", json!(cell.cell_id())),
+                    ("part", json!(cell.part)),
+                    ("account", json!(cell.account)),
+                    ("request_id", json!(request_id)),
+                ],
+            },
+        );
+    }
+
+    /// Count one delivery, then publish the org summary if every cell is
+    /// now done or failed and nobody has published it.
+    async fn count_and_summarise(
+        &self,
+        cell: &Cell,
+        tally: CellTally,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<(), String> {
+        let counted = self
+            .clients
+            .count(&cell.sweep_id, cell.cell, &cell.part_id(), &tally)
+            .await
+            .map_err(|e| format!("could not count the cell: {e}"))?;
+        let record = match counted {
+            Counted::Counted(r) => r,
+            Counted::Already(r) => {
+                info!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), part = cell.part, outcome = "already_counted", "this cell (or part) was counted by an earlier delivery");
+                r
+            }
+            Counted::NoSweep => {
+                warn!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), outcome = "no_sweep", "the sweep's item is not in the state table (expired, or another table): not counted");
+                return Ok(());
+            }
+        };
+        if !record.complete() || record.summary_sent.is_some() {
+            return Ok(());
+        }
+        self.publish_org_summary(cell, budget, request_id).await
+    }
+
+    /// Claim the org summary, publish it, mark it published. A claim
+    /// somebody else holds means they publish it; a publish that fails
+    /// gives the claim back and fails this record, whose next delivery
+    /// publishes it.
+    async fn publish_org_summary(
+        &self,
+        cell: &Cell,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<(), String> {
+        let now = epoch_ms() / 1000;
+        // Held for the rest of the invocation and half a minute, as a
+        // remediation lease is: a crashed holder's claim ends by itself.
+        let hold = budget.time_left().unwrap_or(Duration::from_secs(300));
+        let until = now + hold.as_secs() + 30;
+        let Some(record) = self
+            .clients
+            .claim_summary(&cell.sweep_id, request_id, until, now)
+            .await
+            .map_err(|e| format!("could not claim the org summary: {e}"))?
+        else {
+            info!(sweep_id = %cell.sweep_id, outcome = "summary_claimed_elsewhere", "another delivery publishes the org summary");
+            return Ok(());
+        };
+        let report = self.org_summary_report(cell, &record);
+        let receipt = match self.sink.accept(&report).await {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                if let Err(release) = self
+                    .clients
+                    .release_summary(&cell.sweep_id, request_id)
+                    .await
+                {
+                    warn!(sweep_id = %cell.sweep_id, error = %release, "the org summary's claim could not be given back: the next delivery waits for it to end");
+                }
+                return Err(format!("could not publish the org summary: {e}"));
+            }
+        };
+        if let Err(e) = self
+            .clients
+            .summary_sent(&cell.sweep_id, request_id, &receipt)
+            .await
+        {
+            warn!(sweep_id = %cell.sweep_id, error = %e, "the org summary is published but could not be marked so; a redelivery after the claim ends may publish it again");
+        }
+        let s = report.sweep.as_ref().expect("an org summary");
+        let cells = s.cells.as_ref().expect("an org summary");
+        info!(
+            sweep_id = %cell.sweep_id,
+            accounts = s.accounts.as_ref().map_or(0, Vec::len),
+            cells_total = cells.total,
+            cells_done = cells.done,
+            cells_failed = cells.failed,
+            failed_cells = %cells.failed_cells.join(","),
+            secrets_seen = s.secrets_seen,
+            secrets_with_findings = s.secrets_with_findings,
+            message_id = %receipt,
+            outcome = "org_summary_published",
+            "org sweep summary"
+        );
+        Ok(())
+    }
+
+    /// The org summary report: the sweep summary object with its scope,
+    /// accounts, cells and counts per account; one AUDIT_INCOMPLETE per
+    /// failed cell.
+    fn org_summary_report(&self, cell: &Cell, record: &SweepRecord) -> Report {
+        let planned = record
+            .planned_at
+            .as_deref()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| {
+                (time::OffsetDateTime::now_utc() - t)
+                    .whole_milliseconds()
+                    .max(0) as u64
+            })
+            .unwrap_or(0);
+        let summary = record.summary(planned);
+        let key = format!("org-sweep:{}", record.sweep_id);
+        let failed = record
+            .failed_cells
+            .iter()
+            .map(|c| {
+                let name = record.cell_name(*c);
+                let region = name.split_once('/').map(|(_, r)| r.to_string());
+                crate::audit::finding(
+                    &key,
+                    Code::AuditIncomplete,
+                    region.as_deref(),
+                    &name,
+                    format!(
+                        "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={}). The sweep queue's dead-letter queue holds its message, and the function's logs name the error.",
+                        self.settings.sweep.max_receive_count
+                    ),
+                    "Fix what the logs name (the member role, a quota, the Region), then redrive the dead-letter queue's messages to the sweep queue, or wait for the next sweep.".into(),
+                )
+            })
+            .collect();
+        summary_report(
+            schedule_info(&cell.trigger),
+            &summary,
+            &[],
+            failed,
+            &self.home_region,
+        )
+    }
+
+    /// Audit one delivery of a cell; `Err` (why) when it must be delivered again.
+    async fn run_cell(
+        &self,
+        cell: &Cell,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<CellRun, String> {
+        let info = schedule_info(&cell.trigger);
+        let member;
+        let clients = match budget
+            .run(
+                "sts:AssumeRole",
+                &self.home_region,
+                self.clients.acting_in(&cell.account),
+            )
+            .await
+        {
+            Ok(c) => {
+                member = c;
+                &member
+            }
+            Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
+                let mut run = CellRun {
+                    count: PartCount {
+                        account: cell.account_index,
+                        ..PartCount::default()
+                    },
+                    next: None,
+                    metrics: crate::metrics::Tally::default(),
+                    seen: 0,
+                };
+                self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
+                    .await?;
+                return Ok(run);
+            }
+            Err(gap) => return Err(gap_text(&gap)),
+        };
+        self.own_org(budget).await;
+        let keys = CachedKeys::new(clients);
+        let replicas = ListedReplicas::new(clients, *budget);
+        let mut audited = Audited {
+            carry_over: true,
+            ..Audited::default()
+        };
+        let regions = self.sweep_regions();
+        let mut position = cell.position.clone();
+        let mut pending = std::mem::take(&mut position.pending);
+        let mut seen = 0u64;
+        let stop = loop {
+            if !pending.is_empty() {
+                let targets: Vec<(String, String)> = pending
+                    .drain(..)
+                    .filter_map(|arn| {
+                        let region = parse_secret_arn(&arn)?.region;
+                        Some((arn, region))
+                    })
+                    .collect();
+                self.audit_primaries(
+                    clients,
+                    targets.iter().map(|(a, r)| (a, r)),
+                    &info,
+                    (&replicas, &keys),
+                    (budget, request_id),
+                    &(),
+                    &mut audited,
+                )
+                .await;
+                if !audited.not_reached.is_empty() {
+                    pending = std::mem::take(&mut audited.not_reached);
+                    break Stop::OutOfTime;
+                }
+            }
+            if position.listed_all {
+                break Stop::Done;
+            }
+            if budget.call_window().is_none() {
+                break Stop::OutOfTime;
+            }
+            let listed = budget
+                .run(
+                    "secretsmanager:ListSecrets",
+                    &cell.region,
+                    clients.list_secrets(&cell.region, None, position.next_token.clone()),
+                )
+                .await;
+            match listed {
+                Ok((page, next)) => {
+                    pending = responsible(&page, &cell.region, &regions);
+                    seen += pending.len() as u64;
+                    match next.filter(|t| !t.is_empty()) {
+                        Some(t) => position.next_token = Some(t),
+                        None => {
+                            position.next_token = None;
+                            position.listed_all = true;
+                        }
+                    }
+                }
+                // The time ran out while listing: the rest is the remainder.
+                Err(_) if budget.call_window().is_none() => break Stop::OutOfTime,
+                // What was audited before stays counted with the cell.
+                Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
+                    break Stop::Denied(gap);
+                }
+                Err(gap) => return Err(gap_text(&gap)),
+            }
+        };
+        if let Some(e) = audited.publish_error() {
+            return Err(e.to_string());
+        }
+        let s = &audited.summary;
+        let count = PartCount {
+            account: cell.account_index,
+            secrets_seen: seen,
+            secrets_audited: s.secrets_audited as u64,
+            secrets_with_findings: s.secrets_with_findings as u64,
+            reports_published: s.reports_published as u64,
+            by_code: s
+                .by_code
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as u64))
+                .collect(),
+            kms_calls: keys.calls.load(Ordering::Relaxed) as u64,
+            kms_cache_hits: keys.hits.load(Ordering::Relaxed) as u64,
+            replicas_from_listing: replicas.answered.load(Ordering::Relaxed) as u64,
+            replica_listing_calls: replicas.pages.load(Ordering::Relaxed) as u64,
+        };
+        let next = matches!(stop, Stop::OutOfTime).then(|| {
+            position.pending = pending;
+            cell.remainder(position)
+        });
+        let mut run = CellRun {
+            count,
+            next,
+            metrics: std::mem::take(&mut audited.metrics),
+            seen,
+        };
+        if let Stop::Denied(gap) = stop {
+            self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
+                .await?;
+        }
+        Ok(run)
+    }
+
+    /// A cell that cannot be audited (further) for a reason retrying will
+    /// not heal (the member role or ListSecrets denied): one AUDIT_INCOMPLETE
+    /// report naming the account and the call, published, counted into
+    /// `run`; the cell is done.
+    async fn cell_incomplete(
+        &self,
+        run: &mut CellRun,
+        cell: &Cell,
+        gap: Gap,
+        info: TriggerInfo,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<(), String> {
+        warn!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), call = %gap.call, reason = %gap.reason, outcome = "cell_incomplete", "org sweep cell could not be audited: AUDIT_INCOMPLETE");
+        let mut snapshot = Snapshot::empty(format!("account {} in {}", cell.account, cell.region));
+        snapshot.account = Some(cell.account.clone());
+        snapshot.gaps.push(gap);
+        let report = self
+            .finish(&self.clients, &snapshot, None, info, budget, request_id)
+            .await;
+        let published = self
+            .publish_if_needed(&report)
+            .await
+            .map_err(|e| format!("could not publish the cell's AUDIT_INCOMPLETE report: {e}"))?;
+        run.metrics.add_findings(&report);
+        let count = &mut run.count;
+        count.secrets_with_findings += u64::from(!report.findings.is_empty());
+        count.reports_published += u64::from(published.is_some());
+        for f in &report.findings {
+            *count
+                .by_code
+                .entry(f.code.as_str().to_string())
+                .or_default() += 1;
+        }
+        run.next = None;
+        Ok(())
+    }
+
+    /// SWEEP_REGIONS, else the function's own.
+    fn sweep_regions(&self) -> Vec<String> {
+        if self.settings.sweep.regions.is_empty() {
+            vec![self.home_region.clone()]
+        } else {
+            self.settings.sweep.regions.clone()
+        }
+    }
+
+    /// The state table's Region (for errors).
+    fn state_region(&self) -> String {
+        self.settings
+            .remediation
+            .state_table
+            .as_ref()
+            .and_then(|t| t.region.clone())
+            .unwrap_or_else(|| self.home_region.clone())
+    }
+}
+
+/// The primaries a cell audits from one page of its Region's listing (ARNs):
+/// the secrets whose primary is in the cell's Region, and the primaries of
+/// replicas whose primary Region no cell of the sweep lists (another
+/// Region's cell audits the others: each primary once per sweep).
+fn responsible(page: &[SecretState], region: &str, sweep_regions: &[String]) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for s in page {
+        let home = s.primary_region.as_deref().unwrap_or(region);
+        if home == region {
+            out.insert(s.arn.clone());
+        } else if !sweep_regions.iter().any(|r| r == home)
+            && let Some(arn) = secret_arn_in_region(&s.arn, home)
+        {
+            out.insert(arn);
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn gap_text(g: &Gap) -> String {
+    // The reason already names the call and Region (AwsError's text),
+    // unless the call never started.
+    if g.reason.starts_with(&g.call) {
+        g.reason.clone()
+    } else {
+        format!("{} in {}: {}", g.call, g.region, g.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn listed(name: &str, region: &str, primary: &str) -> SecretState {
+        SecretState {
+            arn: format!("arn:aws:secretsmanager:{region}:111122223333:secret:{name}-AbCdEf"),
+            name: name.into(),
+            region: region.into(),
+            primary_region: Some(primary.into()),
+            kms_key_id: None,
+            rotation_enabled: false,
+            tags: BTreeMap::new(),
+            replication: vec![],
+        }
+    }
+
+    #[test]
+    fn each_primary_is_audited_by_one_cell() {
+        let regions = ["us-west-2".to_string(), "us-east-1".to_string()];
+        let page = [
+            listed("own", "us-east-1", "us-east-1"),
+            // Its primary's Region has a cell of its own.
+            listed("replica-of-west", "us-east-1", "us-west-2"),
+            // No cell lists eu-west-1: this cell follows it to its primary.
+            listed("replica-of-eu", "us-east-1", "eu-west-1"),
+        ];
+        assert_eq!(
+            responsible(&page, "us-east-1", &regions),
+            vec![
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:replica-of-eu-AbCdEf",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:own-AbCdEf",
+            ]
+        );
+    }
+}

@@ -1,0 +1,735 @@
+//! The organisation-wide sweep against moto: an AWS Organization of
+//! several accounts (tests/moto/org_world.py), the sweep queue with its
+//! dead-letter queue, and a test-side event source mapping
+//! (tests/support/esm.rs) feeding the queue's messages to the function.
+//!
+//! The function runs in-process (`App::handle_invocation`, the same raw
+//! bytes the Lambda binary hands it): the SQS events go through the same
+//! parser, each invocation gets its own deadline (the remainder test needs
+//! a short one), several consumers run at once without a process each, and
+//! a whole sweep takes seconds. The binary's wiring of the same handler is
+//! covered by the other suites (tests/remediation.rs, tests/metrics.rs).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use replica_auditor::aws::AwsClients;
+use replica_auditor::engine::{App, Budget};
+use serde_json::{Value, json};
+use support::esm::{Delivery, EventSourceMapping};
+use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::*;
+
+const WEST: &str = "us-west-2";
+const EU: &str = "eu-west-1";
+
+/// A seeded organisation: the management account (where the auditor runs)
+/// and its members.
+struct OrgWorld {
+    world: World,
+    accounts: Vec<String>,
+    /// Per account: the primaries seeded, those with replicas, the weak ones.
+    held: BTreeMap<String, Value>,
+    sweep_queue: String,
+    dlq: String,
+}
+
+impl OrgWorld {
+    /// `members` accounts besides the management one; `healthy` (+ i for
+    /// the i-th account) healthy replicated secrets each, or with
+    /// `bulk_regions`, `healthy` primaries in each of those Regions only.
+    fn start(members: usize, healthy: usize, bulk_regions: Option<&str>) -> OrgWorld {
+        let moto = Moto::start(&[]);
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/moto/org_world.py"))
+            .arg(&moto.endpoint)
+            .arg(members.to_string())
+            .arg(healthy.to_string());
+        if let Some(r) = bulk_regions {
+            cmd.arg(r);
+        }
+        let out = cmd.output().expect("run org_world.py");
+        assert!(
+            out.status.success(),
+            "org_world.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let w: Value = serde_json::from_slice(&out.stdout).expect("world JSON");
+        let s = |k: &str| w[k].as_str().unwrap().to_string();
+        OrgWorld {
+            accounts: w["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+            held: w["held"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sweep_queue: s("sweep_queue_url"),
+            dlq: s("sweep_dlq_url"),
+            world: World {
+                topic_arn: s("topic_arn"),
+                queue_url: s("queue_url"),
+                secrets: Default::default(),
+                keys: Default::default(),
+                state_table: s("state_table"),
+                moto,
+            },
+        }
+    }
+
+    /// The auditor, talking to `endpoint` (moto, or a proxy in front of
+    /// it), with the org sweep's queue and `vars`.
+    async fn app(&self, endpoint: &str, vars: &[(&str, &str)]) -> App<AwsClients> {
+        let mut all = vec![
+            ("SWEEP_QUEUE_URL", self.sweep_queue.as_str()),
+            ("SWEEP_MAX_RECEIVE_COUNT", "2"),
+            ("REMEDIATION", "off"),
+            ("METRICS", "off"),
+        ];
+        all.extend_from_slice(vars);
+        self.world.app_with_sdk(&all, sdk_config(endpoint).await)
+    }
+
+    async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.world.sdk().await)
+    }
+
+    fn count(&self, account: &str, what: &str) -> usize {
+        self.held[account][what].as_array().unwrap().len()
+    }
+}
+
+fn scheduled() -> Value {
+    json!({
+        "version": "0", "id": "7a1c9e52-7d0a-4e53-9d35-4a1e1f0c0b11", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": WEST,
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/replica-auditor-sweep"], "detail": {}
+    })
+}
+
+/// A budget as Lambda gives an invocation `seconds` long.
+fn budget(seconds: f64) -> Budget {
+    let total = Duration::from_secs_f64(seconds);
+    Budget::until(Instant::now() + total, Budget::reserve_for(total))
+}
+
+/// Invoke `app` with one SQS event, as the event source mapping does.
+async fn invoke(app: &App<AwsClients>, event: Vec<u8>, seconds: f64) -> Result<Value, String> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    app.handle_invocation(&event, budget(seconds), &request_id)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The org summaries among the published reports.
+fn org_summaries(published: &[Published]) -> Vec<&Published> {
+    published
+        .iter()
+        .filter(|p| p.report["sweep"]["scope"] == "organization")
+        .collect()
+}
+
+/// The scheduled event through `app`: the sweep planned.
+async fn plan(app: &App<AwsClients>) -> Value {
+    let planned = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .expect("the sweep is planned");
+    assert_eq!(planned["status"], "planned");
+    planned
+}
+
+/// Every cell through the event source mapping, `consumers` at once, each
+/// invocation `seconds` long, until the queue is empty.
+async fn deliver(
+    org: &OrgWorld,
+    app: &App<AwsClients>,
+    consumers: usize,
+    seconds: f64,
+) -> Vec<Delivery> {
+    let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+    esm.run(consumers, Duration::from_secs(90), |_, event| {
+        invoke(app, event, seconds)
+    })
+    .await
+}
+
+fn cell_of(d: &Delivery) -> String {
+    format!(
+        "{}/{}",
+        d.body["account"].as_str().unwrap(),
+        d.body["region"].as_str().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_sweep_audits_every_cell_and_one_summary_names_the_cell_that_failed() {
+    let org = OrgWorld::start(2, 2, None);
+    let failing = org.accounts[1].clone();
+    // That account's ListSecrets in eu-west-1 fails every time: its
+    // eu-west-1 cell can never be listed.
+    let proxy = FaultProxy::start(
+        &org.world.moto.endpoint,
+        vec![
+            Rule::new(Some("secretsmanager"), Some(EU), Fault::ServerError)
+                .action("ListSecrets")
+                .account(&failing),
+        ],
+    )
+    .await;
+    let app = org
+        .app(&proxy.endpoint, &[("SWEEP_REGIONS", "us-west-2,eu-west-1")])
+        .await;
+
+    let planned = plan(&app).await;
+    let mut accounts = org.accounts.clone();
+    accounts.sort();
+    assert_eq!(
+        planned["accounts"],
+        json!(accounts),
+        "ListAccounts, every ACTIVE account"
+    );
+    assert_eq!(planned["cells"], 6, "3 accounts x 2 Regions");
+
+    let deliveries = deliver(&org, &app, 2, 20.0).await;
+
+    // Every cell delivered; the failing one twice (maxReceiveCount 2),
+    // failed both times; the others once, done.
+    let failing_cell = format!("{failing}/{EU}");
+    let mut by_cell: BTreeMap<String, Vec<&Delivery>> = BTreeMap::new();
+    for d in &deliveries {
+        by_cell.entry(cell_of(d)).or_default().push(d);
+    }
+    assert_eq!(by_cell.len(), 6, "{by_cell:#?}");
+    for (cell, ds) in &by_cell {
+        if *cell == failing_cell {
+            assert_eq!(ds.len(), 2, "{cell}");
+            assert!(ds.iter().all(|d| d.failed));
+            assert_eq!(ds[1].receive_count, 2);
+        } else {
+            assert_eq!(ds.len(), 1, "{cell}: {ds:#?}");
+            assert!(!ds[0].failed, "{cell}");
+        }
+    }
+    // The dead-letter queue took the failing cell's message.
+    let dead = drain(&org.sqs().await, &org.dlq).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let dead: Value = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(
+        (dead["account"].as_str(), dead["region"].as_str()),
+        (Some(failing.as_str()), Some(EU))
+    );
+    assert!(
+        proxy.injected("secretsmanager", EU) >= 6,
+        "3 attempts per delivery"
+    );
+
+    let published = org.world.published().await;
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1, "exactly one org summary");
+    let summary = &summaries[0].report;
+    let s = &summary["sweep"];
+    eprintln!("org summary: {}", serde_json::to_string(s).unwrap());
+    assert_eq!(
+        s["cells"],
+        json!({"total": 6, "done": 5, "failed": 1, "failed_cells": [failing_cell]})
+    );
+    assert_eq!(s["accounts"], json!(accounts));
+    assert_eq!(s["regions"], json!([WEST, EU]));
+    // Counts per account match what was seeded; the failing account's
+    // eu-west-1 primary was never listed.
+    let mut total_seen = 0;
+    for account in &org.accounts {
+        let lost = usize::from(*account == failing);
+        let seen = org.count(account, "primaries") - lost;
+        let audited = org.count(account, "audited") - lost;
+        total_seen += seen;
+        assert_eq!(
+            s["by_account"][account],
+            json!({"secrets_seen": seen, "secrets_audited": audited, "secrets_with_findings": 1,
+                   "reports_published": 1, "by_code": {"REPLICA_KEY_WEAKER_THAN_PRIMARY": 1}}),
+            "{account}"
+        );
+    }
+    assert_eq!(s["secrets_seen"], total_seen);
+    assert_eq!(s["by_code"], json!({"REPLICA_KEY_WEAKER_THAN_PRIMARY": 3}));
+    assert_eq!(s["reports_published"], 3);
+    // The failed cell is an AUDIT_INCOMPLETE finding of the summary.
+    let incomplete = finding(summary, "AUDIT_INCOMPLETE");
+    assert_eq!(incomplete["region"], EU);
+    assert!(
+        incomplete["message"]
+            .as_str()
+            .unwrap()
+            .contains(&failing_cell),
+        "{incomplete}"
+    );
+    assert_eq!(
+        summaries[0].subject,
+        "[MEDIUM] replica-auditor: org sweep of 3 accounts: 3 with findings, 1 of 6 cells failed"
+    );
+    // One report per weak secret, in its own account.
+    let mut reports: Vec<(String, String)> = published
+        .iter()
+        .filter(|p| p.report.get("sweep").is_none())
+        .map(|p| {
+            assert_eq!(p.report["trigger"]["source"], "schedule");
+            assert_eq!(
+                p.codes(),
+                vec![(
+                    "REPLICA_KEY_WEAKER_THAN_PRIMARY".to_string(),
+                    Some(EU.to_string())
+                )]
+            );
+            (
+                p.report["secret"]["account"].as_str().unwrap().to_string(),
+                p.report["secret"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    reports.sort();
+    let expected: Vec<(String, String)> = accounts
+        .iter()
+        .map(|a| (a.clone(), "production/Weak".to_string()))
+        .collect();
+    assert_eq!(reports, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_member_role_completes_its_cell_with_audit_incomplete() {
+    let org = OrgWorld::start(1, 1, None);
+    let member = org.accounts[1].clone();
+    let proxy = FaultProxy::start(
+        &org.world.moto.endpoint,
+        vec![Rule::new(Some("sts"), None, Fault::AccessDenied).account(&member)],
+    )
+    .await;
+    let app = org.app(&proxy.endpoint, &[("SWEEP_REGIONS", WEST)]).await;
+    let planned = plan(&app).await;
+    assert_eq!(planned["cells"], 2);
+    let deliveries = deliver(&org, &app, 1, 20.0).await;
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "each cell once: a denial is not retried"
+    );
+    assert!(deliveries.iter().all(|d| !d.failed));
+    assert!(drain(&org.sqs().await, &org.dlq).await.is_empty());
+
+    let published = org.world.published().await;
+    let denied: Vec<&Published> = published
+        .iter()
+        .filter(|p| p.report["secret"]["account"] == member.as_str())
+        .collect();
+    assert_eq!(denied.len(), 1, "one report for the member's cell");
+    let f = finding(&denied[0].report, "AUDIT_INCOMPLETE");
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("sts:AssumeRole"), "{message}");
+    assert!(message.contains(&member), "names the account: {message}");
+    assert!(message.contains("ReplicaAuditorMember"), "{message}");
+
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0].report["sweep"];
+    assert_eq!(
+        s["cells"],
+        json!({"total": 2, "done": 2, "failed": 0, "failed_cells": []})
+    );
+    assert_eq!(
+        s["by_account"][&member],
+        json!({"secrets_seen": 0, "secrets_audited": 0, "secrets_with_findings": 1,
+               "reports_published": 1, "by_code": {"AUDIT_INCOMPLETE": 1}})
+    );
+    // Only us-west-2 is swept: EuPrimary's replica there is followed to its
+    // primary in eu-west-1, which no cell lists.
+    let own = &org.accounts[0];
+    assert_eq!(
+        s["by_account"][own]["secrets_seen"],
+        org.count(own, "primaries")
+    );
+    assert_eq!(
+        s["by_account"][own]["secrets_audited"],
+        org.count(own, "audited")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cell_out_of_time_sends_its_remainder_and_counts_each_secret_once() {
+    // 45 replicated primaries in one account and Region. The sweep reads
+    // resource policies at 25 a second per Region (after a burst of 5), so
+    // invocations of 1.6 s (1.1 s of calls before the publish reserve)
+    // cannot audit them all: each sends the rest back to the queue.
+    let org = OrgWorld::start(0, 45, Some(WEST));
+    let app = org
+        .app(&org.world.moto.endpoint.clone(), &[("SWEEP_REGIONS", WEST)])
+        .await;
+    let planned = plan(&app).await;
+    assert_eq!(planned["cells"], 1);
+    let deliveries = deliver(&org, &app, 1, 1.6).await;
+    let parts: Vec<u64> = deliveries
+        .iter()
+        .map(|d| d.body["part"].as_u64().unwrap())
+        .collect();
+    assert!(parts.len() >= 2, "at least one remainder: {parts:?}");
+    assert_eq!(
+        parts,
+        (1..=parts.len() as u64).collect::<Vec<_>>(),
+        "parts in order"
+    );
+    assert!(deliveries.iter().all(|d| !d.failed));
+    // A remainder carries the primaries not reached (and, here, no token:
+    // one page listed them all).
+    let second = &deliveries[1].body["position"];
+    assert_eq!(second["listed_all"], true);
+    assert!(
+        !second["pending"].as_array().unwrap().is_empty(),
+        "{second}"
+    );
+
+    let published = org.world.published().await;
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0].report["sweep"];
+    assert_eq!(
+        s["cells"],
+        json!({"total": 1, "done": 1, "failed": 0, "failed_cells": []})
+    );
+    // Every secret seen and audited exactly once across the parts.
+    assert_eq!(s["secrets_seen"], 45, "{s}");
+    assert_eq!(s["secrets_audited"], 45, "{s}");
+    // The secrets are healthy. An audit that could not start a call before
+    // the deadline is the remainder's (audited whole later); only one whose
+    // call started and was cut by the deadline is reported, AUDIT_INCOMPLETE
+    // naming the call and the deadline, as everywhere. None twice.
+    let cut: Vec<&str> = published
+        .iter()
+        .filter(|p| p.report.get("sweep").is_none())
+        .map(|p| {
+            let f = finding(&p.report, "AUDIT_INCOMPLETE");
+            let message = f["message"].as_str().unwrap();
+            assert!(message.contains("(invocation deadline)"), "{message}");
+            p.report["secret"]["name"].as_str().unwrap()
+        })
+        .collect();
+    let mut once = cut.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(once.len(), cut.len(), "{cut:?}");
+    assert!(
+        cut.len() <= 16 * parts.len(),
+        "at most SWEEP_CONCURRENCY per part: {cut:?}"
+    );
+    assert_eq!(s["secrets_with_findings"], cut.len());
+    eprintln!(
+        "45 secrets in {} parts of 1.6 s; {} cut by a deadline mid-call",
+        parts.len(),
+        cut.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeliveries_count_once_and_publish_one_summary_even_when_sns_failed_first() {
+    let org = OrgWorld::start(0, 2, None);
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
+    let app = org
+        .app(&proxy.endpoint, &[("SWEEP_REGIONS", "us-west-2,eu-west-1")])
+        .await;
+    plan(&app).await;
+    // The scheduled event again (EventBridge delivers at least once): the
+    // sweep is planned already, no message is sent twice.
+    let again = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "already_planned");
+    // Take both cells off the queue by hand.
+    let sqs = org.sqs().await;
+    let mut bodies = drain(&sqs, &org.sweep_queue).await;
+    assert_eq!(bodies.len(), 2);
+    // The us-west-2 cell (its Weak secret has a report) first; the
+    // eu-west-1 cell has no report of its own, only the summary to send.
+    bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["cell"].as_u64());
+    let record = |id: &str, body: &str, count: u32| {
+        json!({"messageId": id, "body": body, "eventSource": "aws:sqs",
+               "attributes": {"ApproximateReceiveCount": count.to_string()}})
+    };
+    let event = |records: Vec<Value>| bytes(&json!({ "Records": records }));
+    // The first cell, beside a body that is not a cell message: only that
+    // record fails.
+    let answer = invoke(
+        &app,
+        event(vec![
+            record("junk", "{\"schema\": \"nope\"}", 1),
+            record("a", &bodies[0], 1),
+        ]),
+        20.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "junk"}]})
+    );
+    // The first cell again (its deletion was lost, say): audited again,
+    // not counted again.
+    let answer = invoke(&app, event(vec![record("a", &bodies[0], 2)]), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert!(
+        org_summaries(&org.world.published().await).is_empty(),
+        "one of two cells done: no summary yet"
+    );
+    // The last cell, while SNS refuses (all 3 attempts of the summary's
+    // Publish): counted, but the summary is not out, so the record fails...
+    proxy.set_rules(vec![
+        Rule::new(Some("sns"), None, Fault::ServerError).times(3),
+    ]);
+    let answer = invoke(&app, event(vec![record("b", &bodies[1], 1)]), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    );
+    assert!(org_summaries(&org.world.published().await).is_empty());
+    assert_eq!(
+        proxy.injected("sns", WEST),
+        3,
+        "the summary's Publish, 3 attempts"
+    );
+    // ... and its next delivery publishes it.
+    let answer = invoke(&app, event(vec![record("b", &bodies[1], 2)]), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    // And the last cell redelivered after the summary went out: nothing more.
+    invoke(&app, event(vec![record("b", &bodies[1], 3)]), 20.0)
+        .await
+        .unwrap();
+
+    let published = org.world.published().await;
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1, "one summary, not one per delivery");
+    let s = &summaries[0].report["sweep"];
+    assert_eq!(
+        s["cells"],
+        json!({"total": 2, "done": 2, "failed": 0, "failed_cells": []})
+    );
+    let own = &org.accounts[0];
+    assert_eq!(
+        s["by_account"][own]["secrets_seen"],
+        org.count(own, "primaries")
+    );
+    assert_eq!(
+        s["by_account"][own]["secrets_audited"],
+        org.count(own, "audited")
+    );
+    assert_eq!(s["by_account"][own]["secrets_with_findings"], 1);
+    assert_eq!(s["by_code"], json!({"REPLICA_KEY_WEAKER_THAN_PRIMARY": 1}));
+}
+
+/// The latency proxy of `make bench` (bench/latency-proxy) in front of moto;
+/// stopped when dropped.
+struct LatencyProxy {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl LatencyProxy {
+    fn start(bin: &str, moto: &str, delay_ms: u64) -> LatencyProxy {
+        use std::io::BufRead;
+        let port = moto.rsplit(':').next().unwrap();
+        let mut child = Command::new(bin)
+            .args([port, &delay_ms.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the latency proxy (BENCH_LATENCY_PROXY)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        LatencyProxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{}", line.trim()),
+        }
+    }
+
+    /// `POST /__proxy/reset` or `GET /__proxy/stats`: the answer's JSON
+    /// (the proxy keeps the connection open: read the Content-Length).
+    fn control(&self, method: &str, path: &str) -> Value {
+        use std::io::{BufRead, Read, Write};
+        let mut s =
+            std::net::TcpStream::connect(self.endpoint.trim_start_matches("http://")).unwrap();
+        write!(
+            s,
+            "{method} /__proxy/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// `make bench-org` (scripts/bench-org.sh): an org sweep of
+/// BENCH_ORG_ACCOUNTS accounts x 3 Regions x BENCH_ORG_SECRETS primaries
+/// per Region, every AWS call held BENCH_ORG_DELAY_MS by the latency proxy,
+/// with 1, 4 and 16 consumers (BENCH_ORG_CONSUMERS; each its own App, as
+/// Lambda would run separate instances): wall time, and the AWS calls per
+/// cell counted at the proxy. Writes bench/results-org.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-org"]
+async fn org_sweep_benchmark() {
+    let accounts: usize = env_or("BENCH_ORG_ACCOUNTS", "20").parse().unwrap();
+    let secrets: usize = env_or("BENCH_ORG_SECRETS", "100").parse().unwrap();
+    let delay: u64 = env_or("BENCH_ORG_DELAY_MS", "50").parse().unwrap();
+    let consumers: Vec<usize> = env_or("BENCH_ORG_CONSUMERS", "1,4,16")
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    let regions = "us-west-2,us-east-1,eu-west-1";
+    let proxy_bin = std::env::var("BENCH_LATENCY_PROXY")
+        .expect("BENCH_LATENCY_PROXY: the latency proxy's binary");
+    let seeding = Instant::now();
+    let org = OrgWorld::start(accounts - 1, secrets, Some(regions));
+    let seeded = seeding.elapsed();
+    let proxy = LatencyProxy::start(&proxy_bin, &org.world.moto.endpoint, delay);
+    let cells = accounts * 3;
+    let mut rows = Vec::new();
+    for &c in &consumers {
+        let mut apps = Vec::new();
+        for _ in 0..c {
+            apps.push(
+                org.app(
+                    &proxy.endpoint,
+                    &[("SWEEP_REGIONS", regions), ("RUST_LOG", "error")],
+                )
+                .await,
+            );
+        }
+        proxy.control("POST", "reset");
+        let mut event = scheduled();
+        event["id"] = json!(uuid::Uuid::new_v4().to_string());
+        let planned = apps[0]
+            .handle(&bytes(&event), Budget::unlimited())
+            .await
+            .expect("planned");
+        assert_eq!(planned["cells"], cells);
+        let planning = proxy.control("GET", "stats");
+        proxy.control("POST", "reset");
+        let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+        let started = Instant::now();
+        let deliveries = esm
+            .run(c, Duration::from_secs(3600), |n, event| {
+                invoke(&apps[n], event, 300.0)
+            })
+            .await;
+        let wall = started.elapsed();
+        let stats = proxy.control("GET", "stats");
+        let published = org.world.published().await;
+        let summaries = org_summaries(&published);
+        assert_eq!(summaries.len(), 1);
+        let s = &summaries[0].report["sweep"];
+        assert_eq!(s["cells"]["done"], cells, "{s}");
+        assert_eq!(s["secrets_seen"], accounts * 3 * secrets, "{s}");
+        let calls = stats["calls"].as_object().unwrap().clone();
+        let total: u64 = calls.values().map(|v| v.as_u64().unwrap()).sum();
+        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, v) in &calls {
+            let action = k.split('@').next().unwrap().to_string();
+            *by_action.entry(action).or_default() += v.as_u64().unwrap();
+        }
+        eprintln!("org summary: {s}");
+        eprintln!(
+            "{c} consumers: {:.1} s for {cells} cells ({} deliveries), {total} calls",
+            wall.as_secs_f64(),
+            deliveries.len()
+        );
+        rows.push((c, wall, deliveries.len(), total, by_action, planning));
+    }
+    let mut md = String::new();
+    md.push_str("# Org sweep benchmark (`make bench-org`)\n\n");
+    md.push_str(&format!(
+        "{accounts} accounts x 3 Regions ({regions}) x {secrets} primaries per account and Region \
+         ({} secrets, each replicated to one other swept Region), every AWS call held {delay} ms by \
+         bench/latency-proxy in front of moto; the function in-process (tests/org_sweep.rs \
+         `org_sweep_benchmark`, {} build), one App per consumer as Lambda runs one instance per \
+         concurrent batch, fed by the test-side event source mapping (BatchSize 1). SWEEP_CONCURRENCY 16, \
+         REMEDIATION off. Seeding took {:.0} s (not timed below). Machine: {} cores; {}.\n\n",
+        accounts * 3 * secrets,
+        if cfg!(debug_assertions) { "dev (unoptimised)" } else { "release" },
+        seeded.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        replica_auditor::model::now_rfc3339(),
+    ));
+    md.push_str("| consumers | wall time (s) | cells/s | invocations | AWS calls | calls per cell |\n| --- | --- | --- | --- | --- | --- |\n");
+    for (c, wall, n, total, ..) in &rows {
+        md.push_str(&format!(
+            "| {c} | {:.1} | {:.2} | {n} | {total} | {:.1} |\n",
+            wall.as_secs_f64(),
+            cells as f64 / wall.as_secs_f64(),
+            *total as f64 / cells as f64
+        ));
+    }
+    let (_, _, _, _, by_action, planning) = &rows[rows.len() - 1];
+    md.push_str(
+        "\nCalls per cell by action (the last run; every run makes the same calls but for \
+         AssumeRole, once per account per consumer):\n\n| call | total | per cell |\n| --- | --- | --- |\n",
+    );
+    for (action, n) in by_action {
+        md.push_str(&format!(
+            "| {action} | {n} | {:.2} |\n",
+            *n as f64 / cells as f64
+        ));
+    }
+    md.push_str(&format!(
+        "\nThe planner's calls (the scheduled event, before the timed run): {}.\n",
+        planning["calls"]
+    ));
+    md.push_str(&format!(
+        "\nCommand: `make bench-org` (BENCH_ORG_CONSUMERS={}, BENCH_ORG_ACCOUNTS={accounts}, \
+         BENCH_ORG_SECRETS={secrets}, BENCH_ORG_DELAY_MS={delay}).\n",
+        consumers
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    std::fs::write(root().join("bench/results-org.md"), &md).unwrap();
+    eprintln!("{md}");
+}
