@@ -814,8 +814,8 @@ def render_share(share, tls):
         "",
         f"## 8. The cold path over TLS: one CloudTrail event, 3 replicas, 25 ms per call, at Lambda's CPU share",
         "",
-        "HTTPS to a TLS terminator on 127.0.0.1 (a throwaway CA: the auditor trusts it through `SSL_CERT_FILE`, Custodian "
-        "through `AWS_CA_BUNDLE`) in front of the latency proxy. Auditor: from `bootstrap`'s start to its response, which follows "
+        "HTTPS to a TLS terminator on 127.0.0.1 (a throwaway CA appended to the system's bundle: the auditor trusts it through "
+        "`SSL_CERT_FILE`, Custodian through `AWS_CA_BUNDLE`) in front of the latency proxy. Auditor: from `bootstrap`'s start to its response, which follows "
         f"SNS's answer to the Publish, at {AUDITOR_MEMORY} MB. Custodian: from Python's start through `c7n.handler.dispatch_event` "
         f"(config.json as `mu` packages it; a cloudtrail-mode policy that resolves the secret, filters on ReplicationStatus and notifies "
         f"through SNS) to exit, at {CUSTODIAN_MEMORY} MB; the Lambda Python runtime's own start is not counted.",
