@@ -210,29 +210,20 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let member;
         let clients = match target.account.as_deref() {
             None => &self.clients,
-            Some(account) => {
-                match budget
-                    .run(
-                        ASSUME_ROLE,
-                        &self.home_region,
-                        self.clients.acting_in(account),
-                    )
-                    .await
-                {
-                    Ok(c) => {
-                        member = c;
-                        &member
-                    }
-                    Err(gap) => {
-                        let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
-                        snapshot.account = Some(account.to_string());
-                        snapshot.gaps.push(gap);
-                        return self
-                            .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
-                            .await;
-                    }
+            Some(account) => match self.enter(account, budget).await {
+                Ok(c) => {
+                    member = c;
+                    &member
                 }
-            }
+                Err(gap) => {
+                    let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
+                    snapshot.account = Some(account.to_string());
+                    snapshot.gaps.push(gap);
+                    return self
+                        .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
+                        .await;
+                }
+            },
         };
         // The own organisation is learned alongside the first calls: no
         // extra sequential round trip.
@@ -244,9 +235,6 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .await
     }
 }
-
-/// Entering a member account (the AUDIT_INCOMPLETE call when it fails).
-const ASSUME_ROLE: &str = "sts:AssumeRole";
 
 /// Used when the runtime's deadline is not a usable one.
 pub const FALLBACK_BUDGET: Duration = Duration::from_secs(30);

@@ -14,7 +14,7 @@ use crate::audit;
 use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
 use crate::config::{Config, MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
-use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
+use crate::model::{Gap, Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
 use crate::report::{self, Report, TriggerInfo};
 use crate::sinks::{Both, ReportSink, SecurityHubSink, SinkError, SnsSink};
@@ -151,6 +151,19 @@ impl<
     S: ReportSink,
 > App<C, S>
 {
+    /// The clients acting in `account` (the own credentials, or the member
+    /// role's, cached per account), within the budget. A role that cannot
+    /// be assumed is the gap the audit reports, named `sts:AssumeRole`.
+    pub async fn enter(&self, account: &str, budget: &Budget) -> Result<C, Gap> {
+        budget
+            .run(
+                "sts:AssumeRole",
+                &self.home_region,
+                self.clients.acting_in(account),
+            )
+            .await
+    }
+
     /// The auditor's own organisation: DescribeOrganization, once per cold
     /// start. An account outside any organisation, or a denied call, is
     /// logged and kept: neither a finding nor a failure. A transient

@@ -507,14 +507,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) -> Result<CellRun, String> {
         let info = schedule_info(&cell.trigger);
         let member;
-        let clients = match budget
-            .run(
-                "sts:AssumeRole",
-                &self.home_region,
-                self.clients.acting_in(&cell.account),
-            )
-            .await
-        {
+        let clients = match self.enter(&cell.account, budget).await {
             Ok(c) => {
                 member = c;
                 &member
