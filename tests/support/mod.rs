@@ -201,6 +201,11 @@ impl World {
             .or_insert_with(|| self.topic_arn.clone());
         env.entry("STATE_TABLE".into())
             .or_insert_with(|| self.state_table.clone());
+        // An in-process app would write its EMF lines to the test's own
+        // stdout, which the test harness does not capture; tests/metrics.rs
+        // reads them from the real binary's stdout instead.
+        env.entry("METRICS".into())
+            .or_insert_with(|| "off".to_string());
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
         let topic_region =
