@@ -499,20 +499,7 @@ async fn asff_and_ocsf_formats_and_the_security_hub_import() {
         "one per line"
     );
     for (a, f) in imported.iter().zip(&findings) {
-        for key in [
-            "AwsAccountId",
-            "CreatedAt",
-            "Description",
-            "GeneratorId",
-            "Id",
-            "ProductArn",
-            "Resources",
-            "SchemaVersion",
-            "Severity",
-            "Title",
-            "Types",
-            "UpdatedAt",
-        ] {
+        for key in replica_auditor::asff::REQUIRED_FIELDS {
             assert!(a.get(key).is_some(), "{key}: {a}");
         }
         assert_eq!(a["GeneratorId"], f["code"]);

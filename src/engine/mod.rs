@@ -11,7 +11,7 @@ pub mod sweep;
 use tracing::{info, warn};
 
 use crate::audit;
-use crate::aws::{AccountsApi, KeysApi, LeaseStore, OrganizationsApi, ReplicationApi, SecretsApi};
+use crate::aws::Ports;
 use crate::config::{Config, MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Gap, Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
@@ -146,11 +146,7 @@ impl<C, S> App<C, S> {
     }
 }
 
-impl<
-    C: SecretsApi + KeysApi + ReplicationApi + LeaseStore + OrganizationsApi + AccountsApi,
-    S: ReportSink,
-> App<C, S>
-{
+impl<C: Ports, S: ReportSink> App<C, S> {
     /// The clients acting in `account` (the own credentials, or the member
     /// role's, cached per account), within the budget. A role that cannot
     /// be assumed is the gap the audit reports, named `sts:AssumeRole`.

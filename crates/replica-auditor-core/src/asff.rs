@@ -33,6 +33,22 @@ pub const ID_PREFIX: &str = "replica-auditor";
 pub const PRODUCT_NAME: &str = "Replica Auditor";
 pub const RESOURCE_TYPE: &str = "AwsSecretsManagerSecret";
 
+/// The top-level fields BatchImportFindings requires of every finding
+/// (ASFF's required attributes).
+pub const REQUIRED_FIELDS: [&str; 12] = [
+    "AwsAccountId",
+    "CreatedAt",
+    "Description",
+    "GeneratorId",
+    "Id",
+    "ProductArn",
+    "Resources",
+    "SchemaVersion",
+    "Severity",
+    "Title",
+    "Types",
+    "UpdatedAt",
+];
 /// BatchImportFindings: findings per call.
 pub const MAX_FINDINGS_PER_CALL: usize = 100;
 /// BatchImportFindings: bytes per finding (240 KB).
@@ -682,20 +698,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         let f = &out[0];
         let json = serde_json::to_value(f).unwrap();
-        for key in [
-            "AwsAccountId",
-            "CreatedAt",
-            "Description",
-            "GeneratorId",
-            "Id",
-            "ProductArn",
-            "Resources",
-            "SchemaVersion",
-            "Severity",
-            "Title",
-            "Types",
-            "UpdatedAt",
-        ] {
+        for key in REQUIRED_FIELDS {
             assert!(json.get(key).is_some(), "{key} missing: {json}");
         }
         assert_eq!(json["SchemaVersion"], "2018-10-08");
