@@ -81,7 +81,8 @@ pub enum MetricsOut {
 pub struct Sweep {
     /// Regions whose secrets are listed; empty means the function's own.
     pub regions: Vec<String>,
-    /// Secrets audited at once.
+    /// SWEEP_CONCURRENCY: the most secrets audited at once (the sweep
+    /// keeps fewer in flight when the latency it observes asks for fewer).
     pub concurrency: usize,
     /// SWEEP_QUEUE_URL: the org sweep's queue. Set, the scheduled event
     /// plans one message per (account, Region) cell and the function
@@ -91,6 +92,11 @@ pub struct Sweep {
     /// cell failing on this delivery is counted failed (then the
     /// dead-letter queue takes it), so the org summary still comes.
     pub max_receive_count: u32,
+    /// SWEEP_POLICY_REFRESH: every resource policy is read at least once
+    /// in this many sweeps; in between, only those of changed or flagged
+    /// secrets (the policy ledger, needs STATE_TABLE). 1: every sweep
+    /// reads every policy.
+    pub policy_refresh: u32,
 }
 
 /// The org sweep's queue.
@@ -105,8 +111,14 @@ pub struct SweepQueue {
 /// The default SWEEP_MAX_RECEIVE_COUNT (the template's default redrive policy).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u64 = 3;
 
-/// The default SWEEP_CONCURRENCY, chosen by measurement (see README).
-pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 16;
+/// The default SWEEP_POLICY_REFRESH: with the template's default schedule
+/// (every 6 hours), every resource policy is read at least once a day.
+pub const DEFAULT_POLICY_REFRESH: u64 = 4;
+
+/// The default SWEEP_CONCURRENCY: the most audits a sweep keeps in
+/// flight; within it, the sweep follows the latency it observes (README
+/// "Sweep concurrency").
+pub const DEFAULT_SWEEP_CONCURRENCY: u64 = 64;
 
 impl Config {
     /// Read the configuration from the process environment.
@@ -303,14 +315,24 @@ impl Settings {
                     }
                     list
                 },
-                concurrency: number(&get, "SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64)?
-                    as usize,
+                concurrency: number(
+                    &get,
+                    "SWEEP_CONCURRENCY",
+                    DEFAULT_SWEEP_CONCURRENCY,
+                    1..=256,
+                )? as usize,
                 queue: sweep_queue(get("SWEEP_QUEUE_URL"))?,
                 // SQS allows a maxReceiveCount of 1 to 1,000.
                 max_receive_count: number(
                     &get,
                     "SWEEP_MAX_RECEIVE_COUNT",
                     DEFAULT_MAX_RECEIVE_COUNT,
+                    1..=1000,
+                )? as u32,
+                policy_refresh: number(
+                    &get,
+                    "SWEEP_POLICY_REFRESH",
+                    DEFAULT_POLICY_REFRESH,
                     1..=1000,
                 )? as u32,
             },

@@ -59,6 +59,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Event(_) => "MalformedEvent",
             HandlerError::Publish(_) | HandlerError::SweepPublish { .. } => "PublishFailed",
             HandlerError::OrgSweep(_) => "OrgSweepFailed",
+            HandlerError::PolicyLedger(_) => "PolicyLedgerFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

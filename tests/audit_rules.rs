@@ -33,6 +33,7 @@ fn primary(replication: Vec<ReplicaStatus>) -> SecretState {
         rotation_enabled: false,
         tags: BTreeMap::new(),
         replication,
+        last_changed: None,
     }
 }
 
@@ -109,6 +110,7 @@ fn healthy() -> Snapshot {
             cmk("us-east-1", CMK_EAST, "Enabled", Some(own_policy())),
         ],
         secret_policy: None,
+        secret_policy_read: true,
         promotion: None,
         gaps: vec![],
     }

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
     EVENT_SOURCE_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, ORG_SWEEP_ACTIONS,
-    SECURITY_HUB_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    POLICY_LEDGER_ACTIONS, SECURITY_HUB_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS,
+    WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
@@ -177,6 +178,13 @@ fn iam_policy_is_exactly_what_the_code_calls() {
                 &json!({"!If": ["OwnStateTable", {"!GetAtt": "StateTable.Arn"}, {"!Ref": "StateTableArn"}]}),
                 "{action} only on the state table"
             );
+        }
+        if POLICY_LEDGER_ACTIONS.contains(&action.as_str()) {
+            assert_eq!(
+                when, None,
+                "{action}: every sweep and event keeps the policy ledger"
+            );
+            assert!(STATE_TABLE_ACTIONS.contains(&action.as_str()));
         }
         if action.starts_with("dynamodb:") {
             assert!(

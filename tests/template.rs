@@ -141,6 +141,7 @@ fn the_function_is_built_and_sized_as_documented() {
         "SWEEP_REGIONS",
         "STATE_TABLE",
         "REMEDIATION_WRITES_PER_SECOND",
+        "SWEEP_POLICY_REFRESH",
     ] {
         assert!(env.contains_key(var), "{var} is not set by the template");
     }

@@ -67,12 +67,14 @@ pub const UNSCOPED_ACTIONS: [&str; 3] = [
 /// The org sweep's calls (only with SWEEP_QUEUE_URL; the template grants
 /// them only when its org sweep is on): list the organisation's accounts,
 /// send cell messages to the sweep queue (SendMessageBatch is authorised
-/// as sqs:SendMessage), count cells in the state table.
-pub const ORG_SWEEP_ACTIONS: [&str; 3] = [
-    "organizations:ListAccounts",
-    "sqs:SendMessage",
-    "dynamodb:UpdateItem",
-];
+/// as sqs:SendMessage). It counts cells in the state table with
+/// [`POLICY_LEDGER_ACTIONS`]' UpdateItem.
+pub const ORG_SWEEP_ACTIONS: [&str; 2] = ["organizations:ListAccounts", "sqs:SendMessage"];
+
+/// The policy ledgers in the state table ([`PolicyLedgers`]): read at a
+/// sweep's start, updated at its end and by events. Always granted, on the
+/// state table only.
+pub const POLICY_LEDGER_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
 /// What Lambda's event source mapping calls with the function's role to
 /// poll the org sweep's queue (not the code): granted on that queue only,
@@ -103,13 +105,10 @@ pub const STATE_TABLE_ACTIONS: [&str; 4] = [
 ];
 
 /// The calls of the Security Hub sink (SECURITY_HUB=on): the import, and
-/// reading and writing each secret's active findings in the state table.
-/// The template grants them only when the `SecurityHub` parameter is on.
-pub const SECURITY_HUB_ACTIONS: [&str; 3] = [
-    "securityhub:BatchImportFindings",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-];
+/// writing each secret's active findings in the state table (read with
+/// [`POLICY_LEDGER_ACTIONS`]' GetItem). The template grants them only when
+/// the `SecurityHub` parameter is on.
+pub const SECURITY_HUB_ACTIONS: [&str; 2] = ["securityhub:BatchImportFindings", "dynamodb:PutItem"];
 
 /// KMS actions AWS services perform with the function's credentials on its
 /// behalf: SNS encrypting to the findings topic's key, and Secrets Manager
@@ -126,6 +125,7 @@ pub trait Ports:
     + AccountsApi
     + SweepQueue
     + SweepBook
+    + PolicyLedgers
 {
 }
 
@@ -138,6 +138,7 @@ impl<T> Ports for T where
         + AccountsApi
         + SweepQueue
         + SweepBook
+        + PolicyLedgers
 {
 }
 
@@ -444,6 +445,43 @@ pub trait FindingsApi: Send + Sync {
         region: &str,
         findings: &[AsffFinding],
     ) -> impl Future<Output = Result<ImportOutcome, AwsError>> + Send;
+}
+
+/// The policy ledger of each account and Region in the state table
+/// (`policy#<account>#<Region>`): which resource policies a sweep reads
+/// ([`crate::ledger`]). Without STATE_TABLE there is none: every sweep
+/// reads every policy, and nothing is recorded.
+pub trait PolicyLedgers: Send + Sync {
+    /// The ledger (empty when nothing is recorded yet); `Ok(None)` without
+    /// a state table.
+    fn policy_ledger(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> impl Future<Output = Result<Option<crate::ledger::PolicyLedger>, AwsError>> + Send;
+    /// Record what a sweep that started at `started` (epoch seconds) under
+    /// the trust rules `rules` learned, `seen` being the ledger it read:
+    /// its flagged secrets added; when `pass` is complete, `read_as_of`
+    /// and the sweep count moved (unless another sweep recorded since
+    /// `seen`); the secrets it read clean cleared, unless an event wrote
+    /// since `seen`. Each step on its own is safe to lose: a
+    /// lost one only makes the next sweep read more.
+    fn record_policy_pass(
+        &self,
+        account: &str,
+        region: &str,
+        pass: &crate::ledger::PolicyPass,
+        started_under: (i64, &str),
+        seen: &crate::ledger::PolicyLedger,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// An event's audit found the policy of `arn` wanting, or could not
+    /// read it: flag it. Nothing without a state table.
+    fn note_policy(
+        &self,
+        account: &str,
+        region: &str,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// The state table's record of each secret's ACTIVE Security Hub findings

@@ -142,6 +142,7 @@ fn listed_state(region: &str, e: &SecretListEntry) -> Option<SecretState> {
         rotation_enabled: e.rotation_enabled().unwrap_or(false),
         tags: tag_map(e.tags()),
         replication: Vec::new(),
+        last_changed: e.last_changed_date().map(|d| d.secs()),
     })
 }
 
@@ -165,6 +166,7 @@ fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
         kms_key_id: out.kms_key_id().map(str::to_string),
         rotation_enabled: out.rotation_enabled().unwrap_or(false),
         tags: tag_map(out.tags()),
+        last_changed: out.last_changed_date().map(|d| d.secs()),
         replication: out
             .replication_status()
             .iter()

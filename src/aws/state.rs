@@ -8,6 +8,11 @@
 //! refused PutItem the holder comes back with the error
 //! (ReturnValuesOnConditionCheckFailure = ALL_OLD): no GetItem round trip.
 //!
+//! The sweep's policy ledgers (`policy#<account>#<Region>`,
+//! [`PolicyLedgers`]): GetItem at a sweep's start; a sweep's record and an
+//! event's flag are UpdateItems of string-set ADD/DELETE, atomic, so that
+//! an event's flag and a sweep's record never overwrite each other.
+//!
 //! The Security Hub sink keeps each secret's ACTIVE findings here
 //! (`shub#...` items, [`FindingsState`]): GetItem, and PutItem of the whole
 //! set after the imports.
@@ -22,9 +27,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::{
     Acquired, AwsClients, AwsError, CellTally, Counted, FindingsState, Lease, LeaseStore, Opened,
-    Released, SweepBook, SweepPlan,
+    PolicyLedgers, Released, SweepBook, SweepPlan,
 };
 use crate::asff::{Held, HeldSet};
+use crate::ledger::{PolicyLedger, PolicyPass, arn_digest};
 use crate::org::{SweepRecord, is_counter};
 
 const PUT: &str = "dynamodb:PutItem";
@@ -144,6 +150,124 @@ impl FindingsState for AwsClients {
             .await
             .map(drop)
             .map_err(|e| AwsError::from_sdk(PUT, &region, e))
+    }
+}
+
+fn ledger_key(account: &str, region: &str) -> String {
+    format!("policy#{account}#{region}")
+}
+
+fn string_set(v: impl IntoIterator<Item = String>) -> AttributeValue {
+    AttributeValue::Ss(v.into_iter().collect())
+}
+
+impl PolicyLedgers for AwsClients {
+    async fn policy_ledger(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Option<PolicyLedger>, AwsError> {
+        if self.state_table_ref().is_none() {
+            return Ok(None);
+        }
+        let (client, table, state_region) = self.state_table(GET)?;
+        let call = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(&ledger_key(account, region)))
+            .consistent_read(true)
+            .send();
+        let out = super::boxed(call)
+            .await
+            .map_err(|e| AwsError::from_sdk(GET, &state_region, e))?;
+        let Some(item) = out.item() else {
+            return Ok(Some(PolicyLedger::default()));
+        };
+        let number = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        Ok(Some(PolicyLedger {
+            read_as_of: number("read_as_of"),
+            sweeps: number("sweeps").unwrap_or(0).max(0) as u64,
+            flagged: item
+                .get("flagged")
+                .and_then(|v| v.as_ss().ok())
+                .map(|v| v.iter().cloned().collect())
+                .unwrap_or_default(),
+            rules: item
+                .get("rules")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default(),
+            version: number("version").unwrap_or(0).max(0) as u64,
+        }))
+    }
+
+    async fn record_policy_pass(
+        &self,
+        account: &str,
+        region: &str,
+        pass: &PolicyPass,
+        (started, rules): (i64, &str),
+        seen: &PolicyLedger,
+    ) -> Result<(), AwsError> {
+        let key = ledger_key(account, region);
+        let flagged: Vec<String> = pass.flagged.difference(&seen.flagged).cloned().collect();
+        let flag = |u: Update| match flagged.is_empty() {
+            true => u,
+            false => u.add("flagged", string_set(flagged.clone())),
+        };
+        if pass.complete {
+            let update = flag(
+                Update::new()
+                    .set("kind", s("policy-ledger"))
+                    .set("read_as_of", AttributeValue::N(started.to_string()))
+                    .set("rules", s(rules))
+                    .add("sweeps", n(1)),
+            )
+            .name("#s", "sweeps");
+            // Only if no other sweep recorded since this one read the ledger.
+            let update = match seen.sweeps {
+                0 => update.condition("attribute_not_exists(#s)"),
+                k => update.condition("#s = :s").value(":s", n(k)),
+            };
+            if let Updated::Refused(_) = self.update(&key, update).await? {
+                // Another sweep recorded meanwhile: its mark stands.
+                if !flagged.is_empty() {
+                    self.update(&key, flag(Update::new())).await?;
+                }
+            }
+        } else if !flagged.is_empty() {
+            self.update(&key, flag(Update::new())).await?;
+        }
+        // Clear only what was flagged, and only if no event flagged or
+        // cleared anything since the ledger was read.
+        let clean: Vec<String> = pass.clean.intersection(&seen.flagged).cloned().collect();
+        if !clean.is_empty() {
+            let update = Update::new()
+                .delete("flagged", string_set(clean))
+                .name("#v", "version");
+            let update = match seen.version {
+                0 => update.condition("attribute_not_exists(#v)"),
+                v => update.condition("#v = :v").value(":v", n(v)),
+            };
+            self.update(&key, update).await?;
+        }
+        Ok(())
+    }
+
+    async fn note_policy(&self, account: &str, region: &str, arn: &str) -> Result<(), AwsError> {
+        if self.state_table_ref().is_none() {
+            return Ok(());
+        }
+        let update = Update::new()
+            .add("version", n(1))
+            .add("flagged", string_set([arn_digest(arn)]));
+        self.update(&ledger_key(account, region), update)
+            .await
+            .map(drop)
     }
 }
 
@@ -330,6 +454,7 @@ type Item = HashMap<String, AttributeValue>;
 struct Update {
     set: Vec<String>,
     add: Vec<String>,
+    delete: Vec<String>,
     condition: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -361,6 +486,13 @@ impl Update {
         self
     }
 
+    fn delete(mut self, attribute: &str, v: AttributeValue) -> Update {
+        let (name, value) = self.placeholder(attribute);
+        self.delete.push(format!("{name} {value}"));
+        self.values.insert(value, v);
+        self
+    }
+
     fn name(mut self, placeholder: &str, attribute: &str) -> Update {
         self.names.insert(placeholder.into(), attribute.into());
         self
@@ -388,6 +520,9 @@ impl Update {
         }
         if !self.add.is_empty() {
             parts.push(format!("ADD {}", self.add.join(", ")));
+        }
+        if !self.delete.is_empty() {
+            parts.push(format!("DELETE {}", self.delete.join(", ")));
         }
         parts.join(" ")
     }

@@ -28,7 +28,7 @@ impl Bar {
 
 impl SweepProgress for Bar {
     fn listed(&self, secrets: usize) {
-        self.0.set_length(secrets as u64);
+        self.0.inc_length(secrets as u64);
         self.0.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} secrets audited ({elapsed})")
                 .expect("a valid template"),

@@ -68,8 +68,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 "reason": format!("account {account} is not in ACCOUNT_IDS"),
             }));
         }
-        let report = self.audit_trigger(&trigger, &budget, request_id).await;
-        let published = self.publish_if_needed(&report).await?;
+        let (report, policy) = self.audit_trigger(&trigger, &budget, request_id).await;
+        // A flag is written alongside the publish: no round trip of its own.
+        let (published, noted) = futures::join!(
+            self.publish_if_needed(&report),
+            self.note_policy(&report, policy)
+        );
+        let published = published?;
+        noted?;
         info!(
             event_name = trigger.event.as_str(),
             event_id = trigger.event_id.as_deref().unwrap_or(""),
@@ -94,8 +100,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         Ok(serde_json::to_value(&report).expect("a report always serialises"))
     }
 
-    /// Inspect and audit the secret a CloudTrail call names.
-    pub async fn audit_trigger(&self, t: &Trigger, budget: &Budget, request_id: &str) -> Report {
+    /// Inspect and audit the secret a CloudTrail call names: the report,
+    /// and its resource policy's verdict ([`crate::ledger::verdict`]).
+    pub async fn audit_trigger(
+        &self,
+        t: &Trigger,
+        budget: &Budget,
+        request_id: &str,
+    ) -> (Report, Option<bool>) {
         let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
         let target = self.target(
             &t.secret,
@@ -120,11 +132,35 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) -> Report {
         let started = Instant::now();
         let target = self.target(secret, None, None, false);
-        let report = self
+        let (report, _) = self
             .audit_target(&target, None, info, budget, request_id)
             .await;
         self.audit_metrics(&report, started, request_id, ("", None));
         report
+    }
+
+    /// Flag the secret in the policy ledger of its account and primary
+    /// Region when this event's audit found its resource policy wanting, or
+    /// could not read it. Every sweep then reads that policy again, so its
+    /// finding is reported again and never resolved by a sweep that did not
+    /// look. A policy read clean writes nothing: a flag it leaves behind
+    /// costs the next sweep one read, and that sweep clears it. A flag that
+    /// cannot be written fails the invocation, for Lambda to retry.
+    async fn note_policy(
+        &self,
+        report: &Report,
+        verdict: Option<bool>,
+    ) -> Result<(), HandlerError> {
+        let (Some(false), Some(arn)) = (verdict, report.secret.arn.as_deref()) else {
+            return Ok(());
+        };
+        let Some(at) = crate::arn::parse_secret_arn(arn) else {
+            return Ok(());
+        };
+        self.clients
+            .note_policy(&at.account, &at.region, arn)
+            .await
+            .map_err(HandlerError::PolicyLedger)
     }
 
     /// The EMF line of one audit, `started` when it began; `event` is the
@@ -194,6 +230,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             promotion,
             search_regions,
             unreplicated_too: true,
+            policy: None,
         }
     }
 
@@ -204,7 +241,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         info: TriggerInfo,
         budget: &Budget,
         request_id: &str,
-    ) -> Report {
+    ) -> (Report, Option<bool>) {
         // The secret's account: the own one, or a member account entered
         // through its member role (cached across invocations).
         let member;
@@ -219,9 +256,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
                     snapshot.account = Some(account.to_string());
                     snapshot.gaps.push(gap);
-                    return self
+                    let report = self
                         .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
                         .await;
+                    return (report, None);
                 }
             },
         };
@@ -231,8 +269,11 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             inspect::inspect(clients, clients, target, budget),
             self.own_org(budget)
         );
-        self.finish(clients, &snapshot, trigger, info, budget, request_id)
-            .await
+        let report = self
+            .finish(clients, &snapshot, trigger, info, budget, request_id)
+            .await;
+        let verdict = crate::ledger::verdict(&snapshot, &report.findings);
+        (report, verdict)
     }
 }
 

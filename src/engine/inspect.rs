@@ -111,6 +111,33 @@ pub struct Target {
     /// tag) is inspected further. The sweep does not audit such a secret,
     /// so it skips its key checks and its paced resource policy read.
     pub unreplicated_too: bool,
+    /// A sweep's policy ledger for the secret's account and primary
+    /// Region: the resource policy is read only when due. `None` (events,
+    /// or no state table): always read.
+    pub policy: Option<PolicyCheck>,
+}
+
+/// Whether a sweep reads a secret's resource policy ([`crate::ledger`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyCheck {
+    pub ledger: std::sync::Arc<crate::ledger::PolicyLedger>,
+    /// The trust rules' fingerprint ([`crate::ledger::rules_fingerprint`]).
+    pub rules: std::sync::Arc<str>,
+    /// SWEEP_POLICY_REFRESH: every policy is read once in this many sweeps.
+    pub refresh: u32,
+}
+
+impl PolicyCheck {
+    fn due(&self, primary: &SecretState) -> bool {
+        self.ledger
+            .due(
+                &primary.arn,
+                primary.last_changed,
+                &self.rules,
+                self.refresh,
+            )
+            .is_some()
+    }
 }
 
 /// Inspect one secret everywhere it lives.
@@ -167,11 +194,18 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
     // key and resource policy (policies replicate, so the primary's covers
     // its replicas; a promoted replica is its own primary here), and for
     // every replica Region the replica itself and its key.
-    let secret_policy = budget.run(
-        "secretsmanager:GetResourcePolicy",
-        &primary.region,
-        secrets.get_resource_policy(&primary.region, &primary.arn),
-    );
+    let read_policy = target.policy.as_ref().is_none_or(|c| c.due(&primary));
+    let secret_policy = async {
+        if !read_policy {
+            return None;
+        }
+        let read = budget.run(
+            "secretsmanager:GetResourcePolicy",
+            &primary.region,
+            secrets.get_resource_policy(&primary.region, &primary.arn),
+        );
+        Some(read.await)
+    };
     let primary_key = check_key(
         keys,
         &primary.region,
@@ -199,8 +233,12 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
     let (primary_key, replicas, secret_policy) =
         futures::join!(primary_key, replicas, secret_policy);
     match secret_policy {
-        Ok(policy) => snap.secret_policy = policy,
-        Err(gap) => snap.gaps.push(gap),
+        Some(Ok(policy)) => {
+            snap.secret_policy = policy;
+            snap.secret_policy_read = true;
+        }
+        Some(Err(gap)) => snap.gaps.push(gap),
+        None => {}
     }
 
     let (key, gaps) = primary_key;
@@ -441,6 +479,7 @@ mod tests {
                 } else {
                     vec![]
                 },
+                last_changed: None,
             }
         }
 
@@ -511,6 +550,7 @@ mod tests {
             promotion: false,
             search_regions: vec![],
             unreplicated_too: true,
+            policy: None,
         };
         let start = tokio::time::Instant::now();
         let snap = inspect(&world, &world, &target, &Budget::unlimited()).await;

@@ -38,6 +38,10 @@ pub enum HandlerError {
     /// state table, its messages), or a batch of its cells cannot be served.
     #[error("org sweep: {0}")]
     OrgSweep(String),
+    /// The policy ledger could not be kept (README "Resource policies
+    /// between sweeps"): the report is out, and a retry writes it again.
+    #[error("policy ledger not updated: {0}")]
+    PolicyLedger(crate::aws::AwsError),
 }
 
 impl std::fmt::Debug for HandlerError {

@@ -26,14 +26,21 @@ pub enum HandledEvent {
     ReplicateSecretToRegions,
     RemoveRegionsFromReplication,
     StopReplicationToReplica,
+    /// A resource policy changed: audited as it happens, so that a sweep
+    /// need not read every policy every time (README "Resource policies
+    /// between sweeps").
+    PutResourcePolicy,
+    DeleteResourcePolicy,
 }
 
 impl HandledEvent {
-    pub const ALL: [HandledEvent; 4] = [
+    pub const ALL: [HandledEvent; 6] = [
         HandledEvent::CreateSecret,
         HandledEvent::ReplicateSecretToRegions,
         HandledEvent::RemoveRegionsFromReplication,
         HandledEvent::StopReplicationToReplica,
+        HandledEvent::PutResourcePolicy,
+        HandledEvent::DeleteResourcePolicy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +49,8 @@ impl HandledEvent {
             HandledEvent::ReplicateSecretToRegions => "ReplicateSecretToRegions",
             HandledEvent::RemoveRegionsFromReplication => "RemoveRegionsFromReplication",
             HandledEvent::StopReplicationToReplica => "StopReplicationToReplica",
+            HandledEvent::PutResourcePolicy => "PutResourcePolicy",
+            HandledEvent::DeleteResourcePolicy => "DeleteResourcePolicy",
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
 //! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary
+//! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 
 pub mod arn;
 pub mod asff;
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -186,6 +186,8 @@ pub struct SecretState {
     pub tags: BTreeMap<String, String>,
     /// ReplicationStatus entries (meaningful on the primary).
     pub replication: Vec<ReplicaStatus>,
+    /// LastChangedDate, epoch seconds; `None` when AWS did not say.
+    pub last_changed: Option<i64>,
 }
 
 impl SecretState {
@@ -397,6 +399,11 @@ pub struct Snapshot {
     /// Region); `None` when it has none, or when it could not be read (a
     /// gap says so).
     pub secret_policy: Option<String>,
+    /// GetResourcePolicy answered: `secret_policy` is the policy, or
+    /// `None` for none. False when the read failed (a gap says so), or was
+    /// not made (a sweep passes over a policy not due by the policy
+    /// ledger, [`crate::ledger`]).
+    pub secret_policy_read: bool,
     pub promotion: Option<Promotion>,
     pub gaps: Vec<Gap>,
 }
@@ -410,6 +417,7 @@ impl Snapshot {
             replicas: Vec::new(),
             keys: Vec::new(),
             secret_policy: None,
+            secret_policy_read: false,
             promotion: None,
             gaps: Vec::new(),
         }
@@ -482,6 +490,13 @@ pub struct SweepSummary {
     /// were described one by one.
     pub replicas_from_listing: usize,
     pub replica_listing_calls: usize,
+    /// Resource policies read (GetResourcePolicy), and passed over as not
+    /// due by the policy ledger (README "Resource policies between
+    /// sweeps").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policies_read: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policies_not_due: Option<usize>,
     pub duration_ms: u64,
     /// `"organization"` on the org sweep's summary (absent on a sweep of
     /// the own account): the fields below are then present too.

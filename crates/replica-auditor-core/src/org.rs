@@ -274,6 +274,9 @@ pub struct PartCount {
     pub kms_cache_hits: u64,
     pub replicas_from_listing: u64,
     pub replica_listing_calls: u64,
+    /// Resource policies read, and passed over as not due ([`crate::ledger`]).
+    pub policies_read: u64,
+    pub policies_not_due: u64,
 }
 
 /// The bookkeeping's counter attributes: per account (by its index)
@@ -286,11 +289,13 @@ const AUDITED: &str = "a";
 const WITH_FINDINGS: &str = "f";
 const PUBLISHED: &str = "p";
 const CODE: &str = "c/";
-const TOTALS: [&str; 4] = [
+const TOTALS: [&str; 6] = [
     "kms_calls",
     "kms_cache_hits",
     "replicas_from_listing",
     "replica_listing_calls",
+    "policies_read",
+    "policies_not_due",
 ];
 
 impl PartCount {
@@ -314,6 +319,8 @@ impl PartCount {
             self.kms_cache_hits,
             self.replicas_from_listing,
             self.replica_listing_calls,
+            self.policies_read,
+            self.policies_not_due,
         ];
         out.extend(
             TOTALS
@@ -422,6 +429,8 @@ impl SweepRecord {
             kms_calls: total("kms_calls"),
             replicas_from_listing: total("replicas_from_listing"),
             replica_listing_calls: total("replica_listing_calls"),
+            resource_policies_read: Some(total("policies_read")),
+            resource_policies_not_due: Some(total("policies_not_due")),
             duration_ms,
             scope: Some("organization".into()),
             accounts: Some(self.accounts.clone()),

@@ -294,6 +294,7 @@ mod tests {
             rotation_enabled: false,
             tags: BTreeMap::from([("origin".to_string(), origin.to_string())]),
             replication: vec![],
+            last_changed: None,
         }
     }
 

@@ -10,17 +10,18 @@
 
 mod cache;
 pub mod org;
+mod policies;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tracing::{info, warn};
 
 pub use cache::{CachedKeys, ListedReplicas};
+pub use policies::PolicyBook;
 
 use super::inspect::{self, Budget, Target};
 use super::{App, HandlerError, emit_metrics, epoch_ms};
@@ -38,7 +39,8 @@ use crate::sinks::{Delivered, ReportSink, SinkError};
 /// Told how a sweep goes (a command line's progress bar). The Lambda's
 /// sweep tells `()`, which ignores it.
 pub trait SweepProgress: Send + Sync {
-    /// The secrets listed, before their audits start.
+    /// More secrets listed (a page's new primaries; their audits may start
+    /// before the next page is listed).
     fn listed(&self, _secrets: usize) {}
     /// One more listed secret done: audited, passed over or not reached.
     fn done(&self) {}
@@ -166,6 +168,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         progress: &dyn SweepProgress,
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
+        let started_at = (epoch_ms() / 1000) as i64;
         let regions = if self.settings.sweep.regions.is_empty() {
             vec![self.home_region.clone()]
         } else {
@@ -173,38 +176,69 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         };
         let info = schedule_info(scheduled);
 
-        // The own organisation is learned while the Regions are listed.
-        let ((gaps, primaries), _) =
-            futures::join!(self.list_primaries(&regions, budget), self.own_org(budget));
-        progress.listed(primaries.len());
-
         let keys = CachedKeys::new(&self.clients);
         let replicas = ListedReplicas::new(&self.clients, *budget);
+        let policies = self.policy_book(Some(started_at));
+        let listing = Listing::default();
         let mut audited = Audited::default();
-        self.audit_primaries(
+        // The listing runs ahead of the audits by up to two pages.
+        let (mut ahead, listed) = futures::channel::mpsc::channel(LISTED_AHEAD);
+        let lister = async {
+            let mut primaries =
+                std::pin::pin!(self.listed_primaries(&regions, budget, progress, &listing));
+            while let Some(p) = primaries.next().await {
+                if ahead.send(p).await.is_err() {
+                    break;
+                }
+            }
+            drop(ahead);
+        };
+        let audits = self.audit_primaries(
             &self.clients,
-            primaries.iter(),
+            listed,
             &info,
-            (&replicas, &keys),
+            (&replicas, &keys, &policies),
             (budget, request_id),
             progress,
             &mut audited,
-        )
-        .await;
+        );
+        futures::join!(lister, audits);
+        let (policies_read, policies_not_due) = policies.totals();
+        let Listed {
+            gaps,
+            seen,
+            cut_short,
+        } = listing.into_inner();
+        // A Region is complete when it was swept, listed whole, and every
+        // secret was reached: only then may its ledger's mark move.
+        policies
+            .record(|_, region| {
+                regions.iter().any(|r| r == region)
+                    && !gaps.iter().any(|g| g.region == region)
+                    && audited.not_reached.is_empty()
+                    && !cut_short
+            })
+            .await;
         // Before the counts move into the summary: it names their total.
         let publish_error = audited.publish_error();
         let mut summary = SweepSummary {
             regions,
-            secrets_seen: primaries.len(),
+            secrets_seen: seen.len(),
             kms_cache_hits: keys.hits.load(Ordering::Relaxed),
             kms_calls: keys.calls.load(Ordering::Relaxed),
             replicas_from_listing: replicas.answered.load(Ordering::Relaxed),
             replica_listing_calls: replicas.pages.load(Ordering::Relaxed),
+            resource_policies_read: Some(policies_read as usize),
+            resource_policies_not_due: Some(policies_not_due as usize),
             ..std::mem::take(&mut audited.summary)
         };
         let mut metrics = std::mem::take(&mut audited.metrics);
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        let summary_report = summary_report(info, &summary, &gaps, Vec::new(), &self.home_region);
+        let mut more = Vec::new();
+        if cut_short {
+            more.push(listing_cut_short(&summary, &self.home_region));
+        }
+        let summary_report = summary_report(info, &summary, &gaps, more, &self.home_region);
         info!(
             event_name = "Scheduled Event",
             secrets_seen = summary.secrets_seen,
@@ -214,6 +248,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             reports_published = summary.reports_published,
             kms_cache_hits = summary.kms_cache_hits,
             replicas_from_listing = summary.replicas_from_listing,
+            resource_policies_read = policies_read,
+            resource_policies_not_due = policies_not_due,
             duration_ms = summary.duration_ms,
             outcome = "swept",
             "sweep summary"
@@ -244,17 +280,18 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
     }
 
-    /// Audit `primaries` (ARN, Region) with `clients` (acting in their
-    /// account), `SWEEP_CONCURRENCY` at once, through the sweep's caches,
-    /// handing each report to the sink as it comes; counted into `audited`.
-    /// A primary not started before the deadline is counted not reached.
+    /// Audit `primaries` (ARN, Region, as they are listed) with `clients`
+    /// (acting in their account), as many at once as [`InFlight`] says,
+    /// through the sweep's caches, handing each report to the sink as it
+    /// comes; counted into `audited`. A primary not started before the
+    /// deadline is counted not reached.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn audit_primaries<'p, L: SecretsApi, K: KeysApi>(
+    pub(crate) async fn audit_primaries<L: SecretsApi, K: KeysApi>(
         &self,
         clients: &C,
-        primaries: impl Iterator<Item = (&'p String, &'p String)>,
+        primaries: impl futures::Stream<Item = (String, String)>,
         info: &TriggerInfo,
-        caches: (&L, &K),
+        caches: (&L, &K, &PolicyBook<'_, C>),
         (budget, request_id): (&Budget, &str),
         progress: &dyn SweepProgress,
         audited: &mut Audited,
@@ -264,32 +301,37 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let mut queue = S::Queue::default();
         let mut sending = FuturesUnordered::new();
         let carry_over = audited.carry_over;
-        let mut audits = futures::stream::iter(primaries)
-            .map(|(arn, region)| {
-                self.sweep_one(
-                    clients,
-                    (arn, region),
-                    info,
-                    caches,
-                    (budget, request_id),
-                    carry_over,
-                )
-            })
-            .buffer_unordered(self.settings.sweep.concurrency);
+        let mut primaries = std::pin::pin!(primaries);
+        let mut listed_all = false;
+        let mut running = FuturesUnordered::new();
+        let mut in_flight = InFlight::new(self.settings.sweep.concurrency);
         loop {
             tokio::select! {
-                next = audits.next() => match next {
-                    None => break,
-                    Some(outcome) => {
-                        progress.done();
-                        let Some(report) = audited.count(outcome) else { continue };
-                        if !self.sink.wants(&report) {
-                            continue;
-                        }
-                        sending.extend(self.sink.queue(&mut queue, &report));
+                // Room for one more audit: take the next listed primary.
+                next = primaries.next(), if !listed_all && running.len() < in_flight.limit() => {
+                    let Some((arn, region)) = next else {
+                        listed_all = true;
+                        continue;
+                    };
+                    running.push(async move {
+                        let started = Instant::now();
+                        let outcome = self
+                            .sweep_one(clients, (&arn, &region), info, caches, (budget, request_id), carry_over)
+                            .await;
+                        (outcome, started.elapsed())
+                    });
+                },
+                Some((outcome, took)) = running.next(), if !running.is_empty() => {
+                    in_flight.observe(took);
+                    progress.done();
+                    let Some(report) = audited.count(outcome) else { continue };
+                    if !self.sink.wants(&report) {
+                        continue;
                     }
+                    sending.extend(self.sink.queue(&mut queue, &report));
                 },
                 Some(sent) = sending.next(), if !sending.is_empty() => audited.delivered(sent),
+                else => break,
             }
         }
         sending.extend(self.sink.flush(&mut queue));
@@ -298,33 +340,61 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         }
     }
 
-    /// ListSecrets in every Region; each listed secret's primary ARN and
-    /// Region, and the listings that failed.
-    async fn list_primaries(
-        &self,
-        regions: &[String],
-        budget: &Budget,
-    ) -> (Vec<Gap>, BTreeMap<String, String>) {
-        let mut gaps = Vec::new();
-        let mut primaries: BTreeMap<String, String> = BTreeMap::new(); // primary ARN -> its Region
-        for region in regions {
-            let pages = list_every_page(&self.clients, budget, region, None, |page| {
-                for l in page {
-                    let home = l.primary_region.clone().unwrap_or_else(|| region.clone());
-                    let arn = if home == *region {
-                        Some(l.arn.clone())
-                    } else {
-                        secret_arn_in_region(&l.arn, &home)
-                    };
-                    primaries.insert(arn.unwrap_or(l.arn), home);
+    /// The primary (ARN, Region) of every secret listed in `regions`, each
+    /// once, page by page as ListSecrets answers, so that the audits of a
+    /// page overlap the listing of the next. The first page is asked for
+    /// while the own organisation is learned (no audit starts before the
+    /// trust rules are known). What was listed, and the listings that
+    /// failed, go to `listing`.
+    fn listed_primaries<'a>(
+        &'a self,
+        regions: &'a [String],
+        budget: &'a Budget,
+        progress: &'a dyn SweepProgress,
+        listing: &'a Listing,
+    ) -> impl futures::Stream<Item = (String, String)> + 'a {
+        let start = (0usize, None::<String>, true);
+        futures::stream::unfold(start, move |(mut region_at, mut token, first)| async move {
+            let mut first = first;
+            loop {
+                let region = regions.get(region_at)?;
+                let call = budget.run(
+                    "secretsmanager:ListSecrets",
+                    region,
+                    self.clients.list_secrets(region, None, token.take()),
+                );
+                let listed = if std::mem::take(&mut first) {
+                    futures::join!(call, self.own_org(budget)).0
+                } else {
+                    call.await
+                };
+                let page = match listed {
+                    Ok((page, next)) => {
+                        match next.filter(|t| !t.is_empty()) {
+                            Some(t) => token = Some(t),
+                            None => region_at += 1,
+                        }
+                        page
+                    }
+                    // The deadline came: what is not listed is not reached.
+                    Err(_) if budget.call_window().is_none() => {
+                        listing.lock().cut_short = true;
+                        return None;
+                    }
+                    Err(gap) => {
+                        listing.lock().gaps.push(gap);
+                        region_at += 1;
+                        continue;
+                    }
+                };
+                let new = listing.lock().take_new(page, region);
+                progress.listed(new.len());
+                if !new.is_empty() {
+                    return Some((futures::stream::iter(new), (region_at, token, first)));
                 }
-            })
-            .await;
-            if let Err(gap) = pages.1 {
-                gaps.push(gap);
             }
-        }
-        (gaps, primaries)
+        })
+        .flatten()
     }
 
     async fn sweep_one<L: SecretsApi, K: KeysApi>(
@@ -332,7 +402,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         clients: &C,
         (arn, region): (&str, &str),
         info: &TriggerInfo,
-        (secrets, keys): (&L, &K),
+        (secrets, keys, policies): (&L, &K, &PolicyBook<'_, C>),
         (budget, request_id): (&Budget, &str),
         carry_over: bool,
     ) -> Outcome {
@@ -340,14 +410,20 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if budget.call_window().is_none() {
             return Outcome::NotReached(arn.to_string());
         }
+        let account = crate::arn::parse_secret_arn(arn).map(|a| a.account);
+        let policy = match &account {
+            Some(a) => policies.check(a, region, || self.rules_fingerprint()).await,
+            None => None,
+        };
         let target = Target {
             secret_id: arn.to_string(),
             region: region.to_string(),
-            account: crate::arn::parse_secret_arn(arn).map(|a| a.account),
+            account,
             promotion: false,
             search_regions: Vec::new(),
             // A required-Region rule applies to every secret.
             unreplicated_too: !self.settings.rules.required_regions.is_empty(),
+            policy,
         };
         let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
         // A call the deadline kept from starting (never one that started and
@@ -369,7 +445,27 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let report = self
             .finish(clients, &snapshot, None, info.clone(), budget, request_id)
             .await;
+        if let Some(a) = &target.account {
+            let verdict = crate::ledger::verdict(&snapshot, &report.findings);
+            policies.count(a, region, arn, verdict);
+        }
         Outcome::Audited(Box::new(report))
+    }
+
+    /// A sweep's policy book: the ledgers in the state table; `started`
+    /// is the sweep's start, epoch seconds.
+    pub(crate) fn policy_book(&self, started: Option<i64>) -> PolicyBook<'_, C> {
+        PolicyBook::new(&self.clients, self.settings.sweep.policy_refresh, started)
+    }
+
+    /// The trust rules in force, as the policy ledger compares them.
+    fn rules_fingerprint(&self) -> String {
+        let rules = self.rules();
+        crate::ledger::rules_fingerprint(
+            &rules.trusted_account_ids,
+            &rules.trusted_org_ids,
+            self.settings.min_severity.as_str(),
+        )
     }
 
     /// Whether the sweep audits this secret: it has replicas, a
@@ -384,6 +480,99 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Lookup::NotFound => false,
             Lookup::Unknown => true,
         }
+    }
+}
+
+/// What the sweep's listing found so far: every primary once, and the
+/// listings that failed.
+#[derive(Default)]
+struct Listed {
+    gaps: Vec<Gap>,
+    seen: std::collections::HashSet<String>,
+    /// The deadline stopped the listing before its end.
+    cut_short: bool,
+}
+
+impl Listed {
+    /// The primaries of a page of `region` not listed before.
+    fn take_new(&mut self, page: Vec<SecretState>, region: &str) -> Vec<(String, String)> {
+        page.into_iter()
+            .filter_map(|l| {
+                let home = l
+                    .primary_region
+                    .clone()
+                    .unwrap_or_else(|| region.to_string());
+                let arn = if home == region {
+                    Some(l.arn.clone())
+                } else {
+                    secret_arn_in_region(&l.arn, &home)
+                };
+                let arn = arn.unwrap_or(l.arn);
+                self.seen.insert(arn.clone()).then_some((arn, home))
+            })
+            .collect()
+    }
+}
+
+/// [`Listed`], shared by the listing stream and the sweep.
+#[derive(Default)]
+struct Listing(std::sync::Mutex<Listed>);
+
+impl Listing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listed> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn into_inner(self) -> Listed {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Listed primaries waiting for their audit: two pages of ListSecrets.
+const LISTED_AHEAD: usize = 200;
+
+/// How many audits a sweep keeps in flight: enough for
+/// [`AUDITS_PER_SECOND`] at the audit latency it observes (Little's law:
+/// in flight = rate x latency), at least [`MIN_IN_FLIGHT`] and at most
+/// SWEEP_CONCURRENCY. At 20 ms a call that is about 16 (what `make
+/// bench-sweep` chose at that latency), at 100 ms the ceiling.
+struct InFlight {
+    ceiling: usize,
+    /// Seconds an audit takes, a moving average; `None` before the first.
+    latency: Option<f64>,
+}
+
+/// The audits a sweep aims at per second (per account; a sweep lists one
+/// account). Each makes one DescribeSecret at least: 4% of the 10,000 TPS
+/// that DescribeSecret shares with the applications' reads of secret
+/// values, per account and Region.
+pub const AUDITS_PER_SECOND: f64 = 400.0;
+/// Never fewer at once (latency varies from call to call).
+pub const MIN_IN_FLIGHT: usize = 2;
+/// In flight before any audit has finished: what was measured best at 20 ms.
+const FIRST_IN_FLIGHT: usize = 16;
+
+impl InFlight {
+    fn new(ceiling: usize) -> Self {
+        InFlight {
+            ceiling: ceiling.max(1),
+            latency: None,
+        }
+    }
+
+    fn limit(&self) -> usize {
+        match self.latency {
+            None => FIRST_IN_FLIGHT.min(self.ceiling),
+            // Less a hair, so that float noise (16.000000000000004) is not one more.
+            Some(l) => ((AUDITS_PER_SECOND * l - 1e-6).ceil() as usize)
+                .max(MIN_IN_FLIGHT)
+                .min(self.ceiling),
+        }
+    }
+
+    fn observe(&mut self, took: std::time::Duration) {
+        let t = took.as_secs_f64();
+        self.latency = Some(self.latency.map_or(t, |l| 0.8 * l + 0.2 * t));
     }
 }
 
@@ -464,6 +653,24 @@ fn summary_report(
     r
 }
 
+/// The summary's finding when the deadline stopped the listing: the
+/// secrets past it were neither listed nor audited.
+fn listing_cut_short(s: &SweepSummary, home_region: &str) -> Finding {
+    crate::audit::finding(
+        &format!("sweep:{}", s.regions.join(",")),
+        Code::AuditIncomplete,
+        Some(home_region),
+        "listing_cut_short",
+        format!(
+            "The sweep's time ran out before ListSecrets had listed every secret in {}: {} were listed; the rest were neither listed nor audited.",
+            s.regions.join(", "),
+            s.secrets_seen
+        ),
+        "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule."
+            .into(),
+    )
+}
+
 /// Every page of ListSecrets in `region` (only replicas of primaries in
 /// `primary_region`, when given), each handed to `page` as it arrives,
 /// within the budget: the calls made, and the gap that stopped the listing
@@ -496,5 +703,59 @@ pub(crate) async fn list_every_page<S: SecretsApi>(
             }
             Err(gap) => return (calls, Err(gap)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settled(ceiling: usize, audit: Duration) -> usize {
+        let mut f = InFlight::new(ceiling);
+        for _ in 0..50 {
+            f.observe(audit);
+        }
+        f.limit()
+    }
+
+    #[test]
+    fn in_flight_follows_the_latency_within_its_bounds() {
+        assert_eq!(InFlight::new(64).limit(), 16, "before any audit");
+        assert_eq!(InFlight::new(4).limit(), 4, "never above the ceiling");
+        // Little's law at 400 audits a second.
+        assert_eq!(settled(64, Duration::from_millis(40)), 16);
+        assert_eq!(settled(64, Duration::from_millis(100)), 40);
+        assert_eq!(settled(64, Duration::from_millis(200)), 64, "the ceiling");
+        assert_eq!(settled(256, Duration::from_millis(200)), 80);
+        assert_eq!(settled(64, Duration::from_micros(500)), MIN_IN_FLIGHT);
+        // A moving average: one slow audit moves it a fifth of the way.
+        let mut f = InFlight::new(256);
+        f.observe(Duration::from_millis(50));
+        f.observe(Duration::from_millis(550));
+        assert_eq!(f.limit(), 60);
+    }
+
+    #[test]
+    fn a_page_yields_each_primary_once_replicas_followed_home() {
+        let listed = |arn: &str, primary: Option<&str>| SecretState {
+            arn: arn.into(),
+            primary_region: primary.map(str::to_string),
+            ..SecretState::default()
+        };
+        let mut l = Listed::default();
+        let a_west = "arn:aws:secretsmanager:us-west-2:111122223333:secret:a-AbCdEf";
+        let a_east = "arn:aws:secretsmanager:us-east-1:111122223333:secret:a-AbCdEf";
+        let b_east = "arn:aws:secretsmanager:us-east-1:111122223333:secret:b-AbCdEf";
+        let first = l.take_new(vec![listed(a_west, Some("us-west-2"))], "us-west-2");
+        assert_eq!(first, vec![(a_west.to_string(), "us-west-2".to_string())]);
+        // us-east-1 lists a's replica (already seen) and b, a standalone secret.
+        let second = l.take_new(
+            vec![listed(a_east, Some("us-west-2")), listed(b_east, None)],
+            "us-east-1",
+        );
+        assert_eq!(second, vec![(b_east.to_string(), "us-east-1".to_string())]);
+        assert_eq!(l.seen.len(), 2);
     }
 }

@@ -531,6 +531,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         self.own_org(budget).await;
         let keys = CachedKeys::new(clients);
         let replicas = ListedReplicas::new(clients, *budget);
+        // The sweep started when its schedule fired (every part of the
+        // cell reads after that): the mark its ledger may move to.
+        let policies = self.policy_book(sweep_started(&cell.trigger));
         let mut audited = Audited {
             carry_over: true,
             ..Audited::default()
@@ -550,9 +553,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     .collect();
                 self.audit_primaries(
                     clients,
-                    targets.iter().map(|(a, r)| (a, r)),
+                    futures::stream::iter(targets),
                     &info,
-                    (&replicas, &keys),
+                    (&replicas, &keys, &policies),
                     (budget, request_id),
                     &(),
                     &mut audited,
@@ -597,6 +600,13 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 Err(gap) => return Err(gap_text(&gap)),
             }
         };
+        let (policies_read, policies_not_due) = policies.totals();
+        // The cell's own Region is complete once its last part listed and
+        // audited every secret there.
+        let done = matches!(stop, Stop::Done);
+        policies
+            .record(|account, region| done && account == cell.account && region == cell.region)
+            .await;
         if let Some(e) = audited.publish_error() {
             return Err(e.to_string());
         }
@@ -616,6 +626,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             kms_cache_hits: keys.hits.load(Ordering::Relaxed) as u64,
             replicas_from_listing: replicas.answered.load(Ordering::Relaxed) as u64,
             replica_listing_calls: replicas.pages.load(Ordering::Relaxed) as u64,
+            policies_read,
+            policies_not_due,
         };
         let next = matches!(stop, Stop::OutOfTime).then(|| {
             position.pending = pending;
@@ -711,6 +723,18 @@ fn responsible(page: &[SecretState], region: &str, sweep_regions: &[String]) -> 
     out.into_iter().collect()
 }
 
+/// When the sweep's schedule fired (epoch seconds, never later than now);
+/// `None` when the event does not say.
+fn sweep_started(trigger: &Scheduled) -> Option<i64> {
+    let at = time::OffsetDateTime::parse(
+        trigger.time.as_deref()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    Some(at.min(now).unix_timestamp())
+}
+
 fn gap_text(g: &Gap) -> String {
     // The reason already names the call and Region (AwsError's text),
     // unless the call never started.
@@ -736,6 +760,7 @@ mod tests {
             rotation_enabled: false,
             tags: BTreeMap::new(),
             replication: vec![],
+            last_changed: None,
         }
     }
 

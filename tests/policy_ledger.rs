@@ -1,0 +1,268 @@
+//! The policy ledger against moto (README "Resource policies between
+//! sweeps"): the first sweep reads every resource policy; later sweeps
+//! read only the flagged, changed and refresh-share ones; PutResourcePolicy
+//! and DeleteResourcePolicy events flag and clear; a flagged secret's
+//! finding is reported by every sweep.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use replica_auditor::engine::Budget;
+use replica_auditor::ledger::{Due, PolicyLedger, arn_digest};
+use serde_json::{Value, json};
+use support::*;
+
+const DBWEST: &str = "production/DBWest";
+const REFRESH: u32 = 50;
+
+fn scheduled() -> Value {
+    json!({
+        "version": "0", "id": "0b5c3f3e-8a1e-4c55-9d0a-6f1f0e4a2b11", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-25T12:00:00Z", "region": "us-west-2",
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/replica-auditor-sweep"], "detail": {}
+    })
+}
+
+async fn sweep(app: &replica_auditor::engine::App<replica_auditor::aws::AwsClients>) -> Value {
+    let summary = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .expect("sweep succeeds");
+    summary["sweep"].clone()
+}
+
+fn ddb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}
+
+/// The ledger of the own account in us-west-2, as the state table holds it.
+async fn ledger(w: &World) -> PolicyLedger {
+    let item = ddb(&w.sdk().await)
+        .get_item()
+        .table_name(&w.state_table)
+        .key(
+            "pk",
+            AttributeValue::S(format!("policy#{MOTO_ACCOUNT}#us-west-2")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the sweep recorded a ledger");
+    let n = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .map(|v| v.parse::<i64>().unwrap())
+    };
+    PolicyLedger {
+        read_as_of: n("read_as_of"),
+        sweeps: n("sweeps").unwrap_or(0) as u64,
+        flagged: item
+            .get("flagged")
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default(),
+        rules: item["rules"].as_s().unwrap().clone(),
+        version: n("version").unwrap_or(0) as u64,
+    }
+}
+
+/// Time passes: the last sweep's mark moves an hour on, so the world's
+/// secrets (created seconds ago) count as changed long before it.
+async fn an_hour_later(w: &World) {
+    let l = ledger(w).await;
+    ddb(&w.sdk().await)
+        .update_item()
+        .table_name(&w.state_table)
+        .key(
+            "pk",
+            AttributeValue::S(format!("policy#{MOTO_ACCOUNT}#us-west-2")),
+        )
+        .update_expression("SET read_as_of = :t")
+        .expression_attribute_values(
+            ":t",
+            AttributeValue::N((l.read_as_of.unwrap() + 3600).to_string()),
+        )
+        .send()
+        .await
+        .expect("UpdateItem");
+}
+
+/// The primaries in us-west-2 the sweep audits (those with replicas).
+async fn audited_primaries(w: &World) -> Vec<String> {
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    let mut out = Vec::new();
+    let mut pages = sm.list_secrets().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for s in page.expect("ListSecrets").secret_list() {
+            let arn = s.arn().unwrap();
+            let d = sm
+                .describe_secret()
+                .secret_id(arn)
+                .send()
+                .await
+                .expect("DescribeSecret");
+            let primary_here = d.primary_region().is_none_or(|r| r == "us-west-2");
+            if primary_here && !d.replication_status().is_empty() {
+                out.push(arn.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The audited primaries whose policies a sweep reads for its refresh
+/// share alone, under `ledger` (as the sweep starting now reads it).
+fn refresh_share(ledger: &PolicyLedger, primaries: &[String]) -> BTreeSet<String> {
+    primaries
+        .iter()
+        .filter(|a| ledger.due(a, Some(0), &ledger.rules, REFRESH) == Some(Due::Refresh))
+        .cloned()
+        .collect()
+}
+
+async fn put_public_policy(w: &World) {
+    aws_sdk_secretsmanager::Client::new(&w.sdk().await)
+        .put_resource_policy()
+        .secret_id(&w.secrets[DBWEST])
+        .resource_policy(
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "AnyoneMayRead", "Effect": "Allow",
+                "Principal": {"AWS": "*"}, "Action": "secretsmanager:DescribeSecret", "Resource": "*"}]})
+            .to_string(),
+        )
+        .block_public_policy(false)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
+    let w = World::start_bulk(40);
+    let refresh = REFRESH.to_string();
+    let app = w.app(&[("SWEEP_POLICY_REFRESH", refresh.as_str())]).await;
+    let primaries = audited_primaries(&w).await;
+    let dbwest = w.secrets[DBWEST].clone();
+    assert!(primaries.contains(&dbwest));
+
+    // No ledger yet: every audited secret's policy is read.
+    let s1 = sweep(&app).await;
+    let audited = s1["secrets_audited"].as_u64().unwrap();
+    assert_eq!(audited as usize, primaries.len(), "{s1}");
+    assert_eq!(s1["resource_policies_read"], audited, "{s1}");
+    assert_eq!(s1["resource_policies_not_due"], 0, "{s1}");
+    let l1 = ledger(&w).await;
+    assert_eq!(l1.sweeps, 1);
+    assert!(l1.flagged.is_empty(), "no policy had a finding: {l1:?}");
+    let started = l1.read_as_of.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((now - 120..=now).contains(&started), "{started} vs {now}");
+
+    // A public policy arrives; its CloudTrail event is audited and flags
+    // the secret (moto, unlike what AWS may do, leaves LastChangedDate as
+    // it was: only the flag makes the next sweep look).
+    an_hour_later(&w).await;
+    put_public_policy(&w).await;
+    let report = run(&app, &event("put-resource-policy.json")).await;
+    assert_eq!(report["trigger"]["event_name"], "PutResourcePolicy");
+    assert_eq!(
+        finding(&report, "SECRET_POLICY_PUBLIC")["region"],
+        "us-west-2"
+    );
+    let l2 = ledger(&w).await;
+    assert_eq!(l2.flagged, BTreeSet::from([arn_digest(&dbwest)]));
+    assert_eq!(l2.version, 1);
+    w.published().await;
+
+    // The second sweep reads the flagged policy and its refresh share only,
+    // and reports the finding again.
+    let share = refresh_share(&l2, &primaries);
+    assert!(share.len() < primaries.len() / 4, "{share:?}");
+    let s2 = sweep(&app).await;
+    let read = share.len() as u64 + u64::from(!share.contains(&dbwest));
+    assert_eq!(s2["resource_policies_read"], read, "{s2}");
+    assert_eq!(s2["resource_policies_not_due"], audited - read, "{s2}");
+    assert_eq!(s2["by_code"]["SECRET_POLICY_PUBLIC"], 1, "{s2}");
+    let published = w.published().await;
+    let dbwest_report = published
+        .iter()
+        .find(|p| p.report["secret"]["name"] == DBWEST)
+        .expect("DBWest reported by the sweep");
+    finding(&dbwest_report.report, "SECRET_POLICY_PUBLIC");
+    let l3 = ledger(&w).await;
+    assert_eq!(l3.sweeps, 2);
+    assert_eq!(l3.flagged, l2.flagged, "still flagged: the finding stands");
+
+    // The policy is deleted. Its event writes nothing (a clean read);
+    // the next sweep reads the still flagged policy, clean, and clears it.
+    aws_sdk_secretsmanager::Client::new(&w.sdk().await)
+        .delete_resource_policy()
+        .secret_id(&dbwest)
+        .send()
+        .await
+        .expect("DeleteResourcePolicy");
+    let report = run(&app, &event("delete-resource-policy.json")).await;
+    assert_eq!(report["trigger"]["event_name"], "DeleteResourcePolicy");
+    assert_eq!(report["findings"], json!([]));
+    assert_eq!(ledger(&w).await, l3, "a clean read writes nothing");
+    an_hour_later(&w).await;
+    let l4 = ledger(&w).await;
+    let share = refresh_share(&l4, &primaries);
+    let s3 = sweep(&app).await;
+    let read = share.len() as u64 + u64::from(!share.contains(&dbwest));
+    assert_eq!(s3["resource_policies_read"], read, "{s3}");
+    assert!(s3["by_code"].get("SECRET_POLICY_PUBLIC").is_none(), "{s3}");
+    let l5 = ledger(&w).await;
+    assert!(l5.flagged.is_empty(), "{l5:?}");
+    assert_eq!((l5.sweeps, l5.version), (3, 1));
+
+    // The fourth sweep reads only its own refresh share (another slice).
+    an_hour_later(&w).await;
+    let share = refresh_share(&ledger(&w).await, &primaries);
+    let s4 = sweep(&app).await;
+    assert_eq!(s4["resource_policies_read"], share.len() as u64, "{s4}");
+}
+
+/// A ledger made under other trust rules is read anew, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_trust_rules_read_every_policy_again() {
+    let w = World::start();
+    let app = w.app(&[("SWEEP_POLICY_REFRESH", "1000")]).await;
+    let s1 = sweep(&app).await;
+    an_hour_later(&w).await;
+    let s2 = sweep(&app).await;
+    assert!(
+        s2["resource_policies_read"].as_u64().unwrap()
+            < s1["resource_policies_read"].as_u64().unwrap(),
+        "{s2}"
+    );
+    an_hour_later(&w).await;
+    let trusting = w
+        .app(&[
+            ("SWEEP_POLICY_REFRESH", "1000"),
+            ("TRUSTED_ACCOUNT_IDS", "999988887777"),
+        ])
+        .await;
+    let s3 = sweep(&trusting).await;
+    assert_eq!(
+        s3["resource_policies_read"], s1["resource_policies_read"],
+        "{s3}"
+    );
+    assert_eq!(s3["resource_policies_not_due"], 0, "{s3}");
+    // SWEEP_POLICY_REFRESH=1: every sweep reads every policy, as before the ledger.
+    an_hour_later(&w).await;
+    let every = w
+        .app(&[
+            ("SWEEP_POLICY_REFRESH", "1"),
+            ("TRUSTED_ACCOUNT_IDS", "999988887777"),
+        ])
+        .await;
+    let s4 = sweep(&every).await;
+    assert_eq!(
+        s4["resource_policies_read"], s1["resource_policies_read"],
+        "{s4}"
+    );
+}
