@@ -293,6 +293,37 @@ async fn sweep_stdout_is_json_lines_and_logs_go_to_stderr() {
     assert!(!quiet.stderr.contains("\"INFO\""), "{}", quiet.stderr);
 }
 
+/// A command line sweep reads every resource policy, ledger or not, unless
+/// told `--policy-refresh`; with `--state-table` it records its pass.
+#[tokio::test]
+async fn a_command_line_sweep_reads_every_policy_unless_told_otherwise() {
+    let world = World::start();
+    let table = world.state_table.clone();
+    let sweep = |extra: &'static [&'static str]| {
+        let mut args = vec!["sweep", "--state-table", table.as_str()];
+        args.extend(extra);
+        let endpoint = world.moto.endpoint.clone();
+        async move {
+            let run = cli(&endpoint, &args, &[]).await;
+            run.reports().last().unwrap()["sweep"].clone()
+        }
+    };
+    let first = sweep(&[]).await;
+    let audited = first["secrets_audited"].clone();
+    assert_eq!(first["resource_policies_read"], audited, "{first}");
+    world.an_hour_after_the_last_sweep().await;
+    let again = sweep(&[]).await;
+    assert_eq!(again["resource_policies_read"], audited, "{again}");
+    assert_eq!(again["resource_policies_not_due"], 0, "{again}");
+    world.an_hour_after_the_last_sweep().await;
+    let as_lambda = sweep(&["--policy-refresh", "1000"]).await;
+    let not_due = as_lambda["resource_policies_not_due"].as_u64().unwrap();
+    assert!(
+        not_due > 0 && not_due <= audited.as_u64().unwrap(),
+        "{as_lambda}"
+    );
+}
+
 /// A report with what differs between two runs of the same audit taken out.
 fn comparable(mut report: Value) -> Value {
     let o = report.as_object_mut().unwrap();

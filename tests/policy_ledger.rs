@@ -70,27 +70,6 @@ async fn ledger(w: &World) -> PolicyLedger {
     }
 }
 
-/// Time passes: the last sweep's mark moves an hour on, so the world's
-/// secrets (created seconds ago) count as changed long before it.
-async fn an_hour_later(w: &World) {
-    let l = ledger(w).await;
-    ddb(&w.sdk().await)
-        .update_item()
-        .table_name(&w.state_table)
-        .key(
-            "pk",
-            AttributeValue::S(format!("policy#{MOTO_ACCOUNT}#us-west-2")),
-        )
-        .update_expression("SET read_as_of = :t")
-        .expression_attribute_values(
-            ":t",
-            AttributeValue::N((l.read_as_of.unwrap() + 3600).to_string()),
-        )
-        .send()
-        .await
-        .expect("UpdateItem");
-}
-
 /// The primaries in us-west-2 the sweep audits (those with replicas).
 async fn audited_primaries(w: &World) -> Vec<String> {
     let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
@@ -164,7 +143,7 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     // A public policy arrives; its CloudTrail event is audited and flags
     // the secret (moto, unlike what AWS may do, leaves LastChangedDate as
     // it was: only the flag makes the next sweep look).
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     put_public_policy(&w).await;
     let report = run(&app, &event("put-resource-policy.json")).await;
     assert_eq!(report["trigger"]["event_name"], "PutResourcePolicy");
@@ -208,7 +187,7 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     assert_eq!(report["trigger"]["event_name"], "DeleteResourcePolicy");
     assert_eq!(report["findings"], json!([]));
     assert_eq!(ledger(&w).await, l3, "a clean read writes nothing");
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     let l4 = ledger(&w).await;
     let share = refresh_share(&l4, &primaries);
     let s3 = sweep(&app).await;
@@ -220,7 +199,7 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     assert_eq!((l5.sweeps, l5.version), (3, 1));
 
     // The fourth sweep reads only its own refresh share (another slice).
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     let share = refresh_share(&ledger(&w).await, &primaries);
     let s4 = sweep(&app).await;
     assert_eq!(s4["resource_policies_read"], share.len() as u64, "{s4}");
@@ -232,14 +211,14 @@ async fn changed_trust_rules_read_every_policy_again() {
     let w = World::start();
     let app = w.app(&[("SWEEP_POLICY_REFRESH", "1000")]).await;
     let s1 = sweep(&app).await;
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     let s2 = sweep(&app).await;
     assert!(
         s2["resource_policies_read"].as_u64().unwrap()
             < s1["resource_policies_read"].as_u64().unwrap(),
         "{s2}"
     );
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     let trusting = w
         .app(&[
             ("SWEEP_POLICY_REFRESH", "1000"),
@@ -253,7 +232,7 @@ async fn changed_trust_rules_read_every_policy_again() {
     );
     assert_eq!(s3["resource_policies_not_due"], 0, "{s3}");
     // SWEEP_POLICY_REFRESH=1: every sweep reads every policy, as before the ledger.
-    an_hour_later(&w).await;
+    w.an_hour_after_the_last_sweep().await;
     let every = w
         .app(&[
             ("SWEEP_POLICY_REFRESH", "1"),

@@ -50,9 +50,15 @@ pub enum Command {
         /// Regions whose secrets are listed (default: --region).
         #[arg(long, env = "SWEEP_REGIONS", value_name = "REGION,...")]
         regions: Option<String>,
-        /// Secrets audited at once (1 to 64).
+        /// The most secrets audited at once (1 to 256; fewer when the
+        /// observed latency asks for fewer).
         #[arg(long, env = "SWEEP_CONCURRENCY", value_name = "N")]
         concurrency: Option<String>,
+        /// With --state-table: read each resource policy only when it may
+        /// have changed, every policy once in N sweeps (the Lambda's
+        /// SWEEP_POLICY_REFRESH). The default, 1, reads every policy.
+        #[arg(long, value_name = "N", default_value = "1")]
+        policy_refresh: String,
         #[command(flatten)]
         remediation: RemediationArgs,
     },
@@ -198,7 +204,7 @@ pub struct RemediationArgs {
 }
 
 /// Each setting's variable and its flag: configuration errors name both.
-pub const FLAGS: [(&str, &str); 17] = [
+pub const FLAGS: [(&str, &str); 18] = [
     ("ALLOWED_REGIONS", "--allowed-regions"),
     ("REQUIRED_REGIONS", "--required-regions"),
     (
@@ -220,6 +226,7 @@ pub const FLAGS: [(&str, &str); 17] = [
     ),
     ("SWEEP_REGIONS", "--regions"),
     ("SWEEP_CONCURRENCY", "--concurrency"),
+    ("SWEEP_POLICY_REFRESH", "--policy-refresh"),
     ("FINDINGS_TOPIC_ARN", "--findings-topic-arn"),
     ("CHAT_TOPIC_ARN", "--chat-topic-arn"),
 ];
@@ -237,8 +244,9 @@ impl Cli {
             Command::Sweep {
                 regions,
                 concurrency,
+                policy_refresh,
                 remediation,
-            } => (remediation, Some((regions, concurrency))),
+            } => (remediation, Some((regions, concurrency, policy_refresh))),
         };
         let mode = if remediation.remediate {
             "on"
@@ -275,9 +283,10 @@ impl Cli {
                 remediation.remediation_writes_per_second.as_ref(),
             ),
         ];
-        if let Some((regions, concurrency)) = sweep {
+        if let Some((regions, concurrency, policy_refresh)) = sweep {
             vars.push(("SWEEP_REGIONS", regions.as_ref()));
             vars.push(("SWEEP_CONCURRENCY", concurrency.as_ref()));
+            vars.push(("SWEEP_POLICY_REFRESH", Some(policy_refresh)));
         }
         if let Command::Replay {
             findings_topic_arn,

@@ -218,6 +218,31 @@ impl World {
         (clients, config)
     }
 
+    /// Time passes: the own account's policy ledger in us-west-2 (README
+    /// "Resource policies between sweeps") says its last complete sweep
+    /// started an hour later than it did, so the world's secrets (created
+    /// seconds before) count as last changed long before it.
+    pub async fn an_hour_after_the_last_sweep(&self) {
+        aws_sdk_dynamodb::Client::new(&self.sdk().await)
+            .update_item()
+            .table_name(&self.state_table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "policy#{MOTO_ACCOUNT}#us-west-2"
+                )),
+            )
+            .update_expression("SET read_as_of = read_as_of + :h")
+            .condition_expression("attribute_exists(read_as_of)")
+            .expression_attribute_values(
+                ":h",
+                aws_sdk_dynamodb::types::AttributeValue::N("3600".into()),
+            )
+            .send()
+            .await
+            .expect("a sweep recorded the ledger");
+    }
+
     /// Every message published to the findings topic so far, drained
     /// from its SQS subscription.
     pub async fn published(&self) -> Vec<Published> {
