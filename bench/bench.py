@@ -22,10 +22,17 @@ bench/results.json:
 3. the auditor's sweep at 100, 1,000 and 5,000 secrets;
 4. cold start and peak RSS, against Custodian's Lambda cold path;
 5. the stripped bootstrap and its zip;
-6. AWS calls per audited event against the minimum the checks need.
+6. AWS calls per audited event against the minimum the checks need;
+and issue 17's: 2b, 7, 8 (the cheapest Custodian policy, each tool at its
+Lambda CPU share, the cold path over TLS; bench/lambda_share.py) and 3b (the
+org sweep against c7n-org; bench/orgwide.py).
 
 Usage: bench.py BOOTSTRAP PROXY CUSTODIAN_PYTHON   (paths to the binaries;
        BOOTSTRAP is the Lambda binary, target/release/replica-auditor-lambda)
+       bench.py --event-only BOOTSTRAP PROXY      (1, 4, 5, 6; printed only)
+       bench.py --lambda-share|--org BOOTSTRAP PROXY CUSTODIAN_PYTHON
+                (2b, 7, 8 | 3b alone, merged into bench/results.json and
+                bench/results.md: the other figures are kept)
 Environment: BENCH_RUNS (3), BENCH_CUSTODIAN_RUNS (BENCH_RUNS),
 BENCH_SIZES ("300,1000"), BENCH_SCALE ("100,1000,5000").
 """
@@ -865,19 +872,19 @@ def merge_results(update):
 
 
 def org_figure(bootstrap, proxy, custodian_python, command):
-    """Figure 3b (bench/org.py): the org sweep against c7n-org."""
-    import org  # here, not at the top: bench/org.py imports this module
+    """Figure 3b (bench/orgwide.py): the org sweep against c7n-org."""
+    import orgwide  # here, not at the top: bench/orgwide.py imports this module
 
     started = time.time()
     c7n_org = str(Path(custodian_python).parent / "c7n-org")
     version = subprocess.run(
         [custodian_python, "-c", "import importlib.metadata as m; print(m.version('c7n-org'))"], capture_output=True, text=True
     ).stdout.strip()
-    figure = org.figure(bootstrap, proxy, c7n_org)
+    figure = orgwide.figure(bootstrap, proxy, c7n_org)
     return {
         **figure,
         **subset_run(command, started),
-        "runs": org.RUNS,
+        "runs": orgwide.RUNS,
         "bootstrap": os.path.relpath(bootstrap, ROOT) if str(bootstrap).startswith(str(ROOT)) else str(bootstrap),
         "bootstrap_bytes": Path(bootstrap).stat().st_size,
         "bootstrap_sha256": hashlib.sha256(Path(bootstrap).read_bytes()).hexdigest(),
@@ -904,9 +911,9 @@ def main():
         # `make bench-org`: figure 3b alone, merged into bench/results.json and .md.
         bootstrap, proxy, CUSTODIAN_PY = sys.argv[2:5]
         results = merge_results({"org": org_figure(bootstrap, proxy, CUSTODIAN_PY, "make bench-org")})
-        import org
+        import orgwide
 
-        print("\n".join(org.render(results["org"])))
+        print("\n".join(orgwide.render(results["org"])))
         return
     bootstrap, proxy, CUSTODIAN_PY = sys.argv[1:4]
     started = time.time()
@@ -957,9 +964,9 @@ def render(r):
     each section naming its command, machine and date."""
     out = render_full(r) if "event" in r else ["# Benchmark results", "", "Figures 1 to 6: not run into this file yet (`make bench`).", ""]
     if "org" in r:
-        import org  # here, not at the top: bench/org.py imports this module
+        import orgwide  # here, not at the top: bench/orgwide.py imports this module
 
-        out += org.render(r["org"])
+        out += orgwide.render(r["org"])
     if "share" in r:
         out += render_share(r["share"], r["tls"], r.get("share_run"))
     return "\n".join(out)
