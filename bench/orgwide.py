@@ -458,6 +458,11 @@ def summarise(runs, expected):
     }
 
 
+def by_count(rows):
+    """A figure's rows by worker count, fewest first (they run in the order given)."""
+    return sorted(rows.items(), key=lambda kv: int(kv[0]))
+
+
 def by_action(calls):
     out = {}
     for k, v in calls.items():
@@ -497,7 +502,7 @@ def render(f):
         "| workers | tool | wall s | CPU s | peak RSS per worker MiB | AWS calls | found (expected) |",
         "|---:|---|---:|---:|---:|---:|---|",
     ]
-    for n, row in f["by_workers"].items():
+    for n, row in by_count(f["by_workers"]):
         a, c = row["auditor"], row["c7n_org"]
         out.append(
             f"| {n} | auditor | {a['wall']:.1f} (plan {a['plan_wall']:.2f} + cells {a['consume_wall']:.1f}) | {a['cpu']:.2f} | "
@@ -512,7 +517,7 @@ def render(f):
         "| workers | wall ratio (c7n-org / auditor) | CPU ratio | auditor peak RSS per worker | goal: 5x wall, 20x CPU, under 32 MB, same secrets |",
         "|---:|---:|---:|---:|---|",
     ]
-    for n, row in f["by_workers"].items():
+    for n, row in by_count(f["by_workers"]):
         a, c = row["auditor"], row["c7n_org"]
         w, u = c["wall"] / a["wall"], c["cpu"] / a["cpu"]
         rss = a["peak_rss_kib"] / 1024
@@ -520,11 +525,11 @@ def render(f):
         verdict = "met" if all(ok for _, ok in met) else "NOT met (" + ", ".join(name for name, ok in met if not ok) + ")"
         out.append(f"| {n} | {w:.1f}x | {u:.1f}x | {rss:.1f} MiB ({rss * 1.048576:.1f} MB) | {verdict} |")
     out += ["", "Calls by action, each tool (the last run at each worker count):", "", "| workers | tool | calls by action |", "|---:|---|---|"]
-    for n, row in f["by_workers"].items():
+    for n, row in by_count(f["by_workers"]):
         for tool in ("auditor", "c7n_org"):
             acts = by_action(row[tool]["calls"])
             out.append(f"| {n} | {tool} | {', '.join(f'{k} {v:,}' for k, v in sorted(acts.items()))} |")
-    first = next(iter(f["by_workers"].values()))["auditor"]
+    first = by_count(f["by_workers"])[0][1]["auditor"]
     out += [
         "",
         f"The planner's calls: {', '.join(f'{k} {v}' for k, v in sorted(first['plan_calls'].items()))}. "
@@ -543,7 +548,7 @@ def render(f):
         "| workers | delay ms | wall s | pace floor s | cell s: min / median / max | calls | calls/s | CPU s |",
         "|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
-    rows = [(n, f["delay_ms"], row["auditor"]) for n, row in f["by_workers"].items()]
+    rows = [(n, f["delay_ms"], row["auditor"]) for n, row in by_count(f["by_workers"])]
     rows += [(n, 0, a) for n, a in f.get("floor", {}).items()]
     for n, delay, a in sorted(rows, key=lambda x: (int(x[0]), -x[1])):
         c = a["cell_s"]
