@@ -77,6 +77,39 @@ MAX_RECEIVE_COUNT = 2
 POLICY_NAME = "secret-replication-failed"
 
 
+# --- the machine: what else ran -------------------------------------------------------------
+
+
+def proc_cpu(pid):
+    """User+sys seconds of a live process (its reaped children included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class Others:
+    """CPU the rest of the machine used during a run: all busy time in
+    /proc/stat, less the tool's own (measured by the run), moto's, the
+    proxy's and this harness's. On this 2-core machine shared with other
+    work, a run beside a compiler is not a run on a quiet machine; the figure
+    says which it was."""
+
+    def __init__(self, world):
+        self.pids = [world.moto.pid, world.proxy.pid]
+        self.start = self.sample()
+
+    def sample(self):
+        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in busy[:8])
+        own = sum(proc_cpu(p) for p in self.pids)
+        mine = os.times()
+        return ((user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own, mine.user + mine.system)
+
+    def stop(self, tool_cpu):
+        end = self.sample()
+        busy, world, harness = (b - a for a, b in zip(self.start, end))
+        return {"other_cpu": max(0.0, busy - world - harness - tool_cpu), "moto_proxy_cpu": world, "harness_cpu": harness}
+
+
 # --- the world ----------------------------------------------------------------------------
 
 
@@ -229,6 +262,7 @@ def auditor_run(bootstrap, world, org, workers, delay=DELAY):
     offset = logfile.stat().st_size if logfile.exists() else 0
     auditors = [Auditor(bootstrap, world, **env) for _ in range(workers)]
     stopped = False
+    others = Others(world)
     try:
         t0 = time.perf_counter()
         _, planned = auditors[0].api.invoke(scheduled_event(), timeout=FUNCTION_TIMEOUT)
@@ -252,6 +286,7 @@ def auditor_run(bootstrap, world, org, workers, delay=DELAY):
         peaks = [rss_kib(a.proc.pid, "VmHWM") for a in auditors]
         cpus = [a.stop()[0] for a in auditors]
         stopped = True
+        machine = others.stop(sum(cpus))
     finally:
         if not stopped:
             for a in auditors:
@@ -283,6 +318,7 @@ def auditor_run(bootstrap, world, org, workers, delay=DELAY):
         "calls": stats["calls"],
         "plan_calls": plan_calls,
         "cell_s": cell_s,
+        **machine,
         "deliveries": esm.deliveries,
         "failed_records": esm.failed,
         "summaries": len(summaries),
@@ -358,6 +394,7 @@ def c7n_org_run(c7n_org, world, org, workers, workdir):
         *[a for r in SWEPT for a in ("-r", r)], "--cache-period", "0", "--cache-path", str(run / "cache"),
     ]
     logfile = open(OUT / "c7n-org.log", "ab")
+    others = Others(world)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
     watch = TreeWatch(proc.pid)
@@ -365,6 +402,7 @@ def c7n_org_run(c7n_org, world, org, workers, workdir):
     wall = time.perf_counter() - t0
     watch.stop()
     logfile.close()
+    machine = others.stop(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"c7n-org failed ({proc.returncode}); see {OUT / 'c7n-org.log'}")
@@ -382,6 +420,7 @@ def c7n_org_run(c7n_org, world, org, workers, workdir):
         "peak_rss_kib": max(pool.values()) if pool else None,
         "parent_peak_rss_kib": watch.peaks.get(proc.pid),
         "processes": len(pool),
+        **machine,
         "requests": stats["requests"],
         "calls": stats["calls"],
         "found": found,
@@ -424,11 +463,13 @@ def figure(bootstrap, proxy, c7n_org):
             for _ in range(RUNS):
                 a = auditor_run(bootstrap, world, org, workers)
                 log(f"auditor, {workers} workers: {a['wall']:.1f}s wall (plan {a['plan_wall']:.2f}s), {a['cpu']:.2f}s CPU, "
-                    f"peak RSS {a['peak_rss_kib'] / 1024:.1f} MiB, {a['requests']} calls, found {len(a['found'])}")
+                    f"peak RSS {a['peak_rss_kib'] / 1024:.1f} MiB, {a['requests']} calls, found {len(a['found'])}; "
+                    f"other processes {a['other_cpu']:.1f}s CPU, moto+proxy {a['moto_proxy_cpu']:.1f}s")
                 mine.append(a)
                 c = c7n_org_run(c7n_org, world, org, workers, workdir)
                 log(f"c7n-org, {workers} workers: {c['wall']:.1f}s wall, {c['cpu']:.2f}s CPU, "
-                    f"peak RSS {(c['peak_rss_kib'] or 0) / 1024:.1f} MiB, {c['requests']} calls, found {len(c['found'])}")
+                    f"peak RSS {(c['peak_rss_kib'] or 0) / 1024:.1f} MiB, {c['requests']} calls, found {len(c['found'])}; "
+                    f"other processes {c['other_cpu']:.1f}s CPU, moto+proxy {c['moto_proxy_cpu']:.1f}s")
                 theirs.append(c)
             out["by_workers"][str(workers)] = {"auditor": summarise(mine, expected), "c7n_org": summarise(theirs, expected)}
         return out
@@ -512,6 +553,19 @@ def render(f):
             f"| {n} | c7n-org | {c['wall']:.1f} | {c['cpu']:.2f} | {c['peak_rss_kib'] / 1024:.1f} (parent {c['parent_peak_rss_kib'] / 1024:.1f}; "
             f"{c['processes']} pool processes) | {c['requests']:,} | {c['found']} of {f['expected']} ({'same' if c['found_expected'] else 'DIFFERENT'}) |"
         )
+    if all("other_cpu" in row[t] for _, row in by_count(f["by_workers"]) for t in ("auditor", "c7n_org")):
+        others = "; ".join(
+            f"{n} workers: auditor {row['auditor']['other_cpu']:.1f} s in {row['auditor']['wall']:.0f} s, "
+            f"c7n-org {row['c7n_org']['other_cpu']:.1f} s in {row['c7n_org']['wall']:.0f} s"
+            for n, row in by_count(f["by_workers"])
+        )
+        out += [
+            "",
+            "What else ran: CPU used by other processes on the machine during each run (all busy time in /proc/stat less the "
+            f"tool's, moto's, the proxy's and the harness's; 2 cores give 2 s a second): {others}. moto and the proxy used "
+            + "; ".join(f"{n}: {row['auditor']['moto_proxy_cpu']:.1f} s / {row['c7n_org']['moto_proxy_cpu']:.1f} s" for n, row in by_count(f["by_workers"]))
+            + " (auditor / c7n-org).",
+        ]
     out += [
         "",
         "| workers | wall ratio (c7n-org / auditor) | CPU ratio | auditor peak RSS per worker | goal: 5x wall, 20x CPU, under 32 MB, same secrets |",
