@@ -551,11 +551,11 @@ def render(f):
         )
         out.append(
             f"| {n} | c7n-org | {c['wall']:.1f} | {c['cpu']:.2f} | {c['peak_rss_kib'] / 1024:.1f} (parent {c['parent_peak_rss_kib'] / 1024:.1f}; "
-            f"{c['processes']} pool processes) | {c['requests']:,} | {c['found']} of {f['expected']} ({'same' if c['found_expected'] else 'DIFFERENT'}) |"
+            f"{c['processes']} pool {'process' if c['processes'] == 1 else 'processes'}) | {c['requests']:,} | {c['found']} of {f['expected']} ({'same' if c['found_expected'] else 'DIFFERENT'}) |"
         )
     if all("other_cpu" in row[t] for _, row in by_count(f["by_workers"]) for t in ("auditor", "c7n_org")):
         others = "; ".join(
-            f"{n} workers: auditor {row['auditor']['other_cpu']:.1f} s in {row['auditor']['wall']:.0f} s, "
+            f"{n} {'worker' if n == '1' else 'workers'}: auditor {row['auditor']['other_cpu']:.1f} s in {row['auditor']['wall']:.0f} s, "
             f"c7n-org {row['c7n_org']['other_cpu']:.1f} s in {row['c7n_org']['wall']:.0f} s"
             for n, row in by_count(f["by_workers"])
         )
