@@ -43,8 +43,10 @@ bench-share: bootstrap
 bench-sweep: bootstrap
 	REPLICA_AUDITOR_PYTHON=$(CURDIR)/.venv/bin/python cargo test --release --test sweep -- --ignored --nocapture sweep_concurrency_benchmark
 
-# The org sweep: 20 accounts x 3 Regions x 100 secrets through the latency
-# proxy, 1, 4 and 16 consumers (CONSUMERS=...); writes bench/results-org.md.
+# Figure 3b of `make bench` alone: the org sweep against c7n-org (20 accounts x
+# 2 Regions x 100 secrets, 100 ms per call, BENCH_ORG_WORKERS=4), merged into
+# bench/results.md; then (unless SCALING=0) the in-process consumer-scaling
+# table at 1, 4 and 16 consumers (CONSUMERS=...) into bench/results-org.md.
 bench-org: bootstrap
 	scripts/bench-org.sh
 

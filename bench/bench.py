@@ -22,14 +22,22 @@ bench/results.json:
 3. the auditor's sweep at 100, 1,000 and 5,000 secrets;
 4. cold start and peak RSS, against Custodian's Lambda cold path;
 5. the stripped bootstrap and its zip;
-6. AWS calls per audited event against the minimum the checks need.
+6. AWS calls per audited event against the minimum the checks need;
+and issue 17's: 2b, 7, 8 (the cheapest Custodian policy, each tool at its
+Lambda CPU share, the cold path over TLS; bench/lambda_share.py) and 3b (the
+org sweep against c7n-org; bench/orgwide.py).
 
 Usage: bench.py BOOTSTRAP PROXY CUSTODIAN_PYTHON   (paths to the binaries;
        BOOTSTRAP is the Lambda binary, target/release/replica-auditor-lambda)
+       bench.py --event-only BOOTSTRAP PROXY      (1, 4, 5, 6; printed only)
+       bench.py --lambda-share|--org BOOTSTRAP PROXY CUSTODIAN_PYTHON
+                (2b, 7, 8 | 3b alone, merged into bench/results.json and
+                bench/results.md: the other figures are kept)
 Environment: BENCH_RUNS (3), BENCH_CUSTODIAN_RUNS (BENCH_RUNS),
 BENCH_SIZES ("300,1000"), BENCH_SCALE ("100,1000,5000").
 """
 
+import hashlib
 import http.server
 import io
 import json
@@ -763,11 +771,21 @@ def event_only(bootstrap, proxy):
           f"peak RSS {event['peak_rss_kib'] / 1024:.1f} MiB; bootstrap {unzipped / 1e6:.2f} MB, zipped {zipped / 1e6:.2f} MB")
 
 
-def render_share(share, tls):
-    """Figures 2b, 7 and 8 (issue 17) as Markdown lines."""
+def render_share(share, tls, run=None):
+    """Figures 2b, 7 and 8 (issue 17) as Markdown lines; `run`: where they
+    came from, when `make bench-share` merged them."""
     out = [
         "## 2b. Sweep against Custodian's cheapest policy, 100 ms per call",
         "",
+    ]
+    if run:
+        m = run["machine"]
+        out += [
+            f"Figures 2b, 7 and 8: produced by `{run['command']}` on {run['date']} ({run['minutes']} min), {run['runs']} run(s); "
+            f"machine: {m['cpu']}, {m['memory_gib']} GiB, Linux {m['kernel']}; Cloud Custodian {m['custodian']}, moto {m['moto']}.",
+            "",
+        ]
+    out += [
         "Secrets with two replicas each, a tenth Failed (a name clash). Custodian runs `bench/custodian-cheapest.yml`: one `value` "
         "filter on `ReplicationStatus[].Status`, one DescribeSecret per secret on its thread pool. No CPU cap: both tools use the "
         "machine's cores. Wall is the sweep invocation (auditor) and `custodian run` from start to exit.",
@@ -831,18 +849,71 @@ def render_share(share, tls):
     return out
 
 
+def subset_run(command, started):
+    """Where a figure subset (bench-share, bench-org) came from: rendered in
+    its own section, since bench/results.md keeps the other figures' runs."""
+    return {
+        "command": os.environ.get("BENCH_COMMAND", command),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        "machine": machine(),
+    }
+
+
+def merge_results(update):
+    """Merge a figure subset into bench/results.json, keeping every other
+    figure, and render bench/results.md again from the whole."""
+    path = ROOT / "bench/results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.update(json.loads(json.dumps(update, default=sorted)))
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "bench/results.md").write_text(render(results))
+    return results
+
+
+def org_figure(bootstrap, proxy, custodian_python, command):
+    """Figure 3b (bench/orgwide.py): the org sweep against c7n-org."""
+    import orgwide  # here, not at the top: bench/orgwide.py imports this module
+
+    started = time.time()
+    c7n_org = str(Path(custodian_python).parent / "c7n-org")
+    version = subprocess.run(
+        [custodian_python, "-c", "import importlib.metadata as m; print(m.version('c7n-org'))"], capture_output=True, text=True
+    ).stdout.strip()
+    figure = orgwide.figure(bootstrap, proxy, c7n_org)
+    return {
+        **figure,
+        **subset_run(command, started),
+        "runs": orgwide.RUNS,
+        "bootstrap": os.path.relpath(bootstrap, ROOT) if str(bootstrap).startswith(str(ROOT)) else str(bootstrap),
+        "bootstrap_bytes": Path(bootstrap).stat().st_size,
+        "bootstrap_sha256": hashlib.sha256(Path(bootstrap).read_bytes()).hexdigest(),
+        "c7n_org_version": version,
+        "settings": {k: v for k, v in os.environ.items() if k.startswith("BENCH_ORG_")},
+    }
+
+
 def main():
     global CUSTODIAN_PY
     if sys.argv[1] == "--event-only":
         return event_only(*sys.argv[2:4])
     if sys.argv[1] == "--lambda-share":
-        # `make bench-share`: figures 2b, 7 and 8 alone, printed (not written to bench/results.md).
+        # `make bench-share`: figures 2b, 7 and 8 alone, merged into bench/results.json and .md.
         bootstrap, proxy, CUSTODIAN_PY = sys.argv[2:5]
+        started = time.time()
         share = lambda_share(bootstrap, proxy, CUSTODIAN_PY)
         tls = tls_cold(bootstrap, proxy, CUSTODIAN_PY)
         (OUT / "share.json").write_text(json.dumps({"share": share, "tls": tls}, indent=2, default=sorted))
-        print(f"command: make bench-share; {RUNS} runs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        merge_results({"share": share, "tls": tls, "share_run": {**subset_run("make bench-share", started), "runs": RUNS}})
         print("\n".join(render_share(json.loads(json.dumps(share, default=sorted)), tls)))
+        return
+    if sys.argv[1] == "--org":
+        # `make bench-org`: figure 3b alone, merged into bench/results.json and .md.
+        bootstrap, proxy, CUSTODIAN_PY = sys.argv[2:5]
+        results = merge_results({"org": org_figure(bootstrap, proxy, CUSTODIAN_PY, "make bench-org")})
+        import orgwide
+
+        print("\n".join(orgwide.render(results["org"])))
         return
     bootstrap, proxy, CUSTODIAN_PY = sys.argv[1:4]
     started = time.time()
@@ -862,6 +933,8 @@ def main():
     share = lambda_share(bootstrap, proxy, CUSTODIAN_PY)
     log("figure 8: the cold path over TLS")
     tls = tls_cold(bootstrap, proxy, CUSTODIAN_PY)
+    log("figure 3b: the org sweep against c7n-org")
+    org = org_figure(bootstrap, proxy, CUSTODIAN_PY, "make bench")
     unzipped, zipped = size(bootstrap)
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
@@ -875,6 +948,7 @@ def main():
         "size": {"bootstrap_bytes": unzipped, "zip_bytes": zipped},
         "share": share,
         "tls": tls,
+        "org": org,
         "minutes": round((time.time() - started) / 60, 1),
     }
     results = json.loads(json.dumps(results, default=sorted))  # int keys become strings, as they are read back
@@ -884,6 +958,22 @@ def main():
 
 
 def render(r):
+    """bench/results.md from bench/results.json: figures 1 to 6 from the last
+    `make bench`, then figure 3b and figures 2b, 7, 8 from whichever run
+    (`make bench`, `make bench-org`, `make bench-share`) last merged them,
+    each section naming its command, machine and date."""
+    out = render_full(r) if "event" in r else ["# Benchmark results", "", "Figures 1 to 6: not run into this file yet (`make bench`).", ""]
+    if "org" in r:
+        import orgwide  # here, not at the top: bench/orgwide.py imports this module
+
+        out += orgwide.render(r["org"])
+    if "share" in r:
+        out += render_share(r["share"], r["tls"], r.get("share_run"))
+    return "\n".join(out)
+
+
+def render_full(r):
+    """Figures 1 to 6 of a whole `make bench` run, as Markdown lines."""
     e, m = r["event"], r["machine"]
     lo, hi = EVENT_DELAYS
     out = [
@@ -901,7 +991,7 @@ def render(r):
         f"Time is from the Runtime API handing out the event to the function's response, which follows SNS's answer to the Publish. "
         f"Round trips = (time at {hi} ms - time at {lo} ms) / {hi - lo} ms.",
         "",
-        f"| replicas | ms at {lo} ms/call | ms at {hi} ms/call | sequential round trips | calls at the proxy | minimum (3n+5) |",
+        f"| replicas | ms at {lo} ms/call | ms at {hi} ms/call | sequential round trips | calls at the proxy | minimum (3n+{e['events'][0]['minimum_calls'] - 3 * e['events'][0]['replicas']}) |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in e["events"]:
@@ -976,9 +1066,7 @@ def render(r):
         f"Stripped release `bootstrap` (x86_64): {r['size']['bootstrap_bytes'] / 1e6:.2f} MB; zipped: {r['size']['zip_bytes'] / 1e6:.2f} MB.",
         "",
     ]
-    if "share" in r:
-        out += render_share(r["share"], r["tls"])
-    return "\n".join(out)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# `make bench-org`: the org sweep (20 accounts x 3 Regions x 100 secrets by
-# default) through bench/latency-proxy, with 1, 4 and 16 consumers; writes
+# `make bench-org`: figure 3b, the org sweep against c7n-org (bench/orgwide.py,
+# through scripts/bench.sh --org): 20 accounts x 2 Regions x 100 secrets,
+# 100 ms per call, the release Lambda binary as N environments fed by an SQS
+# event source mapping against `c7n-org run` with N workers; merged into
+# bench/results.json and bench/results.md. Then, unless SCALING=0, the
+# in-process consumer-scaling table (tests/org_sweep.rs org_sweep_benchmark,
+# 20 accounts x 3 Regions x 100 secrets, 50 ms per call) into
 # bench/results-org.md. Not part of `make test`.
-#   CONSUMERS=1,4,16 ACCOUNTS=20 SECRETS=100 DELAY_MS=50 PROFILE=dev|release
+#   figure 3b: BENCH_ORG_WORKERS=4 (e.g. 1,4,16) BENCH_ORG_ACCOUNTS=20
+#              BENCH_ORG_SECRETS=100 BENCH_ORG_DELAY_MS=100 BENCH_ORG_RUNS=1
+#              BENCH_ORG_FLOOR=4 (worker counts also run with no delay)
+#   scaling:   CONSUMERS=1,4,16 ACCOUNTS=20 SECRETS=100 DELAY_MS=50 PROFILE=dev|release
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
-echo "==> the latency proxy"
-cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
+scripts/bench.sh --org
+if [ "${SCALING:-1}" = "0" ]; then exit 0; fi
 release=()
 if [ "${PROFILE:-dev}" = "release" ]; then release=(--release); fi
 echo "==> tests/org_sweep.rs org_sweep_benchmark (${PROFILE:-dev} build)"

@@ -2,7 +2,8 @@
 # `make bench`: Replica Auditor against Cloud Custodian (bench/bench.py).
 # Installs Cloud Custodian into its own venv (.venv-bench, bench/requirements.txt),
 # builds the release bootstrap and the latency proxy, then runs every figure.
-# Writes bench/results.md and bench/results.json. Not part of `make test`.
+# Writes bench/results.md and bench/results.json (--event-only prints; --org and
+# --lambda-share merge their figures into both). Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -27,6 +28,11 @@ cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --t
 if [ "${1:-}" = "--event-only" ]; then
   echo "==> bench/bench.py --event-only (figures 1, 4, 5, 6)"
   exec .venv/bin/python bench/bench.py --event-only target/release/replica-auditor-lambda target/latency-proxy/release/latency-proxy
+fi
+if [ "${1:-}" = "--org" ]; then
+  echo "==> bench/bench.py --org (figure 3b: the org sweep against c7n-org)"
+  exec .venv/bin/python bench/bench.py --org target/release/replica-auditor-lambda \
+    target/latency-proxy/release/latency-proxy .venv-bench/bin/python
 fi
 if [ "${1:-}" = "--lambda-share" ]; then
   echo "==> bench/bench.py --lambda-share (figures 2b, 7, 8; needs root for the cgroup CPU controller)"
