@@ -423,8 +423,10 @@ async fn a_cell_out_of_time_sends_its_remainder_and_counts_each_secret_once() {
     once.sort_unstable();
     once.dedup();
     assert_eq!(once.len(), cut.len(), "{cut:?}");
+    // In flight, never more than SWEEP_CONCURRENCY (the default ceiling).
+    let ceiling = replica_auditor::config::DEFAULT_SWEEP_CONCURRENCY as usize;
     assert!(
-        cut.len() <= 16 * parts.len(),
+        cut.len() <= ceiling * parts.len(),
         "at most SWEEP_CONCURRENCY per part: {cut:?}"
     );
     assert_eq!(s["secrets_with_findings"], cut.len());
@@ -689,10 +691,13 @@ async fn org_sweep_benchmark() {
          ({} secrets, each replicated to one other swept Region), every AWS call held {delay} ms by \
          bench/latency-proxy in front of moto; the function in-process (tests/org_sweep.rs \
          `org_sweep_benchmark`, {} build), one App per consumer as Lambda runs one instance per \
-         concurrent batch, fed by the test-side event source mapping (BatchSize 1). SWEEP_CONCURRENCY 16, \
-         REMEDIATION off. Seeding took {:.0} s (not timed below). Machine: {} cores; {}.\n\n",
+         concurrent batch, fed by the test-side event source mapping (BatchSize 1). SWEEP_CONCURRENCY {} \
+         (the most in flight; within it the observed latency decides), REMEDIATION off. Each cell's first \
+         sweep (no policy ledger yet: every resource policy read, at 25 a second). Seeding took {:.0} s (not \
+         timed below). Machine: {} cores; {}.\n\n",
         accounts * 3 * secrets,
         if cfg!(debug_assertions) { "dev (unoptimised)" } else { "release" },
+        replica_auditor::config::DEFAULT_SWEEP_CONCURRENCY,
         seeded.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         replica_auditor::model::now_rfc3339(),

@@ -242,8 +242,9 @@ impl PolicyLedgers for AwsClients {
         } else if !flagged.is_empty() {
             self.update(&key, flag(Update::new())).await?;
         }
-        // Clear only what was flagged, and only if no event flagged or
-        // cleared anything since the ledger was read.
+        // Clear only what was flagged, and only if no event flagged
+        // anything since the ledger was read (it may have flagged one of
+        // these again after this sweep read it).
         let clean: Vec<String> = pass.clean.intersection(&seen.flagged).cloned().collect();
         if !clean.is_empty() {
             let update = Update::new()
