@@ -245,3 +245,88 @@ async fn changed_trust_rules_read_every_policy_again() {
         "{s4}"
     );
 }
+
+/// Writers at once, through the adapter itself: a sweep whose view of the
+/// ledger is out of date neither moves the mark over a later sweep's nor
+/// clears a secret an event flagged after it read the ledger; it still
+/// adds what it found wanting. One that is up to date does both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_sweep_neither_moves_the_mark_nor_clears_a_fresh_flag() {
+    use replica_auditor::aws::PolicyLedgers;
+    use replica_auditor::ledger::PolicyPass;
+
+    let w = World::start();
+    let app = w.app(&[]).await;
+    let c = &app.clients;
+    let (account, region) = (MOTO_ACCOUNT, "us-west-2");
+    let arn = |name: &str| {
+        format!("arn:aws:secretsmanager:us-west-2:{MOTO_ACCOUNT}:secret:{name}-AbCdEf")
+    };
+    let (x, z) = (arn("x"), arn("z"));
+    let read = || async { c.policy_ledger(account, region).await.unwrap().unwrap() };
+    let pass = |clean: &[&str], wanting: &[&str]| {
+        let mut p = PolicyPass {
+            complete: true,
+            ..PolicyPass::default()
+        };
+        clean.iter().for_each(|a| p.count(a, Some(true)));
+        wanting.iter().for_each(|a| p.count(a, Some(false)));
+        p
+    };
+
+    assert_eq!(
+        read().await,
+        PolicyLedger::default(),
+        "nothing recorded yet"
+    );
+    c.note_policy(account, region, &x).await.unwrap();
+    // Sweep A reads the ledger: x flagged.
+    let seen_by_a = read().await;
+    assert_eq!(seen_by_a.flagged, BTreeSet::from([arn_digest(&x)]));
+    // x's policy is broken again after A read it, and its event flags it.
+    c.note_policy(account, region, &x).await.unwrap();
+    // Sweep B, which started later, records first.
+    let seen_by_b = read().await;
+    c.record_policy_pass(
+        account,
+        region,
+        &pass(&[], &[]),
+        (2_000, "rules"),
+        &seen_by_b,
+    )
+    .await
+    .unwrap();
+    // A records late: it read x clean (before the second break) and z wanting.
+    c.record_policy_pass(
+        account,
+        region,
+        &pass(&[&x], &[&z]),
+        (1_000, "rules"),
+        &seen_by_a,
+    )
+    .await
+    .unwrap();
+    let l = read().await;
+    assert_eq!(
+        (l.read_as_of, l.sweeps),
+        (Some(2_000), 1),
+        "B's mark stands: {l:?}"
+    );
+    assert_eq!(
+        l.flagged,
+        BTreeSet::from([arn_digest(&x), arn_digest(&z)]),
+        "x stays flagged (an event flagged it after A read), z is added"
+    );
+    assert_eq!(l.version, 2);
+
+    // Sweep C, up to date, reads both clean: both cleared, its mark moves.
+    c.record_policy_pass(account, region, &pass(&[&x, &z], &[]), (3_000, "rules"), &l)
+        .await
+        .unwrap();
+    let l = read().await;
+    assert_eq!(
+        (l.read_as_of, l.sweeps, l.rules.as_str()),
+        (Some(3_000), 2, "rules")
+    );
+    assert!(l.flagged.is_empty(), "{l:?}");
+}
