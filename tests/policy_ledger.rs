@@ -269,8 +269,8 @@ async fn a_stale_sweep_neither_moves_the_mark_nor_clears_a_fresh_flag() {
             complete: true,
             ..PolicyPass::default()
         };
-        clean.iter().for_each(|a| p.count(a, Some(true)));
-        wanting.iter().for_each(|a| p.count(a, Some(false)));
+        clean.iter().for_each(|a| p.count(a, true, Some(true)));
+        wanting.iter().for_each(|a| p.count(a, true, Some(false)));
         p
     };
 
@@ -318,6 +318,16 @@ async fn a_stale_sweep_neither_moves_the_mark_nor_clears_a_fresh_flag() {
         "x stays flagged (an event flagged it after A read), z is added"
     );
     assert_eq!(l.version, 2);
+
+    // A sweep under looser rules (another trusted account), up to date
+    // otherwise, reads both clean and stops early: it clears nothing, for
+    // the ledger's own sweeps would still flag them.
+    let mut looser = pass(&[&x, &z], &[]);
+    looser.complete = false;
+    c.record_policy_pass(account, region, &looser, (2_500, "looser rules"), &l)
+        .await
+        .unwrap();
+    assert_eq!(read().await, l, "nothing changed");
 
     // Sweep C, up to date, reads both clean: both cleared, its mark moves.
     c.record_policy_pass(account, region, &pass(&[&x, &z], &[]), (3_000, "rules"), &l)

@@ -214,7 +214,9 @@ impl PolicyLedgers for AwsClients {
         seen: &PolicyLedger,
     ) -> Result<(), AwsError> {
         let key = ledger_key(account, region);
-        let flagged: Vec<String> = pass.flagged.difference(&seen.flagged).cloned().collect();
+        // All of them (ADD to a set is idempotent): one in `seen` may have
+        // been cleared by another sweep since.
+        let flagged: Vec<String> = pass.flagged.iter().cloned().collect();
         let flag = |u: Update| match flagged.is_empty() {
             true => u,
             false => u.add("flagged", string_set(flagged.clone())),
@@ -242,17 +244,22 @@ impl PolicyLedgers for AwsClients {
         } else if !flagged.is_empty() {
             self.update(&key, flag(Update::new())).await?;
         }
-        // Clear only what was flagged, and only if no event flagged
-        // anything since the ledger was read (it may have flagged one of
-        // these again after this sweep read it).
+        // Clear only what was flagged, only under the rules the ledger was
+        // made under (a sweep with looser ones must not clear what its
+        // sweeps would flag), and only if no event flagged anything since
+        // the ledger was read (it may have flagged one of these again after
+        // this sweep read it).
         let clean: Vec<String> = pass.clean.intersection(&seen.flagged).cloned().collect();
-        if !clean.is_empty() {
+        if !clean.is_empty() && seen.read_as_of.is_some() && seen.rules == rules {
             let update = Update::new()
                 .delete("flagged", string_set(clean))
+                .condition("#r = :r")
+                .name("#r", "rules")
+                .value(":r", s(rules))
                 .name("#v", "version");
             let update = match seen.version {
-                0 => update.condition("attribute_not_exists(#v)"),
-                v => update.condition("#v = :v").value(":v", n(v)),
+                0 => update.and_condition("attribute_not_exists(#v)"),
+                v => update.and_condition("#v = :v").value(":v", n(v)),
             };
             self.update(&key, update).await?;
         }

@@ -126,7 +126,11 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
             let audits = secrets
                 .iter()
                 .map(|s| app.audit_secret(s, info.clone(), &budget, &request_id));
-            let reports = futures::future::join_all(audits).await;
+            let reports = futures::future::join_all(audits)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError(e.to_string()))?;
             if hub_on {
                 for r in &reports {
                     app.publish_if_needed(r)

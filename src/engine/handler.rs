@@ -122,21 +122,24 @@ impl<C: Ports, S: ReportSink> App<C, S> {
 
     /// Inspect and audit one secret (a name, looked up in the home Region,
     /// or an ARN) as a CloudTrail event naming it would, with no event: a
-    /// command line's `audit`. `info` says what asked.
+    /// command line's `audit`. `info` says what asked. Its resource policy
+    /// is flagged in the policy ledger as an event's would be; an error
+    /// when that flag could not be written.
     pub async fn audit_secret(
         &self,
         secret: &SecretRef,
         info: TriggerInfo,
         budget: &Budget,
         request_id: &str,
-    ) -> Report {
+    ) -> Result<Report, HandlerError> {
         let started = Instant::now();
         let target = self.target(secret, None, None, false);
-        let (report, _) = self
+        let (report, policy) = self
             .audit_target(&target, None, info, budget, request_id)
             .await;
         self.audit_metrics(&report, started, request_id, ("", None));
-        report
+        self.note_policy(&report, policy).await?;
+        Ok(report)
     }
 
     /// Flag the secret in the policy ledger of its account and primary

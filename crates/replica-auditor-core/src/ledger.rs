@@ -26,7 +26,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{Code, Finding, Snapshot};
+use crate::model::{Code, Finding, Lookup, Snapshot};
 
 /// LastChangedDate comes from AWS's clock, a sweep's start from the
 /// function's: a change this close before the last sweep's start still
@@ -113,12 +113,14 @@ fn slice_of(arn: &str, refresh: u64) -> u64 {
 }
 
 /// The rules a secret policy's reported verdict depends on (the trusted
-/// accounts and organisations, and the lowest severity reported), as one
-/// string: a ledger made under other rules is read anew.
+/// accounts and organisations, and the lowest severity reported) and which
+/// secrets a sweep audits (the required Regions make every secret one), as
+/// one string: a ledger made under other rules is read anew.
 pub fn rules_fingerprint(
     trusted_accounts: &[String],
     trusted_orgs: &[String],
     min_severity: &str,
+    required_regions: &[String],
 ) -> String {
     let sorted = |v: &[String]| {
         let mut v = v.to_vec();
@@ -127,29 +129,32 @@ pub fn rules_fingerprint(
         v.join(",")
     };
     format!(
-        "accounts={};orgs={};min_severity={min_severity}",
+        "accounts={};orgs={};min_severity={min_severity};required={}",
         sorted(trusted_accounts),
-        sorted(trusted_orgs)
+        sorted(trusted_orgs),
+        sorted(required_regions)
     )
 }
 
-/// What an audit of a secret says for its ledger entry: `Some(true)` when
-/// its policy was read without a finding, `Some(false)` when it was read
-/// with one or could not be read, `None` when no read was made.
+/// What an audit of a secret says for its ledger entry: `Some(false)`
+/// (flag it) when its policy was read with a finding, or when the audit
+/// could not do everything (a call failed or never started, the policy
+/// could not be analysed: whatever it missed may have been a policy that
+/// was due); `Some(true)` when its policy was read and nothing stands in
+/// the way; `None` when no read was made and nothing failed.
 pub fn verdict(snapshot: &Snapshot, findings: &[Finding]) -> Option<bool> {
-    if snapshot.secret_policy_read {
-        return Some(!findings.iter().any(|f| {
-            matches!(
-                f.code,
-                Code::SecretPolicyPublic | Code::SecretPolicyUntrustedAccount
-            )
-        }));
+    if !snapshot.gaps.is_empty() || matches!(snapshot.primary, Lookup::Unknown) {
+        return Some(false);
     }
-    let failed = snapshot
-        .gaps
-        .iter()
-        .any(|g| g.call == "secretsmanager:GetResourcePolicy");
-    failed.then_some(false)
+    if !snapshot.secret_policy_read {
+        return None;
+    }
+    Some(!findings.iter().any(|f| {
+        matches!(
+            f.code,
+            Code::SecretPolicyPublic | Code::SecretPolicyUntrustedAccount | Code::AuditIncomplete
+        )
+    }))
 }
 
 /// What one sweep of an account and Region learned of its policies, to
@@ -170,21 +175,19 @@ pub struct PolicyPass {
 }
 
 impl PolicyPass {
-    /// Count one audited secret: `None` when its policy was passed over,
-    /// else whether it was read clean (`Some(true)`) or not.
-    pub fn count(&mut self, arn: &str, read_clean: Option<bool>) {
-        match read_clean {
-            None => self.skipped += 1,
-            Some(clean) => {
-                self.read += 1;
-                let set = if clean {
-                    &mut self.clean
-                } else {
-                    &mut self.flagged
-                };
-                set.insert(arn_digest(arn));
-            }
+    /// Count one audited secret: whether its policy was `read`, and its
+    /// [`verdict`]. A policy neither read nor flagged was not due.
+    pub fn count(&mut self, arn: &str, read: bool, verdict: Option<bool>) {
+        if read {
+            self.read += 1;
+        } else if verdict.is_none() {
+            self.skipped += 1;
         }
+        match verdict {
+            Some(true) => self.clean.insert(arn_digest(arn)),
+            Some(false) => self.flagged.insert(arn_digest(arn)),
+            None => false,
+        };
     }
 
     /// Fold another part of the same account and Region in.
@@ -287,13 +290,16 @@ mod tests {
             complete: true,
             ..PolicyPass::default()
         };
-        a.count(&arn(1), Some(true));
-        a.count(&arn(2), Some(false));
-        a.count(&arn(3), None);
+        a.count(&arn(1), true, Some(true));
+        a.count(&arn(2), true, Some(false));
+        a.count(&arn(3), false, None);
         let mut b = PolicyPass::default();
-        b.count(&arn(4), Some(false));
+        b.count(&arn(4), true, Some(false));
+        // A read that failed: flagged, neither read nor passed over.
+        b.count(&arn(5), false, Some(false));
         a.merge(b);
         assert_eq!((a.read, a.skipped), (3, 1));
+        assert!(a.flagged.contains(&arn_digest(&arn(5))));
         assert!(
             a.flagged.contains(&arn_digest(&arn(2))) && a.flagged.contains(&arn_digest(&arn(4)))
         );
@@ -305,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn the_verdict_follows_the_read_and_the_secret_policy_findings_only() {
+    fn the_verdict_flags_a_wanting_or_unread_policy_and_anything_the_audit_missed() {
         use crate::model::Gap;
         let finding = |code| {
             crate::audit::finding(
@@ -318,45 +324,56 @@ mod tests {
             )
         };
         let mut s = Snapshot::empty("app");
-        assert_eq!(verdict(&s, &[]), None, "no read made");
-        s.gaps.push(Gap {
-            call: "secretsmanager:GetResourcePolicy".into(),
-            region: "us-west-2".into(),
-            reason: "denied".into(),
-        });
-        assert_eq!(verdict(&s, &[]), Some(false), "a failed read stays flagged");
+        assert_eq!(
+            verdict(&s, &[]),
+            Some(false),
+            "the primary could not be looked at"
+        );
+        s.primary = Lookup::Found(crate::model::SecretState::default());
+        assert_eq!(verdict(&s, &[]), None, "no read made, nothing failed");
+        for call in ["secretsmanager:GetResourcePolicy", "kms:GetKeyPolicy"] {
+            s.gaps = vec![Gap {
+                call: call.into(),
+                region: "us-west-2".into(),
+                reason: "denied".into(),
+            }];
+            assert_eq!(
+                verdict(&s, &[]),
+                Some(false),
+                "{call} failed: read it again"
+            );
+        }
         s.gaps.clear();
         s.secret_policy_read = true;
         assert_eq!(verdict(&s, &[finding(Code::ReplicaFailed)]), Some(true));
-        for code in [Code::SecretPolicyPublic, Code::SecretPolicyUntrustedAccount] {
+        for code in [
+            Code::SecretPolicyPublic,
+            Code::SecretPolicyUntrustedAccount,
+            // A policy that could not be analysed.
+            Code::AuditIncomplete,
+        ] {
             assert_eq!(verdict(&s, &[finding(code)]), Some(false));
         }
     }
 
     #[test]
     fn the_fingerprint_ignores_order_and_repeats() {
-        let a = rules_fingerprint(
-            &["2".into(), "1".into()],
-            &["o-b".into(), "o-a".into()],
-            "LOW",
-        );
-        let b = rules_fingerprint(
-            &["1".into(), "2".into(), "1".into()],
-            &["o-a".into(), "o-b".into()],
-            "LOW",
-        );
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = rules_fingerprint(&v(&["2", "1"]), &v(&["o-b", "o-a"]), "LOW", &[]);
+        let b = rules_fingerprint(&v(&["1", "2", "1"]), &v(&["o-a", "o-b"]), "LOW", &[]);
         assert_eq!(a, b);
         assert_ne!(
             a,
-            rules_fingerprint(&["1".into()], &["o-a".into(), "o-b".into()], "LOW")
+            rules_fingerprint(&v(&["1"]), &v(&["o-a", "o-b"]), "LOW", &[])
         );
         assert_ne!(
             a,
-            rules_fingerprint(
-                &["1".into(), "2".into()],
-                &["o-a".into(), "o-b".into()],
-                "HIGH"
-            )
+            rules_fingerprint(&v(&["1", "2"]), &v(&["o-a", "o-b"]), "HIGH", &[])
+        );
+        let required = v(&["eu-west-1"]);
+        assert_ne!(
+            a,
+            rules_fingerprint(&v(&["1", "2"]), &v(&["o-a", "o-b"]), "LOW", &required)
         );
         assert_eq!(arn_digest(&arn(1)).len(), 16);
     }

@@ -447,7 +447,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .await;
         if let Some(a) = &target.account {
             let verdict = crate::ledger::verdict(&snapshot, &report.findings);
-            policies.count(a, region, arn, verdict);
+            policies.count(a, region, arn, snapshot.secret_policy_read, verdict);
         }
         Outcome::Audited(Box::new(report))
     }
@@ -465,6 +465,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             &rules.trusted_account_ids,
             &rules.trusted_org_ids,
             self.settings.min_severity.as_str(),
+            &rules.required_regions.iter().cloned().collect::<Vec<_>>(),
         )
     }
 

@@ -83,12 +83,13 @@ impl<'a, P: PolicyLedgers> PolicyBook<'a, P> {
         })
     }
 
-    /// Count one audited secret's verdict ([`crate::ledger::verdict`]).
-    pub fn count(&self, account: &str, region: &str, arn: &str, verdict: Option<bool>) {
+    /// Count one audited secret: whether its policy was `read`, and its
+    /// verdict ([`crate::ledger::verdict`]).
+    pub fn count(&self, account: &str, region: &str, arn: &str, read: bool, verdict: Option<bool>) {
         let mut m = self.passes.lock().unwrap_or_else(|p| p.into_inner());
         m.entry((account.to_string(), region.to_string()))
             .or_default()
-            .count(arn, verdict);
+            .count(arn, read, verdict);
     }
 
     /// Policies read and passed over, over every account and Region.
