@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use replica_auditor::engine::Budget;
 use replica_auditor::ledger::{Due, PolicyLedger, arn_digest};
 use serde_json::{Value, json};
@@ -33,41 +32,17 @@ async fn sweep(app: &replica_auditor::engine::App<replica_auditor::aws::AwsClien
     summary["sweep"].clone()
 }
 
-fn ddb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(sdk)
-}
-
-/// The ledger of the own account in us-west-2, as the state table holds it.
+/// The ledger of the own account in us-west-2, as the state table holds it
+/// (read through the adapter the sweeps use).
 async fn ledger(w: &World) -> PolicyLedger {
-    let item = ddb(&w.sdk().await)
-        .get_item()
-        .table_name(&w.state_table)
-        .key(
-            "pk",
-            AttributeValue::S(format!("policy#{MOTO_ACCOUNT}#us-west-2")),
-        )
-        .consistent_read(true)
-        .send()
+    use replica_auditor::aws::PolicyLedgers;
+    w.app(&[])
+        .await
+        .clients
+        .policy_ledger(MOTO_ACCOUNT, "us-west-2")
         .await
         .expect("GetItem")
-        .item
-        .expect("the sweep recorded a ledger");
-    let n = |k: &str| {
-        item.get(k)
-            .and_then(|v| v.as_n().ok())
-            .map(|v| v.parse::<i64>().unwrap())
-    };
-    PolicyLedger {
-        read_as_of: n("read_as_of"),
-        sweeps: n("sweeps").unwrap_or(0) as u64,
-        flagged: item
-            .get("flagged")
-            .and_then(|v| v.as_ss().ok())
-            .map(|v| v.iter().cloned().collect())
-            .unwrap_or_default(),
-        rules: item["rules"].as_s().unwrap().clone(),
-        version: n("version").unwrap_or(0) as u64,
-    }
+        .expect("a state table")
 }
 
 /// The primaries in us-west-2 the sweep audits (those with replicas).
