@@ -65,11 +65,18 @@ pub const UNSCOPED_ACTIONS: [&str; 3] = [
 ];
 
 /// The org sweep's calls (only with SWEEP_QUEUE_URL; the template grants
-/// them only when its org sweep is on): list the organisation's accounts,
-/// send cell messages to the sweep queue (SendMessageBatch is authorised
-/// as sqs:SendMessage). It counts cells in the state table with
-/// [`POLICY_LEDGER_ACTIONS`]' UpdateItem.
-pub const ORG_SWEEP_ACTIONS: [&str; 2] = ["organizations:ListAccounts", "sqs:SendMessage"];
+/// them only when its org sweep is on): send cell messages to the sweep
+/// queue (SendMessageBatch is authorised as sqs:SendMessage). It counts
+/// cells in the state table with [`POLICY_LEDGER_ACTIONS`]' UpdateItem, and
+/// plans from the accounts [`ACCOUNT_LIST_ACTIONS`] learns.
+pub const ORG_SWEEP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
+
+/// The accounts the auditor may enter (docs/security.md): without
+/// ACCOUNT_IDS, the ACTIVE accounts of its own organisation, learned with
+/// ListAccounts and cached per container. The event path checks a member
+/// account against them before any AssumeRole, and the org sweep plans
+/// them: always granted (read-only, account ids only).
+pub const ACCOUNT_LIST_ACTIONS: [&str; 1] = ["organizations:ListAccounts"];
 
 /// The policy ledgers in the state table ([`PolicyLedgers`]): read at a
 /// sweep's start, updated at its end and by events. Always granted, on the
