@@ -33,6 +33,17 @@ enum Doc {
     KmsKeyPolicies,
     /// Secrets Manager User Guide, "Resource-based policies".
     SecretsPolicies,
+    /// IAM User Guide, "The confused deputy problem" (cross-service): "If
+    /// the aws:SourceArn value does not contain the account ID, such as an
+    /// Amazon S3 bucket ARN, you must use both global condition context keys
+    /// to limit permissions"; Amazon S3 User Guide, "Amazon S3 resources":
+    /// an S3 ARN excludes the Region and the account.
+    ConfusedDeputy,
+    /// CloudFront Developer Guide, "Restrict access to an Amazon S3 origin":
+    /// an origin access identity is "a special CloudFront user", named in a
+    /// bucket policy as `arn:aws:iam::cloudfront:user/CloudFront Origin
+    /// Access Identity ID`.
+    CloudFrontOai,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +130,8 @@ fn cases() -> Vec<Case> {
     let none = Vec::new;
     let own_role = format!("arn:aws:iam::{OWN}:role/app");
     let stranger_role = format!("arn:aws:iam::{STRANGER}:role/app");
+    let oai = "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E2QWRUHAPOMQZL";
+    let bucket = "arn:aws:s3:::logs-bucket";
     vec![
         // --- Principal shapes -------------------------------------------------
         c(
@@ -290,6 +303,57 @@ fn cases() -> Vec<Case> {
                 Value::Null,
             )],
             none(),
+        ),
+        c(
+            "CloudFront origin access identity",
+            CloudFrontOai,
+            "an origin access identity is CloudFront's own user, in no customer's account: AWS-owned, like a service principal",
+            vec![grant(json!({"AWS": oai}), Value::Null)],
+            none(),
+        ),
+        c(
+            "origin access identity as a bare string",
+            CloudFrontOai,
+            "outside the grammar, a bare ARN is read as an AWS principal: still CloudFront's own user",
+            vec![grant(json!(oai), Value::Null)],
+            none(),
+        ),
+        c(
+            "origin access identity in the China partition",
+            CloudFrontOai,
+            "the identity's ARN is read in any partition",
+            vec![grant(
+                json!({"AWS": "arn:aws-cn:iam::cloudfront:user/CloudFront Origin Access Identity EH1HDMB1FH2TC"}),
+                Value::Null,
+            )],
+            none(),
+        ),
+        c(
+            "origin access identity and a stranger",
+            Principal,
+            "the identity adds no account; the stranger listed beside it is still let in",
+            vec![grant(
+                json!({"AWS": [oai, format!("arn:aws:iam::{STRANGER}:root")]}),
+                Value::Null,
+            )],
+            vec![Account(STRANGER)],
+        ),
+        c(
+            "origin access identity, own root and a stranger id",
+            Principal,
+            "every AWS principal in the list is judged on its own",
+            vec![grant(json!({"AWS": [oai, OWN, STRANGER]}), Value::Null)],
+            vec![Account(STRANGER)],
+        ),
+        c(
+            "another cloudfront user",
+            Principal,
+            "only the origin access identity's own form is CloudFront's user; any other name under that account field cannot be judged",
+            vec![grant(
+                json!({"AWS": "arn:aws:iam::cloudfront:user/someone"}),
+                Value::Null,
+            )],
+            vec![Unjudged("Grant")],
         ),
         c(
             "federated SAML provider of a stranger",
@@ -572,10 +636,104 @@ fn cases() -> Vec<Case> {
         ),
         pinned(
             "ArnLike S3 source",
+            ConfusedDeputy,
+            "an S3 bucket ARN has an empty account component: it pins no account, and alone the grant is open to whoever holds the bucket name",
+            json!({"ArnLike": {"aws:SourceArn": bucket}}),
+            vec![Public],
+        ),
+        pinned(
+            "ArnEquals S3 source",
+            ConfusedDeputy,
+            "ArnEquals matches the same components as ArnLike: still no account",
+            json!({"ArnEquals": {"aws:SourceArn": bucket}}),
+            vec![Public],
+        ),
+        pinned(
+            "StringEquals S3 source",
+            ConfusedDeputy,
+            "an exact match on a bucket ARN still names no owner",
+            json!({"StringEquals": {"aws:SourceArn": bucket}}),
+            vec![Public],
+        ),
+        pinned(
+            "ArnLike S3 wildcard bucket",
+            Operators,
+            "a wildcard in the resource component ranges over bucket names, and no account is named",
+            json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::logs-*"}}),
+            vec![Public],
+        ),
+        pinned(
+            "ArnLike S3 source, wildcard scheme",
+            Operators,
+            "* in the first component matches the arn every AWS ARN begins with: the value is a bucket ARN all the same",
+            json!({"ArnLike": {"aws:SourceArn": "*:aws:s3:::logs-bucket"}}),
+            vec![Public],
+        ),
+        pinned(
+            "S3 source with own organisation",
+            Evaluation,
+            "every key must hold: the bucket ARN pins nothing, aws:PrincipalOrgID pins the caller to our organisation",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:PrincipalOrgID": OWN_ORG}}),
+            none(),
+        ),
+        pinned(
+            "S3 wildcard bucket with own organisation",
+            Evaluation,
+            "a wildcard bucket beside an own-organisation pin: the pin decides",
+            json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::logs-*"}, "StringEquals": {"aws:PrincipalOrgID": OWN_ORG}}),
+            none(),
+        ),
+        pinned(
+            "S3 source with own SourceOrgID",
             GlobalKeys,
-            "S3 bucket ARNs have no account field: the account cannot be told",
-            json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::logs-bucket"}}),
-            vec![Unjudged("Grant")],
+            "aws:SourceOrgID is the organisation of the resource a service acts for: ours",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:SourceOrgID": OWN_ORG}}),
+            none(),
+        ),
+        pinned(
+            "S3 source with partner SourceOrgID",
+            GlobalKeys,
+            "an organisation in TRUSTED_ORG_IDS",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:SourceOrgID": PARTNER_ORG}}),
+            none(),
+        ),
+        pinned(
+            "S3 source with foreign SourceOrgID",
+            GlobalKeys,
+            "the bucket's owner must be in another organisation: that organisation",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:SourceOrgID": FOREIGN_ORG}}),
+            vec![Org(FOREIGN_ORG)],
+        ),
+        pinned(
+            "S3 source with own SourceAccount",
+            ConfusedDeputy,
+            "the documented pairing: aws:SourceAccount names the bucket's owner",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:SourceAccount": OWN}}),
+            none(),
+        ),
+        pinned(
+            "S3 source with stranger SourceAccount",
+            ConfusedDeputy,
+            "the bucket's owner pinned to an untrusted account: that account, not everyone",
+            json!({"ArnLike": {"aws:SourceArn": bucket}, "StringEquals": {"aws:SourceAccount": STRANGER}}),
+            vec![Account(STRANGER)],
+        ),
+        pinned(
+            "S3 source or own topic",
+            Operators,
+            "the values of one key are alternatives: the bucket ARN leaves the key open",
+            json!({"ArnLike": {"aws:SourceArn": [format!("arn:aws:sns:us-east-1:{OWN}:topic"), bucket]}}),
+            vec![Public],
+        ),
+        c(
+            "deny outside an S3 source",
+            Operators,
+            "ArnNotLike a bucket ARN excepts no account: the Deny is not relied on",
+            vec![
+                open(),
+                deny(json!({"ArnNotLike": {"aws:SourceArn": bucket}})),
+            ],
+            vec![Public],
         ),
         pinned(
             "ArnEquals own role",
@@ -716,6 +874,20 @@ fn cases() -> Vec<Case> {
             Operators,
             "StringEquals reads o-* literally: no organisation has that id",
             json!({"StringEquals": {"aws:PrincipalOrgID": "o-*"}}),
+            none(),
+        ),
+        pinned(
+            "SourceOrgID own",
+            GlobalKeys,
+            "aws:SourceOrgID pins the organisation as aws:SourceAccount pins the account",
+            json!({"StringEquals": {"aws:SourceOrgID": OWN_ORG}}),
+            none(),
+        ),
+        pinned(
+            "SourceOrgPaths own OU",
+            GlobalKeys,
+            "aws:SourceOrgPaths is read by its first segment, as aws:PrincipalOrgPaths is",
+            json!({"ForAnyValue:StringLike": {"aws:SourceOrgPaths": [format!("{OWN_ORG}/r-ab12/*")]}}),
             none(),
         ),
         pinned(
@@ -883,6 +1055,16 @@ fn cases() -> Vec<Case> {
             vec![
                 open(),
                 deny(json!({"StringNotEquals": {"aws:PrincipalOrgID": OWN_ORG}})),
+            ],
+            none(),
+        ),
+        c(
+            "deny outside own organisation by SourceOrgID",
+            Evaluation,
+            "StringNotEquals is true when the key is absent, so the Deny reaches every direct caller too; who is left is a service acting for our organisation",
+            vec![
+                open(),
+                deny(json!({"StringNotEquals": {"aws:SourceOrgID": OWN_ORG}})),
             ],
             none(),
         ),

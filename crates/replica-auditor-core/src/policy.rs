@@ -17,8 +17,19 @@
 //!   trusted; one pinned to an organisation that is not trusted is an
 //!   **untrusted organisation**;
 //! - a principal or a pin that cannot be judged (an ARN whose account is a
-//!   partial wildcard, a resource ARN without an account) is **unjudged**,
+//!   partial wildcard, a principal ARN without an account) is **unjudged**,
 //!   never dropped;
+//! - an ARN-valued condition whose account component is empty, as an S3
+//!   bucket's is (`aws:SourceArn` = `arn:aws:s3:::bucket`), pins no account:
+//!   the ARN does not say who owns the bucket, and a bucket name can be
+//!   deleted and taken by another account (AWS: "If the aws:SourceArn value
+//!   does not contain the account ID, such as an Amazon S3 bucket ARN, you
+//!   must use both global condition context keys"). Alone it leaves the
+//!   grant public; beside an account or organisation pin, that pin decides;
+//! - a CloudFront origin access identity
+//!   (`arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity ID`,
+//!   CloudFront's "special CloudFront user") is an AWS-owned identity like a
+//!   service principal, not another customer's account: it adds no account;
 //! - a Deny that covers the same actions for the same callers (no
 //!   condition, or a `StringNotEquals`-style condition on the caller's
 //!   account or organisation and nothing else) overrides the Allow.
@@ -63,8 +74,12 @@ const ACCOUNT_KEYS: [&str; 4] = [
     "aws:sourceaccount",
     "aws:sourceowner",
 ];
-const ORG_ID_KEY: &str = "aws:principalorgid";
-const ORG_PATHS_KEY: &str = "aws:principalorgpaths";
+/// Condition keys whose value is the caller's organisation: the calling
+/// principal's, or (`aws:SourceOrgID`, the service-to-service counterpart
+/// of aws:SourceAccount) that of the resource an AWS service acts for.
+const ORG_ID_KEYS: [&str; 2] = ["aws:principalorgid", "aws:sourceorgid"];
+/// The same as organisation paths (`o-id/r-root/ou-.../`).
+const ORG_PATHS_KEYS: [&str; 2] = ["aws:principalorgpaths", "aws:sourceorgpaths"];
 /// Condition keys whose value is an ARN naming the caller's account.
 const ARN_KEYS: [&str; 2] = ["aws:principalarn", "aws:sourcearn"];
 
@@ -157,7 +172,8 @@ enum Who {
     /// Every caller except the listed ones (NotPrincipal).
     AnyoneExcept,
     /// Named principals: the accounts their ARNs or ids name. Service and
-    /// federated principals without an account add nothing here.
+    /// federated principals without an account, and CloudFront origin
+    /// access identities, add nothing here.
     Accounts(BTreeSet<String>),
 }
 
@@ -183,8 +199,6 @@ struct CallerPin {
     /// There is a condition that is not a caller pin (it narrows when the
     /// statement applies, so a Deny carrying it does not always apply).
     other: bool,
-    /// Pins that cannot be judged, and why.
-    unjudged: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,7 +255,6 @@ fn allow_issues(s: &Statement, trust: &Trust<'_>) -> Vec<PolicyIssue> {
     let mut out: Vec<PolicyIssue> = s
         .unjudged
         .iter()
-        .chain(&s.pin.unjudged)
         .map(|reason| PolicyIssue::Unjudged {
             statement: s.label.clone(),
             reason: reason.clone(),
@@ -289,7 +302,6 @@ fn overrides(
 ) -> bool {
     if !covers(service, &deny.actions, &allow.actions)
         || deny.pin.other
-        || !deny.pin.unjudged.is_empty()
         || !deny.unjudged.is_empty()
     {
         return false;
@@ -471,6 +483,9 @@ enum Named {
     /// `*`, or an ARN whose account is `*`: every account.
     Everyone,
     Account(String),
+    /// An identity AWS owns, in no customer's account: a CloudFront origin
+    /// access identity.
+    AwsOwned,
     /// A deleted principal's unique id (`AROA...`, `AIDA...`): KMS and IAM
     /// show it in place of the ARN, and no caller can match it again.
     Deleted,
@@ -495,6 +510,8 @@ fn named(id: &str) -> Named {
     let account = arn.account;
     if is_account_id(account) {
         Named::Account(account.to_string())
+    } else if is_origin_access_identity(&arn) {
+        Named::AwsOwned
     } else if !account.is_empty() && account.chars().all(|c| c == '*') {
         Named::Everyone
     } else if account.contains(['*', '?']) {
@@ -505,6 +522,23 @@ fn named(id: &str) -> Named {
     } else {
         Named::Unknown("a principal ARN without an account".into())
     }
+}
+
+/// A CloudFront origin access identity, as bucket policies name it:
+/// `arn:PARTITION:iam::cloudfront:user/CloudFront Origin Access Identity ID`
+/// (CloudFront Developer Guide, restricting access to an Amazon S3 origin).
+/// The account field is `cloudfront`, not a customer's account: the identity
+/// is CloudFront's own user. It signs only CloudFront's requests to S3, so
+/// it can use no key or secret either. The id must be literal (letters and
+/// digits): anything else is left to the "without an account" reading.
+fn is_origin_access_identity(arn: &Arn<'_>) -> bool {
+    arn.service == "iam"
+        && arn.region.is_empty()
+        && arn.account == "cloudfront"
+        && arn
+            .resource
+            .strip_prefix("user/CloudFront Origin Access Identity ")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// An IAM unique id: a four-letter prefix such as AIDA or AROA and
@@ -536,7 +570,8 @@ fn principal(p: &Value) -> Result<(Who, Vec<String>), String> {
                 // A federated identity provider's name (cognito, a web IdP).
                 Named::Unknown(_) if federated && !id.starts_with("arn:") => {}
                 Named::Unknown(reason) => unjudged.push(reason),
-                Named::Everyone | Named::Deleted => {}
+                // Nothing of a customer's: like a service principal.
+                Named::Everyone | Named::Deleted | Named::AwsOwned => {}
             }
         }
         false
@@ -594,10 +629,9 @@ enum ValuePin {
     Is(String),
     /// No caller can match this value (a literal `*` under StringEquals).
     Nobody,
-    /// Any caller may match (a wildcard reaching into the account).
+    /// Any caller may match (a wildcard reaching into the account, or an
+    /// ARN that names no account).
     Open,
-    /// Cannot be judged, and why.
-    Unknown(String),
 }
 
 fn has_wildcard(s: &str) -> bool {
@@ -648,14 +682,24 @@ fn arn_value(v: &str, m: Matching) -> ValuePin {
     // StringLike, too, by component (see the module's notes): only a
     // wildcard in the account component itself reaches other accounts.
     let reaches = m != Matching::Literal && has_wildcard(account);
+    // The first component can match the `arn` every AWS ARN starts with.
+    let arn_scheme = if wild {
+        glob(scheme, "arn")
+    } else {
+        scheme == "arn"
+    };
     if reaches {
         ValuePin::Open
     } else if is_account_id(account) {
         ValuePin::Is(account.to_string())
-    } else if account.is_empty() && scheme == "arn" {
-        ValuePin::Unknown(
-            "a condition ARN without an account, so the account it pins cannot be told".into(),
-        )
+    } else if account.is_empty() && arn_scheme {
+        // An ARN without an account (an S3 bucket's, `arn:aws:s3:::bucket`)
+        // matches resources whose ARNs name no owner: whoever owns or
+        // later takes that bucket name, in any account. It pins no
+        // account. (No principal's ARN lacks an account, so under
+        // aws:PrincipalArn it would match nobody; read as pinning nothing
+        // all the same, the verdict errs towards reporting.)
+        ValuePin::Open
     } else {
         ValuePin::Nobody
     }
@@ -707,9 +751,9 @@ fn key_kind(key: &str) -> Option<KeyKind> {
         Some(KeyKind::Account)
     } else if ARN_KEYS.contains(&key) {
         Some(KeyKind::Arn)
-    } else if key == ORG_ID_KEY {
+    } else if ORG_ID_KEYS.contains(&key) {
         Some(KeyKind::OrgId)
-    } else if key == ORG_PATHS_KEY {
+    } else if ORG_PATHS_KEYS.contains(&key) {
         Some(KeyKind::OrgPaths)
     } else {
         None
@@ -780,10 +824,6 @@ fn caller_pin(conditions: &Map<String, Value>) -> Result<CallerPin, String> {
                     }
                     ValuePin::Nobody => {}
                     ValuePin::Open => open = true,
-                    // Pinned to an account that cannot be told: judged
-                    // by hand, not called public.
-                    ValuePin::Unknown(reason) if positive => pin.unjudged.push(reason),
-                    ValuePin::Unknown(_) => open = true,
                 }
             }
             if open {
@@ -1041,6 +1081,55 @@ mod tests {
         assert_eq!(
             verdict(policy(json!([cross, deny_other]))),
             vec![untrusted("Cross", STRANGER)]
+        );
+    }
+
+    #[test]
+    fn an_arn_without_an_account_pins_no_account() {
+        let s3 = |extra: Value| {
+            let mut c = json!({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::logs-bucket"}});
+            if let Value::Object(m) = extra {
+                c.as_object_mut().unwrap().extend(m);
+            }
+            policy(
+                json!([{"Sid": "S3", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+                           "Condition": c}]),
+            )
+        };
+        // Alone: the bucket's owner could be anyone.
+        assert_eq!(verdict(s3(Value::Null)), vec![public("S3")]);
+        // Beside an own-organisation or own-account pin: that pin decides.
+        for pin in [
+            json!({"StringEquals": {"aws:PrincipalOrgID": OWN_ORG}}),
+            json!({"StringEquals": {"aws:SourceOrgID": OWN_ORG}}),
+            json!({"StringEquals": {"aws:SourceAccount": OWN}}),
+        ] {
+            assert_eq!(verdict(s3(pin.clone())), vec![], "{pin}");
+        }
+        assert_eq!(
+            verdict(s3(json!({"StringEquals": {"aws:SourceAccount": STRANGER}}))),
+            vec![untrusted("S3", STRANGER)]
+        );
+    }
+
+    #[test]
+    fn origin_access_identity_is_aws_owned() {
+        let oai = "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E2QWRUHAPOMQZL";
+        let grant = |p: Value| {
+            policy(
+                json!([{"Sid": "Oai", "Effect": "Allow", "Principal": p, "Action": "kms:Decrypt", "Resource": "*"}]),
+            )
+        };
+        assert_eq!(verdict(grant(json!({"AWS": oai}))), vec![]);
+        assert_eq!(
+            verdict(grant(json!({"AWS": [oai, STRANGER]}))),
+            vec![untrusted("Oai", STRANGER)]
+        );
+        // Only that form: another name under `cloudfront` is not judged.
+        let issues = verdict(grant(json!({"AWS": "arn:aws:iam::cloudfront:user/x"})));
+        assert!(
+            matches!(issues.as_slice(), [PolicyIssue::Unjudged { statement, .. }] if statement == "Oai"),
+            "{issues:?}"
         );
     }
 
