@@ -173,6 +173,12 @@ fn the_state_table_is_as_the_code_uses_it() {
         json!({"AttributeName": "expires_at", "Enabled": true})
     );
     assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+    // The Security Hub findings held and the policy ledgers would not come
+    // back by themselves: point-in-time recovery.
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"],
+        json!({"PointInTimeRecoveryEnabled": true})
+    );
     let env = &function(&t)["Environment"]["Variables"];
     assert_eq!(
         env["STATE_TABLE"],
