@@ -165,9 +165,16 @@ fn the_target_is_the_central_default_bus_through_a_role_with_a_dead_letter_queue
         policy["Queues"],
         json!([{"!Ref": "ForwardingDeadLetterQueue"}])
     );
-    let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 1);
-    let st = &statements[0];
+    // The one Allow; the rest deny plain HTTP (tests/security.rs).
+    let allows: Vec<&Value> = policy["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Effect"] != "Deny")
+        .collect();
+    assert_eq!(allows.len(), 1);
+    let st = allows[0];
+    assert_eq!(st["Effect"], "Allow");
     assert_eq!(st["Principal"], json!({"Service": "events.amazonaws.com"}));
     assert_eq!(st["Action"], "sqs:SendMessage");
     assert_eq!(
@@ -221,30 +228,30 @@ fn the_forwarding_role_may_only_put_events_on_the_central_default_bus() {
 }
 
 /// One action granted to the member role: (action, resource, condition,
-/// granted only when remediation is on). The `!If` unwrapping is the one
-/// tests/security.rs does for template.yaml; it is repeated here because
-/// tests/support is being restructured on another branch (to be shared
-/// there at merge).
-/// (action, resource, condition, the template condition it is granted under).
+/// the template condition it is granted under).
 type Grant = (String, Value, Value, Option<String>);
 
+/// What the member role is allowed. Its one Deny (no force overwrite unless
+/// AllowForceOverwrite) is checked with the remediation rules in
+/// tests/security.rs.
 fn member_role_grants(t: &Value) -> Vec<Grant> {
-    let p = &t["Resources"]["MemberRole"]["Properties"];
-    assert!(p.get("ManagedPolicyArns").is_none());
+    let role = &t["Resources"]["MemberRole"];
+    assert!(role["Properties"].get("ManagedPolicyArns").is_none());
     let mut out = Vec::new();
-    for policy in p["Policies"].as_array().unwrap() {
-        for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
-            let (st, when) = template::granted_when(st);
-            assert_eq!(st["Effect"], "Allow", "{st}");
-            assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
-            for action in strings(&st["Action"]) {
-                out.push((
-                    action,
-                    st["Resource"].clone(),
-                    st["Condition"].clone(),
-                    when.map(str::to_string),
-                ));
-            }
+    for (st, when) in template::role_statements(role) {
+        assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
+        if st["Effect"] == "Deny" {
+            assert_eq!(when.as_deref(), Some("ForceOverwriteForbidden"), "{st}");
+            continue;
+        }
+        assert_eq!(st["Effect"], "Allow", "{st}");
+        for action in strings(&st["Action"]) {
+            out.push((
+                action,
+                st["Resource"].clone(),
+                st["Condition"].clone(),
+                when.clone(),
+            ));
         }
     }
     out
@@ -324,6 +331,9 @@ fn the_member_role_holds_what_the_code_calls_in_a_member_account() {
                 &json!({"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}}),
                 "{action} only through Secrets Manager"
             );
+        } else if action == "secretsmanager:ReplicateSecretToRegions" {
+            // AllowedRegions, held by IAM: tests/security.rs.
+            assert_eq!(condition["!If"][0], "ReplicaRegionsRestricted");
         } else {
             assert!(condition.is_null(), "{action}: {condition}");
         }

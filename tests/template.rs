@@ -173,6 +173,12 @@ fn the_state_table_is_as_the_code_uses_it() {
         json!({"AttributeName": "expires_at", "Enabled": true})
     );
     assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+    // The Security Hub findings held and the policy ledgers would not come
+    // back by themselves: point-in-time recovery.
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"],
+        json!({"PointInTimeRecoveryEnabled": true})
+    );
     let env = &function(&t)["Environment"]["Variables"];
     assert_eq!(
         env["STATE_TABLE"],
@@ -321,32 +327,6 @@ fn the_org_sweep_queue_is_wired_as_the_code_reads_it() {
     );
 }
 
-/// The default bus lets the organisation's accounts put events (what the
-/// member stacks' rules send), and only when the organisation is given.
-#[test]
-fn the_bus_policy_admits_the_organisation_only() {
-    let t = template();
-    let policy = &t["Resources"]["OrganisationEventsPolicy"];
-    assert_eq!(policy["Type"], "AWS::Events::EventBusPolicy");
-    assert_eq!(policy["Condition"], "OrganisationBusPolicy");
-    assert_eq!(
-        t["Conditions"]["OrganisationBusPolicy"],
-        json!({"!Not": [{"!Equals": [{"!Ref": "OrganizationId"}, ""]}]})
-    );
-    let p = &policy["Properties"];
-    assert_eq!(p["EventBusName"], "default");
-    let st = &p["Statement"];
-    assert_eq!(st["Effect"], "Allow");
-    assert_eq!(st["Action"], "events:PutEvents");
-    assert_eq!(st["Principal"], "*");
-    assert_eq!(
-        st["Condition"],
-        json!({"StringEquals": {"aws:PrincipalOrgID": {"!Ref": "OrganizationId"}}}),
-        "the organisation pin is the only condition, and it is there"
-    );
-    assert_eq!(
-        st["Resource"],
-        json!({"!Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"})
-    );
-}
+// The default bus's policy: tests/security.rs
+// (the_bus_admits_only_the_organisations_forwarded_secrets_manager_events).
 // --- end of the org sweep's checks ---

@@ -38,19 +38,63 @@ pub fn remediation_only(st: &Value) -> (&Value, bool) {
 
 /// A policy statement, and the condition it is granted under, if any: the
 /// form `!If [CONDITION, statement, !Ref AWS::NoValue]` with CONDITION
-/// `RemediationOn`, `SecurityHubOn` or `OrgSweepOn`.
+/// `RemediationOn`, `SecurityHubOn` or `OrgSweepOn` (an Allow), or
+/// `ForceOverwriteForbidden` (the Deny that holds that remediation rule).
 pub fn granted_when(st: &Value) -> (&Value, Option<&str>) {
     match st.get("!If") {
         Some(branches) => {
             let when = branches[0].as_str().expect("a condition name");
             assert!(
-                ["RemediationOn", "SecurityHubOn", "OrgSweepOn"].contains(&when),
+                [
+                    "RemediationOn",
+                    "SecurityHubOn",
+                    "OrgSweepOn",
+                    "ForceOverwriteForbidden"
+                ]
+                .contains(&when),
                 "{st}"
             );
             assert_eq!(branches[2], json!({"!Ref": "AWS::NoValue"}), "{st}");
             (&branches[1], Some(when))
         }
         None => (st, None),
+    }
+}
+
+/// The statements of a role's inline policies, each with the template
+/// condition it is under (see [`granted_when`]): a SAM function's
+/// `Policies` (`[{Statement: [...]}]`) or an IAM role's
+/// (`[{PolicyName, PolicyDocument: {Statement: [...]}}]`).
+pub fn role_statements(resource: &Value) -> Vec<(Value, Option<String>)> {
+    let mut out = Vec::new();
+    for policy in resource["Properties"]["Policies"]
+        .as_array()
+        .expect("inline policies")
+    {
+        let doc = policy.get("PolicyDocument").unwrap_or(policy);
+        for st in doc["Statement"].as_array().expect("statements") {
+            let (st, when) = granted_when(st);
+            out.push((st.clone(), when.map(str::to_string)));
+        }
+    }
+    out
+}
+
+/// A policy statement's actions (`Action` as a string or a list).
+pub fn actions(st: &Value) -> Vec<String> {
+    match &st["Action"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+        other => panic!("Action {other}"),
+    }
+}
+
+/// The statements of an SQS queue policy or of an event bus policy.
+pub fn resource_policy_statements(resource: &Value) -> Vec<Value> {
+    let p = &resource["Properties"];
+    match p.get("PolicyDocument") {
+        Some(doc) => doc["Statement"].as_array().expect("statements").clone(),
+        None => vec![p["Statement"].clone()],
     }
 }
 
