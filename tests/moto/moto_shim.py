@@ -1,4 +1,4 @@
-"""moto_shim: moto server with three documented gaps bridged, for tests only.
+"""moto_shim: moto server with four documented gaps bridged, for tests only.
 
 The product talks to this exactly as it would to AWS; nothing in src/
 knows it exists. Each patch below makes moto behave as the real Secrets
@@ -13,6 +13,23 @@ Manager API does (see the README's "Testing against moto" section):
 3. StopReplicationToReplica: moto has no such action. Patched: calling it
    in a replica's Region turns the replica into a standalone secret with
    the same ARN (as AWS does) and drops the Region from the primary.
+4. Atomic DynamoDB: moto's threaded server runs requests concurrently and
+   its DynamoDB backend has no lock, so two UpdateItems on one item can
+   both read it before either writes, and one update is lost (6 threads
+   making 150 conditional `ADD done :one, cells :c` each counted 884 of
+   900). DynamoDB itself applies each write atomically per item, and its
+   answer (ReturnValues ALL_NEW, ALL_OLD) is the item just before or
+   after that write. Patched: one lock serialises every DynamoDB request,
+   from reading the item to serialising the answer (DynamoHandler's
+   call_action), so every write (PutItem, UpdateItem, DeleteItem,
+   BatchWriteItem, TransactWriteItems, PartiQL) is atomic and every read
+   sees a whole item. The lock is around the request, not only the
+   backend's put_item, update_item, delete_item and transact_write_items:
+   in moto 5.2.5 UpdateItem reads the old item and serialises the new one
+   in responses.py, outside those methods, and BatchWriteItem's loop lives
+   there too (DynamoDBBackend.batch_write_item is an empty stub).
+   tests/emulator.rs checks it; SHIM_DYNAMODB_LOCK=off leaves it out, to
+   see that test fail.
 
 Not patched, on purpose: re-replicating a Region already listed makes moto
 append a duplicate entry. The auditor removes a Failed Region before it
@@ -34,12 +51,15 @@ Usage: python moto_shim.py -p PORT   (binds 127.0.0.1 only)
 """
 
 import ctypes
+import functools
 import json
 import os
 import signal
 import sys
+import threading
 import time
 
+from moto.dynamodb.responses import DynamoHandler
 from moto.secretsmanager import models
 from moto.secretsmanager.exceptions import SecretNotFoundException
 from moto.secretsmanager.responses import SecretsManagerResponse
@@ -150,6 +170,21 @@ def _stop_replication_response(self):
 
 
 SecretsManagerResponse.stop_replication_to_replica = _stop_replication_response
+
+
+# 4. Atomic DynamoDB ----------------------------------------------------------
+_DYNAMODB_LOCK = threading.Lock()
+_original_dynamodb_call_action = DynamoHandler.call_action
+
+
+@functools.wraps(_original_dynamodb_call_action)
+def _dynamodb_call_action(self):
+    with _DYNAMODB_LOCK:
+        return _original_dynamodb_call_action(self)
+
+
+if os.environ.get("SHIM_DYNAMODB_LOCK", "on") != "off":
+    DynamoHandler.call_action = _dynamodb_call_action
 
 
 if __name__ == "__main__":

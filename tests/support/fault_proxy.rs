@@ -2,18 +2,30 @@
 //!
 //! The SDK is pointed at the proxy instead of moto. Each request's service
 //! and Region are read from its SigV4 `Authorization` scope
-//! (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), and the first
-//! matching [`Rule`] decides what happens to it: pass to moto, refuse
-//! (close without answering), answer 500, answer ThrottlingException,
-//! reset half-way through moto's response, or never answer. Rules can
-//! apply to the first N matching requests only, to test that retries
-//! recover. One request per connection (`Connection: close`), with
-//! TCP_NODELAY on both sides.
+//! (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), its action from
+//! `X-Amz-Target` (JSON services) or the `Action=` of its form body (SNS,
+//! STS), and the first matching [`Rule`] decides what happens to it.
+//!
+//! "Pre" faults never reach moto: refuse (close without answering), answer
+//! 500, a throttle or access denied, never answer, or hold the request past
+//! the client's deadline and drop it ([`Fault::HoldThenDrop`]). "Post"
+//! faults reach moto, which applies the request, and then lose its answer:
+//! reset half-way through it, replace it with a 500
+//! ([`Fault::AppliedThen500`]), close without it ([`Fault::AppliedThenDrop`]),
+//! or apply it only after a hold past the deadline ([`Fault::HoldThenApply`];
+//! the answer goes nowhere if the client left). A rule can apply to the
+//! first N matching requests only, to test that retries recover, and at a
+//! seeded rate ([`Rule::rate`]), the same requests for the same seed.
+//!
+//! Every request is recorded ([`Call`]): service, Region, action, account
+//! when known, the fault applied, and moto's status if it reached moto.
+//! One request per connection (`Connection: close`), with TCP_NODELAY on
+//! both sides.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,7 +37,9 @@ pub enum Fault {
     Refuse,
     /// HTTP 500 with an InternalFailure body.
     ServerError,
-    /// HTTP 400 ThrottlingException.
+    /// HTTP 400 ThrottlingException (SNS, STS: Throttling). DynamoDB models
+    /// ThrottlingException too (its control plane and on-demand limits);
+    /// its data-plane throttle is [`Fault::ProvisionedThroughputExceeded`].
     Throttle,
     /// HTTP 400 AccessDeniedException (SNS: AuthorizationError; STS: AccessDenied).
     AccessDenied,
@@ -35,6 +49,59 @@ pub enum Fault {
     Hang,
     /// Forward to moto after this delay.
     Delay(Duration),
+    /// HTTP 400 ProvisionedThroughputExceededException: DynamoDB's
+    /// data-plane throttle (in DynamoDB's JSON 1.0 error shape).
+    ProvisionedThroughputExceeded,
+    /// Forward to moto and read its whole answer (the request is applied),
+    /// then answer HTTP 500 instead, in the service's error shape
+    /// (DynamoDB InternalServerError, Secrets Manager InternalServiceError,
+    /// KMS KMSInternalException, otherwise InternalFailure).
+    AppliedThen500,
+    /// Forward to moto and read its whole answer (the request is applied),
+    /// then close the connection without answering.
+    AppliedThenDrop,
+    /// Hold the request this long (past the client's deadline), then
+    /// forward it to moto, which applies it; the answer goes to the client
+    /// if it is still there. The same as [`Fault::Delay`], named for what
+    /// a test means by it. [`FaultProxy::settle`] waits for it to land.
+    HoldThenApply(Duration),
+    /// Hold the request this long, then close the connection without
+    /// forwarding it: never applied.
+    HoldThenDrop(Duration),
+}
+
+/// A seeded coin for [`Rule::rate`]: the n-th request a rule matches gets
+/// the same toss for the same seed (xorshift64*).
+#[derive(Debug, Clone)]
+pub struct Chance {
+    pub probability: f64,
+    state: u64,
+}
+
+impl Chance {
+    pub fn new(probability: f64, seed: u64) -> Chance {
+        // splitmix64 of the seed: never the all-zero state, and nearby
+        // seeds start far apart.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Chance {
+            probability,
+            state: z.max(1),
+        }
+    }
+
+    /// True with the probability.
+    fn toss(&mut self) -> bool {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        (r as f64) / ((1u64 << 53) as f64) < self.probability
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,12 +112,17 @@ pub struct Rule {
     pub fault: Fault,
     /// Apply to this many matching requests, then let them pass.
     pub times: Option<usize>,
-    /// The API action (the end of `X-Amz-Target`, e.g. `DeleteItem`); `None` matches any.
+    /// The API action (the end of `X-Amz-Target`, e.g. `DeleteItem`, or
+    /// the `Action=` of SNS and STS, e.g. `Publish`); `None` matches any.
     pub action: Option<&'static str>,
     /// Only requests acting in this account (12 digits): signed with
     /// credentials the proxy saw STS AssumeRole hand out for a role in it,
     /// or an AssumeRole of a role in it. `None` matches any.
     pub account: Option<String>,
+    /// Apply to a matching request only when this seeded coin says so;
+    /// otherwise the rule does not match it (a later rule may). `None`:
+    /// every matching request.
+    pub chance: Option<Chance>,
 }
 
 impl Rule {
@@ -62,7 +134,18 @@ impl Rule {
             times: None,
             action: None,
             account: None,
+            chance: None,
         }
+    }
+
+    /// Apply to each matching request with `probability` (0.0 to 1.0),
+    /// tossed from a PRNG seeded with `seed`: for a seed, the same n-th
+    /// matching requests are hit, run after run (in the order they reach
+    /// the proxy, which concurrent callers may vary). With
+    /// [`Rule::times`], it tosses until the rule has hit that many.
+    pub fn rate(mut self, probability: f64, seed: u64) -> Rule {
+        self.chance = Some(Chance::new(probability, seed));
+        self
     }
 
     pub fn account(mut self, account: &str) -> Rule {
@@ -91,8 +174,11 @@ struct State {
     /// Every request, in the order it arrived.
     log: Vec<Call>,
     /// The account of each access key STS AssumeRole handed out (learned
-    /// from the AssumeRole requests and responses that passed).
+    /// from the AssumeRole requests and responses that reached moto).
     key_accounts: HashMap<String, String>,
+    /// Requests accepted whose fate is not settled yet: being read, held,
+    /// or waiting for moto's answer (a [`Fault::Hang`] is settled: never).
+    pending: usize,
 }
 
 /// One request as it reached the proxy.
@@ -100,11 +186,52 @@ struct State {
 pub struct Call {
     pub service: String,
     pub region: String,
-    /// The API action, from `X-Amz-Target` (`RemoveRegionsFromReplication`).
+    /// The API action, from `X-Amz-Target` (`RemoveRegionsFromReplication`)
+    /// or, for the query-protocol SNS and STS, the body's `Action=`
+    /// (`Publish`, `AssumeRole`).
     pub action: String,
-    /// The JSON request body.
+    /// The account the request acts in, when known: for an STS AssumeRole,
+    /// the account of the role it names; otherwise the account of the
+    /// role whose AssumeRole handed out the request's access key. `None`
+    /// for the caller's own credentials.
+    pub account: Option<String>,
+    /// The fault the proxy applied to it, if any.
+    pub fault: Option<Fault>,
+    /// moto's HTTP status, once moto answered it (so applied it, if moto
+    /// said 2xx), whatever the client then got; `None` if it never reached
+    /// moto, or not yet (a held request: see [`FaultProxy::settle`]).
+    pub moto_status: Option<u16>,
+    /// The request body (JSON, or the form of SNS and STS).
     pub body: String,
-    pub at: std::time::Instant,
+    pub at: Instant,
+}
+
+impl Call {
+    /// moto answered it.
+    pub fn reached_moto(&self) -> bool {
+        self.moto_status.is_some()
+    }
+
+    /// moto answered it with success: the call took effect at moto.
+    pub fn applied(&self) -> bool {
+        self.moto_status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Counts a request as pending from its accepted connection until dropped.
+struct Pending(Arc<Mutex<State>>);
+
+impl Pending {
+    fn new(state: &Arc<Mutex<State>>) -> Pending {
+        state.lock().unwrap().pending += 1;
+        Pending(state.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().pending -= 1;
+    }
 }
 
 pub struct FaultProxy {
@@ -125,13 +252,18 @@ impl FaultProxy {
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
+            // Dropping the set (when the proxy is dropped and this task
+            // aborted) aborts every connection's task, held ones included.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
+                while connections.try_join_next().is_some() {}
+                let pending = Pending::new(&st);
                 let (st, upstream) = (st.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &st).await;
+                connections.spawn(async move {
+                    let _ = serve(client, &upstream, &st, pending).await;
                 });
             }
         });
@@ -175,6 +307,57 @@ impl FaultProxy {
     pub fn set_rules(&self, rules: Vec<Rule>) {
         self.state.lock().unwrap().rules = rules;
     }
+
+    /// Every request so far, in the order they arrived.
+    pub fn log(&self) -> Vec<Call> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Every request so far to `service` (`sns`) for `action` (`Publish`).
+    pub fn requests(&self, service: &str, action: &str) -> Vec<Call> {
+        let s = self.state.lock().unwrap();
+        s.log
+            .iter()
+            .filter(|c| c.service == service && c.action == action)
+            .cloned()
+            .collect()
+    }
+
+    /// How many `service` `action` requests moto answered with success
+    /// (applied), whatever the client got: `applied("sns", "Publish")`.
+    pub fn applied(&self, service: &str, action: &str) -> usize {
+        self.requests(service, action)
+            .iter()
+            .filter(|c| c.applied())
+            .count()
+    }
+
+    /// The STS AssumeRole requests for a role in `account`, whatever came
+    /// of them (refused by a rule included).
+    pub fn assume_role_calls(&self, account: &str) -> Vec<Call> {
+        self.requests("sts", "AssumeRole")
+            .into_iter()
+            .filter(|c| c.account.as_deref() == Some(account))
+            .collect()
+    }
+
+    /// Wait until every request accepted so far is settled: answered,
+    /// dropped, or forwarded and answered by moto (a held
+    /// [`Fault::HoldThenApply`] has landed). Panics after `within`.
+    pub async fn settle(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let pending = self.state.lock().unwrap().pending;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{pending} request(s) still held or in flight at the proxy after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for FaultProxy {
@@ -183,33 +366,31 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    state: &Mutex<State>,
+    pending: Pending,
+) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let request = read_request(&mut client).await?;
     let (service, region) = scope(&request);
-    let action = target(&request);
     let body = find(&request, b"\r\n\r\n")
         .map(|end| String::from_utf8_lossy(&request[end + 4..]).into_owned())
         .unwrap_or_default();
+    let action = target(&request).unwrap_or_else(|| form_action(&body));
     // The account a role is assumed in (STS is a query-protocol service:
     // `Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A<account>%3Arole...`).
-    let assumed_in = (service == "sts" && body.contains("Action=AssumeRole"))
+    let assumed_in = (service == "sts" && action.starts_with("AssumeRole"))
         .then(|| role_account(&body))
         .flatten();
-    let fault = {
+    let (fault, index) = {
         let mut s = state.lock().unwrap();
         *s.seen.entry((service.clone(), region.clone())).or_default() += 1;
         let account = assumed_in
             .clone()
             .or_else(|| s.key_accounts.get(&access_key(&request)).cloned());
-        s.log.push(Call {
-            service: service.clone(),
-            region: region.clone(),
-            action: action.clone(),
-            body,
-            at: std::time::Instant::now(),
-        });
-        let hit = s.rules.iter_mut().find(|r| {
+        let hit = s.rules.iter_mut().position(|r| {
             r.service.is_none_or(|x| x == service)
                 && r.region.is_none_or(|x| x == region)
                 && r.action.is_none_or(|x| x == action)
@@ -217,8 +398,11 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
                     .as_ref()
                     .is_none_or(|x| account.as_ref() == Some(x))
                 && r.times != Some(0)
+                // Tossed last: only for the requests the rule matches.
+                && r.chance.as_mut().is_none_or(Chance::toss)
         });
-        let fault = hit.map(|r| {
+        let fault = hit.map(|i| {
+            let r = &mut s.rules[i];
             if let Some(n) = r.times.as_mut() {
                 *n -= 1;
             }
@@ -229,15 +413,29 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
                 .entry((service.clone(), region.clone()))
                 .or_default() += 1;
         }
-        fault
+        s.log.push(Call {
+            service: service.clone(),
+            region: region.clone(),
+            action: action.clone(),
+            account,
+            fault,
+            moto_status: None,
+            body,
+            at: Instant::now(),
+        });
+        (fault, s.log.len() - 1)
+    };
+    let to_moto = Upstream {
+        address: upstream,
+        request: &request,
+        state,
+        index,
+        assumed_in,
     };
     match fault {
         None => {
-            let response = forward(&mut client, upstream, &request, false).await?;
-            if let (Some(account), Some(key)) = (assumed_in, tag(&response, "AccessKeyId")) {
-                state.lock().unwrap().key_accounts.insert(key, account);
-            }
-            Ok(())
+            let response = to_moto.apply().await?;
+            answer(&mut client, &response).await
         }
         Some(Fault::Refuse) => Ok(()),
         Some(Fault::ServerError) => {
@@ -258,6 +456,16 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             };
             respond(&mut client, &service, 400, code, "Rate exceeded").await
         }
+        Some(Fault::ProvisionedThroughputExceeded) => {
+            respond(
+                &mut client,
+                &service,
+                400,
+                "ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+            )
+            .await
+        }
         Some(Fault::AccessDenied) => {
             let code = match service.as_str() {
                 "sns" => "AuthorizationError",
@@ -273,20 +481,76 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             )
             .await
         }
-        Some(Fault::ResetMidResponse) => forward(&mut client, upstream, &request, true)
-            .await
-            .map(drop),
+        Some(Fault::ResetMidResponse) => {
+            let response = to_moto.apply().await?;
+            client.write_all(&response[..response.len() / 2]).await?;
+            // A zero linger makes close() send RST at once (it never blocks).
+            #[allow(deprecated)]
+            client.set_linger(Some(Duration::ZERO))?;
+            Ok(())
+        }
         Some(Fault::Hang) => {
+            // Settled: it will never be answered nor reach moto.
+            drop(pending);
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         }
-        Some(Fault::Delay(d)) => {
+        Some(Fault::Delay(d) | Fault::HoldThenApply(d)) => {
             tokio::time::sleep(d).await;
-            forward(&mut client, upstream, &request, false)
-                .await
-                .map(drop)
+            // Applied whether or not the client is still there.
+            let response = to_moto.apply().await?;
+            answer(&mut client, &response).await
+        }
+        Some(Fault::AppliedThen500) => {
+            to_moto.apply().await?;
+            let code = internal_error_code(&service);
+            respond(&mut client, &service, 500, code, "Internal server error").await
+        }
+        Some(Fault::AppliedThenDrop) => to_moto.apply().await.map(drop),
+        Some(Fault::HoldThenDrop(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(())
         }
     }
+}
+
+/// A request on its way to moto, and where to record what moto said.
+struct Upstream<'a> {
+    address: &'a str,
+    request: &'a [u8],
+    state: &'a Mutex<State>,
+    index: usize,
+    assumed_in: Option<String>,
+}
+
+impl Upstream<'_> {
+    /// Pass the request to moto with `Connection: close` and read its whole
+    /// response (so moto has applied it), recording moto's status on the
+    /// call and any access key an AssumeRole handed out; the response, with
+    /// `Connection: close`.
+    async fn apply(&self) -> std::io::Result<Vec<u8>> {
+        let mut up = TcpStream::connect(self.address).await?;
+        up.set_nodelay(true)?;
+        up.write_all(&with_connection_close(self.request)).await?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response).await?;
+        let status = String::from_utf8_lossy(&response[..response.len().min(32)])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok());
+        let mut s = self.state.lock().unwrap();
+        s.log[self.index].moto_status = status;
+        if let (Some(account), Some(key)) = (&self.assumed_in, tag(&response, "AccessKeyId")) {
+            s.key_accounts.insert(key, account.clone());
+        }
+        Ok(with_connection_close(&response))
+    }
+}
+
+/// Relay a whole response and close.
+async fn answer(client: &mut TcpStream, response: &[u8]) -> std::io::Result<()> {
+    client.write_all(response).await?;
+    client.shutdown().await
 }
 
 /// Read one whole HTTP/1.1 request (headers and Content-Length body).
@@ -352,7 +616,7 @@ fn tag(response: &[u8], name: &str) -> Option<String> {
 }
 
 /// The action named by the `X-Amz-Target` header (`Service_Version.Action`).
-fn target(request: &[u8]) -> String {
+fn target(request: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(request);
     text.split("\r\n")
         .take_while(|l| !l.is_empty())
@@ -361,33 +625,14 @@ fn target(request: &[u8]) -> String {
             name.eq_ignore_ascii_case("x-amz-target")
                 .then(|| value.trim().rsplit('.').next().unwrap_or("").to_string())
         })
-        .unwrap_or_default()
 }
 
-/// Pass the request to moto with `Connection: close` and relay the
-/// response (all of it, or half and a reset); moto's response.
-async fn forward(
-    client: &mut TcpStream,
-    upstream: &str,
-    request: &[u8],
-    reset: bool,
-) -> std::io::Result<Vec<u8>> {
-    let mut up = TcpStream::connect(upstream).await?;
-    up.set_nodelay(true)?;
-    up.write_all(&with_connection_close(request)).await?;
-    let mut response = Vec::new();
-    up.read_to_end(&mut response).await?;
-    let response = with_connection_close(&response);
-    if reset {
-        client.write_all(&response[..response.len() / 2]).await?;
-        // A zero linger makes close() send RST at once (it never blocks).
-        #[allow(deprecated)]
-        client.set_linger(Some(Duration::ZERO))?;
-        return Ok(response);
-    }
-    client.write_all(&response).await?;
-    client.shutdown().await?;
-    Ok(response)
+/// The `Action=` of a query-protocol form body (SNS, STS); empty if none.
+fn form_action(body: &str) -> String {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Replace any Connection header with `Connection: close`.
@@ -406,12 +651,23 @@ fn with_connection_close(msg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An AWS error response: XML for the query-protocol SNS, JSON otherwise.
 /// SNS and STS speak the AWS query protocol: XML errors.
 fn is_query_protocol(service: &str) -> bool {
     matches!(service, "sns" | "sts")
 }
 
+/// The code of a service's own 500 answer.
+fn internal_error_code(service: &str) -> &'static str {
+    match service {
+        "dynamodb" => "InternalServerError",
+        "secretsmanager" => "InternalServiceError",
+        "kms" => "KMSInternalException",
+        _ => "InternalFailure",
+    }
+}
+
+/// An AWS error response: XML for the query-protocol SNS and STS, JSON
+/// otherwise (DynamoDB's: JSON 1.0, its `__type` namespaced).
 async fn respond(
     client: &mut TcpStream,
     service: &str,
@@ -420,10 +676,18 @@ async fn respond(
     message: &str,
 ) -> std::io::Result<()> {
     let (content_type, body) = if is_query_protocol(service) {
+        let kind = if status >= 500 { "Receiver" } else { "Sender" };
         (
             "text/xml",
             format!(
-                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"
+                "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"
+            ),
+        )
+    } else if service == "dynamodb" {
+        (
+            "application/x-amz-json-1.0",
+            format!(
+                "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{code}\",\"message\":\"{message}\"}}"
             ),
         )
     } else {
