@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak bench bench-event bench-share bench-sweep bench-org sam-build
+.PHONY: demo test bootstrap build fuzz soak fault-soak bench bench-event bench-share bench-sweep bench-org sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,6 +22,16 @@ fuzz:
 # Long runs through cargo lambda watch: 2,000 invocations back to back, 200 at once.
 soak: bootstrap
 	.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200
+
+# The random-fault org sweep (docs/reliability.md) over FAULT_SEEDS seeds
+# (default 1..20); the test command runs one seed.
+FAULT_SEEDS ?= $(shell seq 1 20)
+fault-soak: bootstrap
+	@for seed in $(FAULT_SEEDS); do \
+	  echo "==> FAULT_SEED=$$seed"; \
+	  FAULT_SEED=$$seed REPLICA_AUDITOR_PYTHON=$(CURDIR)/.venv/bin/python \
+	    cargo test --quiet --test org_sweep random_faults_lose_no_cell_and_no_summary || exit 1; \
+	done
 
 # Replica Auditor against Cloud Custodian through a latency proxy, every
 # figure of the README's Performance section (about 30 min; not part of test).

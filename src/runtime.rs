@@ -60,6 +60,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Publish(_) | HandlerError::SweepPublish { .. } => "PublishFailed",
             HandlerError::OrgSweep(_) => "OrgSweepFailed",
             HandlerError::PolicyLedger(_) => "PolicyLedgerFailed",
+            HandlerError::Scope(_) => "AccountScopeUnknown",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

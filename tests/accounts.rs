@@ -16,6 +16,10 @@ use support::{World, codes, event, python, root, run};
 
 const MEMBER: &str = "222233334444";
 const MEMBER_ROLE: &str = "arn:aws:iam::222233334444:role/ReplicaAuditorMember";
+/// Another member account, whose secrets a principal of MEMBER names.
+const OTHER: &str = "333344445555";
+/// The accounts the auditor may act in: its own and the members'.
+const SCOPE: (&str, &str) = ("ACCOUNT_IDS", "123456789012,222233334444,333344445555");
 
 /// Seed the member account (tests/moto/member.py); its secrets' ARNs by name.
 fn seed_member(w: &World, account: &str) -> Value {
@@ -65,7 +69,7 @@ async fn an_event_from_a_member_account_is_audited_in_that_account() {
     ev["detail"]["requestParameters"]["secretId"] = json!("member/Clash");
     ev["detail"]["responseElements"] = Value::Null;
 
-    let app = w.app(&[("REMEDIATION", "off")]).await;
+    let app = w.app(&[("REMEDIATION", "off"), SCOPE]).await;
     let report = run(&app, &ev).await;
     assert_eq!(report["secret"]["account"], MEMBER, "{report:#}");
     assert_eq!(report["secret"]["arn"], clash);
@@ -102,7 +106,7 @@ async fn a_member_role_that_cannot_be_assumed_is_audit_incomplete_and_still_publ
     )
     .await;
     let app = w.app_with_sdk(
-        &[("REMEDIATION", "off")],
+        &[("REMEDIATION", "off"), SCOPE],
         support::sdk_config(&proxy.endpoint).await,
     );
     let report = run(&app, &member_event(clash, member_user())).await;
@@ -137,7 +141,7 @@ async fn member_credentials_are_assumed_once_and_kept_for_later_events() {
     // A proxy that passes everything, to count the calls.
     let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
     let app = w.app_with_sdk(
-        &[("REMEDIATION", "off")],
+        &[("REMEDIATION", "off"), SCOPE],
         support::sdk_config(&proxy.endpoint).await,
     );
     for _ in 0..3 {
@@ -168,7 +172,7 @@ async fn the_member_roles_own_retry_is_audited_but_not_remediated_again() {
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": MEMBER_ROLE, "accountId": MEMBER}}
         }),
     );
-    let app = w.app(&[("ALLOW_FORCE_OVERWRITE", "true")]).await;
+    let app = w.app(&[("ALLOW_FORCE_OVERWRITE", "true"), SCOPE]).await;
     let report = run(&app, &own_retry).await;
     let actions = report["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{report:#}");
@@ -200,8 +204,12 @@ async fn account_ids_limits_the_accounts_audited() {
         .app(&[("REMEDIATION", "off"), ("ACCOUNT_IDS", "123456789012")])
         .await;
     let out = run(&app, &member_event(clash, member_user())).await;
-    assert_eq!(out["status"], "ignored", "{out:#}");
-    assert!(out["reason"].as_str().unwrap().contains(MEMBER), "{out:#}");
+    assert_eq!(out["status"], "refused", "{out:#}");
+    assert_eq!(
+        out["reason"],
+        format!("account {MEMBER} is not in ACCOUNT_IDS"),
+        "{out:#}"
+    );
     assert!(w.published().await.is_empty());
     // The own account is still audited.
     let own = run(&app, &event("replicate-secret-to-regions.json")).await;
@@ -239,7 +247,7 @@ async fn a_member_secrets_security_hub_findings_are_imported_as_the_member_accou
     let member = seed_member(&w, MEMBER);
     let clash = member["secrets"]["member/Clash"].as_str().unwrap();
     let app = w
-        .app(&[("SECURITY_HUB", "on"), ("REMEDIATION", "off")])
+        .app(&[("SECURITY_HUB", "on"), ("REMEDIATION", "off"), SCOPE])
         .await;
     let report = run(&app, &member_event(clash, member_user())).await;
     assert_eq!(codes(&report)[0].0, "REPLICA_FAILED", "{report:#}");
@@ -265,4 +273,129 @@ async fn a_member_secrets_security_hub_findings_are_imported_as_the_member_accou
             .await
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_naming_another_accounts_secret_is_reported_from_the_event_alone() {
+    let w = World::start();
+    let other = seed_member(&w, OTHER);
+    // OTHER's secret with a Failed replica: had the auditor entered OTHER,
+    // it would have found (and retried) it.
+    let theirs = other["secrets"]["member/Clash"].as_str().unwrap();
+    assert!(theirs.contains(&format!(":{OTHER}:secret:")), "{theirs}");
+    let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(
+        &[("ALLOW_FORCE_OVERWRITE", "true"), SCOPE],
+        support::sdk_config(&proxy.endpoint).await,
+    );
+    // MEMBER's CloudTrail copy of bob's call on OTHER's secret, denied.
+    let mut ev = member_event(theirs, member_user());
+    ev["detail"]["errorCode"] = json!("AccessDeniedException");
+    ev["detail"]["errorMessage"] = json!("User: bob is not authorized <@here>");
+    ev["detail"]["responseElements"] = Value::Null;
+    let report = run(&app, &ev).await;
+    assert_eq!(
+        codes(&report),
+        vec![
+            ("API_CALL_FAILED".to_string(), Some("us-west-2".to_string())),
+            (
+                "CROSS_ACCOUNT_CALL".to_string(),
+                Some("us-west-2".to_string())
+            ),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(report["trigger"]["account"], MEMBER);
+    assert_eq!(report["secret"]["account"], OTHER);
+    assert_eq!(
+        report["secret"]["arn"],
+        Value::Null,
+        "nothing was described"
+    );
+    assert_eq!(report["actions"], json!([]), "nothing was remediated");
+    let cross = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "CROSS_ACCOUNT_CALL")
+        .unwrap();
+    let message = cross["message"].as_str().unwrap();
+    for part in [MEMBER, OTHER, "failed with AccessDeniedException"] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    assert!(
+        proxy.assume_role_calls(OTHER).is_empty(),
+        "no AssumeRole into {OTHER}"
+    );
+    assert!(
+        proxy.requests("sts", "AssumeRole").is_empty(),
+        "nor into {MEMBER}: nothing to inspect there"
+    );
+    for region in ["us-west-2", "us-east-1", "eu-west-1"] {
+        assert_eq!(proxy.seen("secretsmanager", region), 0, "{region}");
+    }
+    assert_eq!(w.published().await.len(), 1, "the report is published");
+
+    // OTHER's own copy of a call on its own secret is audited in OTHER.
+    let mut owners = member_event(theirs, member_user());
+    owners["account"] = json!(OTHER);
+    let report = run(&app, &owners).await;
+    assert_eq!(report["secret"]["arn"], theirs, "{report:#}");
+    assert_eq!(codes(&report)[0].0, "REPLICA_FAILED");
+    assert_eq!(
+        proxy.assume_role_calls(OTHER).len(),
+        1,
+        "one AssumeRole, into {OTHER}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_role_in_another_account_is_not_the_auditors_own() {
+    let w = World::start();
+    let member = seed_member(&w, MEMBER);
+    let clash = member["secrets"]["member/Clash"].as_str().unwrap();
+    // A role named like the member role, in an account outside the scope,
+    // admitted by the secret's resource policy.
+    let stranger_role = "arn:aws:iam::999988887777:role/ReplicaAuditorMember";
+    let ev = member_event(
+        clash,
+        json!({
+            "type": "AssumedRole",
+            "arn": "arn:aws:sts::999988887777:assumed-role/ReplicaAuditorMember/replica-auditor",
+            "accountId": "999988887777",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": stranger_role, "accountId": "999988887777"}}
+        }),
+    );
+    let app = w.app(&[("ALLOW_FORCE_OVERWRITE", "true"), SCOPE]).await;
+    let report = run(&app, &ev).await;
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{report:#}");
+    assert_ne!(
+        actions[0]["outcome"], "skipped",
+        "not held back by the loop guard: {report:#}"
+    );
+    assert_eq!(actions[0]["region"], "us-east-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_account_is_not_twelve_digits_is_malformed() {
+    let w = World::start();
+    let app = w.app(&[("REMEDIATION", "off"), SCOPE]).await;
+    for account in [json!("12345678901"), json!("1234567890123"), json!(null)] {
+        let mut ev = event("replicate-secret-to-regions.json");
+        ev["account"] = account.clone();
+        let out = app
+            .handle(
+                &support::bytes(&ev),
+                replica_auditor::engine::Budget::unlimited(),
+            )
+            .await;
+        match out {
+            Err(replica_auditor::engine::HandlerError::Event(e)) => {
+                assert!(e.to_string().contains("`account`"), "{account}: {e}")
+            }
+            other => panic!("{account}: expected a malformed event, got {other:?}"),
+        }
+    }
+    assert!(w.published().await.is_empty());
 }

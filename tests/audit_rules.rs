@@ -113,6 +113,7 @@ fn healthy() -> Snapshot {
         secret_policy_read: true,
         promotion: None,
         gaps: vec![],
+        removed: vec![],
     }
 }
 
@@ -121,8 +122,8 @@ fn trigger(event: HandledEvent) -> Trigger {
         event,
         event_id: Some("e-1".into()),
         event_time: Some("2026-11-20T10:00:00Z".into()),
-        region: Some("us-west-2".into()),
-        account: Some(ACCOUNT.into()),
+        region: "us-west-2".into(),
+        account: ACCOUNT.into(),
         actor: Actor {
             display: Some("arn:aws:iam::111122223333:user/alice".into()),
             ..Default::default()
@@ -494,6 +495,8 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::ApiCallFailed, Medium),
         (Code::SecretNotFound, Low),
         (Code::AuditIncomplete, Medium),
+        (Code::CrossAccountCall, Low),
+        (Code::ReplicaRemovedByRemediation, High),
     ];
     assert_eq!(expected.len(), Code::ALL.len());
     for (code, sev) in expected {

@@ -746,3 +746,119 @@ async fn the_write_budget_holds_in_a_sweep_with_many_failed_replicas() {
     // 32 writes take 31/8 s of tokens; the first may be late by a DescribeSecret.
     assert!(span >= 31.0 / rate as f64 - 0.3, "32 writes in {span:.2}s");
 }
+
+/// The codes and Regions of every published report of `name`.
+fn published_codes(published: &[Published], name: &str) -> Vec<Vec<(String, Option<String>)>> {
+    published
+        .iter()
+        .filter(|p| p.report["secret"]["name"] == name)
+        .map(|p| p.codes())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_removed_and_never_replicated_again_is_reported_until_restored() {
+    let w = World::start();
+    // The clash is gone: a retry can succeed once its Replicate lands.
+    delete_in(&w, "us-east-1", "production/Clash").await;
+    // Every ReplicateSecretToRegions is held past the SDK's patience and
+    // dropped (never applied); the Remove before it goes through.
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![
+            fault_proxy::Rule::new(
+                Some("secretsmanager"),
+                Some("us-west-2"),
+                fault_proxy::Fault::HoldThenDrop(std::time::Duration::from_millis(300)),
+            )
+            .action("ReplicateSecretToRegions"),
+        ],
+    )
+    .await;
+    let app = w.app_with_sdk(
+        &[("RETRY_MAX_ATTEMPTS", "2"), ("RETRY_VERIFY_SECONDS", "1")],
+        sdk_config(&proxy.endpoint).await,
+    );
+    let report = run(&app, &clash_event()).await;
+    let a = only_action(&report);
+    assert_eq!(a["outcome"], "skipped", "{a}");
+    let detail = a["detail"].as_str().unwrap();
+    // Both attempts, in order: the second does not hide the first's removal.
+    assert!(
+        detail.starts_with(
+            "attempt 1: RemoveRegionsFromReplication then ReplicateSecretToRegions us-east-1"
+        ) && detail.contains(": ReplicateSecretToRegions failed: "),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("; attempt 2: us-east-1 is no longer listed: nothing removed"),
+        "{detail}"
+    );
+    assert!(
+        status_in(&w, "production/Clash", "us-east-1")
+            .await
+            .is_empty(),
+        "the Region is gone from the replication"
+    );
+
+    // The same event again (Lambda's retry) and the sweep: the Region is
+    // reported while it is not back, with what the attempts said.
+    let removed = (
+        "REPLICA_REMOVED_BY_REMEDIATION".to_string(),
+        Some("us-east-1".to_string()),
+    );
+    let again = run(&app, &clash_event()).await;
+    assert!(codes(&again).contains(&removed), "{again:#}");
+    let finding = again["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "REPLICA_REMOVED_BY_REMEDIATION")
+        .unwrap();
+    assert_eq!(finding["severity"], "HIGH");
+    let message = finding["message"].as_str().unwrap();
+    for part in [
+        "removed us-east-1 from the replication of production/Clash",
+        "is not in its replication any more",
+        "attempt 1: RemoveRegionsFromReplication then ReplicateSecretToRegions us-east-1",
+        "ReplicateSecretToRegions failed",
+        "attempt 2: us-east-1 is no longer listed",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    // Its restore was tried (and dropped again).
+    let restore = only_action(&again);
+    assert!(
+        restore["detail"].as_str().unwrap().contains(
+            "restore (it was removed by an earlier remediation): ReplicateSecretToRegions us-east-1"
+        ),
+        "{restore}"
+    );
+    app.handle(
+        &bytes(&event("scheduled-sweep.json")),
+        replica_auditor::engine::Budget::unlimited(),
+    )
+    .await
+    .unwrap();
+    let published = w.published().await;
+    let clash = published_codes(&published, "production/Clash");
+    assert_eq!(clash.len(), 3, "two events and the sweep: {clash:?}");
+    assert!(
+        !clash[0].contains(&removed),
+        "the first audit saw it Failed"
+    );
+    assert!(clash[1..].iter().all(|c| c.contains(&removed)), "{clash:?}");
+
+    // Replication works again: the next audit restores the Region ...
+    proxy.set_rules(vec![]);
+    let restored = run(&app, &clash_event()).await;
+    assert_eq!(only_action(&restored)["outcome"], "InSync", "{restored:#}");
+    assert_eq!(
+        status_in(&w, "production/Clash", "us-east-1").await,
+        vec!["InSync"]
+    );
+    // ... and the one after it has nothing to say: the entry is cleared.
+    let settled = run(&app, &clash_event()).await;
+    assert_eq!(settled["findings"], json!([]), "{settled:#}");
+    assert_eq!(settled["actions"], json!([]), "{settled:#}");
+}

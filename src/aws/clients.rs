@@ -234,7 +234,7 @@ impl AwsClients {
 
     /// The function's own account: known at cold start, or asked of STS
     /// (GetCallerIdentity) once.
-    async fn own_account(&self) -> Result<&str, super::AwsError> {
+    async fn own_account_id(&self) -> Result<&str, super::AwsError> {
         self.own_account
             .get_or_try_init(|| async {
                 let arn = self.caller_arn().await?;
@@ -273,8 +273,12 @@ impl AwsClients {
 }
 
 impl super::AccountsApi for AwsClients {
+    async fn own_account(&self) -> Result<String, super::AwsError> {
+        self.own_account_id().await.map(str::to_string)
+    }
+
     async fn acting_in(&self, account: &str) -> Result<AwsClients, super::AwsError> {
-        let own = self.own_account().await?;
+        let own = self.own_account_id().await?;
         let acting = if account == own {
             Account::Own
         } else {

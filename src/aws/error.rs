@@ -139,6 +139,10 @@ fn is_throttling(code: &str) -> bool {
             | "ThrottledException"
             | "TooManyRequestsException"
             | "RequestLimitExceeded"
+            // DynamoDB: a partition's or table's throughput, and the
+            // account's request rate (the SDK retries both as throttling).
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceededException"
     )
 }
 
@@ -158,6 +162,19 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use crate::metrics::{ErrorKind, error_kind};
+
+    #[test]
+    fn dynamodb_throughput_errors_are_throttling() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceededException",
+            "ThrottlingException",
+        ] {
+            assert!(is_throttling(code), "{code}");
+        }
+        assert!(!is_throttling("ConditionalCheckFailedException"));
+        assert!(!is_throttling("InternalServerError"));
+    }
 
     /// The metrics read an AUDIT_INCOMPLETE's kind from this error's text.
     #[test]

@@ -133,6 +133,7 @@ pub trait Ports:
     + SweepQueue
     + SweepBook
     + PolicyLedgers
+    + RemediationJournal
 {
 }
 
@@ -146,6 +147,7 @@ impl<T> Ports for T where
         + SweepQueue
         + SweepBook
         + PolicyLedgers
+        + RemediationJournal
 {
 }
 
@@ -167,6 +169,10 @@ pub trait AccountsApi: Sized + Send + Sync {
     /// is an error naming `sts:AssumeRole`, the role (so the account) and
     /// the Region.
     fn acting_in(&self, account: &str) -> impl Future<Output = Result<Self, AwsError>> + Send;
+
+    /// The function's own account: known at cold start, or asked of STS
+    /// (GetCallerIdentity, which needs no permission) once.
+    fn own_account(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
 }
 
 /// Secrets Manager, as the auditor needs it.
@@ -249,6 +255,15 @@ pub trait SweepQueue: Send + Sync {
         region: &str,
         bodies: &[String],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Send one body to be delivered `delay_seconds` from now (SendMessage
+    /// with DelaySeconds, at most 900).
+    fn send_later(
+        &self,
+        url: &str,
+        region: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// A new org sweep's item in the state table.
@@ -261,6 +276,9 @@ pub struct SweepPlan {
     pub planned_at: String,
     /// When the item may go (TTL, epoch seconds).
     pub expires_at: u64,
+    /// When the sweep, if not complete, is closed as incomplete (epoch
+    /// seconds, [`crate::org::CLOSE_AFTER_SECONDS`] after planning).
+    pub close_at: u64,
 }
 
 /// What writing a sweep's item found.
@@ -305,6 +323,12 @@ pub trait SweepBook: Send + Sync {
     -> impl Future<Output = Result<Opened, AwsError>> + Send;
     /// Every message of the sweep is sent.
     fn sweep_sent(&self, sweep_id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The sweep's item as it is now (a consistent read); `None` when
+    /// there is none.
+    fn sweep_record(
+        &self,
+        sweep_id: &str,
+    ) -> impl Future<Output = Result<Option<crate::org::SweepRecord>, AwsError>> + Send;
     /// Count one delivery of cell `cell` (part `part_id`), once.
     fn count(
         &self,
@@ -337,6 +361,37 @@ pub trait SweepBook: Send + Sync {
         owner: &str,
         receipt: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// The remediation journal in the state table (docs/reliability.md): the
+/// Regions remediation removed from a secret's replication, until they
+/// are InSync again. Every write is idempotent, so the SDK's own retry of
+/// a write that was applied but not acknowledged changes nothing.
+pub trait RemediationJournal: Send + Sync {
+    /// The entries of the primary `arn` (a consistent read).
+    fn removals(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Vec<crate::model::Removal>, AwsError>> + Send;
+    /// Record, before RemoveRegionsFromReplication, that `removal.region`
+    /// is being removed; an entry already there is kept as it is.
+    fn removing(
+        &self,
+        removal: &crate::model::Removal,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// One attempt's outcome, under its own `key` (see
+    /// [`crate::model::Removal::attempts`]); nothing when the entry is gone.
+    fn attempted(
+        &self,
+        arn: &str,
+        region: &str,
+        key: &str,
+        outcome: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The Region is settled (InSync again, or no longer wanted): the
+    /// entry goes.
+    fn settled(&self, arn: &str, region: &str)
+    -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// Secrets Manager replication writes, for remediation.

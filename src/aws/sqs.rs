@@ -10,16 +10,42 @@ const SEND: &str = "sqs:SendMessage";
 /// message is well under a tenth of that).
 const BATCH: usize = 10;
 
-impl SweepQueue for AwsClients {
-    async fn send_cells(&self, url: &str, region: &str, bodies: &[String]) -> Result<(), AwsError> {
-        // Built per call from the shared configuration (its HTTP client and
-        // connection pool included): the planner calls this once per sweep,
-        // a cell only when it runs out of time.
-        let sqs = aws_sdk_sqs::Client::from_conf(
+impl AwsClients {
+    /// Built per call from the shared configuration (its HTTP client and
+    /// connection pool included): the planner calls it once per sweep, a
+    /// cell only when it runs out of time or its summary waits.
+    fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(self.base())
                 .region(aws_config::Region::new(region.to_string()))
                 .build(),
-        );
+        )
+    }
+}
+
+impl SweepQueue for AwsClients {
+    async fn send_later(
+        &self,
+        url: &str,
+        region: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .sqs(region)
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(delay_seconds.min(900) as i32)
+            .send();
+        super::boxed(call)
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk(SEND, region, e))
+    }
+
+    async fn send_cells(&self, url: &str, region: &str, bodies: &[String]) -> Result<(), AwsError> {
+        let sqs = self.sqs(region);
         for chunk in bodies.chunks(BATCH) {
             let entries = chunk
                 .iter()

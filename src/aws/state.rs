@@ -27,10 +27,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::{
     Acquired, AwsClients, AwsError, CellTally, Counted, FindingsState, Lease, LeaseStore, Opened,
-    PolicyLedgers, Released, SweepBook, SweepPlan,
+    PolicyLedgers, Released, RemediationJournal, SweepBook, SweepPlan,
 };
 use crate::asff::{Held, HeldSet};
 use crate::ledger::{PolicyLedger, PolicyPass, arn_digest};
+use crate::model::Removal;
 use crate::org::{SweepRecord, is_counter};
 
 const PUT: &str = "dynamodb:PutItem";
@@ -59,7 +60,13 @@ impl LeaseStore for AwsClients {
                 let PutItemError::ConditionalCheckFailedException(held) = e.err() else {
                     unreachable!("checked above")
                 };
-                Ok(Acquired::HeldBy(holder(&lease.key, held.item())))
+                let holder = holder(&lease.key, held.item());
+                // The SDK's retry of this very PutItem, whose first try was
+                // applied but not acknowledged: the lease is ours.
+                if holder.owner == lease.owner && holder.since == lease.since {
+                    return Ok(Acquired::Acquired);
+                }
+                Ok(Acquired::HeldBy(holder))
             }
             Err(e) => Err(AwsError::from_sdk(PUT, &region, e)),
         }
@@ -335,10 +342,19 @@ impl SweepBook for AwsClients {
             .set("accounts", list(&plan.accounts))
             .set("regions", list(&plan.regions))
             .set("planned_at", s(&plan.planned_at))
+            .set("close_at", n(plan.close_at))
             .set("expires_at", n(plan.expires_at))
             .condition("attribute_not_exists(pk)");
         match self.update(&sweep_key(&plan.sweep_id), update).await? {
             Updated::Done(_) => Ok(Opened::New),
+            // The SDK's retry of this very write, applied but not
+            // acknowledged: the item is this plan's own.
+            Updated::Refused(Some(old))
+                if old.get("planned_at").and_then(|v| v.as_s().ok()) == Some(&plan.planned_at)
+                    && !old.contains_key("all_sent") =>
+            {
+                Ok(Opened::New)
+            }
             Updated::Refused(old) => Ok(Opened::Existing {
                 all_sent: old
                     .and_then(|i| i.get("all_sent").and_then(|v| v.as_bool().ok()).copied())
@@ -352,6 +368,20 @@ impl SweepBook for AwsClients {
             .set("all_sent", AttributeValue::Bool(true))
             .condition("attribute_exists(pk)");
         self.update(&sweep_key(sweep_id), update).await.map(drop)
+    }
+
+    async fn sweep_record(&self, sweep_id: &str) -> Result<Option<SweepRecord>, AwsError> {
+        let (client, table, region) = self.state_table(GET)?;
+        let call = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(&sweep_key(sweep_id)))
+            .consistent_read(true)
+            .send();
+        let out = super::boxed(call)
+            .await
+            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
+        Ok(out.item().map(|item| record(sweep_id, item)))
     }
 
     async fn count(
@@ -413,6 +443,17 @@ impl SweepBook for AwsClients {
             );
         match self.update(&sweep_key(sweep_id), update).await? {
             Updated::Done(item) => Ok(Some(record(sweep_id, &item))),
+            // The SDK's retry of this very claim, applied but not
+            // acknowledged: the claim is ours (same owner, same hold).
+            Updated::Refused(Some(item))
+                if !item.contains_key("summary_sent")
+                    && item.get("summary_owner").and_then(|v| v.as_s().ok())
+                        == Some(&owner.to_string())
+                    && item.get("summary_until").and_then(|v| v.as_n().ok())
+                        == Some(&until.to_string()) =>
+            {
+                Ok(Some(record(sweep_id, &item)))
+            }
             Updated::Refused(_) => Ok(None),
         }
     }
@@ -450,6 +491,110 @@ impl SweepBook for AwsClients {
     }
 }
 
+fn journal_key(arn: &str) -> String {
+    format!("journal#{arn}")
+}
+
+/// The journal item's attribute for one replica Region.
+fn journal_attribute(region: &str) -> String {
+    format!("r#{region}")
+}
+
+impl RemediationJournal for AwsClients {
+    async fn removals(&self, arn: &str) -> Result<Vec<Removal>, AwsError> {
+        let (client, table, region) = self.state_table(GET)?;
+        let call = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(&journal_key(arn)))
+            .consistent_read(true)
+            .send();
+        let out = super::boxed(call)
+            .await
+            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
+        let Some(item) = out.item() else {
+            return Ok(Vec::new());
+        };
+        Ok(item
+            .iter()
+            .filter_map(|(k, v)| {
+                let replica = k.strip_prefix("r#")?;
+                let m = v.as_m().ok()?;
+                let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Some(Removal {
+                    arn: arn.to_string(),
+                    region: replica.to_string(),
+                    removed_at: text("removed_at").unwrap_or_default(),
+                    kms_key_id: text("kms_key_id"),
+                    force_overwrite: m
+                        .get("force_overwrite")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                    attempts: m
+                        .get("attempts")
+                        .and_then(|v| v.as_m().ok())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn removing(&self, removal: &Removal) -> Result<(), AwsError> {
+        let mut entry = HashMap::from([
+            ("removed_at".to_string(), s(&removal.removed_at)),
+            (
+                "force_overwrite".to_string(),
+                AttributeValue::Bool(removal.force_overwrite),
+            ),
+            ("attempts".to_string(), AttributeValue::M(HashMap::new())),
+        ]);
+        if let Some(k) = &removal.kms_key_id {
+            entry.insert("kms_key_id".to_string(), s(k));
+        }
+        // if_not_exists: a retried (or repeated) record keeps the first.
+        let mut update = Update::new()
+            .set("kind", s("remediation-journal"))
+            .set("arn", s(&removal.arn))
+            .name("#entry", &journal_attribute(&removal.region))
+            .value(":entry", AttributeValue::M(entry));
+        update
+            .set
+            .push("#entry = if_not_exists(#entry, :entry)".into());
+        self.update(&journal_key(&removal.arn), update)
+            .await
+            .map(drop)
+    }
+
+    async fn attempted(
+        &self,
+        arn: &str,
+        region: &str,
+        key: &str,
+        outcome: &str,
+    ) -> Result<(), AwsError> {
+        let mut update = Update::new()
+            .name("#entry", &journal_attribute(region))
+            .name("#attempts", "attempts")
+            .name("#key", key)
+            .value(":outcome", s(outcome))
+            .condition("attribute_exists(#entry)");
+        update.set.push("#entry.#attempts.#key = :outcome".into());
+        // Refused: the entry was settled meanwhile; nothing to add to.
+        self.update(&journal_key(arn), update).await.map(drop)
+    }
+
+    async fn settled(&self, arn: &str, region: &str) -> Result<(), AwsError> {
+        let update = Update::new().remove(&journal_attribute(region));
+        self.update(&journal_key(arn), update).await.map(drop)
+    }
+}
+
 fn sweep_key(sweep_id: &str) -> String {
     format!("sweep#{sweep_id}")
 }
@@ -463,6 +608,7 @@ struct Update {
     set: Vec<String>,
     add: Vec<String>,
     delete: Vec<String>,
+    remove: Vec<String>,
     condition: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -491,6 +637,12 @@ impl Update {
         let (name, value) = self.placeholder(attribute);
         self.add.push(format!("{name} {value}"));
         self.values.insert(value, v);
+        self
+    }
+
+    fn remove(mut self, attribute: &str) -> Update {
+        let (name, _) = self.placeholder(attribute);
+        self.remove.push(name);
         self
     }
 
@@ -531,6 +683,9 @@ impl Update {
         }
         if !self.delete.is_empty() {
             parts.push(format!("DELETE {}", self.delete.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            parts.push(format!("REMOVE {}", self.remove.join(", ")));
         }
         parts.join(" ")
     }
@@ -615,6 +770,10 @@ fn record(sweep_id: &str, item: &Item) -> SweepRecord {
             .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
             .collect(),
         planned_at: text("planned_at"),
+        close_at: item
+            .get("close_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
         summary_sent: text("summary_sent"),
     }
 }

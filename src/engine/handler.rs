@@ -49,24 +49,33 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 return Err(e.into());
             }
         };
-        if let Some(account) = trigger
-            .secret
-            .arn_account
-            .as_deref()
-            .or(trigger.account.as_deref())
-            .filter(|a| !self.settings.accounts.audits(a))
-        {
-            info!(
-                event_name = trigger.event.as_str(),
-                account,
-                outcome = "ignored",
-                "the event's account is not in ACCOUNT_IDS"
-            );
-            return Ok(json!({
-                "status": "ignored",
-                "event_name": trigger.event.as_str(),
-                "reason": format!("account {account} is not in ACCOUNT_IDS"),
-            }));
+        // The event's own account must be one the auditor may act in, even
+        // when it reports the event alone: an account outside the scope
+        // gets nothing of the auditor's (docs/security.md).
+        match self.may_act_in(&trigger.account, &budget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                warn!(
+                    event_name = trigger.event.as_str(),
+                    account = %trigger.account,
+                    reason = %refusal,
+                    outcome = "refused",
+                    "the event's account is not one the auditor may act in"
+                );
+                self.refusal_metric(&trigger.account);
+                return Ok(json!({
+                    "status": "refused",
+                    "event_name": trigger.event.as_str(),
+                    "reason": refusal.to_string(),
+                }));
+            }
+            // Organizations could not say now: Lambda retries the event.
+            Err(gap) => {
+                return Err(HandlerError::Scope(format!(
+                    "could not tell whether the auditor may act in account {}: {}",
+                    trigger.account, gap.reason
+                )));
+            }
         }
         let (report, policy) = self.audit_trigger(&trigger, &budget, request_id).await;
         // A flag is written alongside the publish: no round trip of its own.
@@ -108,14 +117,19 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         budget: &Budget,
         request_id: &str,
     ) -> (Report, Option<bool>) {
-        let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
-        let target = self.target(
-            &t.secret,
-            t.region.as_deref(),
-            t.account.as_deref(),
-            promotion,
-        );
         let info = TriggerInfo::from_cloudtrail(t);
+        if let Some(owner) = t.other_owner() {
+            // The caller's copy of a call on another account's secret:
+            // reported from the event alone, nothing called anywhere.
+            let mut snapshot = crate::model::Snapshot::empty(t.secret.id.clone());
+            snapshot.account = Some(owner.to_string());
+            let report = self
+                .finish(&self.clients, &snapshot, Some(t), info, budget, request_id)
+                .await;
+            return (report, None);
+        }
+        let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
+        let target = self.target(&t.secret, Some(&t.region), Some(&t.account), promotion);
         self.audit_target(&target, Some(t), info, budget, request_id)
             .await
     }
@@ -198,8 +212,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         );
     }
 
-    /// What to inspect for `secret`: an ARN's Region and account, else
-    /// the event's (`region`, `account`), else the home Region.
+    /// What to inspect for `secret`: an ARN's Region, else the event's
+    /// `region`, else the home Region; in the event's `account` (the
+    /// event path has refused an ARN of another owner already), else the
+    /// ARN's (a command line's `audit`, checked when it is entered).
     fn target(
         &self,
         secret: &SecretRef,
@@ -226,10 +242,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         Target {
             secret_id: secret.id.clone(),
             region,
-            account: secret
-                .arn_account
-                .clone()
-                .or_else(|| account.map(str::to_string)),
+            account: account
+                .map(str::to_string)
+                .or_else(|| secret.arn_account.clone()),
             promotion,
             search_regions,
             unreplicated_too: true,
@@ -255,7 +270,23 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     member = c;
                     &member
                 }
-                Err(gap) => {
+                Err(super::scope::NotEntered::Refused(refusal)) => {
+                    // A command line's ARN outside the scope (an event's
+                    // own account was checked before): reported, and
+                    // nothing called in it.
+                    let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
+                    snapshot.account = Some(account.to_string());
+                    snapshot.gaps.push(crate::model::Gap {
+                        call: "sts:AssumeRole".into(),
+                        region: self.home_region.clone(),
+                        reason: format!("refused: {refusal}"),
+                    });
+                    let report = self
+                        .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
+                        .await;
+                    return (report, None);
+                }
+                Err(super::scope::NotEntered::Failed(gap)) => {
                     let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
                     snapshot.account = Some(account.to_string());
                     snapshot.gaps.push(gap);
@@ -268,10 +299,16 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         };
         // The own organisation is learned alongside the first calls: no
         // extra sequential round trip.
-        let (snapshot, _) = futures::join!(
+        // The remediation journal, read beside it when the event names the
+        // primary's ARN.
+        let hint = Some(target.secret_id.as_str());
+        let (mut snapshot, _, journal) = futures::join!(
             inspect::inspect(clients, clients, target, budget),
-            self.own_org(budget)
+            self.own_org(budget),
+            self.journal(hint, budget)
         );
+        self.attach_journal(&mut snapshot, (hint, journal), budget)
+            .await;
         let report = self
             .finish(clients, &snapshot, trigger, info, budget, request_id)
             .await;

@@ -6,6 +6,7 @@
 pub mod handler;
 pub mod inspect;
 pub mod remediate;
+pub mod scope;
 pub mod sweep;
 
 use tracing::{info, warn};
@@ -14,7 +15,7 @@ use crate::audit;
 use crate::aws::Ports;
 use crate::config::{Config, MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
-use crate::model::{Gap, Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
+use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
 use crate::report::{self, Report, TriggerInfo};
 use crate::sinks::{Both, ReportSink, SecurityHubSink, SinkError, SnsSink};
@@ -42,6 +43,10 @@ pub enum HandlerError {
     /// between sweeps"): the report is out, and a retry writes it again.
     #[error("policy ledger not updated: {0}")]
     PolicyLedger(crate::aws::AwsError),
+    /// Whether the event's account may be acted in could not be told now
+    /// (Organizations throttled or unreachable): a retry asks again.
+    #[error("account scope: {0}")]
+    Scope(String),
 }
 
 impl std::fmt::Debug for HandlerError {
@@ -79,6 +84,8 @@ pub struct App<C, S = LambdaSink<C>> {
     /// first AWS calls (never during init, which stays free of network
     /// calls). `None` inside: in no organisation, or not learnable.
     own_org: tokio::sync::OnceCell<Option<String>>,
+    /// The organisation's accounts, as last listed ([`scope`]).
+    org_accounts: tokio::sync::Mutex<scope::OrgAccounts>,
 }
 
 impl<C: Clone> App<C> {
@@ -115,6 +122,7 @@ impl<C, S> App<C, S> {
             remediation,
             writes,
             own_org: tokio::sync::OnceCell::new(),
+            org_accounts: tokio::sync::Mutex::default(),
         }
     }
 
@@ -152,9 +160,20 @@ impl<C, S> App<C, S> {
 
 impl<C: Ports, S: ReportSink> App<C, S> {
     /// The clients acting in `account` (the own credentials, or the member
-    /// role's, cached per account), within the budget. A role that cannot
+    /// role's, cached per account), within the budget: the one way into an
+    /// account. An account the auditor may not act in ([`scope`]) is
+    /// refused before any STS call, logged and counted; a role that cannot
     /// be assumed is the gap the audit reports, named `sts:AssumeRole`.
-    pub async fn enter(&self, account: &str, budget: &Budget) -> Result<C, Gap> {
+    pub async fn enter(&self, account: &str, budget: &Budget) -> Result<C, scope::NotEntered> {
+        match self.may_act_in(account, budget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                warn!(account, reason = %refusal, outcome = "refused", "not an account the auditor may act in: nothing called in it");
+                self.refusal_metric(account);
+                return Err(scope::NotEntered::Refused(refusal));
+            }
+            Err(gap) => return Err(scope::NotEntered::Failed(gap)),
+        }
         budget
             .run(
                 "sts:AssumeRole",
@@ -162,6 +181,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 self.clients.acting_in(account),
             )
             .await
+            .map_err(scope::NotEntered::Failed)
     }
 
     /// The auditor's own organisation: DescribeOrganization, once per cold
@@ -206,6 +226,76 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         }
     }
 
+    /// The remediation journal's entries of the secret `arn` names, when
+    /// there is a state table and a full ARN to look for: read beside the
+    /// inspection, so it adds no round trip when the ARN is the primary's.
+    pub async fn journal(
+        &self,
+        arn: Option<&str>,
+        budget: &Budget,
+    ) -> Option<Result<Vec<crate::model::Removal>, crate::model::Gap>> {
+        let table = self.settings.remediation.state_table.as_ref()?;
+        let arn = arn.filter(|a| crate::arn::parse_secret_arn(a).is_some())?;
+        let region = table.region.as_deref().unwrap_or(&self.home_region);
+        Some(
+            budget
+                .run(JOURNAL_READ, region, self.clients.removals(arn))
+                .await,
+        )
+    }
+
+    /// Put the journal's entries of the snapshot's primary into it: the
+    /// ones read for `read_for` when that is the primary's ARN, else read
+    /// now. Settled entries ([`remediate::settled_removals`]) are cleared
+    /// and left out; a journal that cannot be read is a gap
+    /// (AUDIT_INCOMPLETE): a removed Region may be behind it.
+    pub async fn attach_journal(
+        &self,
+        snapshot: &mut Snapshot,
+        (read_for, read): (
+            Option<&str>,
+            Option<Result<Vec<crate::model::Removal>, crate::model::Gap>>,
+        ),
+        budget: &Budget,
+    ) {
+        let primary = match &snapshot.primary {
+            crate::model::Lookup::Found(p) => Some(p.arn.clone()),
+            crate::model::Lookup::NotFound => None,
+            crate::model::Lookup::Unknown => return,
+        };
+        let read = match (&primary, read_for) {
+            (Some(arn), Some(asked)) if arn == asked => read,
+            (Some(arn), _) => self.journal(Some(arn), budget).await,
+            (None, _) => read,
+        };
+        let entries = match read {
+            None => return,
+            Some(Ok(entries)) => entries,
+            Some(Err(mut gap)) => {
+                gap.reason = format!("the remediation journal: {}", gap.reason);
+                snapshot.gaps.push(gap);
+                return;
+            }
+        };
+        snapshot.removed = entries;
+        let settled: Vec<crate::model::Removal> =
+            remediate::settled_removals(snapshot, &self.rules())
+                .into_iter()
+                .cloned()
+                .collect();
+        for r in &settled {
+            match self.clients.settled(&r.arn, &r.region).await {
+                Ok(()) => {
+                    info!(secret = %r.arn, region = %r.region, "remediation journal: the Region is settled, its entry cleared")
+                }
+                Err(e) => {
+                    warn!(secret = %r.arn, region = %r.region, error = %e, "remediation journal: a settled entry could not be cleared (the next audit clears it)")
+                }
+            }
+        }
+        snapshot.removed.retain(|r| !settled.contains(r));
+    }
+
     /// Audit a snapshot, remediate what may be (with `clients`, acting in
     /// the secret's account), and build the report.
     pub async fn finish(
@@ -219,7 +309,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) -> Report {
         let findings = audit::audit(snapshot, trigger, &self.rules());
         // The loop guard: an event the auditor caused, with its own role
-        // or a member role in any account.
+        // or the member role of the account the event (and the secret)
+        // belongs to; a same-named role elsewhere is not the auditor.
         let own_event = trigger.is_some_and(|t| {
             self.identity
                 .as_deref()
@@ -227,6 +318,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 || remediate::is_member_role_event(
                     &t.actor,
                     &self.settings.accounts.member_role_name,
+                    &t.account,
                 )
         });
         let decisions = remediate::plan(snapshot, &findings, &self.remediation, own_event);
@@ -266,6 +358,31 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .inspect_err(|e| warn!(error = %e, secret = %report.secret.name, outcome = "publish_failed", "report not published"))
     }
 }
+
+impl<C, S> App<C, S> {
+    /// The EMF line of one refused account ([`scope`]).
+    fn refusal_metric(&self, account: &str) {
+        let tally = crate::metrics::Tally {
+            refused: Some(1),
+            ..Default::default()
+        };
+        emit_metrics(
+            &self.settings,
+            crate::metrics::Line {
+                timestamp_ms: epoch_ms(),
+                trigger: crate::metrics::trigger_dimension(""),
+                region: &self.home_region,
+                tally: &tally,
+                duration_ms: 0,
+                secrets_swept: None,
+                properties: vec![("account", serde_json::json!(account))],
+            },
+        );
+    }
+}
+
+/// The call that reads the remediation journal, as its gaps name it.
+pub const JOURNAL_READ: &str = "dynamodb:GetItem";
 
 /// Remediation as configured, but dry-run when the auditor cannot know its
 /// own events (a retry could then trigger itself forever).

@@ -8,13 +8,16 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::inspect::Budget;
-use crate::aws::{Acquired, Lease, LeaseStore, Released, ReplicationApi, SecretsApi};
+use crate::aws::{
+    Acquired, Lease, LeaseStore, Released, RemediationJournal, ReplicationApi, SecretsApi,
+};
 use crate::model::{
-    ACTION_RETRY, Action, ActionOutcome, Remediation, RemediationMode, ReplicationState, Snapshot,
+    ACTION_RETRY, Action, ActionOutcome, Remediation, RemediationMode, Removal, ReplicationState,
+    Snapshot,
 };
 pub use crate::plan::{
     Decision, LEASE_MARGIN, WRITE_WAIT_MAX, is_member_role_event, is_own_event, lease_key,
-    lease_length, plan,
+    lease_length, plan, settled_removals,
 };
 use crate::rate::TokenBucket;
 
@@ -28,11 +31,14 @@ pub struct Invocation<'a> {
     pub writes: &'a TokenBucket,
 }
 
+/// The call that writes the remediation journal, as its gaps name it.
+const JOURNAL_WRITE: &str = "dynamodb:UpdateItem";
+
 /// How long releasing a lease may take; it runs in the publish reserve.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Carry the decisions out. Every decision becomes one action.
-pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
+pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal>(
     clients: &C,
     snapshot: &Snapshot,
     decisions: Vec<Decision>,
@@ -45,7 +51,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
     };
     let mut actions = Vec::new();
     for d in decisions {
-        let (region, kms_key_id, force) = match d {
+        let (region, kms_key_id, force, restore) = match d {
             Decision::Skip { region, detail } => {
                 actions.push(action(&region, ActionOutcome::Skipped, detail));
                 continue;
@@ -54,10 +60,20 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
                 region,
                 kms_key_id,
                 force_overwrite,
-            } => (region, kms_key_id, force_overwrite),
+            } => (region, kms_key_id, force_overwrite, false),
+            Decision::Restore {
+                region,
+                kms_key_id,
+                force_overwrite,
+            } => (region, kms_key_id, force_overwrite, true),
         };
         let how = format!(
-            "RemoveRegionsFromReplication then ReplicateSecretToRegions {region}{}{}",
+            "{}ReplicateSecretToRegions {region}{}{}",
+            if restore {
+                "restore (it was removed by an earlier remediation): "
+            } else {
+                "RemoveRegionsFromReplication then "
+            },
             kms_key_id
                 .as_deref()
                 .map(|k| format!(" with KmsKeyId {k}"))
@@ -128,24 +144,82 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore>(
             ActionOutcome::Skipped,
             "RETRY_MAX_ATTEMPTS is 0".into(),
         );
+        // Every attempt's outcome is kept, in the report and in the
+        // journal: a later attempt's never hides an earlier one's.
+        let mut said: Vec<String> = Vec::new();
+        let journal = Journal {
+            clients,
+            arn: &primary.arn,
+            region: &region,
+            request_id: invocation.request_id,
+        };
+        // The journal first: a Region removed and then not replicated again
+        // (the Replicate lost, the invocation ended) is never forgotten. An
+        // entry already there (an earlier removal) is kept as it is.
+        let had_entry = snapshot
+            .removed
+            .iter()
+            .any(|r| r.arn == primary.arn && r.region == region);
+        if !restore {
+            let entry = Removal {
+                arn: primary.arn.clone(),
+                region: region.clone(),
+                removed_at: crate::model::now_rfc3339(),
+                kms_key_id: kms_key_id.clone(),
+                force_overwrite: force,
+                attempts: Default::default(),
+            };
+            let journaled = budget
+                .run(JOURNAL_WRITE, table_region, clients.removing(&entry))
+                .await;
+            if let Err(gap) = journaled {
+                let mut skipped = action(
+                    &region,
+                    ActionOutcome::Skipped,
+                    format!(
+                        "the removal could not be recorded in the remediation journal first ({}): not removed",
+                        gap.reason
+                    ),
+                );
+                if let Some(note) = release(clients, &lease).await {
+                    skipped.detail.push_str("; ");
+                    skipped.detail.push_str(&note);
+                }
+                actions.push(skipped);
+                continue;
+            }
+        }
+        let mut journaled = restore;
         for attempt in 1..=settings.max_attempts {
-            outcome = retry_once(
-                clients,
-                primary,
-                (&region, kms_key_id.as_deref(), force),
-                settings,
-                budget,
-                invocation.writes,
-            )
-            .await;
+            let step = (region.as_str(), kms_key_id.as_deref(), force);
+            let tried = match restore {
+                false => {
+                    retry_once(clients, primary, step, settings, budget, invocation.writes).await
+                }
+                true => {
+                    restore_once(clients, primary, step, settings, budget, invocation.writes).await
+                }
+            };
+            journaled |= tried.removed;
+            outcome = tried.action;
             // A retry that was not started says why, not what it would have called.
-            outcome.detail = match outcome.outcome {
+            let text = match outcome.outcome {
                 ActionOutcome::Skipped => format!("attempt {attempt}: {}", outcome.detail),
                 _ => format!("attempt {attempt}: {how}: {}", outcome.detail),
             };
+            if journaled {
+                journal.attempted(attempt, &text).await;
+            }
+            said.push(text);
             if outcome.outcome != ActionOutcome::Failed {
                 break;
             }
+        }
+        outcome.detail = said.join("; ");
+        // Settled: back InSync, or (a retry that never removed it) the entry
+        // this retry wrote for nothing.
+        if (journaled && outcome.outcome == ActionOutcome::InSync) || (!journaled && !had_entry) {
+            journal.settled().await;
         }
         if let Some(note) = release(clients, &lease).await {
             outcome.detail.push_str("; ");
@@ -242,6 +316,78 @@ async fn recheck<C: SecretsApi>(
     Some(why)
 }
 
+/// One attempt: its action, and whether it removed (or may have removed)
+/// the Region, so the journal holds an entry for it.
+struct Attempt {
+    action: Action,
+    removed: bool,
+}
+
+impl From<Action> for Attempt {
+    fn from(action: Action) -> Attempt {
+        Attempt {
+            action,
+            removed: false,
+        }
+    }
+}
+
+/// The journal entry of one (secret, Region) a remediation works on.
+struct Journal<'a, C> {
+    clients: &'a C,
+    arn: &'a str,
+    region: &'a str,
+    request_id: &'a str,
+}
+
+impl<C: RemediationJournal> Journal<'_, C> {
+    /// Record one attempt's outcome; a failure is logged (the report has it).
+    async fn attempted(&self, attempt: u32, text: &str) {
+        let key = format!(
+            "{}#{}#{attempt}",
+            crate::model::now_rfc3339(),
+            self.request_id
+        );
+        let written = tokio::time::timeout(
+            RELEASE_TIMEOUT,
+            self.clients.attempted(self.arn, self.region, &key, text),
+        )
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            warn!(secret = %self.arn, region = %self.region, "an attempt's outcome could not be added to the remediation journal (the report has it)");
+        }
+    }
+
+    /// The Region is InSync again: the entry goes (or the next audit, seeing
+    /// it InSync, clears it).
+    async fn settled(&self) {
+        let cleared =
+            tokio::time::timeout(RELEASE_TIMEOUT, self.clients.settled(self.arn, self.region))
+                .await;
+        if !matches!(cleared, Ok(Ok(()))) {
+            warn!(secret = %self.arn, region = %self.region, "the remediation journal's entry could not be cleared: the next audit clears it");
+        }
+    }
+}
+
+/// A write token within the budget's window (at most [`WRITE_WAIT_MAX`]),
+/// or why the attempt is not started.
+async fn write_token(writes: &TokenBucket, budget: &Budget, region: &str) -> Result<(), Action> {
+    let max_wait = budget.call_window().unwrap_or_default().min(WRITE_WAIT_MAX);
+    writes.acquire_within(max_wait).await.map_err(|too_long| {
+        action(
+            region,
+            ActionOutcome::Skipped,
+            format!(
+                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
+                writes.per_second(),
+                max_wait.as_secs_f64(),
+                too_long.wait.as_secs_f64()
+            ),
+        )
+    })
+}
+
 async fn retry_once<C: ReplicationApi + SecretsApi>(
     clients: &C,
     primary: &crate::model::SecretState,
@@ -249,27 +395,22 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     settings: &Remediation,
     budget: &Budget,
     writes: &TokenBucket,
-) -> Action {
+) -> Attempt {
     let home = primary.region.as_str();
     let rate = writes.per_second();
     // The write budget: a token for the Remove, or the retry is not started.
-    let max_wait = budget.call_window().unwrap_or_default().min(WRITE_WAIT_MAX);
-    if let Err(too_long) = writes.acquire_within(max_wait).await {
-        return action(
-            region,
-            ActionOutcome::Skipped,
-            format!(
-                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
-                max_wait.as_secs_f64(),
-                too_long.wait.as_secs_f64()
-            ),
-        );
+    if let Err(skipped) = write_token(writes, budget, region).await {
+        return skipped.into();
     }
     // Re-check just before the destructive call: another remediation (or
     // a person) may have fixed the Region since the snapshot.
     if let Some(why) = recheck(clients, primary, region, budget).await {
-        return action(region, ActionOutcome::Skipped, why);
+        return action(region, ActionOutcome::Skipped, why).into();
     }
+    let attempt = |a: Action| Attempt {
+        action: a,
+        removed: true,
+    };
     // AWS keeps a Failed Region in the list; it must be removed before the
     // Region can be replicated to again.
     let removed = budget
@@ -280,11 +421,12 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
         )
         .await;
     if let Err(gap) = removed {
-        return action(
+        // It may have been applied all the same: the journal keeps it.
+        return attempt(action(
             region,
             ActionOutcome::Failed,
             format!("could not remove the failed Region: {}", gap.reason),
-        );
+        ));
     }
     // The Region is out of the list now: its Replicate waits for a token
     // as long as the invocation allows.
@@ -292,15 +434,52 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
         .acquire_within(budget.call_window().unwrap_or_default())
         .await
     {
-        return action(
+        return attempt(action(
             region,
             ActionOutcome::Failed,
             format!(
-                "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): replicate it again by hand",
+                "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): the next audit restores it (REPLICA_REMOVED_BY_REMEDIATION until then)",
                 too_long.wait.as_secs_f64()
             ),
-        );
+        ));
     }
+    attempt(
+        replicate_and_verify(
+            clients,
+            primary,
+            (region, kms_key_id, force),
+            settings,
+            budget,
+        )
+        .await,
+    )
+}
+
+/// Replicate a Region the journal says the auditor removed, and verify.
+async fn restore_once<C: ReplicationApi + SecretsApi>(
+    clients: &C,
+    primary: &crate::model::SecretState,
+    step: (&str, Option<&str>, bool),
+    settings: &Remediation,
+    budget: &Budget,
+    writes: &TokenBucket,
+) -> Attempt {
+    if let Err(skipped) = write_token(writes, budget, step.0).await {
+        return skipped.into();
+    }
+    replicate_and_verify(clients, primary, step, settings, budget)
+        .await
+        .into()
+}
+
+async fn replicate_and_verify<C: ReplicationApi + SecretsApi>(
+    clients: &C,
+    primary: &crate::model::SecretState,
+    (region, kms_key_id, force): (&str, Option<&str>, bool),
+    settings: &Remediation,
+    budget: &Budget,
+) -> Action {
+    let home = primary.region.as_str();
     let replicated = budget
         .run(
             "secretsmanager:ReplicateSecretToRegions",
@@ -462,6 +641,27 @@ mod tests {
         }
     }
 
+    impl RemediationJournal for Fake {
+        async fn removals(&self, _: &str) -> Result<Vec<Removal>, AwsError> {
+            Ok(Vec::new())
+        }
+        async fn removing(&self, r: &Removal) -> Result<(), AwsError> {
+            self.log(&format!("Journal removing {}", r.region));
+            Ok(())
+        }
+        async fn attempted(&self, _: &str, _: &str, _: &str, o: &str) -> Result<(), AwsError> {
+            self.log(&format!(
+                "Journal attempt {}",
+                o.split(':').next().unwrap_or("")
+            ));
+            Ok(())
+        }
+        async fn settled(&self, _: &str, region: &str) -> Result<(), AwsError> {
+            self.log(&format!("Journal settled {region}"));
+            Ok(())
+        }
+    }
+
     async fn run_one(fake: &Fake) -> Action {
         let s = snapshot("Internal failure", Lookup::NotFound);
         let decisions = plan(&s, &[], &on(), false);
@@ -547,7 +747,17 @@ mod tests {
                 a.detail
             );
             let calls = fake.calls();
-            assert_eq!(calls[1..], ["DescribeSecret", "DeleteItem"], "{calls:?}");
+            // The journal entry written first is cleared: nothing was removed.
+            assert_eq!(
+                calls[1..],
+                [
+                    "Journal removing us-east-1",
+                    "DescribeSecret",
+                    "Journal settled us-east-1",
+                    "DeleteItem"
+                ],
+                "{calls:?}"
+            );
         }
         // Still Failed: removed, replicated, verified (the fake still says Failed).
         let fake = Fake::new(Some("Failed"));
@@ -556,10 +766,13 @@ mod tests {
         assert_eq!(
             fake.calls()[1..],
             [
+                // The journal before the removal, and the attempt after it.
+                "Journal removing us-east-1",
                 "DescribeSecret",
                 "RemoveRegionsFromReplication",
                 "ReplicateSecretToRegions",
                 "DescribeSecret",
+                "Journal attempt attempt 1",
                 "DeleteItem"
             ]
         );
@@ -598,8 +811,16 @@ mod tests {
             "{}",
             actions[0].detail
         );
-        // Nothing written; the lease was taken and given back.
-        assert_eq!(fake.calls()[1..], ["DeleteItem"]);
+        // Nothing written to the secret; the journal entry written first is
+        // cleared; the lease was taken and given back.
+        assert_eq!(
+            fake.calls()[1..],
+            [
+                "Journal removing us-east-1",
+                "Journal settled us-east-1",
+                "DeleteItem"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -78,6 +78,16 @@ pub fn is_role_or_its_session(arn: &str, role_name: &str) -> bool {
     let Some(a) = Arn::parse(arn) else {
         return false;
     };
+    is_role_named(&a, role_name)
+}
+
+/// Is `arn` the role `role_name` in `account`, or a session of it? The
+/// loop guard's test: a same-named role in another account is not it.
+pub fn is_account_role_or_its_session(arn: &str, account: &str, role_name: &str) -> bool {
+    Arn::parse(arn).is_some_and(|a| a.account == account && is_role_named(&a, role_name))
+}
+
+fn is_role_named(a: &Arn<'_>, role_name: &str) -> bool {
     match a.service {
         "iam" => a
             .resource
@@ -91,6 +101,20 @@ pub fn is_role_or_its_session(arn: &str, role_name: &str) -> bool {
             .is_some_and(|name| name == role_name),
         _ => false,
     }
+}
+
+/// The ARN of the SQS queue at `url` in `region`: the URL's last two path
+/// segments are the owning account and the queue's name
+/// (`https://sqs.<Region>.amazonaws.com/<account>/<name>`, and any other
+/// endpoint of the same shape).
+pub fn queue_arn(url: &str, region: &str) -> Option<String> {
+    let mut path = url.trim_end_matches('/').rsplit('/');
+    let name = path.next().filter(|n| !n.is_empty())?;
+    let account = path.next().filter(|a| is_account_id(a))?;
+    Some(format!(
+        "arn:{}:sqs:{region}:{account}:{name}",
+        partition_of_region(region)
+    ))
 }
 
 /// A parsed secrets manager ARN.
@@ -248,6 +272,34 @@ pub fn principal(s: &str) -> Principal<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_url_names_its_arn() {
+        for (url, region, arn) in [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/sweep",
+                "eu-west-1",
+                Some("arn:aws:sqs:eu-west-1:123456789012:sweep"),
+            ),
+            (
+                "http://127.0.0.1:5000/123456789012/q/",
+                "us-east-1",
+                Some("arn:aws:sqs:us-east-1:123456789012:q"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+                "cn-north-1",
+                Some("arn:aws-cn:sqs:cn-north-1:123456789012:q"),
+            ),
+            (
+                "https://sqs.eu-west-1.amazonaws.com/sweep",
+                "eu-west-1",
+                None,
+            ),
+        ] {
+            assert_eq!(queue_arn(url, region).as_deref(), arn, "{url}");
+        }
+    }
 
     #[test]
     fn fields_keep_the_resource_whole() {

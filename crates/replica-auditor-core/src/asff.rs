@@ -176,7 +176,8 @@ pub fn types(code: Code) -> Vec<String> {
         | ReplicaMissing
         | ReplicaPromoted
         | RegionNotAllowed
-        | RequiredRegionMissing => "Secrets Manager Replication",
+        | RequiredRegionMissing
+        | ReplicaRemovedByRemediation => "Secrets Manager Replication",
         ReplicaKeyWeakerThanPrimary
         | KeyAwsManaged
         | KeyNotFound
@@ -185,7 +186,7 @@ pub fn types(code: Code) -> Vec<String> {
         | KeyPolicyPublic
         | KeyPolicyUntrustedAccount => "KMS Key",
         SecretPolicyPublic | SecretPolicyUntrustedAccount => "Secret Resource Policy",
-        ApiCallFailed | SecretNotFound | AuditIncomplete => "Audit",
+        ApiCallFailed | SecretNotFound | AuditIncomplete | CrossAccountCall => "Audit",
     };
     vec![format!(
         "Software and Configuration Checks/AWS Security Best Practices/{classifier}"

@@ -127,19 +127,88 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
         Lookup::NotFound => {
             f.add(
                 Code::SecretNotFound,
-                trigger.and_then(|t| t.region.as_deref()),
+                trigger.map(|t| t.region.as_str()),
                 "",
                 format!("Secret {name} no longer exists (or is scheduled for deletion), so its replication cannot be audited."),
                 "No action needed if the deletion was intended; otherwise restore it with RestoreSecret before the recovery window ends.".into(),
             );
         }
         Lookup::Unknown => {}
-        Lookup::Found(p) => secret_findings(&mut f, snapshot, p, trigger, rules),
+        Lookup::Found(p) => {
+            secret_findings(&mut f, snapshot, p, trigger, rules);
+            removal_findings(&mut f, snapshot, p);
+        }
     }
     f.out
 }
 
+/// REPLICA_REMOVED_BY_REMEDIATION for every Region the auditor removed
+/// (the remediation journal) that is not InSync again: naming the Region,
+/// when, and every restore attempt's outcome.
+fn removal_findings(f: &mut Findings<'_>, s: &Snapshot, p: &SecretState) {
+    for r in s.removed.iter().filter(|r| r.arn == p.arn) {
+        let now = p.replication.iter().find(|x| x.region == r.region);
+        if now.is_some_and(|x| x.status == Some(ReplicationState::InSync)) {
+            continue;
+        }
+        let state = match now {
+            None => "is not in its replication any more".to_string(),
+            Some(x) => format!(
+                "is {}",
+                x.status
+                    .as_ref()
+                    .map_or("without a status", |st| st.as_str())
+            ),
+        };
+        let attempts = if r.attempts.is_empty() {
+            "no attempt has answered yet".to_string()
+        } else {
+            r.attempts
+                .iter()
+                .map(|(at, outcome)| {
+                    let when = at.split('#').next().unwrap_or(at);
+                    format!("{when}: {outcome}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        f.add(
+            Code::ReplicaRemovedByRemediation,
+            Some(&r.region),
+            "",
+            format!(
+                "The auditor's remediation removed {} from the replication of {} at {} to replicate it again, and the Region {state}. Attempts: {attempts}.",
+                r.region, p.name, r.removed_at
+            ),
+            format!(
+                "Remediation keeps restoring {} (ReplicateSecretToRegions) within its write budget until it is InSync. To stop, replicate it yourself, remove {} from ALLOWED_REGIONS, delete the secret, or delete the journal entry (docs/reliability.md).",
+                r.region, r.region
+            ),
+        );
+    }
+}
+
 fn trigger_findings(f: &mut Findings<'_>, t: &Trigger, name: &str) {
+    if let Some(owner) = t.other_owner() {
+        let actor = t.actor.display.as_deref().unwrap_or("an unknown caller");
+        let outcome = match &t.error_code {
+            Some(code) => format!("failed with {code}"),
+            None => "succeeded".to_string(),
+        };
+        f.add(
+            Code::CrossAccountCall,
+            Some(&t.region),
+            t.event.as_str(),
+            format!(
+                "{} by {actor} in account {} named secret {name}, which account {owner} owns; the call {outcome}. This is the caller's copy of a cross-account call: the auditor reports it from the event alone and does not enter account {owner}. A call that reached the secret is audited from the owner's own copy of the event.",
+                t.event.as_str(),
+                t.account
+            ),
+            format!(
+                "Confirm that {actor} is meant to call secrets of account {owner}; if not, remove what grants it (the secret's resource policy, the key policy) in account {owner}."
+            ),
+        );
+    }
     if let Some(code) = &t.error_code {
         let actor = t.actor.display.as_deref().unwrap_or("an unknown caller");
         let detail = t
@@ -149,7 +218,7 @@ fn trigger_findings(f: &mut Findings<'_>, t: &Trigger, name: &str) {
             .unwrap_or_default();
         f.add(
             Code::ApiCallFailed,
-            t.region.as_deref(),
+            Some(t.region.as_str()),
             t.event.as_str(),
             format!("{} on {name} by {actor} failed with {code}{detail}.", t.event.as_str()),
             format!("Check why {} failed ({code}) and retry it once the cause is fixed; the secret's current state is audited below.", t.event.as_str()),

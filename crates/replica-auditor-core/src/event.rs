@@ -127,15 +127,36 @@ pub struct Trigger {
     pub event: HandledEvent,
     pub event_id: Option<String>,
     pub event_time: Option<String>,
-    /// The Region the call was made in (detail.awsRegion, else the envelope's).
-    pub region: Option<String>,
-    pub account: Option<String>,
+    /// The Region the call was made in (detail.awsRegion, else the
+    /// envelope's), in the Region grammar.
+    pub region: String,
+    /// The account that owns the event: the envelope's `account`, the
+    /// account whose CloudTrail delivered it to EventBridge (12 digits).
+    /// `detail.recipientAccountId` is not read: in a real event it is the
+    /// same account, and anything the event names besides the envelope is
+    /// the caller's word (docs/security.md).
+    pub account: String,
     pub actor: Actor,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub secret: SecretRef,
-    /// Regions the request removed (RemoveRegionsFromReplication).
+    /// Regions the request removed (RemoveRegionsFromReplication); only
+    /// names in the Region grammar are kept.
     pub removed_regions: Vec<String>,
+}
+
+impl Trigger {
+    /// The account of another owner the secret's ARN names, when it does:
+    /// this event is the caller's copy of a cross-account call. CloudTrail
+    /// delivers the secret's owner a copy of its own for a call that
+    /// reached the secret, and that copy is the one audited; this one is
+    /// reported from the event alone and never enters the other account.
+    pub fn other_owner(&self) -> Option<&str> {
+        self.secret
+            .arn_account
+            .as_deref()
+            .filter(|owner| *owner != self.account)
+    }
 }
 
 /// An EventBridge scheduled event: sweep every replicated secret.
@@ -183,6 +204,9 @@ pub struct SqsRecord {
     pub body: String,
     /// `attributes.ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
+    /// `eventSourceARN`: the queue the record came from, as the event says.
+    /// The org sweep serves only its own queue's records.
+    pub event_source_arn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +222,8 @@ struct SqsRecordRaw {
     #[serde(default)]
     body: Option<String>,
     event_source: String,
+    #[serde(default, rename = "eventSourceARN")]
+    event_source_arn: Option<String>,
     #[serde(default)]
     attributes: SqsAttributes,
 }
@@ -218,8 +244,6 @@ struct Detail {
     event_time: Option<String>,
     #[serde(default)]
     aws_region: Option<String>,
-    #[serde(default)]
-    recipient_account_id: Option<String>,
     #[serde(default)]
     user_identity: Option<UserIdentity>,
     #[serde(default)]
@@ -314,11 +338,21 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             message: e.inner().to_string(),
         })?;
     if envelope.source == SOURCE_SCHEDULE && envelope.detail_type == DETAIL_TYPE_SCHEDULED {
+        // Its account and Region, when given, are checked like a call's:
+        // the sweep of an account outside any organisation covers it.
+        let account = envelope
+            .account
+            .map(|a| owning_account(Some(a)))
+            .transpose()?;
+        let region = match envelope.region {
+            Some(r) => Some(call_region(None, Some(r))?),
+            None => None,
+        };
         return Ok(Incoming::Sweep(Scheduled {
             event_id: envelope.id,
             time: envelope.time.map(|t| t.to_rfc3339()),
-            region: envelope.region,
-            account: envelope.account,
+            region,
+            account,
         }));
     }
     if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
@@ -349,8 +383,12 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             event_name: detail.event_name,
         });
     };
+    let account = owning_account(envelope.account)?;
+    let region = call_region(detail.aws_region.clone(), envelope.region)?;
     let secret = secret_ref(event, &detail)?;
-    let removed_regions = string_list(detail.request_parameters.as_ref(), "removeReplicaRegions");
+    let mut removed_regions =
+        string_list(detail.request_parameters.as_ref(), "removeReplicaRegions");
+    removed_regions.retain(|r| is_region_name(r));
     let identity = detail.user_identity.unwrap_or_default();
     let issuer_arn = identity
         .session_context
@@ -369,8 +407,8 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         event_time: detail
             .event_time
             .or_else(|| envelope.time.map(|t| t.to_rfc3339())),
-        region: detail.aws_region.or(envelope.region),
-        account: detail.recipient_account_id.or(envelope.account),
+        region,
+        account,
         actor: Actor {
             display,
             arn: identity.arn,
@@ -381,6 +419,49 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         secret,
         removed_regions,
     }))
+}
+
+/// The envelope's `account`: present and 12 digits, or the event is
+/// malformed (an event naming no account, or a mistyped one, names none
+/// the auditor could act in).
+fn owning_account(account: Option<String>) -> Result<String, EventError> {
+    match account {
+        Some(a) if is_account_id(&a) => Ok(a),
+        Some(a) => Err(EventError::Shape {
+            path: "account".into(),
+            message: format!("{:?} is not a 12-digit account id", truncated(&a)),
+        }),
+        None => Err(EventError::Shape {
+            path: "account".into(),
+            message: "is missing".into(),
+        }),
+    }
+}
+
+/// The call's Region: `detail.awsRegion`, else the envelope's, in the
+/// Region grammar; the envelope's, when given, must be one too.
+fn call_region(detail: Option<String>, envelope: Option<String>) -> Result<String, EventError> {
+    let bad = |path: &str, r: &str| EventError::Shape {
+        path: path.into(),
+        message: format!("{:?} is not a Region name", truncated(r)),
+    };
+    if let Some(r) = envelope.as_deref().filter(|r| !is_region_name(r)) {
+        return Err(bad("region", r));
+    }
+    match (detail, envelope) {
+        (Some(r), _) if is_region_name(&r) => Ok(r),
+        (Some(r), _) => Err(bad("detail.awsRegion", &r)),
+        (None, Some(r)) => Ok(r),
+        (None, None) => Err(EventError::Shape {
+            path: "detail.awsRegion".into(),
+            message: "is missing, and so is the envelope's region".into(),
+        }),
+    }
+}
+
+/// At most 40 characters of untrusted text, for an error message.
+fn truncated(s: &str) -> String {
+    s.chars().take(40).collect()
 }
 
 /// An SQS event (`{"Records": [...]}`): every record must be an SQS one
@@ -429,6 +510,7 @@ fn parse_sqs(value: Value) -> Result<Incoming, EventError> {
             message_id: r.message_id,
             body: r.body.unwrap_or_default(),
             receive_count,
+            event_source_arn: r.event_source_arn,
         });
     }
     Ok(Incoming::SweepCells(records))
@@ -539,6 +621,84 @@ mod tests {
     }
 
     #[test]
+    fn the_envelope_account_owns_the_event_and_must_be_twelve_digits() {
+        let mut v = envelope(json!({
+            "eventName": "ReplicateSecretToRegions", "awsRegion": "us-west-2",
+            "recipientAccountId": "999988887777",
+            "requestParameters": {"secretId": "s"}
+        }));
+        // recipientAccountId is the caller's word: the envelope decides.
+        assert_eq!(api_call(v.clone()).account, "111122223333");
+        for bad in [
+            json!("11112222333"),
+            json!("1111222233334"),
+            json!("11112222333x"),
+            json!(null),
+        ] {
+            v["account"] = bad.clone();
+            assert!(
+                matches!(parse_value(v.clone()), Err(EventError::Shape { ref path, .. }) if path == "account"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_region_outside_the_grammar_is_malformed() {
+        let call = |aws_region: Value, envelope_region: Value| {
+            let mut v = envelope(json!({
+                "eventName": "ReplicateSecretToRegions", "awsRegion": aws_region,
+                "requestParameters": {"secretId": "s",
+                    "removeReplicaRegions": ["eu-west-1", "<b>x</b>"]}
+            }));
+            v["region"] = envelope_region;
+            parse_value(v)
+        };
+        for (detail, env, path) in [
+            (
+                json!("us-west-2\n@here"),
+                json!("us-west-2"),
+                "detail.awsRegion",
+            ),
+            (json!("US-WEST-2"), json!("us-west-2"), "detail.awsRegion"),
+            (json!("us-west-2"), json!("nowhere"), "region"),
+        ] {
+            assert!(
+                matches!(call(detail.clone(), env.clone()), Err(EventError::Shape { path: ref p, .. }) if p == path),
+                "{detail} / {env}"
+            );
+        }
+        let Ok(Incoming::ApiCall(t)) = call(json!(null), json!("eu-central-1")) else {
+            panic!("the envelope's Region stands in");
+        };
+        assert_eq!(t.region, "eu-central-1");
+        assert_eq!(
+            t.removed_regions,
+            ["eu-west-1"],
+            "only Region names are kept"
+        );
+    }
+
+    #[test]
+    fn a_secret_arn_of_another_account_is_the_callers_copy() {
+        let call = |secret: &str| {
+            api_call(envelope(json!({
+                "eventName": "ReplicateSecretToRegions", "awsRegion": "us-west-2",
+                "requestParameters": {"secretId": secret}
+            })))
+        };
+        let other = call("arn:aws:secretsmanager:us-west-2:999988887777:secret:db-AbCdEf");
+        assert_eq!(other.other_owner(), Some("999988887777"));
+        let own = call("arn:aws:secretsmanager:us-west-2:111122223333:secret:db-AbCdEf");
+        assert_eq!(own.other_owner(), None);
+        assert_eq!(
+            call("db").other_owner(),
+            None,
+            "a name is the event's account's"
+        );
+    }
+
+    #[test]
     fn create_secret_with_arn_in_response() {
         let t = api_call(envelope(json!({
             "eventName": "CreateSecret",
@@ -559,7 +719,7 @@ mod tests {
             t.actor.display.as_deref(),
             Some("arn:aws:iam::111122223333:user/alice")
         );
-        assert_eq!(t.region.as_deref(), Some("us-west-2"));
+        assert_eq!(t.region, "us-west-2");
         // CloudTrail's own eventID wins over the EventBridge envelope id.
         assert_eq!(t.event_id.as_deref(), Some("x"));
     }
@@ -721,12 +881,14 @@ mod tests {
                 SqsRecord {
                     message_id: "m-1".into(),
                     body: "{\"schema\": 1}".into(),
-                    receive_count: 3
+                    receive_count: 3,
+                    event_source_arn: Some("arn:aws:sqs:us-west-2:123456789012:sweep".into()),
                 },
                 SqsRecord {
                     message_id: "m-2".into(),
                     body: "anything".into(),
-                    receive_count: 1
+                    receive_count: 1,
+                    event_source_arn: None,
                 },
             ])
         );

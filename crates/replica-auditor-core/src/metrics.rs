@@ -35,6 +35,10 @@ pub const CELLS_DONE: &str = "CellsDone";
 /// Org sweep cells an invocation counted failed (their last delivery failed).
 pub const CELLS_FAILED: &str = "CellsFailed";
 
+/// Accounts an invocation refused to act in (not its own, not in
+/// ACCOUNT_IDS, not in its organisation): nothing was called in them.
+pub const ACCOUNTS_REFUSED: &str = "AccountsRefused";
+
 /// Findings by severity.
 pub const FINDINGS: [(Severity, &str); 5] = [
     (Severity::Critical, "FindingsCritical"),
@@ -80,6 +84,7 @@ pub fn metric_names() -> Vec<&'static str> {
         SECRETS_SWEPT,
         CELLS_DONE,
         CELLS_FAILED,
+        ACCOUNTS_REFUSED,
     ];
     names.extend(FINDINGS.iter().map(|(_, n)| *n));
     names.extend(AWS_CALL_ERRORS.iter().map(|(_, n)| *n));
@@ -127,6 +132,9 @@ pub struct Tally {
     /// An org sweep cell invocation's (done, failed) cells; `None` on
     /// every other line.
     pub cells: Option<(u64, u64)>,
+    /// Accounts refused ([`ACCOUNTS_REFUSED`]); `None` on lines of
+    /// invocations that refused none.
+    pub refused: Option<u64>,
 }
 
 impl Tally {
@@ -197,6 +205,9 @@ impl Line<'_> {
         if let Some((done, failed)) = self.tally.cells {
             put(&mut root, CELLS_DONE, "Count", done);
             put(&mut root, CELLS_FAILED, "Count", failed);
+        }
+        if let Some(n) = self.tally.refused {
+            put(&mut root, ACCOUNTS_REFUSED, "Count", n);
         }
         for (i, (_, name)) in FINDINGS.iter().enumerate() {
             put(&mut root, name, "Count", self.tally.findings[i]);
@@ -351,8 +362,9 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        // Neither SecretsSwept nor the org sweep's cells on an event's line.
-        assert_eq!(names.len(), metric_names().len() - 3);
+        // Neither SecretsSwept, the org sweep's cells nor refused accounts
+        // on an event's line.
+        assert_eq!(names.len(), metric_names().len() - 4);
         for n in names {
             assert!(line[n].is_u64(), "{n} is a numeric root member");
         }
@@ -382,8 +394,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             metrics.len(),
-            metric_names().len(),
-            "every metric, zeros included"
+            metric_names().len() - 1,
+            "every metric but AccountsRefused, zeros included"
         );
     }
 
@@ -422,8 +434,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             metrics.len(),
-            metric_names().len() - 2,
-            "no cells on a sweep's line"
+            metric_names().len() - 3,
+            "no cells and no refused accounts on a sweep's line"
         );
         assert!(metrics.len() <= MAX_METRICS);
         assert!(line.get(CELLS_DONE).is_none());

@@ -76,10 +76,16 @@ pub enum Code {
     ApiCallFailed,
     SecretNotFound,
     AuditIncomplete,
+    /// The event is the caller's copy of a call on a secret another account
+    /// owns: reported from the event alone, never entering that account.
+    CrossAccountCall,
+    /// The auditor's remediation removed a Failed Region (the remediation
+    /// journal) and the Region is not InSync again yet.
+    ReplicaRemovedByRemediation,
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 21] = [
         Code::ReplicaFailed,
         Code::ReplicaInProgress,
         Code::ReplicaStatusUnknown,
@@ -99,6 +105,8 @@ impl Code {
         Code::ApiCallFailed,
         Code::SecretNotFound,
         Code::AuditIncomplete,
+        Code::CrossAccountCall,
+        Code::ReplicaRemovedByRemediation,
     ];
 
     pub fn severity(self) -> Severity {
@@ -106,11 +114,13 @@ impl Code {
         match self {
             ReplicaFailed | ReplicaMissing | KeyNotFound | KeyDisabled => Severity::High,
             KeyPolicyUntrustedAccount | SecretPolicyUntrustedAccount => Severity::High,
-            RegionNotAllowed | RequiredRegionMissing => Severity::High,
+            RegionNotAllowed | RequiredRegionMissing | ReplicaRemovedByRemediation => {
+                Severity::High
+            }
             KeyPendingDeletion | KeyPolicyPublic | SecretPolicyPublic => Severity::Critical,
             ReplicaStatusUnknown | ReplicaKeyWeakerThanPrimary | KeyAwsManaged => Severity::Medium,
             ReplicaPromoted | ApiCallFailed | AuditIncomplete => Severity::Medium,
-            ReplicaInProgress | SecretNotFound => Severity::Low,
+            ReplicaInProgress | SecretNotFound | CrossAccountCall => Severity::Low,
         }
     }
 
@@ -136,6 +146,8 @@ impl Code {
             ApiCallFailed => "API_CALL_FAILED",
             SecretNotFound => "SECRET_NOT_FOUND",
             AuditIncomplete => "AUDIT_INCOMPLETE",
+            CrossAccountCall => "CROSS_ACCOUNT_CALL",
+            ReplicaRemovedByRemediation => "REPLICA_REMOVED_BY_REMEDIATION",
         }
     }
 }
@@ -376,6 +388,29 @@ pub struct Gap {
     pub reason: String,
 }
 
+/// One entry of the remediation journal: a Region the auditor's
+/// remediation removed from a secret's replication (a Failed replica must
+/// be removed before it can be replicated again), written before the
+/// RemoveRegionsFromReplication and cleared once the Region is InSync again
+/// (docs/reliability.md). While it stands, every audit of the secret
+/// reports REPLICA_REMOVED_BY_REMEDIATION and remediation restores it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Removal {
+    /// The primary's ARN.
+    pub arn: String,
+    /// The replica Region removed.
+    pub region: String,
+    /// When the removal was recorded (RFC 3339).
+    pub removed_at: String,
+    /// The replica's KMS key, to restore it with.
+    pub kms_key_id: Option<String>,
+    /// Whether the retry overwrote a same-named secret (AllowForceOverwrite).
+    pub force_overwrite: bool,
+    /// Every attempt's outcome, by `<RFC 3339>#<request id>#<attempt>`: in
+    /// the order they were made.
+    pub attempts: BTreeMap<String, String>,
+}
+
 /// A replica promoted to a standalone secret by StopReplicationToReplica.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Promotion {
@@ -406,6 +441,8 @@ pub struct Snapshot {
     pub secret_policy_read: bool,
     pub promotion: Option<Promotion>,
     pub gaps: Vec<Gap>,
+    /// The remediation journal's entries for this secret ([`Removal`]).
+    pub removed: Vec<Removal>,
 }
 
 impl Snapshot {
@@ -420,6 +457,7 @@ impl Snapshot {
             secret_policy_read: false,
             promotion: None,
             gaps: Vec::new(),
+            removed: Vec::new(),
         }
     }
 }

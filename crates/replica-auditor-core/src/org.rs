@@ -358,9 +358,143 @@ pub struct SweepRecord {
     pub planned_at: Option<String>,
     /// The org summary's receipt, once it is published.
     pub summary_sent: Option<String>,
+    /// When a sweep not complete by then is closed as incomplete (epoch
+    /// seconds).
+    pub close_at: Option<u64>,
+}
+
+/// The schema of a sweep's close message.
+pub const CLOSE_SCHEMA: &str = "replica-auditor.close/v1";
+
+/// A sweep not complete this long after it was planned is closed as
+/// incomplete: its missing cells are counted failed and the summary names
+/// them (docs/reliability.md). Shorter than the template's 6-hour schedule.
+pub const CLOSE_AFTER_SECONDS: u64 = 4 * 3600;
+
+/// How often a close message looks again (SQS's largest DelaySeconds).
+pub const CLOSE_CHECK_SECONDS: u32 = 900;
+
+/// How soon a close message looks again after a summary that could not be
+/// published.
+pub const CLOSE_RETRY_SECONDS: u32 = 60;
+
+/// The sweep's close message, on the sweep queue beside its cells: the
+/// summary's own retry path. It looks at the sweep until its summary is
+/// out, and sends itself again (delayed) rather than fail, so the
+/// dead-letter queue never ends it. Only its sweep id is taken from it;
+/// what it does comes from the sweep's item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Close {
+    pub schema: String,
+    pub sweep_id: String,
+    /// The scheduled event that started the sweep (its summary names it).
+    pub trigger: Scheduled,
+}
+
+impl Close {
+    pub fn new(sweep_id: &str, trigger: &Scheduled) -> Close {
+        Close {
+            schema: CLOSE_SCHEMA.into(),
+            sweep_id: sweep_id.into(),
+            trigger: trigger.clone(),
+        }
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a close message always serialises")
+    }
+
+    /// A close message, when the body is one (by its schema).
+    pub fn parse(body: &str) -> Option<Close> {
+        if body.len() > MAX_CELL_BYTES {
+            return None;
+        }
+        crate::event::check_depth(body.as_bytes()).ok()?;
+        serde_json::from_str::<Close>(body)
+            .ok()
+            .filter(|c| c.schema == CLOSE_SCHEMA && !c.sweep_id.is_empty())
+    }
+}
+
+/// What a close message does with its sweep now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// The summary is out: nothing more.
+    Done,
+    /// Every cell is counted: publish the summary.
+    Publish,
+    /// Not complete, before its close time: look again in this many seconds.
+    Wait(u32),
+    /// Not complete at its close time: count these cells failed, then
+    /// publish.
+    CloseIncomplete(Vec<u32>),
 }
 
 impl SweepRecord {
+    /// What a close message does at `now` (epoch seconds).
+    pub fn closing(&self, now: u64) -> Closing {
+        if self.summary_sent.is_some() {
+            return Closing::Done;
+        }
+        if self.complete() {
+            return Closing::Publish;
+        }
+        let close_at = self.close_at.unwrap_or(0);
+        if now < close_at {
+            return Closing::Wait(
+                ((close_at - now).min(u64::from(CLOSE_CHECK_SECONDS)) as u32).max(1),
+            );
+        }
+        Closing::CloseIncomplete(
+            (0..self.planned as u32)
+                .filter(|c| !self.done_cells.contains(c) && !self.failed_cells.contains(c))
+                .collect(),
+        )
+    }
+}
+
+/// Why a cell message is not one of its sweep's plan.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotPlanned {
+    #[error("no sweep {0} is in the state table (never planned, or expired)")]
+    NoSweep(String),
+    #[error("sweep {sweep_id} planned no cell {cell} for {account}/{region}")]
+    NotInPlan {
+        sweep_id: String,
+        cell: u32,
+        account: String,
+        region: String,
+    },
+}
+
+impl SweepRecord {
+    /// Whether `cell` is one its sweep planned: the account at its index
+    /// in the plan's accounts, the Region among the plan's, the cell's
+    /// index and total those of that account and Region. A cell message
+    /// is the sender's word; only the plan in the state table is ours.
+    pub fn check_planned(&self, cell: &Cell) -> Result<(), NotPlanned> {
+        let regions = self.regions.len();
+        let fits = self.accounts.get(cell.account_index as usize) == Some(&cell.account)
+            && self
+                .regions
+                .iter()
+                .position(|r| *r == cell.region)
+                .is_some_and(|r| cell.cell as usize == cell.account_index as usize * regions + r)
+            && u64::from(cell.cells_total) == self.planned
+            && self.planned == (self.accounts.len() * regions) as u64;
+        if fits {
+            Ok(())
+        } else {
+            Err(NotPlanned::NotInPlan {
+                sweep_id: self.sweep_id.clone(),
+                cell: cell.cell,
+                account: cell.account.clone(),
+                region: cell.region.clone(),
+            })
+        }
+    }
+
     /// Every planned cell is done or failed.
     pub fn complete(&self) -> bool {
         self.planned > 0 && self.done + self.failed >= self.planned
@@ -553,6 +687,84 @@ mod tests {
                 "the record names it back"
             );
         }
+    }
+
+    #[test]
+    fn a_close_message_waits_publishes_or_closes_incomplete() {
+        let mut r = SweepRecord {
+            sweep_id: "s".into(),
+            planned: 3,
+            done: 1,
+            failed: 1,
+            done_cells: [0].into(),
+            failed_cells: [2].into(),
+            close_at: Some(10_000),
+            ..SweepRecord::default()
+        };
+        assert_eq!(r.closing(9_990), Closing::Wait(10), "until the close time");
+        assert_eq!(r.closing(1_000), Closing::Wait(CLOSE_CHECK_SECONDS));
+        assert_eq!(r.closing(10_000), Closing::CloseIncomplete(vec![1]));
+        r.done = 2;
+        r.done_cells.insert(1);
+        assert_eq!(r.closing(1_000), Closing::Publish, "complete");
+        r.summary_sent = Some("m-1".into());
+        assert_eq!(r.closing(1_000), Closing::Done);
+        let c = Close::new("s", &trigger());
+        assert_eq!(Close::parse(&c.to_body()), Some(c));
+        assert_eq!(
+            Close::parse(&plan()[0].to_body()),
+            None,
+            "a cell is not one"
+        );
+    }
+
+    #[test]
+    fn only_a_cell_of_the_plan_is_planned() {
+        let record = SweepRecord {
+            sweep_id: "sweep-1".into(),
+            planned: 6,
+            accounts: strings(&["111122223333", "222233334444", "333344445555"]),
+            regions: strings(&["us-west-2", "eu-west-1"]),
+            ..SweepRecord::default()
+        };
+        for c in plan() {
+            assert_eq!(record.check_planned(&c), Ok(()), "{}", c.cell_id());
+        }
+        let forged = |f: &dyn Fn(&mut Cell)| {
+            let mut c = plan()[3].clone();
+            f(&mut c);
+            record.check_planned(&c)
+        };
+        let not = |account: &str, region: &str, cell: u32| {
+            Err(NotPlanned::NotInPlan {
+                sweep_id: "sweep-1".into(),
+                cell,
+                account: account.into(),
+                region: region.into(),
+            })
+        };
+        // An account outside the plan, at a planned account's index.
+        assert_eq!(
+            forged(&|c| c.account = "999988887777".into()),
+            not("999988887777", "eu-west-1", 3)
+        );
+        // A Region outside the plan.
+        assert_eq!(
+            forged(&|c| c.region = "ap-south-1".into()),
+            not("222233334444", "ap-south-1", 3)
+        );
+        // A planned account and Region under another cell's index.
+        assert_eq!(forged(&|c| c.cell = 0), not("222233334444", "eu-west-1", 0));
+        // Another account's index.
+        assert_eq!(
+            forged(&|c| c.account_index = 0),
+            not("222233334444", "eu-west-1", 3)
+        );
+        // A total that is not the plan's.
+        assert_eq!(
+            forged(&|c| c.cells_total = 7),
+            not("222233334444", "eu-west-1", 3)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The remediation plan, pure: the snapshot and its findings in, one
-//! decision per Failed replica out; the lease a retry takes, and the
+//! decision per Failed replica (and per Region the remediation journal
+//! says the auditor removed and has not restored) out; the lease a retry takes, and the
 //! loop guard. The engine carries the decisions out.
 
 use std::collections::BTreeSet;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use crate::arn::principal;
 use crate::audit::classify_failure;
 use crate::model::{
-    Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup, Remediation, RemediationMode,
-    ReplicationState, Snapshot,
+    Code, FailureCause, Finding, KeyInfo, KeyRole, Lookup, Remediation, RemediationMode, Removal,
+    ReplicationState, Rules, SecretState, Snapshot,
 };
 
 /// What to do about one Failed replica.
@@ -24,6 +25,57 @@ pub enum Decision {
         region: String,
         detail: String,
     },
+    /// Replicate again a Region the auditor removed earlier (the
+    /// remediation journal) that is no longer in the replication at all.
+    Restore {
+        region: String,
+        kms_key_id: Option<String>,
+        force_overwrite: bool,
+    },
+}
+
+/// The journal entries of `snapshot` that are settled and may be cleared:
+/// the Region is InSync again, or ALLOWED_REGIONS no longer allows it (a
+/// person's decision); every entry of a secret that no longer exists.
+pub fn settled_removals<'a>(snapshot: &'a Snapshot, rules: &Rules) -> Vec<&'a Removal> {
+    match &snapshot.primary {
+        Lookup::NotFound => snapshot.removed.iter().collect(),
+        Lookup::Unknown => Vec::new(),
+        Lookup::Found(p) => snapshot
+            .removed
+            .iter()
+            .filter(|r| r.arn == p.arn)
+            .filter(|r| {
+                let in_sync = p
+                    .replication
+                    .iter()
+                    .any(|x| x.region == r.region && x.status == Some(ReplicationState::InSync));
+                let disallowed =
+                    !rules.allowed_regions.is_empty() && !rules.allowed_regions.contains(&r.region);
+                in_sync || disallowed
+            })
+            .collect(),
+    }
+}
+
+/// Restores of Regions the journal says the auditor removed and that are
+/// not in the replication any more (a Region listed again, in any state,
+/// is left to the Failed rule or to replication itself). The engine leaves
+/// settled entries ([`settled_removals`]) out of the snapshot first. The
+/// loop guard does not hold a restore back: it replicates only a Region
+/// that is absent, so it cannot repeat itself.
+fn restores(p: &SecretState, snapshot: &Snapshot) -> Vec<Decision> {
+    snapshot
+        .removed
+        .iter()
+        .filter(|r| r.arn == p.arn)
+        .filter(|r| !p.replication.iter().any(|x| x.region == r.region))
+        .map(|r| Decision::Restore {
+            region: r.region.clone(),
+            kms_key_id: r.kms_key_id.clone(),
+            force_overwrite: r.force_overwrite,
+        })
+        .collect()
 }
 
 /// Findings that mean a key in that Region cannot be used yet.
@@ -111,6 +163,7 @@ pub fn plan(
                 FailureCause::Other => retry(false),
             }
         })
+        .chain(restores(primary, snapshot))
         .collect()
 }
 
@@ -154,14 +207,21 @@ pub fn is_own_event(actor: &crate::event::Actor, auditor_arn: &str) -> bool {
         .any(|arn| principal(arn) == me)
 }
 
-/// Is the event's caller a session of the member role (MEMBER_ROLE_NAME),
-/// in any account? The auditor acts in member accounts only through that
-/// role, so such an event is its own, wherever it happened.
-pub fn is_member_role_event(actor: &crate::event::Actor, member_role_name: &str) -> bool {
+/// Is the event's caller a session of the member role (MEMBER_ROLE_NAME)
+/// in `account`, the account that owns the secret? The auditor acts in a
+/// member account only through that account's member role, so such an
+/// event is its own. A same-named role in any other account is not: a
+/// secret's resource policy may admit it, and its changes are remediated
+/// like anybody's.
+pub fn is_member_role_event(
+    actor: &crate::event::Actor,
+    member_role_name: &str,
+    account: &str,
+) -> bool {
     [actor.arn.as_deref(), actor.issuer_arn.as_deref()]
         .into_iter()
         .flatten()
-        .any(|arn| crate::arn::is_role_or_its_session(arn, member_role_name))
+        .any(|arn| crate::arn::is_account_role_or_its_session(arn, account, member_role_name))
 }
 
 #[cfg(test)]
@@ -169,6 +229,68 @@ mod tests {
     use super::*;
     use crate::event::Actor;
     use crate::fixtures::{CLASH, failed_replica as snapshot, on, other_secret};
+
+    fn removal(region: &str) -> Removal {
+        Removal {
+            arn: "arn:aws:secretsmanager:us-west-2:111122223333:secret:app-AbCdEf".into(),
+            region: region.into(),
+            removed_at: "2026-12-04T10:00:00Z".into(),
+            kms_key_id: Some("alias/app-west".into()),
+            ..Removal::default()
+        }
+    }
+
+    #[test]
+    fn a_region_the_journal_holds_is_restored_until_it_is_back() {
+        // us-east-1 is listed (Failed: the Failed rule retries it);
+        // eu-west-1 was removed by an earlier remediation and is absent.
+        let mut s = snapshot("Internal failure", Lookup::NotFound);
+        s.removed = vec![removal("eu-west-1"), removal("us-east-1")];
+        let decisions = plan(&s, &[], &on(), false);
+        assert_eq!(decisions.len(), 2, "{decisions:?}");
+        assert!(matches!(&decisions[0], Decision::Retry { region, .. } if region == "us-east-1"));
+        assert_eq!(
+            decisions[1],
+            Decision::Restore {
+                region: "eu-west-1".into(),
+                kms_key_id: Some("alias/app-west".into()),
+                force_overwrite: false,
+            }
+        );
+        // Not while remediation is off.
+        let off = Remediation {
+            mode: RemediationMode::Off,
+            ..on()
+        };
+        assert!(plan(&s, &[], &off, false).is_empty());
+    }
+
+    #[test]
+    fn an_entry_settles_when_in_sync_disallowed_or_the_secret_is_gone() {
+        let mut s = snapshot("Internal failure", Lookup::NotFound);
+        s.removed = vec![removal("eu-west-1"), removal("us-east-1")];
+        let rules = Rules::default();
+        assert!(settled_removals(&s, &rules).is_empty(), "neither is back");
+        if let Lookup::Found(p) = &mut s.primary {
+            p.replication[0].status = Some(ReplicationState::InSync);
+        }
+        let settled: Vec<&str> = settled_removals(&s, &rules)
+            .iter()
+            .map(|r| r.region.as_str())
+            .collect();
+        assert_eq!(settled, ["us-east-1"]);
+        let only_east = Rules {
+            allowed_regions: ["us-east-1".to_string()].into(),
+            ..Rules::default()
+        };
+        assert_eq!(
+            settled_removals(&s, &only_east).len(),
+            2,
+            "eu-west-1 no longer allowed"
+        );
+        s.primary = Lookup::NotFound;
+        assert_eq!(settled_removals(&s, &rules).len(), 2, "the secret is gone");
+    }
 
     #[test]
     fn clash_is_retried_only_when_cleared_or_allowed() {
@@ -313,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn a_member_role_session_in_any_account_is_the_auditors_own() {
+    fn only_the_member_role_of_the_secrets_own_account_is_the_auditors_own() {
         let member = |arn: &str, issuer: Option<&str>| Actor {
             display: None,
             arn: Some(arn.into()),
@@ -322,8 +444,8 @@ mod tests {
         for (actor, own) in [
             (
                 member(
-                    "arn:aws:sts::222233334444:assumed-role/ReplicaAuditorMember/replica-auditor",
-                    Some("arn:aws:iam::222233334444:role/ReplicaAuditorMember"),
+                    "arn:aws:sts::555566667777:assumed-role/ReplicaAuditorMember/replica-auditor",
+                    Some("arn:aws:iam::555566667777:role/ReplicaAuditorMember"),
                 ),
                 true,
             ),
@@ -354,16 +476,34 @@ mod tests {
                 false,
             ),
             (member("not an arn", None), false),
+            // The same name in another account (a secret's resource policy
+            // may admit it): not the auditor's.
+            (
+                member(
+                    "arn:aws:sts::999988887777:assumed-role/ReplicaAuditorMember/replica-auditor",
+                    Some("arn:aws:iam::999988887777:role/ReplicaAuditorMember"),
+                ),
+                false,
+            ),
+            // Issued in the secret's account, but the session names another.
+            (
+                member(
+                    "arn:aws:sts::999988887777:assumed-role/ReplicaAuditorMember/s",
+                    None,
+                ),
+                false,
+            ),
         ] {
             assert_eq!(
-                is_member_role_event(&actor, "ReplicaAuditorMember"),
+                is_member_role_event(&actor, "ReplicaAuditorMember", "555566667777"),
                 own,
                 "{actor:?}"
             );
         }
         assert!(!is_member_role_event(
             &Actor::default(),
-            "ReplicaAuditorMember"
+            "ReplicaAuditorMember",
+            "555566667777"
         ));
     }
 }

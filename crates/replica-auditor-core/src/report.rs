@@ -94,8 +94,8 @@ impl TriggerInfo {
             event_name: t.event.as_str().into(),
             event_id: t.event_id.clone(),
             event_time: t.event_time.clone(),
-            region: t.region.clone(),
-            account: t.account.clone(),
+            region: Some(t.region.clone()),
+            account: Some(t.account.clone()),
             actor: t.actor.display.clone(),
             error_code: t.error_code.clone(),
         }

@@ -24,7 +24,7 @@ pub use cache::{CachedKeys, ListedReplicas};
 pub use policies::PolicyBook;
 
 use super::inspect::{self, Budget, Target};
-use super::{App, HandlerError, emit_metrics, epoch_ms};
+use super::{App, HandlerError, JOURNAL_READ, emit_metrics, epoch_ms};
 use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
 use crate::aws::{KeysApi, Ports, SecretsApi};
@@ -425,7 +425,12 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             unreplicated_too: !self.settings.rules.required_regions.is_empty(),
             policy,
         };
-        let snapshot = inspect::inspect(secrets, keys, &target, budget).await;
+        let (mut snapshot, journal) = futures::join!(
+            inspect::inspect(secrets, keys, &target, budget),
+            self.journal(Some(arn), budget)
+        );
+        self.attach_journal(&mut snapshot, (Some(arn), journal), budget)
+            .await;
         // A call the deadline kept from starting (never one that started and
         // hung: that secret would be carried over for ever).
         if carry_over
@@ -473,10 +478,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// required-Region rule applies to it, or it could not be looked at.
     fn is_replicated_or_required(&self, s: &Snapshot) -> bool {
         match &s.primary {
+            // A secret whose replicas the auditor's remediation removed (the
+            // journal), or whose journal could not be read, is reported
+            // although nothing is replicated now.
             Lookup::Found(p) => {
                 !p.replication.is_empty()
                     || !self.settings.rules.required_regions.is_empty()
                     || p.tags.contains_key(REQUIRED_REGIONS_TAG)
+                    || !s.removed.is_empty()
+                    || s.gaps.iter().any(|g| g.call == JOURNAL_READ)
             }
             Lookup::NotFound => false,
             Lookup::Unknown => true,

@@ -23,12 +23,17 @@
 //!      the dead-letter queue takes it.
 //!    - A body that is not a cell message fails its record too: it is not
 //!      ours to drop, and after the last delivery the dead-letter queue
-//!      keeps it for a person to read (its alarm says so). It cannot be
-//!      counted, not naming a cell, so that sweep's summary waits for it in
-//!      vain; the planner never writes one.
+//!      keeps it for a person to read (its alarm says so).
+//!    - Only the sweep queue's records (`eventSourceARN`) are served, and
+//!      only cells of their sweep's plan in the state table
+//!      (docs/security.md): anything else fails its own record and counts
+//!      nothing, even on its last delivery.
 //! 3. **Summarise**: every count is one conditional UpdateItem of the
 //!    sweep's item (see `aws::SweepBook`); the delivery that sees every
-//!    cell done or failed claims the summary and publishes it, once.
+//!    cell done or failed claims the summary and publishes it, once. A
+//!    summary that cannot be published then goes to the sweep's close
+//!    message, its own retry path, which also closes a sweep not complete
+//!    by its close time as incomplete (docs/reliability.md).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -42,17 +47,38 @@ use crate::arn::{parse_secret_arn, secret_arn_in_region};
 use crate::aws::{CellTally, Counted, Opened, Ports, SweepPlan};
 use crate::config::SweepQueue as QueueConfig;
 use crate::engine::inspect::Budget;
+use crate::engine::scope::NotEntered;
 use crate::engine::{App, HandlerError, emit_metrics, epoch_ms};
 use crate::event::{Scheduled, SqsRecord};
 use crate::metrics::{ErrorKind, Line, error_kind, trigger_dimension};
 use crate::model::{Code, Gap, SecretState, Snapshot, now_rfc3339};
-use crate::org::{Cell, PartCount, SweepRecord};
+use crate::org::{
+    CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, Close, Closing,
+    NotPlanned, PartCount, SweepRecord,
+};
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
 /// How long a sweep's item stays in the state table (TTL): long enough to
 /// read back after a slow sweep, short enough to tidy itself up.
 const SWEEP_ITEM_DAYS: u64 = 14;
+
+/// What kept a counted delivery from ending well.
+enum Summarise {
+    /// The delivery could not be counted: the record is retried.
+    NotCounted(String),
+    /// Counted, but the summary could be neither published nor handed to
+    /// a close message: the record is retried (its count is not repeated).
+    NotHandedOn(String),
+}
+
+impl std::fmt::Display for Summarise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Summarise::NotCounted(e) | Summarise::NotHandedOn(e) => f.write_str(e),
+        }
+    }
+}
 
 /// Why a cell's listing and audits stopped.
 enum Stop {
@@ -119,6 +145,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             regions: regions.clone(),
             planned_at: now_rfc3339(),
             expires_at: epoch_ms() / 1000 + SWEEP_ITEM_DAYS * 86_400,
+            close_at: epoch_ms() / 1000 + CLOSE_AFTER_SECONDS,
         };
         let state_region = self.state_region();
         let opened = budget
@@ -143,6 +170,21 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             )
             .await
             .map_err(|g| fail("could not send the cells to the sweep queue", &gap_text(&g)))?;
+        // The summary's own path: a close message that looks at the sweep
+        // until its summary is out (a resent plan sends another: harmless).
+        budget
+            .run(
+                "sqs:SendMessage",
+                &queue_region,
+                self.clients.send_later(
+                    &queue.url,
+                    &queue_region,
+                    &Close::new(&sweep_id, scheduled).to_body(),
+                    CLOSE_CHECK_SECONDS,
+                ),
+            )
+            .await
+            .map_err(|g| fail("could not send the sweep's close message", &gap_text(&g)))?;
         budget
             .run(
                 "dynamodb:UpdateItem",
@@ -222,8 +264,24 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         // One after the other: a cell already audits SWEEP_CONCURRENCY
         // secrets at once, and a cell that gets little time left sends its
         // remainder rather than losing it.
+        let queue = self.settings.sweep.queue.as_ref().expect("checked");
+        let region = queue.region.as_deref().unwrap_or(&self.home_region);
+        let own_queue = crate::arn::queue_arn(&queue.url, region);
         let mut failures = Vec::new();
         for record in records {
+            // Only the sweep queue's own records: a batch made by hand
+            // (an Invoke with a `Records` array) names another or none.
+            if record.event_source_arn.is_none() || record.event_source_arn != own_queue {
+                error!(
+                    message_id = %record.message_id,
+                    event_source_arn = record.event_source_arn.as_deref().unwrap_or(""),
+                    sweep_queue = own_queue.as_deref().unwrap_or(""),
+                    outcome = "refused",
+                    "a record not from the sweep queue: it fails, and nothing is audited or counted"
+                );
+                failures.push(json!({"itemIdentifier": record.message_id}));
+                continue;
+            }
             if !self.sweep_cell(record, budget, request_id).await {
                 failures.push(json!({"itemIdentifier": record.message_id}));
             }
@@ -234,6 +292,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// One record: whether it succeeded.
     async fn sweep_cell(&self, record: &SqsRecord, budget: &Budget, request_id: &str) -> bool {
         let started = Instant::now();
+        if let Some(close) = Close::parse(&record.body) {
+            return self.close_sweep(record, &close, budget, request_id).await;
+        }
         let cell = match Cell::parse(&record.body) {
             Ok(c) => c,
             Err(e) => {
@@ -247,6 +308,30 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 return false;
             }
         };
+        // Only a cell of its sweep's plan in the state table is audited,
+        // counted or summarised; any other fails its own record alone.
+        let planned = self
+            .clients
+            .sweep_record(&cell.sweep_id)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                r.ok_or_else(|| NotPlanned::NoSweep(cell.sweep_id.clone()))
+                    .and_then(|r| r.check_planned(&cell))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(why) = planned {
+            error!(
+                message_id = %record.message_id,
+                sweep_id = %cell.sweep_id,
+                cell = %cell.cell_id(),
+                receive_count = record.receive_count,
+                error = %why,
+                outcome = "not_planned",
+                "a cell its sweep did not plan (or whose plan could not be read): the record fails, and nothing is audited or counted"
+            );
+            return false;
+        }
         let last_delivery = record.receive_count >= self.settings.sweep.max_receive_count;
         let outcome = match self.run_cell(&cell, budget, request_id).await {
             Ok(run) => {
@@ -271,11 +356,17 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         );
         if last_delivery {
             // Counted failed first, so the summary still comes, naming it.
-            if let Err(e) = self
+            match self
                 .count_and_summarise(&cell, CellTally::Failed, budget, request_id)
                 .await
             {
-                error!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), error = %e, "a failed cell could not be counted failed: the org summary waits for it");
+                Ok(()) => {}
+                Err(Summarise::NotCounted(e)) => {
+                    error!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), error = %e, "a failed cell could not be counted failed: its sweep's close message counts it at the deadline");
+                }
+                Err(Summarise::NotHandedOn(e)) => {
+                    error!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), error = %e, "the failed cell is counted, but its summary could be neither published nor handed to a close message: the sweep's first close message publishes it");
+                }
             }
             let tally = crate::metrics::Tally {
                 cells: Some((0, 1)),
@@ -310,7 +401,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             None => CellTally::Done(run.count.clone()),
         };
         self.count_and_summarise(cell, tally, budget, request_id)
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let c = &run.count;
         info!(
             sweep_id = %cell.sweep_id,
@@ -359,19 +451,22 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     }
 
     /// Count one delivery, then publish the org summary if every cell is
-    /// now done or failed and nobody has published it.
+    /// now done or failed and nobody has published it. Once the cell is
+    /// counted, a summary that cannot be published is handed to a close
+    /// message (its own retry path) and the record succeeds: the summary
+    /// never goes down with a cell's record.
     async fn count_and_summarise(
         &self,
         cell: &Cell,
         tally: CellTally,
         budget: &Budget,
         request_id: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Summarise> {
         let counted = self
             .clients
             .count(&cell.sweep_id, cell.cell, &cell.part_id(), &tally)
             .await
-            .map_err(|e| format!("could not count the cell: {e}"))?;
+            .map_err(|e| Summarise::NotCounted(format!("could not count the cell: {e}")))?;
         let record = match counted {
             Counted::Counted(r) => r,
             Counted::Already(r) => {
@@ -386,16 +481,117 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if !record.complete() || record.summary_sent.is_some() {
             return Ok(());
         }
-        self.publish_org_summary(cell, budget, request_id).await
+        let Err(e) = self
+            .publish_org_summary(&cell.sweep_id, &cell.trigger, budget, request_id)
+            .await
+        else {
+            return Ok(());
+        };
+        warn!(sweep_id = %cell.sweep_id, error = %e, outcome = "summary_deferred", "the org summary could not be published now: a close message publishes it");
+        self.close_later(&cell.sweep_id, &cell.trigger, CLOSE_RETRY_SECONDS)
+            .await
+            .map_err(|send| Summarise::NotHandedOn(format!("{e}; and {send}")))
+    }
+
+    /// Send the sweep's close message again, to look in `delay` seconds.
+    async fn close_later(
+        &self,
+        sweep_id: &str,
+        trigger: &Scheduled,
+        delay: u32,
+    ) -> Result<(), String> {
+        let queue = self.settings.sweep.queue.as_ref().expect("checked");
+        let region = queue.region.clone().unwrap_or(self.home_region.clone());
+        self.clients
+            .send_later(
+                &queue.url,
+                &region,
+                &Close::new(sweep_id, trigger).to_body(),
+                delay,
+            )
+            .await
+            .map_err(|e| format!("could not send the sweep's close message: {e}"))
+    }
+
+    /// One delivery of a sweep's close message: whether its record
+    /// succeeded. It publishes the summary once every cell is counted; at
+    /// the sweep's close time it counts the missing cells failed first; it
+    /// sends itself again rather than fail while the summary is not out.
+    async fn close_sweep(
+        &self,
+        record: &SqsRecord,
+        close: &Close,
+        budget: &Budget,
+        request_id: &str,
+    ) -> bool {
+        let sweep = match self.clients.sweep_record(&close.sweep_id).await {
+            Ok(Some(sweep)) => sweep,
+            Ok(None) => {
+                error!(message_id = %record.message_id, sweep_id = %close.sweep_id, outcome = "not_planned", "a close message for a sweep that is not in the state table: the record fails");
+                return false;
+            }
+            Err(e) => {
+                warn!(sweep_id = %close.sweep_id, error = %e, "the sweep's item could not be read: SQS delivers the close message again");
+                return false;
+            }
+        };
+        let now = epoch_ms() / 1000;
+        let again = match sweep.closing(now) {
+            Closing::Done => return true,
+            Closing::Wait(seconds) => Some(seconds),
+            Closing::Publish => None,
+            Closing::CloseIncomplete(missing) => {
+                warn!(sweep_id = %close.sweep_id, missing = missing.len(), outcome = "closed_incomplete", "the sweep is past its close time: its missing cells are counted failed");
+                let mut not_counted = None;
+                for c in missing {
+                    let part = format!("{c}#close");
+                    if let Err(e) = self
+                        .clients
+                        .count(&close.sweep_id, c, &part, &CellTally::Failed)
+                        .await
+                    {
+                        not_counted = Some(e.to_string());
+                    }
+                }
+                not_counted.map(|e| {
+                    warn!(sweep_id = %close.sweep_id, error = %e, "a missing cell could not be counted failed: the close message looks again");
+                    CLOSE_RETRY_SECONDS
+                })
+            }
+        };
+        let again = match again {
+            Some(seconds) => seconds,
+            None => match self
+                .publish_org_summary(&close.sweep_id, &close.trigger, budget, request_id)
+                .await
+            {
+                Ok(()) => return true,
+                Err(e) => {
+                    warn!(sweep_id = %close.sweep_id, error = %e, outcome = "summary_deferred", "the org summary could not be published now: the close message looks again");
+                    CLOSE_RETRY_SECONDS
+                }
+            },
+        };
+        match self
+            .close_later(&close.sweep_id, &close.trigger, again)
+            .await
+        {
+            Ok(()) => true,
+            // Not handed on: this record fails, and SQS delivers it again.
+            Err(e) => {
+                warn!(sweep_id = %close.sweep_id, error = %e, "the close message could not be sent on: SQS delivers this one again");
+                false
+            }
+        }
     }
 
     /// Claim the org summary, publish it, mark it published. A claim
-    /// somebody else holds means they publish it; a publish that fails
-    /// gives the claim back and fails this record, whose next delivery
-    /// publishes it.
+    /// somebody else holds means they publish it (a close message looks
+    /// again if they do not); a publish that fails gives the claim back.
     async fn publish_org_summary(
         &self,
-        cell: &Cell,
+        sweep_id: &str,
+        trigger: &Scheduled,
         budget: &Budget,
         request_id: &str,
     ) -> Result<(), String> {
@@ -406,38 +602,34 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let until = now + hold.as_secs() + 30;
         let Some(record) = self
             .clients
-            .claim_summary(&cell.sweep_id, request_id, until, now)
+            .claim_summary(sweep_id, request_id, until, now)
             .await
             .map_err(|e| format!("could not claim the org summary: {e}"))?
         else {
-            info!(sweep_id = %cell.sweep_id, outcome = "summary_claimed_elsewhere", "another delivery publishes the org summary");
+            info!(sweep_id = %sweep_id, outcome = "summary_claimed_elsewhere", "another delivery publishes the org summary");
             return Ok(());
         };
-        let report = self.org_summary_report(cell, &record);
+        let report = self.org_summary_report(trigger, &record);
         let receipt = match self.sink.accept(&report).await {
             Ok(receipt) => receipt,
             Err(e) => {
-                if let Err(release) = self
-                    .clients
-                    .release_summary(&cell.sweep_id, request_id)
-                    .await
-                {
-                    warn!(sweep_id = %cell.sweep_id, error = %release, "the org summary's claim could not be given back: the next delivery waits for it to end");
+                if let Err(release) = self.clients.release_summary(sweep_id, request_id).await {
+                    warn!(sweep_id = %sweep_id, error = %release, "the org summary's claim could not be given back: the next delivery waits for it to end");
                 }
                 return Err(format!("could not publish the org summary: {e}"));
             }
         };
         if let Err(e) = self
             .clients
-            .summary_sent(&cell.sweep_id, request_id, &receipt)
+            .summary_sent(sweep_id, request_id, &receipt)
             .await
         {
-            warn!(sweep_id = %cell.sweep_id, error = %e, "the org summary is published but could not be marked so; a redelivery after the claim ends may publish it again");
+            warn!(sweep_id = %sweep_id, error = %e, "the org summary is published but could not be marked so; a redelivery after the claim ends may publish it again");
         }
         let s = report.sweep.as_ref().expect("an org summary");
         let cells = s.cells.as_ref().expect("an org summary");
         info!(
-            sweep_id = %cell.sweep_id,
+            sweep_id = %sweep_id,
             accounts = s.accounts.as_ref().map_or(0, Vec::len),
             cells_total = cells.total,
             cells_done = cells.done,
@@ -455,7 +647,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// The org summary report: the sweep summary object with its scope,
     /// accounts, cells and counts per account; one AUDIT_INCOMPLETE per
     /// failed cell.
-    fn org_summary_report(&self, cell: &Cell, record: &SweepRecord) -> Report {
+    fn org_summary_report(&self, trigger: &Scheduled, record: &SweepRecord) -> Report {
         let planned = record
             .planned_at
             .as_deref()
@@ -482,7 +674,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     region.as_deref(),
                     &name,
                     format!(
-                        "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={}). The sweep queue's dead-letter queue holds its message, and the function's logs name the error.",
+                        "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={}), or had not finished when the sweep closed at its deadline. The sweep queue's dead-letter queue may hold its message, and the function's logs name the error.",
                         self.settings.sweep.max_receive_count
                     ),
                     "Fix what the logs name (the member role, a quota, the Region), then redrive the dead-letter queue's messages to the sweep queue, or wait for the next sweep.".into(),
@@ -490,7 +682,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             })
             .collect();
         summary_report(
-            schedule_info(&cell.trigger),
+            schedule_info(trigger),
             &summary,
             &[],
             failed,
@@ -512,21 +704,25 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 member = c;
                 &member
             }
-            Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
-                let mut run = CellRun {
-                    count: PartCount {
-                        account: cell.account_index,
-                        ..PartCount::default()
-                    },
-                    next: None,
-                    metrics: crate::metrics::Tally::default(),
-                    seen: 0,
+            // In the plan, but no longer one the auditor may act in (it
+            // left the organisation since): the cell completes with
+            // AUDIT_INCOMPLETE, as a denied role's does.
+            Err(NotEntered::Refused(refusal)) => {
+                let gap = Gap {
+                    call: "sts:AssumeRole".into(),
+                    region: self.home_region.clone(),
+                    reason: format!("refused: {refusal}"),
                 };
-                self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
-                    .await?;
-                return Ok(run);
+                return self
+                    .cell_not_entered(cell, gap, info, budget, request_id)
+                    .await;
             }
-            Err(gap) => return Err(gap_text(&gap)),
+            Err(NotEntered::Failed(gap)) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
+                return self
+                    .cell_not_entered(cell, gap, info, budget, request_id)
+                    .await;
+            }
+            Err(NotEntered::Failed(gap)) => return Err(gap_text(&gap)),
         };
         self.own_org(budget).await;
         let keys = CachedKeys::new(clients);
@@ -643,6 +839,30 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
                 .await?;
         }
+        Ok(run)
+    }
+
+    /// A cell whose account could not be entered for a reason retrying
+    /// will not heal: done, with its AUDIT_INCOMPLETE report.
+    async fn cell_not_entered(
+        &self,
+        cell: &Cell,
+        gap: Gap,
+        info: TriggerInfo,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<CellRun, String> {
+        let mut run = CellRun {
+            count: PartCount {
+                account: cell.account_index,
+                ..PartCount::default()
+            },
+            next: None,
+            metrics: crate::metrics::Tally::default(),
+            seen: 0,
+        };
+        self.cell_incomplete(&mut run, cell, gap, info, budget, request_id)
+            .await?;
         Ok(run)
     }
 
