@@ -279,14 +279,12 @@ fn the_configuration_table_is_every_setting_the_code_reads() {
             };
             assert_eq!(&pd, d, "{what}: template.yaml's default");
         }
-        if let Some((lo, hi)) = numeric_range(range) {
-            if let Some(p) = p {
-                assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
-                assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
-            }
+        if let (Some((lo, hi)), Some(p)) = (numeric_range(range), p) {
+            assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
+            assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
         }
-        if let Some(values) = listed_values(range) {
-            if let Some(p) = p {
+        if let (Some(values), Some(p)) = (listed_values(range), p) {
+            {
                 let allowed: Vec<String> = p["AllowedValues"]
                     .as_array()
                     .unwrap_or_else(|| panic!("{what}: AllowedValues"))
@@ -376,15 +374,15 @@ fn the_command_lines_synopsis_names_every_flag_and_subcommand() {
             missing.push(c.get_name().to_string());
         }
         for a in c.get_arguments() {
-            if let Some(long) = a.get_long() {
-                if !synopsis.contains(&format!("--{long}")) {
-                    missing.push(format!("--{long}"));
-                }
+            if let Some(long) = a.get_long()
+                && !synopsis.contains(&format!("--{long}"))
+            {
+                missing.push(format!("--{long}"));
             }
-            if let Some(short) = a.get_short() {
-                if !synopsis.contains(&format!("-{short}")) {
-                    missing.push(format!("-{short}"));
-                }
+            if let Some(short) = a.get_short()
+                && !synopsis.contains(&format!("-{short}"))
+            {
+                missing.push(format!("-{short}"));
             }
         }
     }
@@ -544,10 +542,10 @@ fn links(text: &str) -> Vec<String> {
             }
         }
         let t = plain.trim_start();
-        if t.starts_with('[') {
-            if let Some(i) = t.find("]: ") {
-                out.push(t[i + 3..].trim().to_string());
-            }
+        if t.starts_with('[')
+            && let Some(i) = t.find("]: ")
+        {
+            out.push(t[i + 3..].trim().to_string());
         }
     }
     out
