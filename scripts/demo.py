@@ -26,7 +26,8 @@ def cli(stack, *args):
     env = {**os.environ, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_REGION": "us-west-2",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     env.pop("AWS_PROFILE", None)
-    out = subprocess.run([str(ROOT / "target/debug/replica-auditor"), *args], env=env,
+    target = os.environ.get("CARGO_TARGET_DIR") or str(ROOT / "target")
+    out = subprocess.run([os.path.join(target, "debug", "replica-auditor"), *args], env=env,
                          capture_output=True, text=True, timeout=300)
     if out.returncode not in (0, 1):
         raise SystemExit(f"demo: replica-auditor {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")

@@ -35,6 +35,19 @@ if [ "$(diff template.yaml target/checkov/template-orgsweep-on.yaml | grep -c '^
 fi
 .venv/checkov/bin/checkov --quiet --compact --framework cloudformation --skip-download \
   -f template.yaml -f target/checkov/template-orgsweep-on.yaml -f member.yaml
+echo "==> cargo lambda build --bin replica-auditor-lambda (the cargo-lambda deploy path's binary, dev profile)"
+# docs/deploy.md's other path: cargo-lambda must build the Lambda binary,
+# not the command line. tests/deploy.rs then starts this bootstrap with
+# exactly deploy/cargo-lambda.env. `--compiler cargo`: no Zig needed for
+# the host's own target (the deploy itself cross-compiles for arm64).
+.venv/bin/cargo-lambda lambda build --compiler cargo --bin replica-auditor-lambda
+bootstrap="${CARGO_TARGET_DIR:-target}/lambda/replica-auditor-lambda/bootstrap"
+if [ ! -x "$bootstrap" ]; then
+  echo "scripts/test.sh: cargo lambda build made no $bootstrap" >&2
+  exit 1
+fi
+export REPLICA_AUDITOR_BOOTSTRAP="$PWD/$bootstrap"
+case "$bootstrap" in /*) export REPLICA_AUDITOR_BOOTSTRAP="$bootstrap" ;; esac
 echo "==> cargo test"
 cargo test --all-targets
 echo "==> the demo: every file in events/ through cargo lambda invoke --data-file"
@@ -43,6 +56,19 @@ if ! .venv/bin/python scripts/demo.py > target/demo-output.txt 2>&1; then
   exit 1
 fi
 grep -E "^    [a-z].*\.json" target/demo-output.txt
+echo "==> the README's excerpt of the demo is what the demo prints"
+sed -n '/<!-- demo-excerpt: begin -->/,/<!-- demo-excerpt: end -->/p' README.md \
+  | grep -v -e '^<!--' -e '^```' > target/demo-excerpt.txt
+if [ ! -s target/demo-excerpt.txt ]; then
+  echo "scripts/test.sh: README.md has no demo excerpt" >&2
+  exit 1
+fi
+while IFS= read -r line; do
+  if ! grep -qxF -- "$line" target/demo-output.txt; then
+    echo "scripts/test.sh: README.md's demo excerpt has a line the demo no longer prints: $line" >&2
+    exit 1
+  fi
+done < target/demo-excerpt.txt
 # The full long run (2,000 back to back, 200 at once: about 3 minutes) is
 # `make soak`; the test command keeps a smoke of the same checks.
 echo "==> soak smoke through cargo lambda watch (200 back to back, 50 at once; make soak runs 2,000 and 200)"

@@ -46,6 +46,9 @@ pub struct Settings {
     pub security_hub: bool,
     /// Which accounts are audited, and how the member ones are entered.
     pub accounts: Accounts,
+    /// What start-up should log about a default it chose: the Lambda
+    /// binary logs each at `warn` (docs/configuration.md).
+    pub notes: Vec<String>,
 }
 
 /// The accounts of an organisation-wide audit.
@@ -107,6 +110,10 @@ pub struct SweepQueue {
     /// URL); `None`: the function's own.
     pub region: Option<String>,
 }
+
+/// Logged at start-up when REMEDIATION is unset and there is no
+/// STATE_TABLE: the default is then off, not on.
+pub const REMEDIATION_OFF_NOTE: &str = "REMEDIATION is unset and there is no STATE_TABLE: remediation is off (report only); set STATE_TABLE (the DynamoDB table of the remediation leases) and REMEDIATION=on to retry failed replication";
 
 /// The default SWEEP_MAX_RECEIVE_COUNT (the template's default redrive policy).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u64 = 3;
@@ -179,6 +186,7 @@ impl Settings {
     /// CHAT_TOPIC_ARN are not read.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
         let err = |var: &'static str, message: String| ConfigError { var, message };
+        let mut notes = Vec::new();
         let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
             None => Severity::Low,
             Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
@@ -229,7 +237,17 @@ impl Settings {
                 .map(|s| s.trim().to_ascii_lowercase())
                 .as_deref()
             {
-                None | Some("") | Some("on") => RemediationMode::On,
+                Some("on") => RemediationMode::On,
+                // Unset: on when remediation has what it needs (the
+                // state table of its leases), else report only. The
+                // template sets both; the bare binary is safe without them.
+                None | Some("") => match get("STATE_TABLE").filter(|t| !t.trim().is_empty()) {
+                    Some(_) => RemediationMode::On,
+                    None => {
+                        notes.push(REMEDIATION_OFF_NOTE.to_string());
+                        RemediationMode::Off
+                    }
+                },
                 Some("dry-run") => RemediationMode::DryRun,
                 Some("off") => RemediationMode::Off,
                 Some(other) => {
@@ -294,6 +312,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
+            notes,
             security_hub,
             min_severity,
             rules: Rules {
@@ -710,10 +729,9 @@ mod tests {
 
     #[test]
     fn the_state_table_is_required_only_when_remediation_is_on() {
-        for on in [&[][..], &[("REMEDIATION", "on")][..]] {
-            let mut vars = vec![("FINDINGS_TOPIC_ARN", TOPIC)];
-            vars.extend_from_slice(on);
-            let e = load(&vars).unwrap_err();
+        // REMEDIATION=on asked for without its table: a start-up error.
+        {
+            let e = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "on")]).unwrap_err();
             assert_eq!(e.var, "STATE_TABLE", "{e}");
             assert!(
                 e.to_string().starts_with(
@@ -722,6 +740,18 @@ mod tests {
                 "{e}"
             );
         }
+        // Unset without a table (the bare binary, cargo-lambda's deploy):
+        // report only, with a note for the logs; unset with a table: on.
+        for unset in [&[][..], &[("REMEDIATION", " ")][..]] {
+            let mut vars = vec![("FINDINGS_TOPIC_ARN", TOPIC)];
+            vars.extend_from_slice(unset);
+            let c = load(&vars).unwrap();
+            assert_eq!(c.settings.remediation.mode, RemediationMode::Off);
+            assert_eq!(c.settings.notes, vec![REMEDIATION_OFF_NOTE.to_string()]);
+        }
+        let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("STATE_TABLE", "t-1")]).unwrap();
+        assert_eq!(c.settings.remediation.mode, RemediationMode::On);
+        assert!(c.settings.notes.is_empty());
         for mode in ["dry-run", "off"] {
             let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", mode)]).unwrap();
             assert_eq!(c.settings.remediation.state_table, None);

@@ -43,10 +43,12 @@ pub fn filter_from_env() -> Targets {
     filter_from_env_or(DEFAULT_FILTER)
 }
 
-/// `RUST_LOG`, else `default` (which must parse).
+/// `RUST_LOG`, else `default` (which must parse). An empty `RUST_LOG` is
+/// unset: `Targets` would read it as "log nothing".
 pub fn filter_from_env_or(default: &str) -> Targets {
     std::env::var("RUST_LOG")
         .ok()
+        .filter(|v| !v.trim().is_empty())
         .and_then(|v| filter(&v))
         .unwrap_or_else(|| filter(default).expect("the default filter parses"))
 }

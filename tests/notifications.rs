@@ -20,9 +20,145 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The report the fixtures are made from, made by the code: the demo's
+/// ReplicateSecretToRegions event (`events/`) parsed, the state AWS would
+/// describe for it (us-east-1 Failed on a name clash with another secret
+/// still there, eu-west-1 InSync on the AWS-managed key while the primary
+/// has a customer-managed key), the audit, the remediation plan and
+/// `report::build`. Only the report's id and time are fixed. Nothing here
+/// is written by hand but that state: `report.json` is compared with it
+/// (and rewritten by `UPDATE_FIXTURES=1`), and the email text and chat
+/// notification are made from it.
 fn report() -> Report {
-    serde_json::from_str(&std::fs::read_to_string(fixture("report.json")).unwrap())
-        .expect("the fixture is a v1 report")
+    use replica_auditor::event::{Incoming, parse_bytes};
+    use replica_auditor::model::{
+        Action, ActionOutcome, KeyCheck, KeyDetails, KeyInfo, KeyRole, Lookup, Remediation,
+        RemediationMode, ReplicaCheck, ReplicaStatus, ReplicationState, Rules, SecretState,
+        Severity, Snapshot,
+    };
+    use replica_auditor::plan::{Decision, plan};
+    let raw =
+        std::fs::read(support::root().join("events/replicate-secret-to-regions.json")).unwrap();
+    let Ok(Incoming::ApiCall(trigger)) = parse_bytes(&raw) else {
+        panic!("the sample event is an audited call")
+    };
+    let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:production/Clash-AbCdEf";
+    let key = |region: &str, id: &str| {
+        KeyDetails {
+        key_id: id.into(),
+        arn: format!("arn:aws:kms:{region}:123456789012:key/{id}"),
+        state: "Enabled".into(),
+        aws_managed: false,
+        policy: Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}]}"#.into(),
+        ),
+    }
+    };
+    let west = key("us-west-2", "0b2d7c3e-51f4-4a9e-8c61-2f7d9e4a1b03");
+    let east = key("us-east-1", "5416b884-729f-4736-a019-dcf61d4b821c");
+    let failed = ReplicaStatus {
+        region: "us-east-1".into(),
+        kms_key_id: Some(east.arn.clone()),
+        status: Some(ReplicationState::Failed),
+        status_message: Some(
+            "Replication failed: Secret name production/Clash already exists in region us-east-1."
+                .into(),
+        ),
+    };
+    let weak = ReplicaStatus {
+        region: "eu-west-1".into(),
+        // As DescribeSecret names the AWS-managed key in ReplicationStatus.
+        kms_key_id: Some("alias/aws/secretsmanager".into()),
+        status: Some(ReplicationState::InSync),
+        status_message: Some("Replication succeeded".into()),
+    };
+    let primary = SecretState {
+        arn: arn.into(),
+        name: "production/Clash".into(),
+        region: "us-west-2".into(),
+        primary_region: Some("us-west-2".into()),
+        kms_key_id: Some(west.arn.clone()),
+        replication: vec![failed.clone(), weak.clone()],
+        ..Default::default()
+    };
+    let clashing = SecretState {
+        arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:production/Clash-XyZ123".into(),
+        name: "production/Clash".into(),
+        region: "us-east-1".into(),
+        ..Default::default()
+    };
+    let replica = SecretState {
+        arn: arn.replace("us-west-2", "eu-west-1"),
+        name: "production/Clash".into(),
+        region: "eu-west-1".into(),
+        primary_region: Some("us-west-2".into()),
+        ..Default::default()
+    };
+    let mut snapshot = Snapshot::empty("production/Clash");
+    snapshot.account = Some("123456789012".into());
+    snapshot.primary = Lookup::Found(primary);
+    snapshot.replicas = vec![
+        ReplicaCheck {
+            status: failed,
+            presence: Lookup::Found(clashing),
+        },
+        ReplicaCheck {
+            status: weak,
+            presence: Lookup::Found(replica),
+        },
+    ];
+    snapshot.keys = vec![
+        KeyCheck {
+            region: "us-west-2".into(),
+            role: KeyRole::Primary,
+            key_ref: Some(west.arn.clone()),
+            info: KeyInfo::Described(west),
+        },
+        KeyCheck {
+            region: "us-east-1".into(),
+            role: KeyRole::Replica,
+            key_ref: Some(east.arn.clone()),
+            info: KeyInfo::Described(east),
+        },
+        KeyCheck {
+            region: "eu-west-1".into(),
+            role: KeyRole::Replica,
+            key_ref: None,
+            info: KeyInfo::AwsManagedDefault,
+        },
+    ];
+    snapshot.secret_policy_read = true;
+    let findings = replica_auditor::audit::audit(&snapshot, Some(&trigger), &Rules::default());
+    let settings = Remediation {
+        mode: RemediationMode::On,
+        ..Remediation::default()
+    };
+    let actions = plan(&snapshot, &findings, &settings, false)
+        .into_iter()
+        .map(|d| match d {
+            Decision::Skip { region, detail } => Action {
+                action: "retry_replication".into(),
+                region,
+                outcome: ActionOutcome::Skipped,
+                detail,
+            },
+            other => panic!("a clash with the other secret still there is skipped: {other:?}"),
+        })
+        .collect();
+    let report = replica_auditor::report::build(
+        replica_auditor::report::TriggerInfo::from_cloudtrail(&trigger),
+        &snapshot,
+        findings,
+        actions,
+        Severity::Low,
+        "f672ca40-8d74-4dec-80a5-0c40f020a075".into(),
+        "2026-11-23T20:54:24.788513241Z".into(),
+    );
+    matches_fixture(
+        "report.json",
+        &(serde_json::to_string_pretty(&report).unwrap() + "\n"),
+    );
+    report
 }
 
 fn matches_fixture(name: &str, got: &str) {

@@ -142,6 +142,11 @@ fn the_function_is_built_and_sized_as_documented() {
         "STATE_TABLE",
         "REMEDIATION_WRITES_PER_SECOND",
         "SWEEP_POLICY_REFRESH",
+        "SWEEP_CONCURRENCY",
+        "RETRY_MAX_ATTEMPTS",
+        "RETRY_VERIFY_SECONDS",
+        "METRICS",
+        "RUST_LOG",
     ] {
         assert!(env.contains_key(var), "{var} is not set by the template");
     }

@@ -23,6 +23,10 @@ async fn main() -> Result<(), Error> {
 
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?;
+    // A default chosen for want of a setting (REMEDIATION without STATE_TABLE).
+    for note in &config.settings.notes {
+        tracing::warn!(note = %note, "start-up note");
+    }
     let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn))
         .await
         .with_state_table(config.settings.remediation.state_table.as_ref())

@@ -38,6 +38,23 @@ impl Environment {
     /// variables) and hand it `event` as invocation `request_id`, with a
     /// deadline 60 s away.
     pub async fn start(env: &[(String, String)], event: &Value, request_id: &str) -> Environment {
+        Self::start_binary(
+            std::path::Path::new(env!("CARGO_BIN_EXE_replica-auditor-lambda")),
+            env,
+            event,
+            request_id,
+        )
+        .await
+    }
+
+    /// [`Environment::start`] with another build of the Lambda binary (the
+    /// `bootstrap` cargo-lambda made).
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        env: &[(String, String)],
+        event: &Value,
+        request_id: &str,
+    ) -> Environment {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let invocation = Arc::new(Mutex::new(Invocation {
@@ -52,7 +69,7 @@ impl Environment {
                 tokio::spawn(serve(conn, invocation, tx));
             }
         });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replica-auditor-lambda"));
+        let mut cmd = Command::new(binary);
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", &address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "replica-auditor")

@@ -374,5 +374,6 @@ pub mod emf;
 pub mod esm;
 pub mod fault_proxy;
 pub mod lambda;
+pub mod schema;
 pub mod security_hub;
 pub mod template;
