@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak fault-soak bench bench-event bench-share bench-sweep bench-org sam-build
+.PHONY: demo test bootstrap build fuzz soak fault-soak deploy-check bench bench-event bench-share bench-sweep bench-org sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ fuzz:
 # Long runs through cargo lambda watch: 2,000 invocations back to back, 200 at once.
 soak: bootstrap
 	.venv/bin/python scripts/soak.py --sequential 2000 --concurrent 200
+
+# The cargo-lambda deploy path's build and start-up check (docs/deploy.md);
+# about 7 minutes cold, so not part of `make test`.
+deploy-check: bootstrap
+	scripts/deploy-check.sh
 
 # The random-fault org sweep (docs/reliability.md) over FAULT_SEEDS seeds
 # (default 1..20); the test command runs one seed.

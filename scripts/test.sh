@@ -35,19 +35,10 @@ if [ "$(diff template.yaml target/checkov/template-orgsweep-on.yaml | grep -c '^
 fi
 .venv/checkov/bin/checkov --quiet --compact --framework cloudformation --skip-download \
   -f template.yaml -f target/checkov/template-orgsweep-on.yaml -f member.yaml
-echo "==> cargo lambda build --bin replica-auditor-lambda (the cargo-lambda deploy path's binary, dev profile)"
-# docs/deploy.md's other path: cargo-lambda must build the Lambda binary,
-# not the command line. tests/deploy.rs then starts this bootstrap with
-# exactly deploy/cargo-lambda.env. `--compiler cargo`: no Zig needed for
-# the host's own target (the deploy itself cross-compiles for arm64).
-.venv/bin/cargo-lambda lambda build --compiler cargo --bin replica-auditor-lambda
-bootstrap="${CARGO_TARGET_DIR:-target}/lambda/replica-auditor-lambda/bootstrap"
-if [ ! -x "$bootstrap" ]; then
-  echo "scripts/test.sh: cargo lambda build made no $bootstrap" >&2
-  exit 1
-fi
-export REPLICA_AUDITOR_BOOTSTRAP="$PWD/$bootstrap"
-case "$bootstrap" in /*) export REPLICA_AUDITOR_BOOTSTRAP="$bootstrap" ;; esac
+# The cargo-lambda deploy path's own build (`make deploy-check`) compiles
+# every dependency again for an explicit target (about 7 minutes cold), so
+# it is not in the test command; tests/deploy.rs starts the same binary as
+# cargo builds it, with exactly deploy/cargo-lambda.env.
 echo "==> cargo test"
 cargo test --all-targets
 echo "==> the demo: every file in events/ through cargo lambda invoke --data-file"
