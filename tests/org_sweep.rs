@@ -970,9 +970,25 @@ async fn a_sweep_not_finished_by_its_close_time_is_summarised_as_incomplete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_faults_lose_no_cell_and_no_summary() {
-    // A seeded rate of lost answers on DynamoDB and STS (applied, then a
-    // 500) and refused SNS publishes, across a whole sweep through the
-    // event source mapping. `make fault-soak` runs more seeds.
+    // "post": a seeded rate of lost answers on DynamoDB and STS (applied,
+    // then a 500) and refused SNS publishes. SNS is refused before it
+    // arrives in both modes: a standard topic delivers a Publish whose
+    // answer was lost twice when the SDK retries it (at least once; the
+    // FIFO topic deduplicates, tests/remediation.rs).
+    random_faults(Fault::AppliedThen500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_refusals_lose_no_cell_and_no_summary() {
+    // "pre": the same rates, every fault a 500 before the request arrives.
+    random_faults(Fault::ServerError).await;
+}
+
+/// A whole sweep through the event source mapping with seeded faults
+/// (FAULT_SEED, default 7; `make fault-soak` runs 20 seeds) of `mode` on
+/// DynamoDB and STS and refused SNS publishes: exact counts, exactly one
+/// summary, every weak secret reported.
+async fn random_faults(mode: Fault) {
     let seed: u64 = env_or("FAULT_SEED", "7").parse().unwrap();
     let org = OrgWorld::start(2, 2, None);
     let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
@@ -987,11 +1003,13 @@ async fn random_faults_lose_no_cell_and_no_summary() {
         .await;
     let sweep_id = plan(&app).await["sweep_id"].as_str().unwrap().to_string();
     proxy.set_rules(vec![
-        Rule::new(Some("dynamodb"), None, Fault::AppliedThen500).rate(0.3, seed),
-        Rule::new(Some("sts"), None, Fault::AppliedThen500).rate(0.3, seed + 1),
+        Rule::new(Some("dynamodb"), None, mode).rate(0.3, seed),
+        Rule::new(Some("sts"), None, mode).rate(0.3, seed + 1),
         Rule::new(Some("sns"), None, Fault::ServerError).rate(0.3, seed + 2),
     ]);
-    deliver(&org, &app, 2, 20.0).await;
+    // One consumer, invocations of a minute: the faults, not the clock,
+    // decide (a part cut short by its deadline is the remainder test's).
+    deliver(&org, &app, 1, 60.0).await;
     // Whatever the summary's own path deferred: its close message.
     proxy.set_rules(vec![]);
     let queue_arn = org.sweep_queue_arn().await;
@@ -1013,6 +1031,17 @@ async fn random_faults_lose_no_cell_and_no_summary() {
         "seed {seed}"
     );
     for account in &org.accounts {
+        // An unreplicated secret whose remediation journal could not be
+        // read is audited and reported (AUDIT_INCOMPLETE): a Region the
+        // auditor removed may be behind it (docs/reliability.md).
+        let journal_gaps = published
+            .iter()
+            .filter(|p| {
+                p.report["secret"]["name"] == "production/Single"
+                    && p.report["secret"]["account"] == account.as_str()
+                    && p.codes().iter().any(|(c, _)| c == "AUDIT_INCOMPLETE")
+            })
+            .count();
         assert_eq!(
             s["by_account"][account]["secrets_seen"],
             org.count(account, "primaries"),
@@ -1020,7 +1049,7 @@ async fn random_faults_lose_no_cell_and_no_summary() {
         );
         assert_eq!(
             s["by_account"][account]["secrets_audited"],
-            org.count(account, "audited"),
+            org.count(account, "audited") + journal_gaps,
             "{account}, seed {seed}"
         );
     }
