@@ -270,26 +270,13 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     member = c;
                     &member
                 }
-                Err(super::scope::NotEntered::Refused(refusal)) => {
-                    // A command line's ARN outside the scope (an event's
-                    // own account was checked before): reported, and
-                    // nothing called in it.
+                // A command line's ARN outside the scope (an event's own
+                // account was checked before) is refused, nothing called in
+                // it; a role that cannot be assumed is the gap.
+                Err(not_entered) => {
                     let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
                     snapshot.account = Some(account.to_string());
-                    snapshot.gaps.push(crate::model::Gap {
-                        call: "sts:AssumeRole".into(),
-                        region: self.home_region.clone(),
-                        reason: format!("refused: {refusal}"),
-                    });
-                    let report = self
-                        .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
-                        .await;
-                    return (report, None);
-                }
-                Err(super::scope::NotEntered::Failed(gap)) => {
-                    let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
-                    snapshot.account = Some(account.to_string());
-                    snapshot.gaps.push(gap);
+                    snapshot.gaps.push(not_entered.into_gap(&self.home_region));
                     let report = self
                         .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
                         .await;

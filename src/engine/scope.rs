@@ -53,6 +53,21 @@ pub enum NotEntered {
     Failed(Gap),
 }
 
+impl NotEntered {
+    /// The gap an audit reports for an account it did not enter: a refusal
+    /// names the account and why, under the call it kept from being made.
+    pub fn into_gap(self, home_region: &str) -> Gap {
+        match self {
+            NotEntered::Refused(refusal) => Gap {
+                call: "sts:AssumeRole".into(),
+                region: home_region.to_string(),
+                reason: format!("refused: {refusal}"),
+            },
+            NotEntered::Failed(gap) => gap,
+        }
+    }
+}
+
 /// The organisation's ACTIVE accounts, as last listed.
 #[derive(Debug, Default)]
 pub struct OrgAccounts {

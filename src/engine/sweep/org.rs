@@ -707,12 +707,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             // In the plan, but no longer one the auditor may act in (it
             // left the organisation since): the cell completes with
             // AUDIT_INCOMPLETE, as a denied role's does.
-            Err(NotEntered::Refused(refusal)) => {
-                let gap = Gap {
-                    call: "sts:AssumeRole".into(),
-                    region: self.home_region.clone(),
-                    reason: format!("refused: {refusal}"),
-                };
+            Err(refused @ NotEntered::Refused(_)) => {
+                let gap = refused.into_gap(&self.home_region);
                 return self
                     .cell_not_entered(cell, gap, info, budget, request_id)
                     .await;
