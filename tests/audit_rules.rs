@@ -465,11 +465,17 @@ fn failed_call_not_found_and_gaps() {
     partial.gaps.push(Gap {
         call: "kms:DescribeKey".into(),
         region: "us-east-1".into(),
+        kind: GapKind::AccessDenied,
         reason: "access denied".into(),
     });
     let f = audit(&partial, None, &Rules::default());
     assert_eq!(codes(&f), vec![(Code::AuditIncomplete, east())]);
     assert!(f[0].message.contains("kms:DescribeKey") && f[0].message.contains("us-east-1"));
+    assert_eq!(
+        f[0].gap_kind,
+        Some(GapKind::AccessDenied),
+        "the kind is carried"
+    );
 }
 
 #[test]

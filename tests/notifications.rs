@@ -257,6 +257,7 @@ fn huge_reports_stay_within_the_bounds() {
             message: format!("{i}: {}", "m".repeat(1900)),
             remediation: format!("fix {i} {}", "r".repeat(400)),
             cause: None,
+            gap_kind: None,
         })
         .collect();
     r.summary.count = 500;

@@ -2,6 +2,7 @@
 //! "not allowed" from "not reachable" and name the call and Region.
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use replica_auditor_core::model::{Gap, GapKind};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum AwsError {
@@ -112,6 +113,31 @@ impl AwsError {
         self
     }
 
+    /// What kind of failure this is: the one classification every decision
+    /// and metric reads.
+    pub fn kind(&self) -> GapKind {
+        match self {
+            AwsError::AccessDenied { .. } => GapKind::AccessDenied,
+            AwsError::Throttled { .. } => GapKind::Throttled,
+            AwsError::Service { code, .. } if is_not_found(code) => GapKind::NotFound,
+            AwsError::Service { .. } => GapKind::Other,
+            AwsError::Transport { .. } => GapKind::Unreachable,
+            AwsError::Timeout { .. } => GapKind::TimedOut,
+            AwsError::NotStarted { .. } => GapKind::NotStarted,
+        }
+    }
+
+    /// The check this call was for could not be made: a [`Gap`] with this
+    /// error's call, Region, kind and text.
+    pub fn into_gap(self) -> Gap {
+        Gap {
+            call: self.call().to_string(),
+            region: self.region().to_string(),
+            kind: self.kind(),
+            reason: self.to_string(),
+        }
+    }
+
     pub fn region(&self) -> &str {
         match self {
             AwsError::AccessDenied { region, .. }
@@ -129,6 +155,12 @@ fn is_access_denied(code: &str) -> bool {
         code,
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError"
     )
+}
+
+/// The codes that mean the named resource does not exist (Secrets Manager's
+/// and KMS's).
+fn is_not_found(code: &str) -> bool {
+    matches!(code, "ResourceNotFoundException" | "NotFoundException")
 }
 
 fn is_throttling(code: &str) -> bool {
@@ -161,7 +193,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{ErrorKind, error_kind};
 
     #[test]
     fn dynamodb_throughput_errors_are_throttling() {
@@ -176,10 +207,17 @@ mod tests {
         assert!(!is_throttling("InternalServerError"));
     }
 
-    /// The metrics read an AUDIT_INCOMPLETE's kind from this error's text.
+    /// Each error gives its gap kind (written out here, not derived), and
+    /// its gap keeps the call, the Region and the text.
     #[test]
-    fn every_error_text_gives_its_metric_kind() {
+    fn every_error_gives_its_gap_kind() {
         let (call, region) = ("kms:DescribeKey", "eu-west-1".to_string());
+        let service = |code: &str| AwsError::Service {
+            call,
+            region: region.clone(),
+            code: code.into(),
+            message: "m".into(),
+        };
         let cases = [
             (
                 AwsError::AccessDenied {
@@ -187,7 +225,7 @@ mod tests {
                     region: region.clone(),
                     message: "m".into(),
                 },
-                ErrorKind::AccessDenied,
+                GapKind::AccessDenied,
             ),
             (
                 AwsError::Throttled {
@@ -195,24 +233,18 @@ mod tests {
                     region: region.clone(),
                     message: "m".into(),
                 },
-                ErrorKind::Throttled,
+                GapKind::Throttled,
             ),
-            (
-                AwsError::Service {
-                    call,
-                    region: region.clone(),
-                    code: "KMSInternalException".into(),
-                    message: "m".into(),
-                },
-                ErrorKind::Service,
-            ),
+            (service("KMSInternalException"), GapKind::Other),
+            (service("NotFoundException"), GapKind::NotFound),
+            (service("ResourceNotFoundException"), GapKind::NotFound),
             (
                 AwsError::Transport {
                     call,
                     region: region.clone(),
                     message: "m".into(),
                 },
-                ErrorKind::Transport,
+                GapKind::Unreachable,
             ),
             (
                 AwsError::Timeout {
@@ -220,19 +252,26 @@ mod tests {
                     region: region.clone(),
                     seconds: 1.0,
                 },
-                ErrorKind::Timeout,
+                GapKind::TimedOut,
             ),
             (
                 AwsError::NotStarted {
                     call,
-                    region,
+                    region: region.clone(),
                     reason: "deadline".into(),
                 },
-                ErrorKind::Timeout,
+                GapKind::NotStarted,
             ),
         ];
         for (e, kind) in cases {
-            assert_eq!(error_kind(&e.to_string()), kind, "{e}");
+            let text = e.to_string();
+            let gap = e.into_gap();
+            assert_eq!(gap.kind, kind, "{text}");
+            assert_eq!(
+                (gap.call.as_str(), gap.region.as_str()),
+                (call, "eu-west-1")
+            );
+            assert_eq!(gap.reason, text);
         }
     }
 }

@@ -1,12 +1,13 @@
 //! KMS adapter: DescribeKey and GetKeyPolicy.
 
 use aws_sdk_kms::types::KeyManagerType;
+use replica_auditor_core::model::GapKind;
 
 use super::{AwsClients, AwsError, KeyMeta, KeysApi};
 
 fn not_found(err: AwsError) -> Result<(), AwsError> {
-    match &err {
-        AwsError::Service { code, .. } if code == "NotFoundException" => Ok(()),
+    match err.kind() {
+        GapKind::NotFound => Ok(()),
         _ => Err(err),
     }
 }

@@ -239,9 +239,11 @@ pub trait OrganizationsApi: Send + Sync {
     fn own_organization(&self) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
     /// The organisation's active accounts (ListAccounts, every page; an
-    /// account suspended or closing is left out), sorted. Called from the
+    /// account suspended or closing is left out), sorted; `Ok(None)` when
+    /// the auditor's account is in no organisation. Called from the
     /// management account or a delegated administrator.
-    fn active_accounts(&self) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    fn active_accounts(&self)
+    -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send;
 }
 
 /// The org sweep's queue (SWEEP_QUEUE_URL).

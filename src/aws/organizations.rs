@@ -12,22 +12,15 @@ impl OrganizationsApi for AwsClients {
         let call = self.organizations().describe_organization().send();
         match super::boxed(call).await {
             Ok(out) => Ok(out.organization().and_then(|o| o.id()).map(str::to_string)),
-            Err(e) => {
-                let err = AwsError::from_sdk("organizations:DescribeOrganization", &region, e);
-                match &err {
-                    // The account is in no organisation.
-                    AwsError::Service { code, .. }
-                        if code == "AWSOrganizationsNotInUseException" =>
-                    {
-                        Ok(None)
-                    }
-                    _ => Err(err),
-                }
-            }
+            Err(e) => not_in_use(AwsError::from_sdk(
+                "organizations:DescribeOrganization",
+                &region,
+                e,
+            )),
         }
     }
 
-    async fn active_accounts(&self) -> Result<Vec<String>, AwsError> {
+    async fn active_accounts(&self) -> Result<Option<Vec<String>>, AwsError> {
         use aws_sdk_organizations::types::{AccountState, AccountStatus};
         let call_name = "organizations:ListAccounts";
         let region = self.home_region().unwrap_or_default();
@@ -39,9 +32,10 @@ impl OrganizationsApi for AwsClients {
                 .list_accounts()
                 .set_next_token(token.take())
                 .send();
-            let out = super::boxed(call)
-                .await
-                .map_err(|e| AwsError::from_sdk(call_name, &region, e))?;
+            let out = match super::boxed(call).await {
+                Ok(out) => out,
+                Err(e) => return not_in_use(AwsError::from_sdk(call_name, &region, e)),
+            };
             for a in out.accounts() {
                 // `State` replaces `Status` (retired in September 2026);
                 // read `Status` only where `State` is absent.
@@ -61,6 +55,15 @@ impl OrganizationsApi for AwsClients {
         }
         accounts.sort();
         accounts.dedup();
-        Ok(accounts)
+        Ok(Some(accounts))
+    }
+}
+
+/// `Ok(None)` when the error says the account is in no organisation, else
+/// the error.
+fn not_in_use<T>(err: AwsError) -> Result<Option<T>, AwsError> {
+    match &err {
+        AwsError::Service { code, .. } if code == "AWSOrganizationsNotInUseException" => Ok(None),
+        _ => Err(err),
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_secretsmanager::types::{
 };
 
 use super::{AwsClients, AwsError, ReplicationApi, SecretsApi};
-use crate::model::{ReplicaStatus, SecretState};
+use crate::model::{GapKind, ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
     async fn list_secrets(
@@ -125,8 +125,8 @@ impl ReplicationApi for AwsClients {
 
 /// `Ok(None)` when the secret does not exist, else the error.
 fn absent<T>(err: AwsError) -> Result<Option<T>, AwsError> {
-    match &err {
-        AwsError::Service { code, .. } if code == "ResourceNotFoundException" => Ok(None),
+    match err.kind() {
+        GapKind::NotFound => Ok(None),
         _ => Err(err),
     }
 }

@@ -9,6 +9,7 @@ use replica_auditor::engine::App;
 use replica_auditor::engine::handler::budget_for_deadline;
 use replica_auditor::logging;
 use replica_auditor::runtime::RawBodyLayer;
+use replica_auditor::sinks;
 
 // One thread: at 128 MB Lambda gives the function a small share of one vCPU,
 // and the work is waiting on AWS, run concurrently within the one task.
@@ -53,7 +54,8 @@ async fn main() -> Result<(), Error> {
         .and_then(replica_auditor::arn::Arn::parse)
         .and_then(|a| a.account().map(str::to_string));
     let clients = clients.with_own_account(own_account.as_deref());
-    let app = App::new(clients, config, home_region).with_identity(identity);
+    let sink = sinks::configured(&clients, &config);
+    let app = App::with_sink(clients, sink, config.settings, home_region).with_identity(identity);
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<String>| async move {
         let budget = budget_for_deadline(event.context.deadline);

@@ -238,6 +238,7 @@ mod tests {
                 message: message.to_string(),
                 remediation: "fix it".into(),
                 cause: None,
+                gap_kind: None,
             })
             .collect();
         let mut r = build(

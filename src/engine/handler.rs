@@ -7,11 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::inspect::{self, Budget, Target};
-use super::{App, HandlerError, emit_metrics, epoch_ms, outcomes};
+use super::inspect::{self, Budget, Look, Target};
+use super::{App, HandlerError, outcomes};
 use crate::aws::Ports;
 use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
-use crate::metrics::{Line, Tally, trigger_dimension};
+use crate::metrics::{Tally, trigger_dimension};
+use crate::model::Snapshot;
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
 
@@ -121,15 +122,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if let Some(owner) = t.other_owner() {
             // The caller's copy of a call on another account's secret:
             // reported from the event alone, nothing called anywhere.
-            let mut snapshot = crate::model::Snapshot::empty(t.secret.id.clone());
-            snapshot.account = Some(owner.to_string());
+            let snapshot = Snapshot::unseen(t.secret.id.clone(), owner, Vec::new());
             let report = self
                 .finish(&self.clients, &snapshot, Some(t), info, budget, request_id)
                 .await;
             return (report, None);
         }
         let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
-        let target = self.target(&t.secret, Some(&t.region), Some(&t.account), promotion);
+        let target = self.named_target(&t.secret, Some(&t.region), Some(&t.account), promotion);
         self.audit_target(&target, Some(t), info, budget, request_id)
             .await
     }
@@ -147,7 +147,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         request_id: &str,
     ) -> Result<Report, HandlerError> {
         let started = Instant::now();
-        let target = self.target(secret, None, None, false);
+        let target = self.named_target(secret, None, None, false);
         let (report, policy) = self
             .audit_target(&target, None, info, budget, request_id)
             .await;
@@ -191,24 +191,19 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) {
         let mut tally = Tally::default();
         tally.add_audit(report);
-        emit_metrics(
-            &self.settings,
-            Line {
-                timestamp_ms: epoch_ms(),
-                trigger: trigger_dimension(&report.trigger.source),
-                region: &self.home_region,
-                tally: &tally,
-                duration_ms: started.elapsed().as_millis() as u64,
-                secrets_swept: None,
-                properties: vec![
-                    ("secret", json!(report.secret.name)),
-                    ("account", json!(report.trigger.account)),
-                    ("event_name", json!(event_name)),
-                    ("event_id", json!(event_id)),
-                    ("report_id", json!(report.report_id)),
-                    ("request_id", json!(request_id)),
-                ],
-            },
+        self.emit_metrics(
+            trigger_dimension(&report.trigger.source),
+            &tally,
+            started.elapsed(),
+            None,
+            vec![
+                ("secret", json!(report.secret.name)),
+                ("account", json!(report.trigger.account)),
+                ("event_name", json!(event_name)),
+                ("event_id", json!(event_id)),
+                ("report_id", json!(report.report_id)),
+                ("request_id", json!(request_id)),
+            ],
         );
     }
 
@@ -216,7 +211,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// `region`, else the home Region; in the event's `account` (the
     /// event path has refused an ARN of another owner already), else the
     /// ARN's (a command line's `audit`, checked when it is entered).
-    fn target(
+    fn named_target(
         &self,
         secret: &SecretRef,
         region: Option<&str>,
@@ -229,27 +224,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .or(region)
             .unwrap_or(&self.home_region)
             .to_string();
-        let rules = &self.settings.rules;
-        let mut search_regions: Vec<String> = rules
-            .allowed_regions
-            .iter()
-            .chain(&rules.required_regions)
-            .cloned()
-            .collect();
-        search_regions.push(self.home_region.clone());
-        search_regions.sort();
-        search_regions.dedup();
-        Target {
-            secret_id: secret.id.clone(),
+        let account = account
+            .map(str::to_string)
+            .or_else(|| secret.arn_account.clone());
+        self.target(
+            secret.id.clone(),
             region,
-            account: account
-                .map(str::to_string)
-                .or_else(|| secret.arn_account.clone()),
-            promotion,
-            search_regions,
-            unreplicated_too: true,
-            policy: None,
-        }
+            account,
+            Look::Named { promotion },
+        )
     }
 
     async fn audit_target(
@@ -261,28 +244,21 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         request_id: &str,
     ) -> (Report, Option<bool>) {
         // The secret's account: the own one, or a member account entered
-        // through its member role (cached across invocations).
-        let member;
-        let clients = match target.account.as_deref() {
-            None => &self.clients,
-            Some(account) => match self.enter(account, budget).await {
-                Ok(c) => {
-                    member = c;
-                    &member
-                }
-                // A command line's ARN outside the scope (an event's own
-                // account was checked before) is refused, nothing called in
-                // it; a role that cannot be assumed is the gap.
-                Err(not_entered) => {
-                    let mut snapshot = crate::model::Snapshot::empty(target.secret_id.clone());
-                    snapshot.account = Some(account.to_string());
-                    snapshot.gaps.push(not_entered.into_gap(&self.home_region));
-                    let report = self
-                        .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
-                        .await;
-                    return (report, None);
-                }
-            },
+        // through its member role (cached across invocations). A command
+        // line's ARN outside the scope (an event's own account was checked
+        // before) is refused, nothing called in it; a role that cannot be
+        // assumed is the gap.
+        let clients = match self.in_account(target.account.as_deref(), budget).await {
+            Ok(clients) => clients,
+            Err(not_entered) => {
+                let account = target.account.as_deref().unwrap_or_default();
+                let gaps = vec![not_entered.into_gap(&self.home_region)];
+                let snapshot = Snapshot::unseen(target.secret_id.clone(), account, gaps);
+                let report = self
+                    .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
+                    .await;
+                return (report, None);
+            }
         };
         // The own organisation is learned alongside the first calls: no
         // extra sequential round trip.
@@ -290,14 +266,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         // primary's ARN.
         let hint = Some(target.secret_id.as_str());
         let (mut snapshot, _, journal) = futures::join!(
-            inspect::inspect(clients, clients, target, budget),
+            inspect::inspect(&*clients, &*clients, target, budget),
             self.own_org(budget),
             self.journal(hint, budget)
         );
         self.attach_journal(&mut snapshot, (hint, journal), budget)
             .await;
         let report = self
-            .finish(clients, &snapshot, trigger, info, budget, request_id)
+            .finish(&clients, &snapshot, trigger, info, budget, request_id)
             .await;
         let verdict = crate::ledger::verdict(&snapshot, &report.findings);
         (report, verdict)

@@ -67,31 +67,42 @@ impl Budget {
         region: &str,
         fut: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<T, Gap> {
-        let gap = |reason: String| Gap {
-            call: call.to_string(),
-            region: region.to_string(),
-            reason,
-        };
         let Some(window) = self.call_window() else {
-            return Err(gap(
-                "not started: the invocation's time was running out (kept in reserve to publish)"
-                    .into(),
-            ));
+            return Err(AwsError::NotStarted {
+                call,
+                region: region.to_string(),
+                reason: "the invocation's time was running out (kept in reserve to publish)".into(),
+            }
+            .into_gap());
         };
         // The adapters box each SDK call's future (tens of KB in a debug
         // build), so the inspector can run several side by side in one task
         // without copying them around or overflowing a thread's stack.
         match tokio::time::timeout(window, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(gap(e.to_string())),
-            Err(_) => Err(gap(AwsError::Timeout {
+            Ok(Err(e)) => Err(e.into_gap()),
+            Err(_) => Err(AwsError::Timeout {
                 call,
                 region: region.to_string(),
                 seconds: window.as_secs_f64(),
             }
-            .to_string())),
+            .into_gap()),
         }
     }
+}
+
+/// How an audit came to a secret, which decides how far its inspection
+/// looks ([`crate::engine::App::target`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Look {
+    /// Named by a CloudTrail event or the command line: a promoted
+    /// replica's former primary is searched for, and a secret without
+    /// replicas is inspected whole.
+    Named { promotion: bool },
+    /// Listed by a sweep: its resource policy read only when its ledger
+    /// says so (`policy`), and a secret without replicas looked at no
+    /// further unless a required-Region rule applies to every secret.
+    Listed { policy: Option<PolicyCheck> },
 }
 
 /// What to inspect.
@@ -189,12 +200,26 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         snap.primary = Lookup::Found(primary);
         return snap;
     }
+    read_around(secrets, keys, target, budget, &primary, &mut snap).await;
+    snap.primary = Lookup::Found(primary);
+    snap
+}
 
+/// All at once (one round trip on top of the primary's): the primary's key
+/// and resource policy, and every replica with its key, into `snap`.
+async fn read_around<S: SecretsApi, K: KeysApi>(
+    secrets: &S,
+    keys: &K,
+    target: &Target,
+    budget: &Budget,
+    primary: &SecretState,
+    snap: &mut Snapshot,
+) {
     // All at once (one round trip on top of the primary's): the primary's
     // key and resource policy (policies replicate, so the primary's covers
     // its replicas; a promoted replica is its own primary here), and for
     // every replica Region the replica itself and its key.
-    let read_policy = target.policy.as_ref().is_none_or(|c| c.due(&primary));
+    let read_policy = target.policy.as_ref().is_none_or(|c| c.due(primary));
     let secret_policy = async {
         if !read_policy {
             return None;
@@ -218,7 +243,7 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
             budget.run(
                 "secretsmanager:DescribeSecret",
                 &status.region,
-                secrets.describe_replica(&status.region, &primary),
+                secrets.describe_replica(&status.region, primary),
             ),
             check_key(
                 keys,
@@ -260,8 +285,6 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         snap.keys.push(key);
         snap.gaps.extend(gaps);
     }
-    snap.primary = Lookup::Found(primary);
-    snap
 }
 
 /// DescribeSecret within the budget.

@@ -9,17 +9,20 @@ pub mod remediate;
 pub mod scope;
 pub mod sweep;
 
+use std::time::Duration;
+
 use tracing::{info, warn};
 
 use crate::audit;
 use crate::aws::Ports;
-use crate::config::{Config, MetricsOut, Settings};
+use crate::config::{MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
 use crate::rate::TokenBucket;
 use crate::report::{self, Report, TriggerInfo};
-use crate::sinks::{Both, ReportSink, SecurityHubSink, SinkError, SnsSink};
+use crate::sinks::{Configured, ReportSink, SinkError};
 pub use inspect::Budget;
+use inspect::{Look, Target};
 
 /// What fails an invocation. Its Debug form is its message, because
 /// lambda_runtime logs a failed invocation's error with `{:?}`.
@@ -55,13 +58,9 @@ impl std::fmt::Debug for HandlerError {
     }
 }
 
-/// The Lambda's sink: the SNS topics, and Security Hub when
-/// `SECURITY_HUB=on`.
-pub type LambdaSink<C> = Both<SnsSink<C>, Option<SecurityHubSink<C>>>;
-
 /// The auditor: its settings, its AWS clients and the sink its reports
 /// go to, built once.
-pub struct App<C, S = LambdaSink<C>> {
+pub struct App<C, S = Configured<C>> {
     pub clients: C,
     pub sink: S,
     pub settings: Settings,
@@ -86,25 +85,6 @@ pub struct App<C, S = LambdaSink<C>> {
     own_org: tokio::sync::OnceCell<Option<String>>,
     /// The organisation's accounts, as last listed ([`scope`]).
     org_accounts: tokio::sync::Mutex<scope::OrgAccounts>,
-}
-
-impl<C: Clone> App<C> {
-    /// The Lambda's app: reports go to the configured SNS topics, and
-    /// findings to Security Hub when it is on.
-    pub fn new(clients: C, config: Config, home_region: String) -> Self {
-        let sink = Both {
-            first: SnsSink::new(
-                clients.clone(),
-                config.findings_topic_arn,
-                config.chat_topic_arn,
-            ),
-            second: config
-                .settings
-                .security_hub
-                .then(|| SecurityHubSink::new(clients.clone())),
-        };
-        App::with_sink(clients, sink, config.settings, home_region)
-    }
 }
 
 impl<C, S> App<C, S> {
@@ -158,7 +138,38 @@ impl<C, S> App<C, S> {
     }
 }
 
+/// Clients acting in one account: the auditor's own, or a member
+/// account's, entered through its role.
+pub enum Acting<'a, C> {
+    Own(&'a C),
+    Member(C),
+}
+
+impl<C> std::ops::Deref for Acting<'_, C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        match self {
+            Acting::Own(c) => c,
+            Acting::Member(c) => c,
+        }
+    }
+}
+
 impl<C: Ports, S: ReportSink> App<C, S> {
+    /// The clients acting in `account`, the own ones when `None`: what the
+    /// event path, the command line and the org sweep's cells audit with.
+    pub async fn in_account(
+        &self,
+        account: Option<&str>,
+        budget: &Budget,
+    ) -> Result<Acting<'_, C>, scope::NotEntered> {
+        match account {
+            None => Ok(Acting::Own(&self.clients)),
+            Some(account) => self.enter(account, budget).await.map(Acting::Member),
+        }
+    }
+
     /// The clients acting in `account` (the own credentials, or the member
     /// role's, cached per account), within the budget: the one way into an
     /// account. An account the auditor may not act in ([`scope`]) is
@@ -182,6 +193,50 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             )
             .await
             .map_err(scope::NotEntered::Failed)
+    }
+
+    /// What to inspect: `secret_id` (a name or an ARN) looked for in
+    /// `region` first, acting in `account` (the own one when `None`), as
+    /// far as `look` says.
+    pub(crate) fn target(
+        &self,
+        secret_id: String,
+        region: String,
+        account: Option<String>,
+        look: Look,
+    ) -> Target {
+        let rules = &self.settings.rules;
+        let (promotion, search_regions, unreplicated_too, policy) = match look {
+            Look::Named { promotion } => {
+                // Where a promoted secret's former primary may be.
+                let mut search: Vec<String> = rules
+                    .allowed_regions
+                    .iter()
+                    .chain(&rules.required_regions)
+                    .cloned()
+                    .collect();
+                search.push(self.home_region.clone());
+                search.sort();
+                search.dedup();
+                (promotion, search, true, None)
+            }
+            // A required-Region rule applies to every secret.
+            Look::Listed { policy } => (
+                false,
+                Vec::new(),
+                !rules.required_regions.is_empty(),
+                policy,
+            ),
+        };
+        Target {
+            secret_id,
+            region,
+            account,
+            promotion,
+            search_regions,
+            unreplicated_too,
+            policy,
+        }
     }
 
     /// The auditor's own organisation: DescribeOrganization, once per cold
@@ -366,18 +421,50 @@ impl<C, S> App<C, S> {
             refused: Some(1),
             ..Default::default()
         };
-        emit_metrics(
-            &self.settings,
-            crate::metrics::Line {
-                timestamp_ms: epoch_ms(),
-                trigger: crate::metrics::trigger_dimension(""),
-                region: &self.home_region,
-                tally: &tally,
-                duration_ms: 0,
-                secrets_swept: None,
-                properties: vec![("account", serde_json::json!(account))],
-            },
+        self.emit_metrics(
+            crate::metrics::trigger_dimension(""),
+            &tally,
+            Duration::ZERO,
+            None,
+            vec![("account", serde_json::json!(account))],
         );
+    }
+
+    /// Write one EMF line (the one way every path measures itself): `tally`
+    /// for `trigger` (a [`crate::metrics::trigger_dimension`]), `took` its
+    /// duration, `secrets_swept` a sweep's listed secrets, `properties` its
+    /// searchable log fields. One write of the whole line under the
+    /// stream's lock, so it cannot interleave with a tracing line.
+    fn emit_metrics(
+        &self,
+        trigger: &'static str,
+        tally: &crate::metrics::Tally,
+        took: Duration,
+        secrets_swept: Option<u64>,
+        properties: Vec<(&'static str, serde_json::Value)>,
+    ) {
+        use std::io::Write;
+        let line = crate::metrics::Line {
+            timestamp_ms: epoch_ms(),
+            trigger,
+            region: &self.home_region,
+            tally,
+            duration_ms: took.as_millis() as u64,
+            secrets_swept,
+            properties,
+        };
+        let text = format!("{}\n", line.to_json());
+        let written = match self.settings.metrics {
+            MetricsOut::Off => return,
+            MetricsOut::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+            MetricsOut::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+        };
+        if let Err(e) = written {
+            warn!(error = %e, "metrics line not written");
+        }
     }
 }
 
@@ -399,24 +486,6 @@ fn in_force(configured: &Remediation, identity_known: bool) -> Remediation {
 /// log lines, because CloudWatch Logs extracts EMF only from a log event
 /// whose message is the whole JSON object (Lambda's JSON LogFormat leaves
 /// a line that already is a JSON object as it is, without wrapping it).
-fn emit_metrics(settings: &Settings, line: crate::metrics::Line<'_>) {
-    use std::io::Write;
-    // One write of the whole line under the stream's lock, so it cannot
-    // interleave with a tracing line.
-    let text = format!("{}\n", line.to_json());
-    let written = match settings.metrics {
-        MetricsOut::Off => return,
-        MetricsOut::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes()).and_then(|()| out.flush())
-        }
-        MetricsOut::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
-    };
-    if let Err(e) = written {
-        warn!(error = %e, "metrics line not written");
-    }
-}
-
 /// Epoch milliseconds now (the EMF Timestamp).
 fn epoch_ms() -> u64 {
     std::time::SystemTime::now()

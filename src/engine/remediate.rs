@@ -37,6 +37,50 @@ const JOURNAL_WRITE: &str = "dynamodb:UpdateItem";
 /// How long releasing a lease may take; it runs in the publish reserve.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// One retry (Remove, then Replicate) or restore (Replicate) of one
+/// Region, as the plan decided it.
+struct Step {
+    region: String,
+    kms_key_id: Option<String>,
+    force: bool,
+    /// Replicate only: an earlier remediation removed the Region.
+    restore: bool,
+}
+
+impl Step {
+    /// What the step calls, as its actions say it.
+    fn describe(&self) -> String {
+        format!(
+            "{}ReplicateSecretToRegions {}{}{}",
+            if self.restore {
+                "restore (it was removed by an earlier remediation): "
+            } else {
+                "RemoveRegionsFromReplication then "
+            },
+            self.region,
+            self.kms_key_id
+                .as_deref()
+                .map(|k| format!(" with KmsKeyId {k}"))
+                .unwrap_or_default(),
+            if self.force {
+                " and ForceOverwriteReplicaSecret"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// What carrying out one secret's steps shares.
+struct Carry<'a, C> {
+    clients: &'a C,
+    primary: &'a crate::model::SecretState,
+    snapshot: &'a Snapshot,
+    settings: &'a Remediation,
+    budget: &'a Budget,
+    invocation: &'a Invocation<'a>,
+}
+
 /// Carry the decisions out. Every decision becomes one action.
 pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal>(
     clients: &C,
@@ -49,9 +93,17 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJo
     let Some(primary) = snapshot.primary.found() else {
         return Vec::new();
     };
+    let carry = Carry {
+        clients,
+        primary,
+        snapshot,
+        settings,
+        budget,
+        invocation,
+    };
     let mut actions = Vec::new();
     for d in decisions {
-        let (region, kms_key_id, force, restore) = match d {
+        let step = match d {
             Decision::Skip { region, detail } => {
                 actions.push(action(&region, ActionOutcome::Skipped, detail));
                 continue;
@@ -60,145 +112,179 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJo
                 region,
                 kms_key_id,
                 force_overwrite,
-            } => (region, kms_key_id, force_overwrite, false),
+            } => Step {
+                region,
+                kms_key_id,
+                force: force_overwrite,
+                restore: false,
+            },
             Decision::Restore {
                 region,
                 kms_key_id,
                 force_overwrite,
-            } => (region, kms_key_id, force_overwrite, true),
-        };
-        let how = format!(
-            "{}ReplicateSecretToRegions {region}{}{}",
-            if restore {
-                "restore (it was removed by an earlier remediation): "
-            } else {
-                "RemoveRegionsFromReplication then "
+            } => Step {
+                region,
+                kms_key_id,
+                force: force_overwrite,
+                restore: true,
             },
-            kms_key_id
-                .as_deref()
-                .map(|k| format!(" with KmsKeyId {k}"))
-                .unwrap_or_default(),
-            if force {
-                " and ForceOverwriteReplicaSecret"
-            } else {
-                ""
-            }
-        );
-        if settings.mode == RemediationMode::DryRun {
-            actions.push(action(
-                &region,
+        };
+        let how = step.describe();
+        actions.push(match settings.mode {
+            RemediationMode::DryRun => action(
+                &step.region,
                 ActionOutcome::DryRun,
                 format!("would call {how}"),
-            ));
-            continue;
-        }
-        // One remediation per (secret, Region) at a time, across invocations.
-        let now = epoch_seconds();
-        let lease = Lease {
-            key: lease_key(&primary.arn, &region),
-            owner: invocation.request_id.to_string(),
-            since: crate::model::now_rfc3339(),
-            expires_at: now + lease_length(settings, budget.time_left()).as_secs(),
-        };
-        let table_region = settings
+            ),
+            _ => carry.step(&step, &how).await,
+        });
+    }
+    actions
+}
+
+impl<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal> Carry<'_, C> {
+    /// The state table's Region.
+    fn table_region(&self) -> &str {
+        self.settings
             .state_table
             .as_ref()
             .and_then(|t| t.region.as_deref())
-            .unwrap_or(&primary.region);
-        match budget
+            .unwrap_or(&self.primary.region)
+    }
+
+    /// One step under its lease, journaled: its action.
+    async fn step(&self, step: &Step, how: &str) -> Action {
+        let region = &step.region;
+        let lease = match self.lease(region).await {
+            Ok(lease) => lease,
+            Err(skipped) => return skipped,
+        };
+        let journal = Journal {
+            clients: self.clients,
+            arn: &self.primary.arn,
+            region,
+            request_id: self.invocation.request_id,
+        };
+        let had_entry = self
+            .snapshot
+            .removed
+            .iter()
+            .any(|r| r.arn == self.primary.arn && &r.region == region);
+        let mut outcome = match self.journal_removal(step).await {
+            Ok(()) => {
+                let (outcome, journaled) = self.attempts(step, how, &journal).await;
+                // Settled: back InSync, or (a retry that never removed it)
+                // the entry this retry wrote for nothing.
+                if (journaled && outcome.outcome == ActionOutcome::InSync)
+                    || (!journaled && !had_entry)
+                {
+                    journal.settled().await;
+                }
+                outcome
+            }
+            Err(skipped) => skipped,
+        };
+        if let Some(note) = release(self.clients, &lease).await {
+            outcome.detail.push_str("; ");
+            outcome.detail.push_str(&note);
+        }
+        outcome
+    }
+
+    /// One remediation per (secret, Region) at a time, across invocations:
+    /// the lease, or the skipped action saying why not.
+    async fn lease(&self, region: &str) -> Result<Lease, Action> {
+        let now = epoch_seconds();
+        let lease = Lease {
+            key: lease_key(&self.primary.arn, region),
+            owner: self.invocation.request_id.to_string(),
+            since: crate::model::now_rfc3339(),
+            expires_at: now + lease_length(self.settings, self.budget.time_left()).as_secs(),
+        };
+        let taken = self
+            .budget
             .run(
                 "dynamodb:PutItem",
-                table_region,
-                clients.try_acquire(&lease, now),
+                self.table_region(),
+                self.clients.try_acquire(&lease, now),
             )
-            .await
-        {
-            Err(gap) => {
-                actions.push(action(
-                    &region,
-                    ActionOutcome::Skipped,
-                    format!(
-                        "could not take the remediation lease ({}): not retried without it; the next audit retries",
-                        gap.reason
-                    ),
-                ));
-                continue;
-            }
-            Ok(Acquired::HeldBy(holder)) => {
-                actions.push(action(
-                    &region,
-                    ActionOutcome::Skipped,
-                    format!(
-                        "another remediation of {region} is in progress since {} ({}); its lease ends by {}: not retried by this invocation",
-                        holder.since,
-                        holder.owner,
-                        rfc3339(holder.expires_at)
-                    ),
-                ));
-                continue;
-            }
-            Ok(Acquired::Acquired) => {}
+            .await;
+        let detail = match taken {
+            Ok(Acquired::Acquired) => return Ok(lease),
+            Err(gap) => format!(
+                "could not take the remediation lease ({}): not retried without it; the next audit retries",
+                gap.reason
+            ),
+            Ok(Acquired::HeldBy(holder)) => format!(
+                "another remediation of {region} is in progress since {} ({}); its lease ends by {}: not retried by this invocation",
+                holder.since,
+                holder.owner,
+                rfc3339(holder.expires_at)
+            ),
+        };
+        Err(action(region, ActionOutcome::Skipped, detail))
+    }
+
+    /// The journal first: a Region removed and then not replicated again
+    /// (the Replicate lost, the invocation ended) is never forgotten. An
+    /// entry already there (an earlier removal) is kept as it is. A restore
+    /// writes nothing here. The skipped action when it could not be written.
+    async fn journal_removal(&self, step: &Step) -> Result<(), Action> {
+        if step.restore {
+            return Ok(());
         }
+        let entry = Removal {
+            arn: self.primary.arn.clone(),
+            region: step.region.clone(),
+            removed_at: crate::model::now_rfc3339(),
+            kms_key_id: step.kms_key_id.clone(),
+            force_overwrite: step.force,
+            attempts: Default::default(),
+        };
+        let journaled = self
+            .budget
+            .run(
+                JOURNAL_WRITE,
+                self.table_region(),
+                self.clients.removing(&entry),
+            )
+            .await;
+        journaled.map_err(|gap| {
+            action(
+                &step.region,
+                ActionOutcome::Skipped,
+                format!(
+                    "the removal could not be recorded in the remediation journal first ({}): not removed",
+                    gap.reason
+                ),
+            )
+        })
+    }
+
+    /// Up to RETRY_MAX_ATTEMPTS attempts: the last one's action, its detail
+    /// every attempt's outcome (a later attempt's never hides an earlier
+    /// one's, in the report and in the journal), and whether the journal
+    /// holds the Region (so it is settled when InSync).
+    async fn attempts(&self, step: &Step, how: &str, journal: &Journal<'_, C>) -> (Action, bool) {
         let mut outcome = action(
-            &region,
+            &step.region,
             ActionOutcome::Skipped,
             "RETRY_MAX_ATTEMPTS is 0".into(),
         );
-        // Every attempt's outcome is kept, in the report and in the
-        // journal: a later attempt's never hides an earlier one's.
         let mut said: Vec<String> = Vec::new();
-        let journal = Journal {
-            clients,
-            arn: &primary.arn,
-            region: &region,
-            request_id: invocation.request_id,
-        };
-        // The journal first: a Region removed and then not replicated again
-        // (the Replicate lost, the invocation ended) is never forgotten. An
-        // entry already there (an earlier removal) is kept as it is.
-        let had_entry = snapshot
-            .removed
-            .iter()
-            .any(|r| r.arn == primary.arn && r.region == region);
-        if !restore {
-            let entry = Removal {
-                arn: primary.arn.clone(),
-                region: region.clone(),
-                removed_at: crate::model::now_rfc3339(),
-                kms_key_id: kms_key_id.clone(),
-                force_overwrite: force,
-                attempts: Default::default(),
-            };
-            let journaled = budget
-                .run(JOURNAL_WRITE, table_region, clients.removing(&entry))
-                .await;
-            if let Err(gap) = journaled {
-                let mut skipped = action(
-                    &region,
-                    ActionOutcome::Skipped,
-                    format!(
-                        "the removal could not be recorded in the remediation journal first ({}): not removed",
-                        gap.reason
-                    ),
-                );
-                if let Some(note) = release(clients, &lease).await {
-                    skipped.detail.push_str("; ");
-                    skipped.detail.push_str(&note);
-                }
-                actions.push(skipped);
-                continue;
-            }
-        }
-        let mut journaled = restore;
+        let mut journaled = step.restore;
+        let (clients, primary, settings, budget, writes) = (
+            self.clients,
+            self.primary,
+            self.settings,
+            self.budget,
+            self.invocation.writes,
+        );
         for attempt in 1..=settings.max_attempts {
-            let step = (region.as_str(), kms_key_id.as_deref(), force);
-            let tried = match restore {
-                false => {
-                    retry_once(clients, primary, step, settings, budget, invocation.writes).await
-                }
-                true => {
-                    restore_once(clients, primary, step, settings, budget, invocation.writes).await
-                }
+            let one = (step.region.as_str(), step.kms_key_id.as_deref(), step.force);
+            let tried = match step.restore {
+                false => retry_once(clients, primary, one, settings, budget, writes).await,
+                true => restore_once(clients, primary, one, settings, budget, writes).await,
             };
             journaled |= tried.removed;
             outcome = tried.action;
@@ -216,18 +302,8 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJo
             }
         }
         outcome.detail = said.join("; ");
-        // Settled: back InSync, or (a retry that never removed it) the entry
-        // this retry wrote for nothing.
-        if (journaled && outcome.outcome == ActionOutcome::InSync) || (!journaled && !had_entry) {
-            journal.settled().await;
-        }
-        if let Some(note) = release(clients, &lease).await {
-            outcome.detail.push_str("; ");
-            outcome.detail.push_str(&note);
-        }
-        actions.push(outcome);
+        (outcome, journaled)
     }
-    actions
 }
 
 /// Give the lease back. Nothing to say when that worked; otherwise what

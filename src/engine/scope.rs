@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::App;
 use crate::aws::{AwsError, Ports};
 use crate::engine::inspect::Budget;
-use crate::model::Gap;
+use crate::model::{Gap, GapKind};
 
 /// How long the organisation's account list is used before it is listed
 /// again. Organizations' API rates are low and shared by the whole
@@ -61,7 +61,8 @@ impl NotEntered {
             NotEntered::Refused(refusal) => Gap {
                 call: "sts:AssumeRole".into(),
                 region: home_region.to_string(),
-                reason: format!("refused: {refusal}"),
+                kind: GapKind::Refused,
+                reason: format!("sts:AssumeRole in {home_region}: refused: {refusal}"),
             },
             NotEntered::Failed(gap) => gap,
         }
@@ -95,11 +96,11 @@ impl<C: Ports, S> App<C, S> {
         budget: &Budget,
     ) -> Result<Result<(), Refusal>, Gap> {
         // Known at cold start in Lambda: no call, and no time needed.
-        let own = self.clients.own_account().await.map_err(|e| Gap {
-            call: "sts:GetCallerIdentity".into(),
-            region: self.home_region.clone(),
-            reason: e.to_string(),
-        })?;
+        let own = self
+            .clients
+            .own_account()
+            .await
+            .map_err(AwsError::into_gap)?;
         if account == own {
             return Ok(Ok(()));
         }
@@ -150,8 +151,16 @@ impl<C: Ports, S> App<C, S> {
                 Ok(self.clients.active_accounts().await)
             })
             .await;
+        let lasting = |why: String| {
+            warn!(
+                call,
+                why,
+                "the organisation's accounts cannot be listed: only the own account and ACCOUNT_IDS may be entered"
+            );
+            Ok(Err(why))
+        };
         match listed {
-            Ok(Ok(accounts)) => {
+            Ok(Ok(Some(accounts))) => {
                 info!(
                     accounts = accounts.len(),
                     "the organisation's accounts, listed: the auditor may act in these"
@@ -160,32 +169,22 @@ impl<C: Ports, S> App<C, S> {
                 held.listed = Some((Instant::now(), accounts.clone()));
                 Ok(Ok(accounts))
             }
-            Ok(Err(e)) if lasting(&e) => {
-                warn!(call, error = %e, "the organisation's accounts cannot be listed: only the own account and ACCOUNT_IDS may be entered");
+            // Failures that retrying does not heal: in no organisation, or
+            // denied (not the management account or a delegated
+            // administrator).
+            Ok(Ok(None)) => {
                 held.listed = None;
-                Ok(Err(e.to_string()))
+                lasting(format!(
+                    "{call}: the auditor's account is in no organisation"
+                ))
             }
-            Ok(Err(e)) => {
-                let gap = Gap {
-                    call: call.to_string(),
-                    region: self.home_region.clone(),
-                    reason: e.to_string(),
-                };
-                stale_or(known, gap, call)
+            Ok(Err(e)) if e.kind() == GapKind::AccessDenied => {
+                held.listed = None;
+                lasting(e.to_string())
             }
+            Ok(Err(e)) => stale_or(known, e.into_gap(), call),
             Err(gap) => stale_or(known, gap, call),
         }
-    }
-}
-
-/// A ListAccounts failure that retrying does not heal: denied (not the
-/// management account or a delegated administrator), or the account is in
-/// no organisation.
-fn lasting(e: &AwsError) -> bool {
-    match e {
-        AwsError::AccessDenied { .. } => true,
-        AwsError::Service { code, .. } => code == "AWSOrganizationsNotInUseException",
-        _ => false,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod sns;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::config::Config;
 use crate::report::Report;
 
 pub use securityhub::SecurityHubSink;
@@ -78,6 +79,25 @@ pub fn report_key(report: &Report) -> String {
         .arn
         .clone()
         .unwrap_or_else(|| report.secret.name.clone())
+}
+
+/// The Lambda's sinks: the configured SNS topics, and Security Hub when it
+/// is on.
+pub type Configured<C> = Both<SnsSink<C>, Option<SecurityHubSink<C>>>;
+
+/// [`Configured`], publishing and importing with `clients` as `config` says.
+pub fn configured<C: Clone>(clients: &C, config: &Config) -> Configured<C> {
+    Both {
+        first: SnsSink::new(
+            clients.clone(),
+            config.findings_topic_arn.clone(),
+            config.chat_topic_arn.clone(),
+        ),
+        second: config
+            .settings
+            .security_hub
+            .then(|| SecurityHubSink::new(clients.clone())),
+    }
 }
 
 /// Two sinks, each given the reports it wants (the Lambda: SNS, and

@@ -422,6 +422,7 @@ mod tests {
                 message: format!("{i} \"quoted\"\n{}", "m".repeat(message_chars)),
                 remediation: "fix".into(),
                 cause: None,
+                gap_kind: None,
             })
             .collect();
         crate::report::build(

@@ -182,7 +182,9 @@ impl World {
 
     pub fn app_with_sdk(&self, vars: &[(&str, &str)], sdk: SdkConfig) -> App<AwsClients> {
         let (clients, config) = self.clients_and_config(vars, sdk);
-        App::new(clients, config, "us-west-2".into()).with_identity(Some(MOTO_CALLER_ARN.into()))
+        let sink = replica_auditor::sinks::configured(&clients, &config);
+        App::with_sink(clients, sink, config.settings, "us-west-2".into())
+            .with_identity(Some(MOTO_CALLER_ARN.into()))
     }
 
     /// The auditor as [`World::app`] makes it, its reports going to `sink`.

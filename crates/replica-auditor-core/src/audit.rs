@@ -42,6 +42,7 @@ pub fn finding(
         message,
         remediation,
         cause: None,
+        gap_kind: None,
     }
 }
 
@@ -121,7 +122,8 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
             &gap.call,
             format!("Could not run {} in {} for {name}: {}. This check was not made.", gap.call, gap.region, gap.reason),
             format!("Grant the auditor's role {} in {} (or wait out throttling), then re-run the audit.", gap.call, gap.region),
-        );
+        )
+        .gap_kind = Some(gap.kind);
     }
     match &snapshot.primary {
         Lookup::NotFound => {
@@ -301,36 +303,40 @@ fn secret_findings(
     }
     key_findings(f, s, p, rules);
     secret_policy_findings(f, s, p, rules);
-
     if let Some(promo) = &s.promotion {
-        let st = &promo.standalone;
-        let rotation = if st.rotation_enabled {
-            "Rotation is ON"
-        } else {
-            "Rotation is OFF"
-        };
-        let former = match &promo.former_primary {
-            Some(fp) if fp.replication.iter().any(|r| r.region == st.region) => format!(
-                " Its former primary {} in {} still lists {} as a replica: the two disagree.",
-                fp.arn, fp.region, st.region
-            ),
-            Some(fp) => format!(" Its former primary is {} in {}.", fp.arn, fp.region),
-            None => " Its former primary could not be found.".to_string(),
-        };
-        f.add(
-            Code::ReplicaPromoted,
-            Some(&st.region),
-            "",
-            format!(
-                "The replica of {} in {} was promoted to the standalone secret {} (StopReplicationToReplica). {rotation} for it there. It no longer receives changes from the primary.{former}",
-                st.name, st.region, st.arn
-            ),
-            format!(
-                "Repoint applications that should use the standalone secret to {}; applications that must follow the primary need a new replica in {} (ReplicateSecretToRegions), which first requires deleting or renaming the standalone secret.",
-                st.arn, st.region
-            ),
-        );
+        promotion_findings(f, promo);
     }
+}
+
+/// A replica promoted to a standalone secret (StopReplicationToReplica).
+fn promotion_findings(f: &mut Findings<'_>, promo: &Promotion) {
+    let st = &promo.standalone;
+    let rotation = if st.rotation_enabled {
+        "Rotation is ON"
+    } else {
+        "Rotation is OFF"
+    };
+    let former = match &promo.former_primary {
+        Some(fp) if fp.replication.iter().any(|r| r.region == st.region) => format!(
+            " Its former primary {} in {} still lists {} as a replica: the two disagree.",
+            fp.arn, fp.region, st.region
+        ),
+        Some(fp) => format!(" Its former primary is {} in {}.", fp.arn, fp.region),
+        None => " Its former primary could not be found.".to_string(),
+    };
+    f.add(
+        Code::ReplicaPromoted,
+        Some(&st.region),
+        "",
+        format!(
+            "The replica of {} in {} was promoted to the standalone secret {} (StopReplicationToReplica). {rotation} for it there. It no longer receives changes from the primary.{former}",
+            st.name, st.region, st.arn
+        ),
+        format!(
+            "Repoint applications that should use the standalone secret to {}; applications that must follow the primary need a new replica in {} (ReplicateSecretToRegions), which first requires deleting or renaming the standalone secret.",
+            st.arn, st.region
+        ),
+    );
 }
 
 fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {

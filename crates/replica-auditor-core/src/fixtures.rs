@@ -71,6 +71,7 @@ pub fn finding(name: &str, code: Code, region: Option<&str>, message: &str) -> F
         message: message.into(),
         remediation: "Fix it.".into(),
         cause: (code == Code::ReplicaFailed).then_some(FailureCause::NameConflict),
+        gap_kind: None,
     }
 }
 

@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_verdict_flags_a_wanting_or_unread_policy_and_anything_the_audit_missed() {
-        use crate::model::Gap;
+        use crate::model::{Gap, GapKind};
         let finding = |code| {
             crate::audit::finding(
                 "k",
@@ -321,6 +321,7 @@ mod tests {
             s.gaps = vec![Gap {
                 call: call.into(),
                 region: "us-west-2".into(),
+                kind: GapKind::AccessDenied,
                 reason: "denied".into(),
             }];
             assert_eq!(

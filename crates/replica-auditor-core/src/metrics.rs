@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{ActionOutcome, Code, Severity};
+use crate::model::{ActionOutcome, Code, GapKind, Severity};
 use crate::report::Report;
 
 /// The namespace of every metric (spec: 1 to 255 characters of `[a-zA-Z0-9._#:/-]`).
@@ -92,23 +92,16 @@ pub fn metric_names() -> Vec<&'static str> {
     names
 }
 
-/// The kind of error an AUDIT_INCOMPLETE finding's message reports. The
-/// message carries the adapter's error text (`AwsError`'s Display:
-/// "access denied", "throttled past the SDK's retries", "could not reach
-/// the service", "no answer within", "not started"); anything else is a
-/// service error.
-pub fn error_kind(message: &str) -> ErrorKind {
-    let m = message.to_ascii_lowercase();
-    if m.contains("access denied") || m.contains("accessdenied") {
-        ErrorKind::AccessDenied
-    } else if m.contains("throttled") || m.contains("throttling") {
-        ErrorKind::Throttled
-    } else if m.contains("could not reach the service") {
-        ErrorKind::Transport
-    } else if m.contains("no answer within") || m.contains("not started") {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Service
+impl From<GapKind> for ErrorKind {
+    /// The metric an AUDIT_INCOMPLETE of this kind is counted in.
+    fn from(kind: GapKind) -> ErrorKind {
+        match kind {
+            GapKind::AccessDenied => ErrorKind::AccessDenied,
+            GapKind::Throttled => ErrorKind::Throttled,
+            GapKind::Unreachable => ErrorKind::Transport,
+            GapKind::TimedOut | GapKind::NotStarted => ErrorKind::Timeout,
+            GapKind::NotFound | GapKind::Refused | GapKind::Other => ErrorKind::Service,
+        }
     }
 }
 
@@ -153,7 +146,9 @@ impl Tally {
                 self.findings[i] += 1;
             }
             if f.code == Code::AuditIncomplete {
-                let kind = error_kind(&f.message);
+                // A finding made elsewhere without a kind (none today) is
+                // counted as a service error.
+                let kind = f.gap_kind.map_or(ErrorKind::Service, ErrorKind::from);
                 if let Some(i) = AWS_CALL_ERRORS.iter().position(|(k, _)| *k == kind) {
                     self.errors[i] += 1;
                 }
@@ -253,6 +248,7 @@ mod tests {
             message: message.into(),
             remediation: String::new(),
             cause: None,
+            gap_kind: None,
         }
     }
 
@@ -272,36 +268,42 @@ mod tests {
         r
     }
 
+    /// An AUDIT_INCOMPLETE left by an error of `kind`.
+    fn incomplete(kind: GapKind) -> Finding {
+        let mut f = finding(Code::AuditIncomplete, Severity::Medium, "could not");
+        f.gap_kind = Some(kind);
+        f
+    }
+
     #[test]
-    fn error_kinds_follow_the_adapters_error_text() {
+    fn each_gap_kind_is_counted_in_its_error_metric() {
         let cases = [
-            (
-                "kms:GetKeyPolicy in eu-west-1: access denied (AccessDeniedException: no)",
-                ErrorKind::AccessDenied,
-            ),
-            (
-                "secretsmanager:ListSecrets in us-east-1: throttled past the SDK's retries (ThrottlingException: x)",
-                ErrorKind::Throttled,
-            ),
-            (
-                "kms:DescribeKey in eu-west-1: could not reach the service: dns",
-                ErrorKind::Transport,
-            ),
-            (
-                "kms:DescribeKey in eu-west-1: no answer within 2.0s (invocation deadline)",
-                ErrorKind::Timeout,
-            ),
-            (
-                "not started: the invocation's time was running out",
-                ErrorKind::Timeout,
-            ),
-            (
-                "kms:DescribeKey in eu-west-1: KMSInternalException: boom",
-                ErrorKind::Service,
-            ),
+            (GapKind::AccessDenied, "AwsCallErrorsAccessDenied"),
+            (GapKind::Throttled, "AwsCallErrorsThrottled"),
+            (GapKind::Unreachable, "AwsCallErrorsTransport"),
+            (GapKind::TimedOut, "AwsCallErrorsTimeout"),
+            (GapKind::NotStarted, "AwsCallErrorsTimeout"),
+            (GapKind::NotFound, "AwsCallErrorsService"),
+            (GapKind::Refused, "AwsCallErrorsService"),
+            (GapKind::Other, "AwsCallErrorsService"),
         ];
-        for (m, k) in cases {
-            assert_eq!(error_kind(m), k, "{m}");
+        for (kind, metric) in cases {
+            let mut t = Tally::default();
+            t.add_findings(&report(vec![incomplete(kind)], vec![]));
+            let line = Line {
+                timestamp_ms: 1,
+                trigger: "cli",
+                region: "us-east-1",
+                tally: &t,
+                duration_ms: 1,
+                secrets_swept: None,
+                properties: vec![],
+            }
+            .to_json();
+            for (_, name) in AWS_CALL_ERRORS {
+                let want = u64::from(name == metric);
+                assert_eq!(line[name], json!(want), "{kind:?}: {name}");
+            }
         }
     }
 
@@ -309,11 +311,7 @@ mod tests {
     fn a_line_counts_findings_errors_and_outcomes_as_root_members() {
         let r = report(
             vec![
-                finding(
-                    Code::AuditIncomplete,
-                    Severity::Medium,
-                    "kms:GetKeyPolicy in eu-west-1: access denied (x)",
-                ),
+                incomplete(GapKind::AccessDenied),
                 finding(Code::ReplicaFailed, Severity::High, "failed"),
                 finding(Code::ReplicaFailed, Severity::High, "failed"),
             ],
@@ -407,14 +405,7 @@ mod tests {
             vec![],
         ));
         t.add_audit(&report(vec![], vec![]));
-        t.add_findings(&report(
-            vec![finding(
-                Code::AuditIncomplete,
-                Severity::Medium,
-                "ListSecrets in eu-west-1: throttled past the SDK's retries",
-            )],
-            vec![],
-        ));
+        t.add_findings(&report(vec![incomplete(GapKind::Throttled)], vec![]));
         let line = Line {
             timestamp_ms: 1,
             trigger: trigger_dimension("schedule"),

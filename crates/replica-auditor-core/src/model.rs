@@ -181,6 +181,9 @@ pub struct Finding {
     /// Only on REPLICA_FAILED: the classified cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<FailureCause>,
+    /// Only on AUDIT_INCOMPLETE: why the check could not be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_kind: Option<GapKind>,
 }
 
 /// The state of one secret in one Region, as DescribeSecret shows it.
@@ -379,12 +382,39 @@ pub fn is_default_key_ref(key: Option<&str>) -> bool {
     }
 }
 
+/// Why a check could not be made: classified once, where the AWS error (or
+/// the auditor's own refusal or pacing) was met, and carried from there to
+/// every decision and metric. `Gap::reason` is text for people only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// The auditor's role was not allowed the call.
+    AccessDenied,
+    /// Throttled past the SDK's retries.
+    Throttled,
+    /// The resource the call named does not exist.
+    NotFound,
+    /// No answer within the invocation's deadline.
+    TimedOut,
+    /// Never sent: the auditor's own pacing or the invocation's reserve
+    /// would have started it only after the deadline.
+    NotStarted,
+    /// The service could not be reached (connection, DNS, TLS).
+    Unreachable,
+    /// The auditor may not act in the account (its trust boundary).
+    Refused,
+    /// Any other error the service answered with.
+    Other,
+}
+
 /// A check that could not be made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gap {
     /// The API call, e.g. `kms:GetKeyPolicy`.
     pub call: String,
     pub region: String,
+    pub kind: GapKind,
+    /// Why, for people (logs and the AUDIT_INCOMPLETE message).
     pub reason: String,
 }
 
@@ -458,6 +488,17 @@ impl Snapshot {
             promotion: None,
             gaps: Vec::new(),
             removed: Vec::new(),
+        }
+    }
+
+    /// `secret_ref` in `account` when nothing could be looked at there:
+    /// only `gaps` (an account not entered), or none (an event about
+    /// another account's secret, reported from the event alone).
+    pub fn unseen(secret_ref: impl Into<String>, account: &str, gaps: Vec<Gap>) -> Self {
+        Snapshot {
+            account: Some(account.to_string()),
+            gaps,
+            ..Snapshot::empty(secret_ref)
         }
     }
 }
@@ -562,7 +603,9 @@ pub struct CellCounts {
     pub failed_cells: Vec<String>,
 }
 
-/// One account's share of an org sweep.
+/// Secrets counted as a sweep goes: one sweep's, one org sweep cell's
+/// part, or one account's share of an org sweep (the summary's
+/// `by_account`). The one count of secrets every sweep path adds to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountCounts {
     pub secrets_seen: usize,
@@ -570,6 +613,89 @@ pub struct AccountCounts {
     pub secrets_with_findings: usize,
     pub reports_published: usize,
     pub by_code: BTreeMap<String, usize>,
+}
+
+impl AccountCounts {
+    /// Count one audited secret's findings.
+    pub fn count_audit(&mut self, findings: &[Finding]) {
+        self.secrets_audited += 1;
+        self.count_findings(findings);
+    }
+
+    /// Count a report's findings (by code, and the secret as one with
+    /// findings) without counting an audit.
+    pub fn count_findings(&mut self, findings: &[Finding]) {
+        self.secrets_with_findings += usize::from(!findings.is_empty());
+        for f in findings {
+            *self.by_code.entry(f.code.as_str().to_string()).or_default() += 1;
+        }
+    }
+
+    /// Add `other`'s counts.
+    pub fn add(&mut self, other: &AccountCounts) {
+        self.secrets_seen += other.secrets_seen;
+        self.secrets_audited += other.secrets_audited;
+        self.secrets_with_findings += other.secrets_with_findings;
+        self.reports_published += other.reports_published;
+        for (code, n) in &other.by_code {
+            *self.by_code.entry(code.clone()).or_default() += n;
+        }
+    }
+}
+
+/// The calls a sweep's caches made and saved, counted the same way by a
+/// sweep, an org sweep cell's part and the org sweep's bookkeeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub kms_calls: u64,
+    pub kms_cache_hits: u64,
+    pub replicas_from_listing: u64,
+    pub replica_listing_calls: u64,
+    /// Resource policies read, and passed over as not due ([`crate::ledger`]).
+    pub policies_read: u64,
+    pub policies_not_due: u64,
+}
+
+impl CallCounts {
+    /// Each count by its name: the one list the org sweep's bookkeeping
+    /// names its attributes from (`t/<name>`).
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u64); 6] {
+        [
+            ("kms_calls", &mut self.kms_calls),
+            ("kms_cache_hits", &mut self.kms_cache_hits),
+            ("replicas_from_listing", &mut self.replicas_from_listing),
+            ("replica_listing_calls", &mut self.replica_listing_calls),
+            ("policies_read", &mut self.policies_read),
+            ("policies_not_due", &mut self.policies_not_due),
+        ]
+    }
+
+    /// Each count by its name ([`CallCounts::named_mut`]).
+    pub fn named(&self) -> [(&'static str, u64); 6] {
+        let mut copy = *self;
+        copy.named_mut().map(|(name, n)| (name, *n))
+    }
+}
+
+impl SweepSummary {
+    /// A summary of `regions` with these counts (its other fields empty).
+    pub fn with_counts(regions: Vec<String>, secrets: &AccountCounts, calls: &CallCounts) -> Self {
+        SweepSummary {
+            regions,
+            secrets_seen: secrets.secrets_seen,
+            secrets_audited: secrets.secrets_audited,
+            secrets_with_findings: secrets.secrets_with_findings,
+            by_code: secrets.by_code.clone(),
+            reports_published: secrets.reports_published,
+            kms_cache_hits: calls.kms_cache_hits as usize,
+            kms_calls: calls.kms_calls as usize,
+            replicas_from_listing: calls.replicas_from_listing as usize,
+            replica_listing_calls: calls.replica_listing_calls as usize,
+            resource_policies_read: Some(calls.policies_read as usize),
+            resource_policies_not_due: Some(calls.policies_not_due as usize),
+            ..SweepSummary::default()
+        }
+    }
 }
 
 /// The audit rules: what the pure audit compares a snapshot against.

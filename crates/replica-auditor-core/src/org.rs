@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arn::{is_account_id, is_region_name, parse_secret_arn};
 use crate::event::Scheduled;
-use crate::model::{AccountCounts, CellCounts, SweepSummary};
+use crate::model::{AccountCounts, CallCounts, CellCounts, SweepSummary};
 
 /// The cell message's schema (a compatible addition keeps it; a change
 /// that an older consumer would misread makes a v2).
@@ -263,71 +263,57 @@ pub fn cell_id(account: &str, region: &str) -> String {
 pub struct PartCount {
     /// The account's index in the plan ([`Cell::account_index`]).
     pub account: u32,
-    /// Primaries this cell is responsible for, listed in this part.
-    pub secrets_seen: u64,
-    pub secrets_audited: u64,
-    pub secrets_with_findings: u64,
-    pub reports_published: u64,
-    /// Findings in the per-secret reports, by code.
-    pub by_code: BTreeMap<String, u64>,
-    pub kms_calls: u64,
-    pub kms_cache_hits: u64,
-    pub replicas_from_listing: u64,
-    pub replica_listing_calls: u64,
-    /// Resource policies read, and passed over as not due ([`crate::ledger`]).
-    pub policies_read: u64,
-    pub policies_not_due: u64,
+    /// `secrets_seen`: the primaries this cell is responsible for, listed
+    /// in this part.
+    pub secrets: AccountCounts,
+    pub calls: CallCounts,
 }
 
 /// The bookkeeping's counter attributes: per account (by its index)
 /// `a/<index>/<what>`: `s` secrets seen, `a` audited, `f` with findings,
 /// `p` reports published, `c/<CODE>` findings of a code; for the whole
-/// sweep `t/<what>`. Short names: every byte counts toward DynamoDB's
-/// 400 KB item limit (README "Organisation-wide").
-const SEEN: &str = "s";
-const AUDITED: &str = "a";
-const WITH_FINDINGS: &str = "f";
-const PUBLISHED: &str = "p";
+/// sweep `t/<name>` ([`CallCounts::named`]). Short names: every byte counts
+/// toward DynamoDB's 400 KB item limit (docs/organisations.md).
 const CODE: &str = "c/";
-const TOTALS: [&str; 6] = [
-    "kms_calls",
-    "kms_cache_hits",
-    "replicas_from_listing",
-    "replica_listing_calls",
-    "policies_read",
-    "policies_not_due",
+
+/// An account's counts by their short names: the one list
+/// [`PartCount::counters`] writes and [`SweepRecord::summary`] reads.
+type CountOf = fn(&mut AccountCounts) -> &mut usize;
+const ACCOUNT_COUNTS: [(&str, CountOf); 4] = [
+    ("s", |c| &mut c.secrets_seen),
+    ("a", |c| &mut c.secrets_audited),
+    ("f", |c| &mut c.secrets_with_findings),
+    ("p", |c| &mut c.reports_published),
 ];
+
+/// An account's count by its short name, or by `c/<CODE>`.
+fn account_count<'c>(c: &'c mut AccountCounts, what: &str) -> Option<&'c mut usize> {
+    match ACCOUNT_COUNTS.iter().find(|(short, _)| *short == what) {
+        Some((_, count)) => Some(count(c)),
+        None => Some(
+            c.by_code
+                .entry(what.strip_prefix(CODE)?.to_string())
+                .or_default(),
+        ),
+    }
+}
 
 impl PartCount {
     /// The counters this part adds (zeros left out: an attribute that is
     /// never added to is never stored).
     pub fn counters(&self) -> Vec<(String, u64)> {
         let a = |what: &str| format!("a/{}/{what}", self.account);
-        let mut out = vec![
-            (a(SEEN), self.secrets_seen),
-            (a(AUDITED), self.secrets_audited),
-            (a(WITH_FINDINGS), self.secrets_with_findings),
-            (a(PUBLISHED), self.reports_published),
-        ];
+        let mut c = self.secrets.clone();
+        let mut out: Vec<(String, u64)> = ACCOUNT_COUNTS
+            .iter()
+            .map(|(short, count)| (a(short), *count(&mut c) as u64))
+            .collect();
         out.extend(
-            self.by_code
+            c.by_code
                 .iter()
-                .map(|(code, n)| (a(&format!("{CODE}{code}")), *n)),
+                .map(|(code, n)| (a(&format!("{CODE}{code}")), *n as u64)),
         );
-        let totals = [
-            self.kms_calls,
-            self.kms_cache_hits,
-            self.replicas_from_listing,
-            self.replica_listing_calls,
-            self.policies_read,
-            self.policies_not_due,
-        ];
-        out.extend(
-            TOTALS
-                .iter()
-                .zip(totals)
-                .map(|(name, n)| (format!("t/{name}"), n)),
-        );
+        out.extend(self.calls.named().map(|(name, n)| (format!("t/{name}"), n)));
         out.retain(|(_, n)| *n > 0);
         out
     }
@@ -517,11 +503,12 @@ impl SweepRecord {
                 .cloned()
                 .unwrap_or_else(|| format!("(account #{index})"))
         };
-        let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut calls = CallCounts::default();
         for (name, n) in &self.counters {
-            let n = *n as usize;
             if let Some(total) = name.strip_prefix("t/") {
-                *totals.entry(total).or_default() += n;
+                if let Some((_, c)) = calls.named_mut().into_iter().find(|(t, _)| *t == total) {
+                    *c += n;
+                }
                 continue;
             }
             let Some((account, what)) = name
@@ -531,40 +518,15 @@ impl SweepRecord {
                 continue;
             };
             let c = by_account.entry(account_of(account)).or_default();
-            match what {
-                SEEN => c.secrets_seen += n,
-                AUDITED => c.secrets_audited += n,
-                WITH_FINDINGS => c.secrets_with_findings += n,
-                PUBLISHED => c.reports_published += n,
-                other => {
-                    if let Some(code) = other.strip_prefix(CODE) {
-                        *c.by_code.entry(code.to_string()).or_default() += n;
-                    }
-                }
+            if let Some(count) = account_count(c, what) {
+                *count += *n as usize;
             }
         }
-        let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
+        let mut all = AccountCounts::default();
         for c in by_account.values() {
-            for (code, n) in &c.by_code {
-                *by_code.entry(code.clone()).or_default() += n;
-            }
+            all.add(c);
         }
-        let sum = |f: fn(&AccountCounts) -> usize| by_account.values().map(f).sum::<usize>();
-        let total = |name: &str| totals.get(name).copied().unwrap_or(0);
         SweepSummary {
-            regions: self.regions.clone(),
-            secrets_seen: sum(|c| c.secrets_seen),
-            secrets_audited: sum(|c| c.secrets_audited),
-            secrets_with_findings: sum(|c| c.secrets_with_findings),
-            by_code,
-            reports_published: sum(|c| c.reports_published),
-            not_reached: 0,
-            kms_cache_hits: total("kms_cache_hits"),
-            kms_calls: total("kms_calls"),
-            replicas_from_listing: total("replicas_from_listing"),
-            replica_listing_calls: total("replica_listing_calls"),
-            resource_policies_read: Some(total("policies_read")),
-            resource_policies_not_due: Some(total("policies_not_due")),
             duration_ms,
             scope: Some("organization".into()),
             accounts: Some(self.accounts.clone()),
@@ -579,6 +541,7 @@ impl SweepRecord {
                     .collect(),
             }),
             by_account: Some(by_account),
+            ..SweepSummary::with_counts(self.regions.clone(), &all, &calls)
         }
     }
 
@@ -847,13 +810,17 @@ mod tests {
     fn a_part_adds_only_what_it_counted() {
         let part = PartCount {
             account: 7,
-            secrets_seen: 3,
-            secrets_audited: 2,
-            secrets_with_findings: 1,
-            reports_published: 1,
-            by_code: BTreeMap::from([("REPLICA_FAILED".into(), 2)]),
-            kms_calls: 4,
-            ..PartCount::default()
+            secrets: AccountCounts {
+                secrets_seen: 3,
+                secrets_audited: 2,
+                secrets_with_findings: 1,
+                reports_published: 1,
+                by_code: BTreeMap::from([("REPLICA_FAILED".into(), 2)]),
+            },
+            calls: CallCounts {
+                kms_calls: 4,
+                ..CallCounts::default()
+            },
         };
         let c = part.counters();
         assert_eq!(
@@ -886,13 +853,17 @@ mod tests {
         for (account, seen, code) in [(0, 4, "REPLICA_FAILED"), (1, 2, "KEY_DISABLED")] {
             let part = PartCount {
                 account,
-                secrets_seen: seen,
-                secrets_audited: seen,
-                secrets_with_findings: 1,
-                reports_published: 1,
-                by_code: BTreeMap::from([(code.to_string(), 1)]),
-                kms_calls: 2,
-                ..PartCount::default()
+                secrets: AccountCounts {
+                    secrets_seen: seen,
+                    secrets_audited: seen,
+                    secrets_with_findings: 1,
+                    reports_published: 1,
+                    by_code: BTreeMap::from([(code.to_string(), 1)]),
+                },
+                calls: CallCounts {
+                    kms_calls: 2,
+                    ..CallCounts::default()
+                },
             };
             for (k, v) in part.counters() {
                 *r.counters.entry(k).or_default() += v;
@@ -954,17 +925,21 @@ mod tests {
         for a in 0..accounts.len() {
             let part = PartCount {
                 account: a as u32,
-                secrets_seen: 150,
-                secrets_audited: 140,
-                secrets_with_findings: 12,
-                reports_published: 12,
-                by_code: BTreeMap::from([
-                    ("REPLICA_FAILED".into(), 3),
-                    ("KEY_AWS_MANAGED".into(), 9),
-                    ("AUDIT_INCOMPLETE".into(), 1),
-                ]),
-                kms_calls: 20,
-                ..PartCount::default()
+                secrets: AccountCounts {
+                    secrets_seen: 150,
+                    secrets_audited: 140,
+                    secrets_with_findings: 12,
+                    reports_published: 12,
+                    by_code: BTreeMap::from([
+                        ("REPLICA_FAILED".into(), 3),
+                        ("KEY_AWS_MANAGED".into(), 9),
+                        ("AUDIT_INCOMPLETE".into(), 1),
+                    ]),
+                },
+                calls: CallCounts {
+                    kms_calls: 20,
+                    ..CallCounts::default()
+                },
             };
             for (k, v) in part.counters() {
                 *r.counters.entry(k).or_default() += v;

@@ -354,6 +354,7 @@ mod tests {
             message: String::new(),
             remediation: String::new(),
             cause: None,
+            gap_kind: None,
         };
         assert!(
             matches!(&plan(&s, &[disabled], &on(), false)[..], [Decision::Skip { detail, .. }] if detail.contains("not usable"))

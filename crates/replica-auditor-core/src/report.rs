@@ -270,6 +270,7 @@ mod tests {
             message: msg.into(),
             remediation: "fix".into(),
             cause: None,
+            gap_kind: None,
         }
     }
 

@@ -10,6 +10,7 @@
 
 mod cache;
 pub mod org;
+mod pages;
 mod policies;
 
 use std::sync::atomic::Ordering;
@@ -23,15 +24,17 @@ use tracing::{info, warn};
 pub use cache::{CachedKeys, ListedReplicas};
 pub use policies::PolicyBook;
 
-use super::inspect::{self, Budget, Target};
-use super::{App, HandlerError, JOURNAL_READ, emit_metrics, epoch_ms};
+use self::pages::list_pages;
+use super::inspect::{self, Budget, Look};
+use super::{App, HandlerError, JOURNAL_READ, epoch_ms};
 use crate::arn::secret_arn_in_region;
 use crate::audit::REQUIRED_REGIONS_TAG;
-use crate::aws::{KeysApi, Ports, SecretsApi};
+use crate::aws::{Ports, SecretsApi};
 use crate::event::Scheduled;
-use crate::metrics::{Line, Tally, trigger_dimension};
+use crate::metrics::{Tally, trigger_dimension};
 use crate::model::{
-    Code, Finding, Gap, Lookup, SecretState, Severity, Snapshot, SweepSummary, now_rfc3339,
+    AccountCounts, CallCounts, Code, Finding, Gap, GapKind, Lookup, SecretState, Severity,
+    Snapshot, SweepSummary, now_rfc3339,
 };
 use crate::report::{self, Report, SecretInfo, TriggerInfo};
 use crate::sinks::{Delivered, ReportSink, SinkError};
@@ -59,27 +62,71 @@ enum Outcome {
 /// What auditing a run of primaries came to.
 #[derive(Default)]
 pub(crate) struct Audited {
-    /// Its counts: audited, with findings, by code, published, not reached.
-    pub summary: SweepSummary,
+    /// Its counts: audited, with findings, by code, published.
+    pub counts: AccountCounts,
     pub metrics: Tally,
     /// Secrets (by ARN) whose report could not go out, to either topic, and why.
     pub publish_errors: Vec<(String, SinkError)>,
     /// The primaries not started before the deadline (ARNs).
     pub not_reached: Vec<String>,
-    /// Count a secret whose audit the deadline cut short before one of its
-    /// calls started as not reached, for a later invocation to audit whole
-    /// (the org sweep's remainder), rather than report its AUDIT_INCOMPLETE.
-    pub carry_over: bool,
+}
+
+/// What a secret becomes when the deadline kept one of its calls from
+/// starting (never one that started and hung: that secret would be carried
+/// over for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtDeadline {
+    /// Reported, with that check AUDIT_INCOMPLETE (the sweep of the own
+    /// account).
+    Report,
+    /// Counted not reached, for a later invocation to audit whole (the org
+    /// sweep's remainder).
+    CarryOver,
+}
+
+impl<C: Ports> Sweeping<'_, C> {
+    /// The calls its caches made and saved so far.
+    pub fn call_counts(&self) -> CallCounts {
+        let (policies_read, policies_not_due) = self.policies.totals();
+        CallCounts {
+            kms_calls: self.keys.calls.load(Ordering::Relaxed) as u64,
+            kms_cache_hits: self.keys.hits.load(Ordering::Relaxed) as u64,
+            replicas_from_listing: self.replicas.answered.load(Ordering::Relaxed) as u64,
+            replica_listing_calls: self.replicas.pages.load(Ordering::Relaxed) as u64,
+            policies_read,
+            policies_not_due,
+        }
+    }
+}
+
+/// What every audit of one sweep, or of one org sweep cell, shares: the
+/// clients acting in the swept account, the sweep's caches (KMS answers,
+/// replicas from listings, the policy ledgers), the budget.
+pub(crate) struct Sweeping<'a, C> {
+    pub clients: &'a C,
+    pub info: TriggerInfo,
+    pub keys: CachedKeys<'a, C>,
+    pub replicas: ListedReplicas<'a, C>,
+    pub policies: PolicyBook<'a, C>,
+    pub budget: &'a Budget,
+    pub request_id: &'a str,
+    pub at_deadline: AtDeadline,
 }
 
 impl Audited {
-    /// Count one secret's outcome into the summary and the metrics; its
+    /// Count one secret's outcome into the counts and the metrics; its
     /// report, if audited.
     fn count(&mut self, outcome: Outcome) -> Option<Box<Report>> {
-        if let Outcome::NotReached(arn) = &outcome {
-            self.not_reached.push(arn.clone());
+        match outcome {
+            Outcome::NotReached(arn) => self.not_reached.push(arn),
+            Outcome::NotReplicated | Outcome::Gone => {}
+            Outcome::Audited(report) => {
+                self.counts.count_audit(&report.findings);
+                self.metrics.add_audit(&report);
+                return Some(report);
+            }
         }
-        count(&mut self.summary, &mut self.metrics, outcome)
+        None
     }
 
     /// Count what was sent.
@@ -91,7 +138,7 @@ impl Audited {
         } in sent
         {
             match result {
-                Ok(()) if main => self.summary.reports_published += 1,
+                Ok(()) if main => self.counts.reports_published += 1,
                 Ok(()) => {}
                 Err(e) => {
                     warn!(error = %e, secret = %secret, outcome = "publish_failed", "report not published");
@@ -113,34 +160,10 @@ impl Audited {
         failed.dedup();
         Some(HandlerError::SweepPublish {
             failed: failed.len(),
-            total: self.summary.secrets_with_findings,
+            total: self.counts.secrets_with_findings,
             first,
         })
     }
-}
-
-/// Count one secret's outcome into the summary and the metrics; its
-/// report, if audited.
-fn count(summary: &mut SweepSummary, tally: &mut Tally, outcome: Outcome) -> Option<Box<Report>> {
-    match outcome {
-        Outcome::NotReached(_) => summary.not_reached += 1,
-        Outcome::NotReplicated | Outcome::Gone => {}
-        Outcome::Audited(report) => {
-            summary.secrets_audited += 1;
-            tally.add_audit(&report);
-            if !report.findings.is_empty() {
-                summary.secrets_with_findings += 1;
-            }
-            for f in &report.findings {
-                *summary
-                    .by_code
-                    .entry(f.code.as_str().to_string())
-                    .or_default() += 1;
-            }
-            return Some(report);
-        }
-    }
-    None
 }
 
 impl<C: Ports, S: ReportSink> App<C, S> {
@@ -169,16 +192,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let started_at = (epoch_ms() / 1000) as i64;
-        let regions = if self.settings.sweep.regions.is_empty() {
-            vec![self.home_region.clone()]
-        } else {
-            self.settings.sweep.regions.clone()
-        };
-        let info = schedule_info(scheduled);
-
-        let keys = CachedKeys::new(&self.clients);
-        let replicas = ListedReplicas::new(&self.clients, *budget);
-        let policies = self.policy_book(Some(started_at));
+        let regions = self.sweep_regions();
+        let sweeping = self.sweeping(
+            &self.clients,
+            schedule_info(scheduled),
+            Some(started_at),
+            (budget, request_id),
+            AtDeadline::Report,
+        );
         let listing = Listing::default();
         let mut audited = Audited::default();
         // The listing runs ahead of the audits by up to two pages.
@@ -193,17 +214,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             }
             drop(ahead);
         };
-        let audits = self.audit_primaries(
-            &self.clients,
-            listed,
-            &info,
-            (&replicas, &keys, &policies),
-            (budget, request_id),
-            progress,
-            &mut audited,
-        );
+        let audits = self.audit_primaries(&sweeping, listed, progress, &mut audited);
         futures::join!(lister, audits);
-        let (policies_read, policies_not_due) = policies.totals();
+        let calls = sweeping.call_counts();
+        let Sweeping { info, policies, .. } = sweeping;
         let Listed {
             gaps,
             seen,
@@ -221,17 +235,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .await;
         // Before the counts move into the summary: it names their total.
         let publish_error = audited.publish_error();
-        let mut summary = SweepSummary {
-            regions,
-            secrets_seen: seen.len(),
-            kms_cache_hits: keys.hits.load(Ordering::Relaxed),
-            kms_calls: keys.calls.load(Ordering::Relaxed),
-            replicas_from_listing: replicas.answered.load(Ordering::Relaxed),
-            replica_listing_calls: replicas.pages.load(Ordering::Relaxed),
-            resource_policies_read: Some(policies_read as usize),
-            resource_policies_not_due: Some(policies_not_due as usize),
-            ..std::mem::take(&mut audited.summary)
-        };
+        audited.counts.secrets_seen = seen.len();
+        let mut summary = SweepSummary::with_counts(regions, &audited.counts, &calls);
+        summary.not_reached = audited.not_reached.len();
         let mut metrics = std::mem::take(&mut audited.metrics);
         summary.duration_ms = started.elapsed().as_millis() as u64;
         let mut more = Vec::new();
@@ -248,30 +254,25 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             reports_published = summary.reports_published,
             kms_cache_hits = summary.kms_cache_hits,
             replicas_from_listing = summary.replicas_from_listing,
-            resource_policies_read = policies_read,
-            resource_policies_not_due = policies_not_due,
+            resource_policies_read = calls.policies_read,
+            resource_policies_not_due = calls.policies_not_due,
             duration_ms = summary.duration_ms,
             outcome = "swept",
             "sweep summary"
         );
         // The summary report's own findings: what the sweep could not list.
         metrics.add_findings(&summary_report);
-        emit_metrics(
-            &self.settings,
-            Line {
-                timestamp_ms: epoch_ms(),
-                trigger: trigger_dimension(&summary_report.trigger.source),
-                region: &self.home_region,
-                tally: &metrics,
-                duration_ms: summary.duration_ms,
-                secrets_swept: Some(summary.secrets_seen as u64),
-                properties: vec![
-                    ("sweep_regions", serde_json::json!(summary.regions)),
-                    ("not_reached", serde_json::json!(summary.not_reached)),
-                    ("report_id", serde_json::json!(summary_report.report_id)),
-                    ("request_id", serde_json::json!(request_id)),
-                ],
-            },
+        self.emit_metrics(
+            trigger_dimension(&summary_report.trigger.source),
+            &metrics,
+            started.elapsed(),
+            Some(summary.secrets_seen as u64),
+            vec![
+                ("sweep_regions", serde_json::json!(summary.regions)),
+                ("not_reached", serde_json::json!(summary.not_reached)),
+                ("report_id", serde_json::json!(summary_report.report_id)),
+                ("request_id", serde_json::json!(request_id)),
+            ],
         );
         self.sink.accept(&summary_report).await?;
         if let Some(e) = publish_error {
@@ -280,19 +281,47 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         Ok(serde_json::to_value(&summary_report).expect("a report always serialises"))
     }
 
-    /// Audit `primaries` (ARN, Region, as they are listed) with `clients`
-    /// (acting in their account), as many at once as [`InFlight`] says,
-    /// through the sweep's caches, handing each report to the sink as it
-    /// comes; counted into `audited`. A primary not started before the
-    /// deadline is counted not reached.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn audit_primaries<L: SecretsApi, K: KeysApi>(
+    /// SWEEP_REGIONS, else the function's own.
+    pub(crate) fn sweep_regions(&self) -> Vec<String> {
+        if self.settings.sweep.regions.is_empty() {
+            vec![self.home_region.clone()]
+        } else {
+            self.settings.sweep.regions.clone()
+        }
+    }
+
+    /// The context of a sweep's (or a cell's) audits, acting with `clients`.
+    /// `started`: when the sweep started (epoch seconds), the mark its
+    /// policy ledgers may move to.
+    pub(crate) fn sweeping<'a>(
+        &'a self,
+        clients: &'a C,
+        info: TriggerInfo,
+        started: Option<i64>,
+        (budget, request_id): (&'a Budget, &'a str),
+        at_deadline: AtDeadline,
+    ) -> Sweeping<'a, C> {
+        Sweeping {
+            clients,
+            info,
+            keys: CachedKeys::new(clients),
+            replicas: ListedReplicas::new(clients, *budget),
+            policies: self.policy_book(started),
+            budget,
+            request_id,
+            at_deadline,
+        }
+    }
+
+    /// Audit `primaries` (ARN, Region, as they are listed) in the sweep's
+    /// account, as many at once as [`InFlight`] says, through the sweep's
+    /// caches, handing each report to the sink as it comes; counted into
+    /// `audited`. A primary not started before the deadline is counted not
+    /// reached.
+    pub(crate) async fn audit_primaries(
         &self,
-        clients: &C,
+        sweeping: &Sweeping<'_, C>,
         primaries: impl futures::Stream<Item = (String, String)>,
-        info: &TriggerInfo,
-        caches: (&L, &K, &PolicyBook<'_, C>),
-        (budget, request_id): (&Budget, &str),
         progress: &dyn SweepProgress,
         audited: &mut Audited,
     ) {
@@ -300,7 +329,6 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         // calls); the sink says what is due to be sent.
         let mut queue = S::Queue::default();
         let mut sending = FuturesUnordered::new();
-        let carry_over = audited.carry_over;
         let mut primaries = std::pin::pin!(primaries);
         let mut listed_all = false;
         let mut running = FuturesUnordered::new();
@@ -315,9 +343,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     };
                     running.push(async move {
                         let started = Instant::now();
-                        let outcome = self
-                            .sweep_one(clients, (&arn, &region), info, caches, (budget, request_id), carry_over)
-                            .await;
+                        let outcome = self.sweep_one(sweeping, &arn, &region).await;
                         (outcome, started.elapsed())
                     });
                 },
@@ -353,59 +379,52 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         progress: &'a dyn SweepProgress,
         listing: &'a Listing,
     ) -> impl futures::Stream<Item = (String, String)> + 'a {
-        let start = (0usize, None::<String>, true);
-        futures::stream::unfold(start, move |(mut region_at, mut token, first)| async move {
-            let mut first = first;
-            loop {
-                let region = regions.get(region_at)?;
-                let call = budget.run(
-                    "secretsmanager:ListSecrets",
-                    region,
-                    self.clients.list_secrets(region, None, token.take()),
-                );
-                let listed = if std::mem::take(&mut first) {
-                    futures::join!(call, self.own_org(budget)).0
-                } else {
-                    call.await
-                };
-                let page = match listed {
-                    Ok((page, next)) => {
-                        match next.filter(|t| !t.is_empty()) {
-                            Some(t) => token = Some(t),
-                            None => region_at += 1,
-                        }
-                        page
-                    }
-                    // The deadline came: what is not listed is not reached.
-                    Err(_) if budget.call_window().is_none() => {
-                        listing.lock().cut_short = true;
-                        return None;
+        let pages = futures::stream::iter(regions).flat_map(move |region| {
+            list_pages(&self.clients, budget, region, None, None).map(move |p| (region, p))
+        });
+        let primed = futures::stream::once(async move {
+            let mut pages = Box::pin(pages);
+            let first = futures::join!(pages.next(), self.own_org(budget)).0;
+            futures::stream::iter(first).chain(pages)
+        })
+        .flatten();
+        primed
+            .take_while(move |(_, listed)| {
+                // The deadline came: what is not listed is not reached.
+                let out_of_time = listed.is_err() && budget.call_window().is_none();
+                if out_of_time {
+                    listing.lock().cut_short = true;
+                }
+                futures::future::ready(!out_of_time)
+            })
+            .filter_map(move |(region, listed)| {
+                let new = match listed {
+                    Ok((page, _)) => {
+                        let new = listing.lock().take_new(page, region);
+                        progress.listed(new.len());
+                        Some(futures::stream::iter(new))
                     }
                     Err(gap) => {
                         listing.lock().gaps.push(gap);
-                        region_at += 1;
-                        continue;
+                        None
                     }
                 };
-                let new = listing.lock().take_new(page, region);
-                progress.listed(new.len());
-                if !new.is_empty() {
-                    return Some((futures::stream::iter(new), (region_at, token, first)));
-                }
-            }
-        })
-        .flatten()
+                futures::future::ready(new)
+            })
+            .flatten()
     }
 
-    async fn sweep_one<L: SecretsApi, K: KeysApi>(
-        &self,
-        clients: &C,
-        (arn, region): (&str, &str),
-        info: &TriggerInfo,
-        (secrets, keys, policies): (&L, &K, &PolicyBook<'_, C>),
-        (budget, request_id): (&Budget, &str),
-        carry_over: bool,
-    ) -> Outcome {
+    async fn sweep_one(&self, sweeping: &Sweeping<'_, C>, arn: &str, region: &str) -> Outcome {
+        let Sweeping {
+            clients,
+            info,
+            keys,
+            replicas,
+            policies,
+            budget,
+            request_id,
+            at_deadline,
+        } = sweeping;
         // Stop starting new work once only the publish reserve is left.
         if budget.call_window().is_none() {
             return Outcome::NotReached(arn.to_string());
@@ -415,29 +434,22 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Some(a) => policies.check(a, region, || self.rules_fingerprint()).await,
             None => None,
         };
-        let target = Target {
-            secret_id: arn.to_string(),
-            region: region.to_string(),
+        let target = self.target(
+            arn.to_string(),
+            region.to_string(),
             account,
-            promotion: false,
-            search_regions: Vec::new(),
-            // A required-Region rule applies to every secret.
-            unreplicated_too: !self.settings.rules.required_regions.is_empty(),
-            policy,
-        };
+            Look::Listed { policy },
+        );
         let (mut snapshot, journal) = futures::join!(
-            inspect::inspect(secrets, keys, &target, budget),
+            inspect::inspect(replicas, keys, &target, budget),
             self.journal(Some(arn), budget)
         );
         self.attach_journal(&mut snapshot, (Some(arn), journal), budget)
             .await;
         // A call the deadline kept from starting (never one that started and
         // hung: that secret would be carried over for ever).
-        if carry_over
-            && snapshot
-                .gaps
-                .iter()
-                .any(|g| g.reason.contains("not started"))
+        if *at_deadline == AtDeadline::CarryOver
+            && snapshot.gaps.iter().any(|g| g.kind == GapKind::NotStarted)
         {
             return Outcome::NotReached(arn.to_string());
         }
@@ -612,20 +624,24 @@ fn summary_report(
     home_region: &str,
 ) -> Report {
     let key = format!("sweep:{}", s.regions.join(","));
-    let incomplete = |region: &str, subject: &str, message: String, remediation: String| {
-        crate::audit::finding(
-            &key,
-            Code::AuditIncomplete,
-            Some(region),
-            subject,
-            message,
-            remediation,
-        )
-    };
+    let incomplete =
+        |kind: GapKind, region: &str, subject: &str, message: String, remediation: String| {
+            let mut f = crate::audit::finding(
+                &key,
+                Code::AuditIncomplete,
+                Some(region),
+                subject,
+                message,
+                remediation,
+            );
+            f.gap_kind = Some(kind);
+            f
+        };
     let mut findings: Vec<Finding> = gaps
         .iter()
         .map(|g| {
             incomplete(
+                g.kind,
                 &g.region,
                 &g.call,
                 format!("The sweep could not run {} in {}: {}. Secrets there were not listed.", g.call, g.region, g.reason),
@@ -635,6 +651,7 @@ fn summary_report(
         .collect();
     if s.not_reached > 0 {
         findings.push(incomplete(
+            GapKind::NotStarted,
             home_region,
             "not_reached",
             format!(
@@ -667,7 +684,7 @@ fn summary_report(
 /// The summary's finding when the deadline stopped the listing: the
 /// secrets past it were neither listed nor audited.
 fn listing_cut_short(s: &SweepSummary, home_region: &str) -> Finding {
-    crate::audit::finding(
+    let mut f = crate::audit::finding(
         &format!("sweep:{}", s.regions.join(",")),
         Code::AuditIncomplete,
         Some(home_region),
@@ -679,7 +696,9 @@ fn listing_cut_short(s: &SweepSummary, home_region: &str) -> Finding {
         ),
         "Raise the function's timeout or SWEEP_CONCURRENCY, or sweep fewer Regions per schedule."
             .into(),
-    )
+    );
+    f.gap_kind = Some(GapKind::TimedOut);
+    f
 }
 
 /// Every page of ListSecrets in `region` (only replicas of primaries in
@@ -693,28 +712,16 @@ pub(crate) async fn list_every_page<S: SecretsApi>(
     primary_region: Option<&str>,
     mut page: impl FnMut(Vec<SecretState>),
 ) -> (usize, Result<(), Gap>) {
-    let mut token = None;
+    let mut pages = std::pin::pin!(list_pages(secrets, budget, region, primary_region, None));
     let mut calls = 0;
-    loop {
+    while let Some(listed) = pages.next().await {
         calls += 1;
-        let listed = budget
-            .run(
-                "secretsmanager:ListSecrets",
-                region,
-                secrets.list_secrets(region, primary_region, token.take()),
-            )
-            .await;
         match listed {
-            Ok((secrets, next)) => {
-                page(secrets);
-                match next {
-                    Some(t) if !t.is_empty() => token = Some(t),
-                    _ => return (calls, Ok(())),
-                }
-            }
+            Ok((secrets, _)) => page(secrets),
             Err(gap) => return (calls, Err(gap)),
         }
     }
+    (calls, Ok(()))
 }
 
 #[cfg(test)]

@@ -36,25 +36,27 @@
 //!    by its close time as incomplete (docs/reliability.md).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
-use super::{Audited, CachedKeys, ListedReplicas, schedule_info, summary_report};
+use super::pages::list_pages;
+use super::{AtDeadline, Audited, Sweeping, schedule_info, summary_report};
 use crate::arn::{parse_secret_arn, secret_arn_in_region};
 use crate::aws::{CellTally, Counted, Opened, Ports, SweepPlan};
 use crate::config::SweepQueue as QueueConfig;
 use crate::engine::inspect::Budget;
 use crate::engine::scope::NotEntered;
-use crate::engine::{App, HandlerError, emit_metrics, epoch_ms};
+use crate::engine::{App, HandlerError, epoch_ms};
 use crate::event::{Scheduled, SqsRecord};
-use crate::metrics::{ErrorKind, Line, error_kind, trigger_dimension};
-use crate::model::{Code, Gap, SecretState, Snapshot, now_rfc3339};
+use crate::metrics::trigger_dimension;
+use crate::model::{AccountCounts, Code, Gap, GapKind, SecretState, Snapshot, now_rfc3339};
 use crate::org::{
     CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, Close, Closing,
-    NotPlanned, PartCount, SweepRecord,
+    NotPlanned, PartCount, Position, SweepRecord,
 };
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
@@ -100,6 +102,23 @@ struct CellRun {
     seen: u64,
 }
 
+/// The scheduled event's id names the sweep: a redelivered event
+/// (EventBridge and Lambda's retries) finds its sweep planned. An id unfit
+/// for a key gets a new one.
+fn sweep_id(scheduled: &Scheduled) -> String {
+    scheduled
+        .event_id
+        .clone()
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 100
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
 impl<C: Ports, S: ReportSink> App<C, S> {
     /// Plan the org sweep for one scheduled event: write its item, send
     /// one message per (account, Region) cell.
@@ -125,19 +144,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 &"ListAccounts returned no ACTIVE account",
             ));
         }
-        // The scheduled event's id names the sweep: a redelivered event
-        // (EventBridge and Lambda's retries) finds its sweep planned.
-        let sweep_id = scheduled
-            .event_id
-            .clone()
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= 100
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            })
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let sweep_id = sweep_id(scheduled);
         let cells = Cell::plan(&sweep_id, &accounts, &regions, scheduled);
         let plan = SweepPlan {
             sweep_id: sweep_id.clone(),
@@ -155,7 +162,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 self.clients.open_sweep(&plan),
             )
             .await
-            .map_err(|g| fail("could not write the sweep's item", &gap_text(&g)))?;
+            .map_err(|g| fail("could not write the sweep's item", &g.reason))?;
         if opened == (Opened::Existing { all_sent: true }) {
             info!(sweep_id = %sweep_id, outcome = "already_planned", "org sweep already planned: its messages were sent");
             return Ok(json!({"status": "already_planned", "sweep_id": sweep_id}));
@@ -169,7 +176,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 self.clients.send_cells(&queue.url, &queue_region, &bodies),
             )
             .await
-            .map_err(|g| fail("could not send the cells to the sweep queue", &gap_text(&g)))?;
+            .map_err(|g| fail("could not send the cells to the sweep queue", &g.reason))?;
         // The summary's own path: a close message that looks at the sweep
         // until its summary is out (a resent plan sends another: harmless).
         budget
@@ -184,7 +191,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 ),
             )
             .await
-            .map_err(|g| fail("could not send the sweep's close message", &gap_text(&g)))?;
+            .map_err(|g| fail("could not send the sweep's close message", &g.reason))?;
         budget
             .run(
                 "dynamodb:UpdateItem",
@@ -192,7 +199,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 self.clients.sweep_sent(&sweep_id),
             )
             .await
-            .map_err(|g| fail("could not mark the sweep's messages sent", &gap_text(&g)))?;
+            .map_err(|g| fail("could not mark the sweep's messages sent", &g.reason))?;
         info!(
             sweep_id = %sweep_id,
             accounts = accounts.len(),
@@ -234,13 +241,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             )
             .await
         {
-            Ok(accounts) => Ok(accounts),
-            Err(g) if g.reason.contains("AWSOrganizationsNotInUseException") => {
-                let own = scheduled.account.clone().ok_or_else(|| gap_text(&g))?;
+            Ok(Some(accounts)) => Ok(accounts),
+            Ok(None) => {
+                let own = scheduled.account.clone().ok_or(
+                    "the account is in no organisation, and the schedule's event names no account",
+                )?;
                 warn!(account = %own, "the account is in no organisation: the org sweep covers it alone");
                 Ok(vec![own])
             }
-            Err(g) => Err(gap_text(&g)),
+            Err(g) => Err(g.reason),
         }
     }
 
@@ -267,7 +276,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         let queue = self.settings.sweep.queue.as_ref().expect("checked");
         let region = queue.region.as_deref().unwrap_or(&self.home_region);
         let own_queue = crate::arn::queue_arn(&queue.url, region);
-        let mut failures = Vec::new();
+        let mut response = SqsBatchResponse::default();
         for record in records {
             // Only the sweep queue's own records: a batch made by hand
             // (an Invoke with a `Records` array) names another or none.
@@ -279,14 +288,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     outcome = "refused",
                     "a record not from the sweep queue: it fails, and nothing is audited or counted"
                 );
-                failures.push(json!({"itemIdentifier": record.message_id}));
+                response.add_failure(&record.message_id);
                 continue;
             }
             if !self.sweep_cell(record, budget, request_id).await {
-                failures.push(json!({"itemIdentifier": record.message_id}));
+                response.add_failure(&record.message_id);
             }
         }
-        Ok(json!({ "batchItemFailures": failures }))
+        Ok(serde_json::to_value(response).expect("a batch response always serialises"))
     }
 
     /// One record: whether it succeeded.
@@ -403,7 +412,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         self.count_and_summarise(cell, tally, budget, request_id)
             .await
             .map_err(|e| e.to_string())?;
-        let c = &run.count;
+        let c = &run.count.secrets;
         info!(
             sweep_id = %cell.sweep_id,
             cell = %cell.cell_id(),
@@ -430,23 +439,18 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         started: Instant,
         request_id: &str,
     ) {
-        emit_metrics(
-            &self.settings,
-            Line {
-                timestamp_ms: epoch_ms(),
-                trigger: trigger_dimension("schedule"),
-                region: &self.home_region,
-                tally,
-                duration_ms: started.elapsed().as_millis() as u64,
-                secrets_swept: Some(seen),
-                properties: vec![
-                    ("sweep_id", json!(cell.sweep_id)),
-                    ("cell", json!(cell.cell_id())),
-                    ("part", json!(cell.part)),
-                    ("account", json!(cell.account)),
-                    ("request_id", json!(request_id)),
-                ],
-            },
+        self.emit_metrics(
+            trigger_dimension("schedule"),
+            tally,
+            started.elapsed(),
+            Some(seen),
+            vec![
+                ("sweep_id", json!(cell.sweep_id)),
+                ("cell", json!(cell.cell_id())),
+                ("part", json!(cell.part)),
+                ("account", json!(cell.account)),
+                ("request_id", json!(request_id)),
+            ],
         );
     }
 
@@ -668,7 +672,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .map(|c| {
                 let name = record.cell_name(*c);
                 let region = name.split_once('/').map(|(_, r)| r.to_string());
-                crate::audit::finding(
+                let mut f = crate::audit::finding(
                     &key,
                     Code::AuditIncomplete,
                     region.as_deref(),
@@ -678,7 +682,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                         self.settings.sweep.max_receive_count
                     ),
                     "Fix what the logs name (the member role, a quota, the Region), then redrive the dead-letter queue's messages to the sweep queue, or wait for the next sweep.".into(),
-                )
+                );
+                // The cause is in the logs of the deliveries that failed.
+                f.gap_kind = Some(GapKind::Other);
+                f
             })
             .collect();
         summary_report(
@@ -698,12 +705,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         request_id: &str,
     ) -> Result<CellRun, String> {
         let info = schedule_info(&cell.trigger);
-        let member;
-        let clients = match self.enter(&cell.account, budget).await {
-            Ok(c) => {
-                member = c;
-                &member
-            }
+        let clients = match self.in_account(Some(&cell.account), budget).await {
+            Ok(clients) => clients,
             // In the plan, but no longer one the auditor may act in (it
             // left the organisation since): the cell completes with
             // AUDIT_INCOMPLETE, as a denied role's does.
@@ -713,86 +716,30 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     .cell_not_entered(cell, gap, info, budget, request_id)
                     .await;
             }
-            Err(NotEntered::Failed(gap)) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
+            Err(NotEntered::Failed(gap)) if gap.kind == GapKind::AccessDenied => {
                 return self
                     .cell_not_entered(cell, gap, info, budget, request_id)
                     .await;
             }
-            Err(NotEntered::Failed(gap)) => return Err(gap_text(&gap)),
+            Err(NotEntered::Failed(gap)) => return Err(gap.reason),
         };
         self.own_org(budget).await;
-        let keys = CachedKeys::new(clients);
-        let replicas = ListedReplicas::new(clients, *budget);
         // The sweep started when its schedule fired (every part of the
         // cell reads after that): the mark its ledger may move to.
-        let policies = self.policy_book(sweep_started(&cell.trigger));
-        let mut audited = Audited {
-            carry_over: true,
-            ..Audited::default()
-        };
-        let regions = self.sweep_regions();
+        let sweeping = self.sweeping(
+            &clients,
+            info,
+            sweep_started(&cell.trigger),
+            (budget, request_id),
+            AtDeadline::CarryOver,
+        );
+        let mut audited = Audited::default();
         let mut position = cell.position.clone();
-        let mut pending = std::mem::take(&mut position.pending);
-        let mut seen = 0u64;
-        let stop = loop {
-            if !pending.is_empty() {
-                let targets: Vec<(String, String)> = pending
-                    .drain(..)
-                    .filter_map(|arn| {
-                        let region = parse_secret_arn(&arn)?.region;
-                        Some((arn, region))
-                    })
-                    .collect();
-                self.audit_primaries(
-                    clients,
-                    futures::stream::iter(targets),
-                    &info,
-                    (&replicas, &keys, &policies),
-                    (budget, request_id),
-                    &(),
-                    &mut audited,
-                )
-                .await;
-                if !audited.not_reached.is_empty() {
-                    pending = std::mem::take(&mut audited.not_reached);
-                    break Stop::OutOfTime;
-                }
-            }
-            if position.listed_all {
-                break Stop::Done;
-            }
-            if budget.call_window().is_none() {
-                break Stop::OutOfTime;
-            }
-            let listed = budget
-                .run(
-                    "secretsmanager:ListSecrets",
-                    &cell.region,
-                    clients.list_secrets(&cell.region, None, position.next_token.clone()),
-                )
-                .await;
-            match listed {
-                Ok((page, next)) => {
-                    pending = responsible(&page, &cell.region, &regions);
-                    seen += pending.len() as u64;
-                    match next.filter(|t| !t.is_empty()) {
-                        Some(t) => position.next_token = Some(t),
-                        None => {
-                            position.next_token = None;
-                            position.listed_all = true;
-                        }
-                    }
-                }
-                // The time ran out while listing: the rest is the remainder.
-                Err(_) if budget.call_window().is_none() => break Stop::OutOfTime,
-                // What was audited before stays counted with the cell.
-                Err(gap) if error_kind(&gap.reason) == ErrorKind::AccessDenied => {
-                    break Stop::Denied(gap);
-                }
-                Err(gap) => return Err(gap_text(&gap)),
-            }
-        };
-        let (policies_read, policies_not_due) = policies.totals();
+        let (stop, seen) = self
+            .audit_cell(&sweeping, cell, &mut position, &mut audited)
+            .await?;
+        let calls = sweeping.call_counts();
+        let Sweeping { info, policies, .. } = sweeping;
         // The cell's own Region is complete once its last part listed and
         // audited every secret there.
         let done = matches!(stop, Stop::Done);
@@ -802,29 +749,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if let Some(e) = audited.publish_error() {
             return Err(e.to_string());
         }
-        let s = &audited.summary;
         let count = PartCount {
             account: cell.account_index,
-            secrets_seen: seen,
-            secrets_audited: s.secrets_audited as u64,
-            secrets_with_findings: s.secrets_with_findings as u64,
-            reports_published: s.reports_published as u64,
-            by_code: s
-                .by_code
-                .iter()
-                .map(|(k, v)| (k.clone(), *v as u64))
-                .collect(),
-            kms_calls: keys.calls.load(Ordering::Relaxed) as u64,
-            kms_cache_hits: keys.hits.load(Ordering::Relaxed) as u64,
-            replicas_from_listing: replicas.answered.load(Ordering::Relaxed) as u64,
-            replica_listing_calls: replicas.pages.load(Ordering::Relaxed) as u64,
-            policies_read,
-            policies_not_due,
+            secrets: AccountCounts {
+                secrets_seen: seen as usize,
+                ..std::mem::take(&mut audited.counts)
+            },
+            calls,
         };
-        let next = matches!(stop, Stop::OutOfTime).then(|| {
-            position.pending = pending;
-            cell.remainder(position)
-        });
+        let next = matches!(stop, Stop::OutOfTime).then(|| cell.remainder(position));
         let mut run = CellRun {
             count,
             next,
@@ -836,6 +769,75 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 .await?;
         }
         Ok(run)
+    }
+
+    /// The cell's audits from `position` on, page by page of its Region's
+    /// listing, until it is done, denied or out of time; `position` is left
+    /// where a remainder goes on from. Why it stopped, and the secrets this
+    /// part listed; `Err` (why) when the delivery must be made again.
+    async fn audit_cell(
+        &self,
+        sweeping: &Sweeping<'_, C>,
+        cell: &Cell,
+        position: &mut Position,
+        audited: &mut Audited,
+    ) -> Result<(Stop, u64), String> {
+        let budget = sweeping.budget;
+        let regions = self.sweep_regions();
+        let mut pending = std::mem::take(&mut position.pending);
+        let mut seen = 0u64;
+        let start = position.next_token.clone();
+        let mut pages = std::pin::pin!(list_pages(
+            sweeping.clients,
+            budget,
+            &cell.region,
+            None,
+            start
+        ));
+        let stop = loop {
+            if !pending.is_empty() {
+                let targets: Vec<(String, String)> = pending
+                    .drain(..)
+                    .filter_map(|arn| {
+                        let region = parse_secret_arn(&arn)?.region;
+                        Some((arn, region))
+                    })
+                    .collect();
+                let targets = futures::stream::iter(targets);
+                self.audit_primaries(sweeping, targets, &(), audited).await;
+                if !audited.not_reached.is_empty() {
+                    pending = std::mem::take(&mut audited.not_reached);
+                    break Stop::OutOfTime;
+                }
+            }
+            if position.listed_all {
+                break Stop::Done;
+            }
+            if budget.call_window().is_none() {
+                break Stop::OutOfTime;
+            }
+            // Not `listed_all`: the stream has a page (or its gap) to give.
+            let Some(listed) = pages.next().await else {
+                break Stop::Done;
+            };
+            match listed {
+                Ok((page, next)) => {
+                    pending = responsible(&page, &cell.region, &regions);
+                    seen += pending.len() as u64;
+                    position.listed_all = next.is_none();
+                    position.next_token = next;
+                }
+                // The time ran out while listing: the rest is the remainder.
+                Err(_) if budget.call_window().is_none() => break Stop::OutOfTime,
+                // What was audited before stays counted with the cell.
+                Err(gap) if gap.kind == GapKind::AccessDenied => {
+                    break Stop::Denied(gap);
+                }
+                Err(gap) => return Err(gap.reason),
+            }
+        };
+        position.pending = pending;
+        Ok((stop, seen))
     }
 
     /// A cell whose account could not be entered for a reason retrying
@@ -876,9 +878,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         request_id: &str,
     ) -> Result<(), String> {
         warn!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), call = %gap.call, reason = %gap.reason, outcome = "cell_incomplete", "org sweep cell could not be audited: AUDIT_INCOMPLETE");
-        let mut snapshot = Snapshot::empty(format!("account {} in {}", cell.account, cell.region));
-        snapshot.account = Some(cell.account.clone());
-        snapshot.gaps.push(gap);
+        let subject = format!("account {} in {}", cell.account, cell.region);
+        let snapshot = Snapshot::unseen(subject, &cell.account, vec![gap]);
         let report = self
             .finish(&self.clients, &snapshot, None, info, budget, request_id)
             .await;
@@ -887,26 +888,11 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .await
             .map_err(|e| format!("could not publish the cell's AUDIT_INCOMPLETE report: {e}"))?;
         run.metrics.add_findings(&report);
-        let count = &mut run.count;
-        count.secrets_with_findings += u64::from(!report.findings.is_empty());
-        count.reports_published += u64::from(published.is_some());
-        for f in &report.findings {
-            *count
-                .by_code
-                .entry(f.code.as_str().to_string())
-                .or_default() += 1;
-        }
+        let counts = &mut run.count.secrets;
+        counts.count_findings(&report.findings);
+        counts.reports_published += usize::from(published.is_some());
         run.next = None;
         Ok(())
-    }
-
-    /// SWEEP_REGIONS, else the function's own.
-    fn sweep_regions(&self) -> Vec<String> {
-        if self.settings.sweep.regions.is_empty() {
-            vec![self.home_region.clone()]
-        } else {
-            self.settings.sweep.regions.clone()
-        }
     }
 
     /// The state table's Region (for errors).
@@ -949,16 +935,6 @@ fn sweep_started(trigger: &Scheduled) -> Option<i64> {
     .ok()?;
     let now = time::OffsetDateTime::now_utc();
     Some(at.min(now).unix_timestamp())
-}
-
-fn gap_text(g: &Gap) -> String {
-    // The reason already names the call and Region (AwsError's text),
-    // unless the call never started.
-    if g.reason.starts_with(&g.call) {
-        g.reason.clone()
-    } else {
-        format!("{} in {}: {}", g.call, g.region, g.reason)
-    }
 }
 
 #[cfg(test)]
