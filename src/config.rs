@@ -657,29 +657,16 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
+        // (variables besides the topic, the variable named); None: no topic.
         let cases: [(&[(&str, &str)], &str); 20] = [
+            (&[("STATE_TABLE", "a b")], "STATE_TABLE"),
+            (&[("STATE_TABLE", "arn:aws:s3:::bucket")], "STATE_TABLE"),
             (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("STATE_TABLE", "a b")],
+                &[("STATE_TABLE", "t1"), ("REMEDIATION", "dry-run")],
                 "STATE_TABLE",
             ),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("STATE_TABLE", "arn:aws:s3:::bucket"),
-                ],
-                "STATE_TABLE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("STATE_TABLE", "t1"),
-                    ("REMEDIATION", "dry-run"),
-                ],
-                "STATE_TABLE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("STATE_TABLE", "state"),
                     ("REMEDIATION_WRITES_PER_SECOND", "0"),
                 ],
@@ -687,103 +674,56 @@ mod tests {
             ),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("STATE_TABLE", "state"),
                     ("REMEDIATION_WRITES_PER_SECOND", "50"),
                 ],
                 "REMEDIATION_WRITES_PER_SECOND",
             ),
-            (&[], "FINDINGS_TOPIC_ARN"),
+            (&[("FINDINGS_TOPIC_ARN", "")], "FINDINGS_TOPIC_ARN"),
             (
                 &[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")],
                 "FINDINGS_TOPIC_ARN",
             ),
+            (&[("MIN_SEVERITY", "urgent")], "MIN_SEVERITY"),
             (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("MIN_SEVERITY", "urgent")],
-                "MIN_SEVERITY",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("REQUIRE_CUSTOMER_MANAGED_KEY", "yes"),
-                ],
+                &[("REQUIRE_CUSTOMER_MANAGED_KEY", "yes")],
                 "REQUIRE_CUSTOMER_MANAGED_KEY",
             ),
+            (&[("ALLOWED_REGIONS", "us-east-1,Mars")], "ALLOWED_REGIONS"),
+            (&[("REQUIRED_REGIONS", "us_east_1")], "REQUIRED_REGIONS"),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("ALLOWED_REGIONS", "us-east-1,Mars"),
-                ],
-                "ALLOWED_REGIONS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("REQUIRED_REGIONS", "us_east_1"),
-                ],
-                "REQUIRED_REGIONS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("ALLOWED_REGIONS", "us-east-1"),
                     ("REQUIRED_REGIONS", "eu-west-1"),
                 ],
                 "REQUIRED_REGIONS",
             ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("TRUSTED_ACCOUNT_IDS", "12345"),
-                ],
-                "TRUSTED_ACCOUNT_IDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("TRUSTED_ORG_IDS", "o-abc")],
-                "TRUSTED_ORG_IDS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("TRUSTED_ORG_IDS", "o-A1B2C3D4E5"),
-                ],
-                "TRUSTED_ORG_IDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "maybe")],
-                "REMEDIATION",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("RETRY_VERIFY_SECONDS", "soon"),
-                ],
-                "RETRY_VERIFY_SECONDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("RETRY_MAX_ATTEMPTS", "9")],
-                "RETRY_MAX_ATTEMPTS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("ALLOW_FORCE_OVERWRITE", "yes"),
-                ],
-                "ALLOW_FORCE_OVERWRITE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("AUDITOR_ROLE_ARN", "auditor"),
-                ],
-                "AUDITOR_ROLE_ARN",
-            ),
+            (&[("TRUSTED_ACCOUNT_IDS", "12345")], "TRUSTED_ACCOUNT_IDS"),
+            (&[("TRUSTED_ORG_IDS", "o-abc")], "TRUSTED_ORG_IDS"),
+            (&[("TRUSTED_ORG_IDS", "o-A1B2C3D4E5")], "TRUSTED_ORG_IDS"),
+            (&[("REMEDIATION", "maybe")], "REMEDIATION"),
+            (&[("RETRY_VERIFY_SECONDS", "soon")], "RETRY_VERIFY_SECONDS"),
+            (&[("RETRY_MAX_ATTEMPTS", "9")], "RETRY_MAX_ATTEMPTS"),
+            (&[("ALLOW_FORCE_OVERWRITE", "yes")], "ALLOW_FORCE_OVERWRITE"),
+            (&[("AUDITOR_ROLE_ARN", "auditor")], "AUDITOR_ROLE_ARN"),
         ];
         for (vars, var) in cases {
-            let e = load(vars).unwrap_err();
+            let mut all = vec![("FINDINGS_TOPIC_ARN", TOPIC)];
+            all.extend_from_slice(vars);
+            let e = load(&all).unwrap_err();
             assert_eq!(e.var(), var, "{e}");
             assert!(e.to_string().contains(var));
         }
+        assert_eq!(
+            load(&[
+                ("ALLOWED_REGIONS", "us-east-1"),
+                ("REQUIRED_REGIONS", "eu-west-1"),
+                ("FINDINGS_TOPIC_ARN", TOPIC)
+            ])
+            .unwrap_err()
+            .to_string(),
+            "configuration error in REQUIRED_REGIONS: eu-west-1 is required but not in ALLOWED_REGIONS"
+        );
     }
 
     #[test]

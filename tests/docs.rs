@@ -175,9 +175,6 @@ fn the_configuration_table_is_every_setting_the_code_reads() {
     let doc = read("docs/configuration.md");
     let rows = table(&doc, "variable");
     let t = support::template::parsed();
-    let env = t["Resources"]["AuditorFunction"]["Properties"]["Environment"]["Variables"]
-        .as_object()
-        .unwrap();
 
     // The settings' rows are the settings table's, rendered by the code.
     let generated: Vec<String> = SETTINGS.iter().map(|s| s.markdown_row()).collect();
@@ -223,85 +220,94 @@ fn the_configuration_table_is_every_setting_the_code_reads() {
     );
 
     for r in &rows {
-        let (var, param, flag, default, range) =
-            (token(&r[0]), token(&r[1]), token(&r[2]), &r[3], &r[4]);
-        let what = var.clone().or(param.clone()).unwrap();
-        // The parameter is the one the template wires to the variable.
-        match &var {
-            Some(v) => {
-                let wired = env.get(v.as_str()).map(|e| {
-                    let mut ps = BTreeSet::new();
-                    parameters_in(&t, e, &mut ps);
-                    ps
-                });
-                match (&param, wired) {
-                    (Some(p), Some(ps)) => assert_eq!(
-                        ps,
-                        BTreeSet::from([p.clone()]),
-                        "{v}: template.yaml sets it from these parameters"
-                    ),
-                    (Some(p), None) => {
-                        panic!("{v}: template.yaml does not set it, yet {p} is named")
-                    }
-                    (None, Some(ps)) => assert!(
-                        ps.is_empty(),
-                        "{v}: the template sets it from {ps:?}, the table says none"
-                    ),
-                    (None, None) => {}
+        row_against_the_template(&t, r);
+    }
+}
+
+/// A row of the configuration table against template.yaml: the parameter
+/// is the one wired to the variable, with the same default and range; the
+/// flag is the settings table's. (A setting's default and range are what
+/// its parser accepts: the table's own tests, src/config/table/tests.rs.)
+fn row_against_the_template(t: &Value, r: &[String]) {
+    let env = t["Resources"]["AuditorFunction"]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap();
+    let (var, param, flag, default, range) =
+        (token(&r[0]), token(&r[1]), token(&r[2]), &r[3], &r[4]);
+    let what = var.clone().or(param.clone()).unwrap();
+    // The parameter is the one the template wires to the variable.
+    match &var {
+        Some(v) => {
+            let wired = env.get(v.as_str()).map(|e| {
+                let mut ps = BTreeSet::new();
+                parameters_in(t, e, &mut ps);
+                ps
+            });
+            match (&param, wired) {
+                (Some(p), Some(ps)) => assert_eq!(
+                    ps,
+                    BTreeSet::from([p.clone()]),
+                    "{v}: template.yaml sets it from these parameters"
+                ),
+                (Some(p), None) => {
+                    panic!("{v}: template.yaml does not set it, yet {p} is named")
                 }
-            }
-            None => assert!(
-                param.is_some() && flag.is_none(),
-                "a row with no variable is a template parameter's: {r:?}"
-            ),
-        }
-        if var.is_some() && param.is_none() {
-            assert!(
-                r[1].len() > "— ".len(),
-                "{what}: say why there is no parameter"
-            );
-        }
-        // The flag is the one the settings table gives the variable.
-        let want_flag = var
-            .as_deref()
-            .and_then(setting)
-            .and_then(|s| s.flag.long())
-            .map(|f| format!("--{f}"));
-        assert_eq!(flag, want_flag, "{what}: the command line's flag");
-        // The default and the range: the template's, and the code's.
-        let p = param.as_ref().map(|p| &t["Parameters"][p.as_str()]);
-        let default_token = default.starts_with('`').then(|| token(default).unwrap());
-        if let (Some(p), Some(d)) = (p, &default_token) {
-            let pd = match &p["Default"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            assert_eq!(&pd, d, "{what}: template.yaml's default");
-        }
-        if let (Some((lo, hi)), Some(p)) = (numeric_range(range), p) {
-            assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
-            assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
-        }
-        if let (Some(values), Some(p)) = (listed_values(range), p) {
-            {
-                let allowed: Vec<String> = p["AllowedValues"]
-                    .as_array()
-                    .unwrap_or_else(|| panic!("{what}: AllowedValues"))
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect();
-                assert_eq!(allowed, values, "{what}: template.yaml's AllowedValues");
+                (None, Some(ps)) => assert!(
+                    ps.is_empty(),
+                    "{v}: the template sets it from {ps:?}, the table says none"
+                ),
+                (None, None) => {}
             }
         }
-        if var.as_deref() == Some("RUST_LOG") {
-            assert_eq!(
-                default_token.as_deref(),
-                Some(replica_auditor::logging::DEFAULT_FILTER),
-                "RUST_LOG's default is logging::DEFAULT_FILTER"
-            );
+        None => assert!(
+            param.is_some() && flag.is_none(),
+            "a row with no variable is a template parameter's: {r:?}"
+        ),
+    }
+    if var.is_some() && param.is_none() {
+        assert!(
+            r[1].len() > "— ".len(),
+            "{what}: say why there is no parameter"
+        );
+    }
+    // The flag is the one the settings table gives the variable.
+    let want_flag = var
+        .as_deref()
+        .and_then(setting)
+        .and_then(|s| s.flag.long())
+        .map(|f| format!("--{f}"));
+    assert_eq!(flag, want_flag, "{what}: the command line's flag");
+    // The default and the range: the template's, and the code's.
+    let p = param.as_ref().map(|p| &t["Parameters"][p.as_str()]);
+    let default_token = default.starts_with('`').then(|| token(default).unwrap());
+    if let (Some(p), Some(d)) = (p, &default_token) {
+        let pd = match &p["Default"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(&pd, d, "{what}: template.yaml's default");
+    }
+    if let (Some((lo, hi)), Some(p)) = (numeric_range(range), p) {
+        assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
+        assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
+    }
+    if let (Some(values), Some(p)) = (listed_values(range), p) {
+        {
+            let allowed: Vec<String> = p["AllowedValues"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: AllowedValues"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(allowed, values, "{what}: template.yaml's AllowedValues");
         }
-        // A setting's default and range are what its parser accepts: the
-        // table's own tests (src/config/table/tests.rs) check each entry.
+    }
+    if var.as_deref() == Some("RUST_LOG") {
+        assert_eq!(
+            default_token.as_deref(),
+            Some(replica_auditor::logging::DEFAULT_FILTER),
+            "RUST_LOG's default is logging::DEFAULT_FILTER"
+        );
     }
 }
 

@@ -165,11 +165,18 @@ async fn command(cmd: &Command, run: Run) -> Result<(Vec<Report>, Option<String>
         first: Collect::default(),
         second: hub(c),
     };
-    let (home_region, budget, request_id) =
-        (run.home_region.clone(), run.budget, &run.request_id.clone());
+    let Run {
+        settings,
+        topics,
+        clients,
+        home_region,
+        budget,
+        request_id,
+    } = run;
+    let request_id = request_id.as_str();
     match cmd {
         Command::Audit { secrets, .. } => {
-            let (app, me) = app(run.clients, run.settings, &home_region, collect).await?;
+            let (app, me) = app(clients, settings, &home_region, collect).await?;
             let reports = audit(&app, secrets, &me, &home_region, &budget, request_id).await?;
             if hub_on {
                 for r in &reports {
@@ -181,7 +188,7 @@ async fn command(cmd: &Command, run: Run) -> Result<(Vec<Report>, Option<String>
             Ok((reports, account_of(&me)))
         }
         Command::Sweep { .. } => {
-            let (app, me) = app(run.clients, run.settings, &home_region, collect).await?;
+            let (app, me) = app(clients, settings, &home_region, collect).await?;
             let scheduled = Scheduled {
                 event_id: None,
                 time: Some(now_rfc3339()),
@@ -196,7 +203,7 @@ async fn command(cmd: &Command, run: Run) -> Result<(Vec<Report>, Option<String>
             swept.map_err(failed)?;
             Ok((app.sink.take(), account_of(&me)))
         }
-        Command::Replay { files, .. } => match run.topics {
+        Command::Replay { files, .. } => match topics {
             Some(config) => {
                 let publish = |c: &AwsClients| Both {
                     first: SnsSink::new(
@@ -206,14 +213,14 @@ async fn command(cmd: &Command, run: Run) -> Result<(Vec<Report>, Option<String>
                     ),
                     second: hub(c),
                 };
-                let (app, me) = app(run.clients, run.settings, &home_region, publish).await?;
+                let (app, me) = app(clients, settings, &home_region, publish).await?;
                 Ok((
                     replay(&app, files, &budget, request_id).await?,
                     account_of(&me),
                 ))
             }
             None => {
-                let (app, me) = app(run.clients, run.settings, &home_region, collect).await?;
+                let (app, me) = app(clients, settings, &home_region, collect).await?;
                 Ok((
                     replay(&app, files, &budget, request_id).await?,
                     account_of(&me),
