@@ -165,12 +165,17 @@ impl<P: Place> SettingArgs<P> {
     }
 }
 
+/// A help line as clap derive writes a doc comment: no final period.
+fn help(text: &'static str) -> &'static str {
+    text.strip_suffix('.').unwrap_or(text)
+}
+
 /// A flag with a value, its id the variable.
 fn value_arg(var: &'static str, f: &FlagSpec) -> Arg {
     Arg::new(var)
         .long(f.long)
         .value_name(f.value_name)
-        .help(f.help)
+        .help(help(f.help))
         .global(f.on == On::Global)
 }
 
@@ -191,7 +196,7 @@ fn clap_args(s: &'static Setting) -> Vec<Arg> {
                 let others = switches.iter().filter(|o| o.long != c.long);
                 Arg::new(c.long)
                     .long(c.long)
-                    .help(c.help)
+                    .help(help(c.help))
                     .action(ArgAction::SetTrue)
                     .global(*on == On::Global)
                     .conflicts_with_all(others.map(|o| o.long))
