@@ -1,22 +1,146 @@
 //! Configuration from the environment, validated once at cold start.
-//! A bad value is a start-up error that names the variable.
+//! A bad value is a start-up error that names the variable. Every setting
+//! is one entry of [`table::SETTINGS`], which the command line's flags and
+//! docs/configuration.md are made from too.
 
-use std::collections::BTreeSet;
+pub mod table;
 
 pub use crate::arn::topic_region;
-use crate::arn::{Arn, TableArn, is_account_id, is_region_name, is_sns_topic_arn, parse_table_arn};
+use crate::arn::{TableArn, is_account_id, is_region_name, parse_table_arn};
 use crate::model::Severity;
 pub use crate::model::{
     DEFAULT_WRITES_PER_SECOND, Remediation, RemediationMode, Rules, StateTable,
     WRITES_PER_SECOND_RANGE, split_list,
 };
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("configuration error in {var}: {message}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
+/// A start-up error: which setting, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigError {
+    /// A required variable is unset (what it is for).
+    Missing {
+        var: &'static str,
+        purpose: &'static str,
+    },
+    /// A value (or a list's item) that is not accepted.
+    Invalid {
+        var: &'static str,
+        value: String,
+        /// After the value: `"x" is not ...`.
+        expected: String,
+    },
+    /// A list's item outside another setting's list.
+    NotWithin {
+        var: &'static str,
+        value: String,
+        within: &'static str,
+    },
+    /// `var` is unset although another setting needs it.
+    Requires {
+        var: &'static str,
+        because: &'static Requirement,
+    },
 }
+
+impl ConfigError {
+    /// The variable the error is about.
+    pub fn var(&self) -> &'static str {
+        match self {
+            ConfigError::Missing { var, .. }
+            | ConfigError::Invalid { var, .. }
+            | ConfigError::NotWithin { var, .. }
+            | ConfigError::Requires { var, .. } => var,
+        }
+    }
+
+    /// What is wrong, after the variable's name.
+    pub fn message(&self) -> String {
+        match self {
+            ConfigError::Missing { purpose, .. } => format!("is required ({purpose})"),
+            ConfigError::Invalid {
+                value, expected, ..
+            } => format!("{value:?} {expected}"),
+            ConfigError::NotWithin { value, within, .. } => {
+                format!("{value} is required but not in {within}")
+            }
+            ConfigError::Requires { because: r, .. } => {
+                format!(
+                    "is required when {} {} ({}){}",
+                    r.by, r.when, r.purpose, r.fix
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "configuration error in {}: {}",
+            self.var(),
+            self.message()
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A setting another one needs: the rule is checked once, for every
+/// setting in [`REQUIREMENTS`].
+#[derive(Debug)]
+pub struct Requirement {
+    /// The variable needed.
+    pub var: &'static str,
+    /// The variable that needs it.
+    pub by: &'static str,
+    /// When it needs it: `is on`, `is set`.
+    pub when: &'static str,
+    /// What the needed setting is for.
+    pub purpose: &'static str,
+    /// After the purpose, for the Lambda: how else to start.
+    pub fix: &'static str,
+    /// Whether `by` needs it in these settings.
+    applies: fn(&Settings) -> bool,
+    /// Whether these settings have it.
+    met: fn(&Settings) -> bool,
+}
+
+impl PartialEq for Requirement {
+    fn eq(&self, other: &Self) -> bool {
+        (self.var, self.by) == (other.var, other.by)
+    }
+}
+
+/// Who needs STATE_TABLE, and why.
+pub static REQUIREMENTS: [Requirement; 3] = [
+    Requirement {
+        var: "STATE_TABLE",
+        by: "REMEDIATION",
+        when: "is on",
+        purpose: "the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time",
+        fix: "; set it, or set REMEDIATION to dry-run or off",
+        applies: |s| s.remediation.mode == RemediationMode::On,
+        met: |s| s.remediation.state_table.is_some(),
+    },
+    Requirement {
+        var: "STATE_TABLE",
+        by: "SECURITY_HUB",
+        when: "is on",
+        purpose: "the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved there",
+        fix: "; set it, or set SECURITY_HUB to off",
+        applies: |s| s.security_hub,
+        met: |s| s.remediation.state_table.is_some(),
+    },
+    Requirement {
+        var: "STATE_TABLE",
+        by: "SWEEP_QUEUE_URL",
+        when: "is set",
+        purpose: "the org sweep counts its cells there, so that one summary is published when the last is done",
+        fix: "",
+        applies: |s| s.sweep.queue.is_some(),
+        met: |s| s.remediation.state_table.is_some(),
+    },
+];
 
 /// The Lambda's configuration: where reports go, and the audit settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,45 +257,19 @@ impl Config {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Read the configuration through `get` (tests pass a map).
+    /// Read the configuration through `get` (tests pass a map): the
+    /// topics, then the settings.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let err = |var: &'static str, message: String| ConfigError { var, message };
-        let topic = get("FINDINGS_TOPIC_ARN")
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                err(
-                    "FINDINGS_TOPIC_ARN",
-                    "is required (the SNS topic that receives finding reports)".into(),
-                )
-            })?;
-        if !is_sns_topic_arn(&topic) {
-            return Err(err(
-                "FINDINGS_TOPIC_ARN",
-                format!(
-                    "{topic:?} is not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)"
-                ),
-            ));
-        }
-        let chat_topic_arn = match get("CHAT_TOPIC_ARN")
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-        {
-            None => None,
-            Some(t) if is_sns_topic_arn(&t) && !t.ends_with(".fifo") => Some(t),
-            Some(t) => {
-                return Err(err(
-                    "CHAT_TOPIC_ARN",
-                    format!(
-                        "{t:?} is not a standard SNS topic ARN (Amazon Q Developer in chat applications does not read FIFO topics)"
-                    ),
-                ));
-            }
-        };
+        let mut draft = table::Draft::new();
+        draft.read(table::Part::Topics, &get)?;
+        draft.read(table::Part::Settings, &get)?;
+        let (topic, chat) = (draft.findings_topic_arn.take(), draft.chat_topic_arn.take());
+        let settings = draft.finish()?;
         Ok(Config {
-            findings_topic_arn: topic,
-            chat_topic_arn,
-            settings: Settings::from_lookup(get)?,
+            // Never empty: the table makes it required.
+            findings_topic_arn: topic.unwrap_or_default(),
+            chat_topic_arn: chat,
+            settings,
         })
     }
 }
@@ -185,236 +283,62 @@ impl Settings {
     /// Read the settings through `get`; FINDINGS_TOPIC_ARN and
     /// CHAT_TOPIC_ARN are not read.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-        let err = |var: &'static str, message: String| ConfigError { var, message };
-        let mut notes = Vec::new();
-        let min_severity = match get("MIN_SEVERITY").filter(|s| !s.trim().is_empty()) {
-            None => Severity::Low,
-            Some(s) => s.parse().map_err(|m| err("MIN_SEVERITY", m))?,
-        };
-        let require_customer_managed_key = boolean(&get, "REQUIRE_CUSTOMER_MANAGED_KEY")?;
-        let regions = |var: &'static str| -> Result<BTreeSet<String>, ConfigError> {
-            let list = split_list(get(var));
-            match list.iter().find(|r| !is_region_name(r)) {
-                Some(bad) => Err(err(
-                    var,
-                    format!("{bad:?} is not a Region name like us-east-1"),
-                )),
-                None => Ok(list.into_iter().collect()),
-            }
-        };
-        let allowed_regions = regions("ALLOWED_REGIONS")?;
-        let required_regions = regions("REQUIRED_REGIONS")?;
-        if let Some(r) = required_regions
+        let mut draft = table::Draft::new();
+        draft.read(table::Part::Settings, &get)?;
+        draft.finish()
+    }
+}
+
+impl table::Draft {
+    /// What is chosen once every setting is read: REMEDIATION's default,
+    /// then the rules between settings.
+    fn finish(mut self) -> Result<Settings, ConfigError> {
+        if !self.remediation_given {
+            // Unset: on when remediation has what it needs (the state
+            // table of its leases), else report only. The template sets
+            // both; the bare binary is safe without them.
+            let s = &mut self.settings;
+            s.remediation.mode = if s.remediation.state_table.is_some() {
+                RemediationMode::On
+            } else {
+                s.notes.push(REMEDIATION_OFF_NOTE.to_string());
+                RemediationMode::Off
+            };
+        }
+        if let Some(r) = self.required_not_allowed() {
+            return Err(ConfigError::NotWithin {
+                var: "REQUIRED_REGIONS",
+                value: r.clone(),
+                within: "ALLOWED_REGIONS",
+            });
+        }
+        if let Some(r) = REQUIREMENTS
             .iter()
-            .find(|r| !allowed_regions.is_empty() && !allowed_regions.contains(*r))
+            .find(|r| (r.applies)(&self.settings) && !(r.met)(&self.settings))
         {
-            return Err(err(
-                "REQUIRED_REGIONS",
-                format!("{r} is required but not in ALLOWED_REGIONS"),
-            ));
+            return Err(ConfigError::Requires {
+                var: r.var,
+                because: r,
+            });
         }
-        let trusted_account_ids = split_list(get("TRUSTED_ACCOUNT_IDS"));
-        if let Some(bad) = trusted_account_ids.iter().find(|a| !is_account_id(a)) {
-            return Err(err(
-                "TRUSTED_ACCOUNT_IDS",
-                format!("{bad:?} is not a 12-digit account id"),
-            ));
-        }
-        let trusted_org_ids = split_list(get("TRUSTED_ORG_IDS"));
-        if let Some(bad) = trusted_org_ids
-            .iter()
-            .find(|o| !crate::policy::is_org_id(o))
-        {
-            return Err(err(
-                "TRUSTED_ORG_IDS",
-                format!(
-                    "{bad:?} is not an organisation id (o- and 10 to 32 lower-case letters or digits)"
-                ),
-            ));
-        }
-        let remediation = Remediation {
-            mode: match get("REMEDIATION")
-                .map(|s| s.trim().to_ascii_lowercase())
-                .as_deref()
-            {
-                Some("on") => RemediationMode::On,
-                // Unset: on when remediation has what it needs (the
-                // state table of its leases), else report only. The
-                // template sets both; the bare binary is safe without them.
-                None | Some("") => match get("STATE_TABLE").filter(|t| !t.trim().is_empty()) {
-                    Some(_) => RemediationMode::On,
-                    None => {
-                        notes.push(REMEDIATION_OFF_NOTE.to_string());
-                        RemediationMode::Off
-                    }
-                },
-                Some("dry-run") => RemediationMode::DryRun,
-                Some("off") => RemediationMode::Off,
-                Some(other) => {
-                    return Err(err(
-                        "REMEDIATION",
-                        format!("{other:?} is not on, dry-run or off"),
-                    ));
-                }
-            },
-            verify: std::time::Duration::from_secs(number(
-                &get,
-                "RETRY_VERIFY_SECONDS",
-                20,
-                0..=600,
-            )?),
-            allow_force_overwrite: boolean(&get, "ALLOW_FORCE_OVERWRITE")?,
-            max_attempts: number(&get, "RETRY_MAX_ATTEMPTS", 1, 0..=5)? as u32,
-            auditor_role_arn: match get("AUDITOR_ROLE_ARN")
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-            {
-                None => None,
-                Some(a) if Arn::parse(&a).is_some() => Some(a),
-                Some(a) => return Err(err("AUDITOR_ROLE_ARN", format!("{a:?} is not an IAM ARN"))),
-            },
-            state_table: state_table(get("STATE_TABLE"))?,
-            writes_per_second: number(
-                &get,
-                "REMEDIATION_WRITES_PER_SECOND",
-                DEFAULT_WRITES_PER_SECOND,
-                WRITES_PER_SECOND_RANGE,
-            )? as u32,
-        };
-        if remediation.mode == RemediationMode::On && remediation.state_table.is_none() {
-            return Err(err(
-                "STATE_TABLE",
-                "is required when REMEDIATION is on (the DynamoDB table that holds the remediation leases, so that one retry per secret and Region runs at a time); set it, or set REMEDIATION to dry-run or off".into(),
-            ));
-        }
-        let security_hub = match get("SECURITY_HUB")
-            .map(|s| s.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("") | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                return Err(err("SECURITY_HUB", format!("{other:?} is not on or off")));
-            }
-        };
-        if security_hub && remediation.state_table.is_none() {
-            return Err(err(
-                "STATE_TABLE",
-                "is required when SECURITY_HUB is on (the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved there); set it, or set SECURITY_HUB to off".into(),
-            ));
-        }
-        if get("SWEEP_QUEUE_URL").is_some_and(|u| !u.trim().is_empty())
-            && remediation.state_table.is_none()
-        {
-            return Err(err(
-                "STATE_TABLE",
-                "is required when SWEEP_QUEUE_URL is set (the org sweep counts its cells there, so that one summary is published when the last is done)".into(),
-            ));
-        }
-        Ok(Settings {
-            notes,
-            security_hub,
-            min_severity,
-            rules: Rules {
-                allowed_regions,
-                required_regions,
-                require_customer_managed_key,
-                trusted_account_ids,
-                trusted_org_ids,
-            },
-            remediation,
-            sweep: Sweep {
-                regions: {
-                    let list = split_list(get("SWEEP_REGIONS"));
-                    if let Some(bad) = list.iter().find(|r| !is_region_name(r)) {
-                        return Err(err(
-                            "SWEEP_REGIONS",
-                            format!("{bad:?} is not a Region name like us-east-1"),
-                        ));
-                    }
-                    list
-                },
-                concurrency: number(
-                    &get,
-                    "SWEEP_CONCURRENCY",
-                    DEFAULT_SWEEP_CONCURRENCY,
-                    1..=256,
-                )? as usize,
-                queue: sweep_queue(get("SWEEP_QUEUE_URL"))?,
-                // SQS allows a maxReceiveCount of 1 to 1,000.
-                max_receive_count: number(
-                    &get,
-                    "SWEEP_MAX_RECEIVE_COUNT",
-                    DEFAULT_MAX_RECEIVE_COUNT,
-                    1..=1000,
-                )? as u32,
-                policy_refresh: number(
-                    &get,
-                    "SWEEP_POLICY_REFRESH",
-                    DEFAULT_POLICY_REFRESH,
-                    1..=1000,
-                )? as u32,
-            },
-            accounts: Accounts {
-                member_role_name: match get("MEMBER_ROLE_NAME")
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                {
-                    None => crate::aws::DEFAULT_MEMBER_ROLE_NAME.to_string(),
-                    Some(name) if is_role_name(&name) => name,
-                    Some(name) => {
-                        return Err(err(
-                            "MEMBER_ROLE_NAME",
-                            format!(
-                                "{name:?} is not an IAM role name (1 to 64 of a-z, A-Z, 0-9 and +=,.@_-)"
-                            ),
-                        ));
-                    }
-                },
-                only: {
-                    let list = split_list(get("ACCOUNT_IDS"));
-                    if let Some(bad) = list.iter().find(|a| !is_account_id(a)) {
-                        return Err(err(
-                            "ACCOUNT_IDS",
-                            format!("{bad:?} is not a 12-digit account id"),
-                        ));
-                    }
-                    list
-                },
-            },
-            metrics: match get("METRICS")
-                .map(|s| s.trim().to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("") | Some("on") => MetricsOut::Stdout,
-                Some("off") => MetricsOut::Off,
-                Some(other) => return Err(err("METRICS", format!("{other:?} is not on or off"))),
-            },
-        })
+        Ok(self.settings)
     }
 }
 
 /// STATE_TABLE: a DynamoDB table name, or a table ARN
-/// (`arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME`); absent or empty is none.
-fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
-    let Some(raw) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = |why: &str| ConfigError {
-        var: "STATE_TABLE",
-        message: format!("{raw:?} {why}"),
-    };
+/// (`arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME`).
+fn state_table(raw: &str) -> Result<StateTable, &'static str> {
     let (name, region) = match raw.strip_prefix("arn:") {
-        Some(_) => match parse_table_arn(&raw) {
+        Some(_) => match parse_table_arn(raw) {
             Some(TableArn::Table { region, name }) => (name.to_string(), Some(region.to_string())),
-            Some(TableArn::NotATable) => return Err(bad("is not a DynamoDB table ARN")),
+            Some(TableArn::NotATable) => return Err("is not a DynamoDB table ARN"),
             None => {
-                return Err(bad(
+                return Err(
                     "is not a DynamoDB table ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME)",
-                ));
+                );
             }
         },
-        None => (raw.clone(), None),
+        None => (raw.to_string(), None),
     };
     // DynamoDB table names: 3 to 255 of a-z A-Z 0-9 _ - .
     let valid = (3..=255).contains(&name.len())
@@ -422,29 +346,21 @@ fn state_table(raw: Option<String>) -> Result<Option<StateTable>, ConfigError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if !valid {
-        return Err(bad(
+        return Err(
             "is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, - and .) or table ARN",
-        ));
+        );
     }
-    Ok(Some(StateTable { name, region }))
+    Ok(StateTable { name, region })
 }
 
 /// SWEEP_QUEUE_URL: an SQS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`,
-/// or another endpoint's `http(s)://HOST/ACCOUNT/NAME`); absent or empty is none.
-fn sweep_queue(raw: Option<String>) -> Result<Option<SweepQueue>, ConfigError> {
-    let Some(url) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || ConfigError {
-        var: "SWEEP_QUEUE_URL",
-        message: format!(
-            "{url:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
-        ),
-    };
+/// or another endpoint's `http(s)://HOST/ACCOUNT/NAME`).
+fn sweep_queue(url: &str) -> Result<SweepQueue, &'static str> {
+    let bad = "is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)";
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(bad)?;
+        .ok_or(bad)?;
     let mut parts = rest.split('/');
     let (host, account, name) = (parts.next(), parts.next(), parts.next());
     let name_ok = |n: &str| {
@@ -463,12 +379,12 @@ fn sweep_queue(raw: Option<String>) -> Result<Option<SweepQueue>, ConfigError> {
                 .and_then(|h| h.split('.').next())
                 .filter(|r| is_region_name(r))
                 .map(str::to_string);
-            Ok(Some(SweepQueue {
-                url: url.clone(),
+            Ok(SweepQueue {
+                url: url.to_string(),
                 region,
-            }))
+            })
         }
-        _ => Err(bad()),
+        _ => Err(bad),
     }
 }
 
@@ -478,44 +394,6 @@ fn is_role_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
-
-/// A `true`/`false` variable; absent or empty is false.
-fn boolean(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
-    match get(var).map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ConfigError {
-            var,
-            message: format!("{other:?} is not true or false"),
-        }),
-    }
-}
-
-/// A whole number within `range`; absent or empty is `default`.
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    let Some(raw) = get(var)
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-    else {
-        return Ok(default);
-    };
-    match raw.parse::<u64>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(ConfigError {
-            var,
-            message: format!(
-                "{raw:?} is not a whole number from {} to {}",
-                range.start(),
-                range.end()
-            ),
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -547,9 +425,9 @@ mod tests {
         assert_eq!(s.remediation.mode, RemediationMode::Off);
         assert_eq!(s.min_severity, Severity::High);
         let bad = Settings::from_lookup(get(&[("REMEDIATION", "off"), ("MIN_SEVERITY", "LOUD")]));
-        assert_eq!(bad.unwrap_err().var, "MIN_SEVERITY");
+        assert_eq!(bad.unwrap_err().var(), "MIN_SEVERITY");
         assert_eq!(
-            load(&[("REMEDIATION", "off")]).unwrap_err().var,
+            load(&[("REMEDIATION", "off")]).unwrap_err().var(),
             "FINDINGS_TOPIC_ARN"
         );
         let c = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "off")]).unwrap();
@@ -599,7 +477,7 @@ mod tests {
         assert_eq!(m(&[]).unwrap(), MetricsOut::Stdout);
         assert_eq!(m(&[("METRICS", "ON")]).unwrap(), MetricsOut::Stdout);
         assert_eq!(m(&[("METRICS", "off")]).unwrap(), MetricsOut::Off);
-        assert_eq!(m(&[("METRICS", "yes")]).unwrap_err().var, "METRICS");
+        assert_eq!(m(&[("METRICS", "yes")]).unwrap_err().var(), "METRICS");
     }
 
     #[test]
@@ -625,12 +503,12 @@ mod tests {
         assert!(!named.audits("777788889999"));
         for bad in ["role/with/path", "has space", &"x".repeat(65)] {
             assert_eq!(
-                a(&[("MEMBER_ROLE_NAME", bad)]).unwrap_err().var,
+                a(&[("MEMBER_ROLE_NAME", bad)]).unwrap_err().var(),
                 "MEMBER_ROLE_NAME"
             );
         }
         assert_eq!(
-            a(&[("ACCOUNT_IDS", "1111")]).unwrap_err().var,
+            a(&[("ACCOUNT_IDS", "1111")]).unwrap_err().var(),
             "ACCOUNT_IDS"
         );
     }
@@ -662,7 +540,7 @@ mod tests {
                 ("CHAT_TOPIC_ARN", bad),
             ])
             .unwrap_err();
-            assert_eq!(e.var, "CHAT_TOPIC_ARN", "{bad}");
+            assert_eq!(e.var(), "CHAT_TOPIC_ARN", "{bad}");
         }
     }
 
@@ -705,9 +583,10 @@ mod tests {
             ("SECURITY_HUB", "on"),
         ])
         .unwrap_err();
-        assert_eq!(e.var, "STATE_TABLE");
+        assert_eq!(e.var(), "STATE_TABLE");
         assert!(
-            e.message.starts_with("is required when SECURITY_HUB is on"),
+            e.message()
+                .starts_with("is required when SECURITY_HUB is on"),
             "{e}"
         );
         let on = load(&[
@@ -724,7 +603,7 @@ mod tests {
             ("SECURITY_HUB", "yes"),
         ])
         .unwrap_err();
-        assert_eq!(bad.var, "SECURITY_HUB");
+        assert_eq!(bad.var(), "SECURITY_HUB");
     }
 
     #[test]
@@ -732,7 +611,7 @@ mod tests {
         // REMEDIATION=on asked for without its table: a start-up error.
         {
             let e = load(&[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "on")]).unwrap_err();
-            assert_eq!(e.var, "STATE_TABLE", "{e}");
+            assert_eq!(e.var(), "STATE_TABLE", "{e}");
             assert!(
                 e.to_string().starts_with(
                     "configuration error in STATE_TABLE: is required when REMEDIATION is on"
@@ -778,29 +657,16 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
+        // (variables besides the topic, the variable named); None: no topic.
         let cases: [(&[(&str, &str)], &str); 20] = [
+            (&[("STATE_TABLE", "a b")], "STATE_TABLE"),
+            (&[("STATE_TABLE", "arn:aws:s3:::bucket")], "STATE_TABLE"),
             (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("STATE_TABLE", "a b")],
+                &[("STATE_TABLE", "t1"), ("REMEDIATION", "dry-run")],
                 "STATE_TABLE",
             ),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("STATE_TABLE", "arn:aws:s3:::bucket"),
-                ],
-                "STATE_TABLE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("STATE_TABLE", "t1"),
-                    ("REMEDIATION", "dry-run"),
-                ],
-                "STATE_TABLE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("STATE_TABLE", "state"),
                     ("REMEDIATION_WRITES_PER_SECOND", "0"),
                 ],
@@ -808,103 +674,56 @@ mod tests {
             ),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("STATE_TABLE", "state"),
                     ("REMEDIATION_WRITES_PER_SECOND", "50"),
                 ],
                 "REMEDIATION_WRITES_PER_SECOND",
             ),
-            (&[], "FINDINGS_TOPIC_ARN"),
+            (&[("FINDINGS_TOPIC_ARN", "")], "FINDINGS_TOPIC_ARN"),
             (
                 &[("FINDINGS_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q")],
                 "FINDINGS_TOPIC_ARN",
             ),
+            (&[("MIN_SEVERITY", "urgent")], "MIN_SEVERITY"),
             (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("MIN_SEVERITY", "urgent")],
-                "MIN_SEVERITY",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("REQUIRE_CUSTOMER_MANAGED_KEY", "yes"),
-                ],
+                &[("REQUIRE_CUSTOMER_MANAGED_KEY", "yes")],
                 "REQUIRE_CUSTOMER_MANAGED_KEY",
             ),
+            (&[("ALLOWED_REGIONS", "us-east-1,Mars")], "ALLOWED_REGIONS"),
+            (&[("REQUIRED_REGIONS", "us_east_1")], "REQUIRED_REGIONS"),
             (
                 &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("ALLOWED_REGIONS", "us-east-1,Mars"),
-                ],
-                "ALLOWED_REGIONS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("REQUIRED_REGIONS", "us_east_1"),
-                ],
-                "REQUIRED_REGIONS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
                     ("ALLOWED_REGIONS", "us-east-1"),
                     ("REQUIRED_REGIONS", "eu-west-1"),
                 ],
                 "REQUIRED_REGIONS",
             ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("TRUSTED_ACCOUNT_IDS", "12345"),
-                ],
-                "TRUSTED_ACCOUNT_IDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("TRUSTED_ORG_IDS", "o-abc")],
-                "TRUSTED_ORG_IDS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("TRUSTED_ORG_IDS", "o-A1B2C3D4E5"),
-                ],
-                "TRUSTED_ORG_IDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("REMEDIATION", "maybe")],
-                "REMEDIATION",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("RETRY_VERIFY_SECONDS", "soon"),
-                ],
-                "RETRY_VERIFY_SECONDS",
-            ),
-            (
-                &[("FINDINGS_TOPIC_ARN", TOPIC), ("RETRY_MAX_ATTEMPTS", "9")],
-                "RETRY_MAX_ATTEMPTS",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("ALLOW_FORCE_OVERWRITE", "yes"),
-                ],
-                "ALLOW_FORCE_OVERWRITE",
-            ),
-            (
-                &[
-                    ("FINDINGS_TOPIC_ARN", TOPIC),
-                    ("AUDITOR_ROLE_ARN", "auditor"),
-                ],
-                "AUDITOR_ROLE_ARN",
-            ),
+            (&[("TRUSTED_ACCOUNT_IDS", "12345")], "TRUSTED_ACCOUNT_IDS"),
+            (&[("TRUSTED_ORG_IDS", "o-abc")], "TRUSTED_ORG_IDS"),
+            (&[("TRUSTED_ORG_IDS", "o-A1B2C3D4E5")], "TRUSTED_ORG_IDS"),
+            (&[("REMEDIATION", "maybe")], "REMEDIATION"),
+            (&[("RETRY_VERIFY_SECONDS", "soon")], "RETRY_VERIFY_SECONDS"),
+            (&[("RETRY_MAX_ATTEMPTS", "9")], "RETRY_MAX_ATTEMPTS"),
+            (&[("ALLOW_FORCE_OVERWRITE", "yes")], "ALLOW_FORCE_OVERWRITE"),
+            (&[("AUDITOR_ROLE_ARN", "auditor")], "AUDITOR_ROLE_ARN"),
         ];
         for (vars, var) in cases {
-            let e = load(vars).unwrap_err();
-            assert_eq!(e.var, var, "{e}");
+            let mut all = vec![("FINDINGS_TOPIC_ARN", TOPIC)];
+            all.extend_from_slice(vars);
+            let e = load(&all).unwrap_err();
+            assert_eq!(e.var(), var, "{e}");
             assert!(e.to_string().contains(var));
         }
+        assert_eq!(
+            load(&[
+                ("ALLOWED_REGIONS", "us-east-1"),
+                ("REQUIRED_REGIONS", "eu-west-1"),
+                ("FINDINGS_TOPIC_ARN", TOPIC)
+            ])
+            .unwrap_err()
+            .to_string(),
+            "configuration error in REQUIRED_REGIONS: eu-west-1 is required but not in ALLOWED_REGIONS"
+        );
     }
 
     #[test]
@@ -918,8 +737,8 @@ mod tests {
         );
         let url = "https://sqs.eu-west-1.amazonaws.com/111122223333/replica-auditor-sweep";
         let e = load(&[off[0], off[1], ("SWEEP_QUEUE_URL", url)]).unwrap_err();
-        assert_eq!(e.var, "STATE_TABLE", "{e}");
-        assert!(e.message.contains("SWEEP_QUEUE_URL"), "{e}");
+        assert_eq!(e.var(), "STATE_TABLE", "{e}");
+        assert!(e.message().contains("SWEEP_QUEUE_URL"), "{e}");
         let c = load(&[
             off[0],
             off[1],
@@ -945,11 +764,11 @@ mod tests {
             "https://sqs.us-east-1.amazonaws.com/111122223333/bad name",
         ] {
             let e = load(&[off[0], ("SWEEP_QUEUE_URL", bad), ("STATE_TABLE", "t-1")]).unwrap_err();
-            assert_eq!(e.var, "SWEEP_QUEUE_URL", "{bad}: {e}");
+            assert_eq!(e.var(), "SWEEP_QUEUE_URL", "{bad}: {e}");
         }
         for bad in ["0", "1001", "x"] {
             let e = load(&[off[0], off[1], ("SWEEP_MAX_RECEIVE_COUNT", bad)]).unwrap_err();
-            assert_eq!(e.var, "SWEEP_MAX_RECEIVE_COUNT");
+            assert_eq!(e.var(), "SWEEP_MAX_RECEIVE_COUNT");
         }
     }
 }

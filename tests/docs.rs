@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use clap::CommandFactory;
 use replica_auditor::config::Config;
+use replica_auditor::config::table::{SETTINGS, setting};
 use replica_auditor::model::Code;
 use serde_json::Value;
 
@@ -174,10 +175,23 @@ fn the_configuration_table_is_every_setting_the_code_reads() {
     let doc = read("docs/configuration.md");
     let rows = table(&doc, "variable");
     let t = support::template::parsed();
-    let env = t["Resources"]["AuditorFunction"]["Properties"]["Environment"]["Variables"]
-        .as_object()
-        .unwrap();
-    let flags: BTreeMap<&str, &str> = args::FLAGS.into_iter().collect();
+
+    // The settings' rows are the settings table's, rendered by the code.
+    let generated: Vec<String> = SETTINGS.iter().map(|s| s.markdown_row()).collect();
+    let written: Vec<&str> = doc
+        .lines()
+        .filter(|l| {
+            SETTINGS
+                .iter()
+                .any(|s| l.starts_with(&format!("| `{}` |", s.var)))
+        })
+        .collect();
+    assert!(
+        written == generated,
+        "docs/configuration.md's setting rows are not the settings table's \
+         (src/config/table.rs); they should read, in this order:\n{}",
+        generated.join("\n")
+    );
 
     // The rows: every variable the code reads, and every template parameter.
     let config_vars = variables_the_config_reads();
@@ -205,135 +219,100 @@ fn the_configuration_table_is_every_setting_the_code_reads() {
         "docs/configuration.md's parameters are exactly template.yaml's"
     );
 
-    let base = [
-        (
-            "FINDINGS_TOPIC_ARN",
-            "arn:aws:sns:us-west-2:123456789012:findings",
-        ),
-        ("STATE_TABLE", "replica-auditor-state"),
-    ];
-    let load = |extra: &[(&str, &str)]| {
-        let map: BTreeMap<&str, &str> = base.iter().chain(extra).copied().collect();
-        Config::from_lookup(|k| map.get(k).map(|v| v.to_string()))
-    };
     for r in &rows {
-        let (var, param, flag, default, range) =
-            (token(&r[0]), token(&r[1]), token(&r[2]), &r[3], &r[4]);
-        let what = var.clone().or(param.clone()).unwrap();
-        // The parameter is the one the template wires to the variable.
-        match &var {
-            Some(v) => {
-                let wired = env.get(v.as_str()).map(|e| {
-                    let mut ps = BTreeSet::new();
-                    parameters_in(&t, e, &mut ps);
-                    ps
-                });
-                match (&param, wired) {
-                    (Some(p), Some(ps)) => assert_eq!(
-                        ps,
-                        BTreeSet::from([p.clone()]),
-                        "{v}: template.yaml sets it from these parameters"
-                    ),
-                    (Some(p), None) => {
-                        panic!("{v}: template.yaml does not set it, yet {p} is named")
-                    }
-                    (None, Some(ps)) => assert!(
-                        ps.is_empty(),
-                        "{v}: the template sets it from {ps:?}, the table says none"
-                    ),
-                    (None, None) => {}
+        row_against_the_template(&t, r);
+    }
+}
+
+/// A row of the configuration table against template.yaml: the parameter
+/// is the one wired to the variable, with the same default and range; the
+/// flag is the settings table's. (A setting's default and range are what
+/// its parser accepts: the table's own tests, src/config/table/tests.rs.)
+fn row_against_the_template(t: &Value, r: &[String]) {
+    let env = t["Resources"]["AuditorFunction"]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap();
+    let (var, param, flag, default, range) =
+        (token(&r[0]), token(&r[1]), token(&r[2]), &r[3], &r[4]);
+    let what = var.clone().or(param.clone()).unwrap();
+    // The parameter is the one the template wires to the variable.
+    match &var {
+        Some(v) => {
+            let wired = env.get(v.as_str()).map(|e| {
+                let mut ps = BTreeSet::new();
+                parameters_in(t, e, &mut ps);
+                ps
+            });
+            match (&param, wired) {
+                (Some(p), Some(ps)) => assert_eq!(
+                    ps,
+                    BTreeSet::from([p.clone()]),
+                    "{v}: template.yaml sets it from these parameters"
+                ),
+                (Some(p), None) => {
+                    panic!("{v}: template.yaml does not set it, yet {p} is named")
                 }
+                (None, Some(ps)) => assert!(
+                    ps.is_empty(),
+                    "{v}: the template sets it from {ps:?}, the table says none"
+                ),
+                (None, None) => {}
             }
-            None => assert!(
-                param.is_some() && flag.is_none(),
-                "a row with no variable is a template parameter's: {r:?}"
-            ),
         }
-        if var.is_some() && param.is_none() {
-            assert!(
-                r[1].len() > "— ".len(),
-                "{what}: say why there is no parameter"
-            );
-        }
-        // The flag is the one the command line maps the variable to.
-        let want_flag = var
-            .as_deref()
-            .and_then(|v| flags.get(v))
-            .map(|f| f.to_string());
-        assert_eq!(
-            flag, want_flag,
-            "{what}: the command line's flag (args::FLAGS)"
+        None => assert!(
+            param.is_some() && flag.is_none(),
+            "a row with no variable is a template parameter's: {r:?}"
+        ),
+    }
+    if var.is_some() && param.is_none() {
+        assert!(
+            r[1].len() > "— ".len(),
+            "{what}: say why there is no parameter"
         );
-        // The default and the range: the template's, and the code's.
-        let p = param.as_ref().map(|p| &t["Parameters"][p.as_str()]);
-        let default_token = default.starts_with('`').then(|| token(default).unwrap());
-        if let (Some(p), Some(d)) = (p, &default_token) {
-            let pd = match &p["Default"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            assert_eq!(&pd, d, "{what}: template.yaml's default");
-        }
-        if let (Some((lo, hi)), Some(p)) = (numeric_range(range), p) {
-            assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
-            assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
-        }
-        if let (Some(values), Some(p)) = (listed_values(range), p) {
-            {
-                let allowed: Vec<String> = p["AllowedValues"]
-                    .as_array()
-                    .unwrap_or_else(|| panic!("{what}: AllowedValues"))
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect();
-                assert_eq!(allowed, values, "{what}: template.yaml's AllowedValues");
-            }
-        }
-        let Some(v) = var.as_deref() else { continue };
-        if v == "RUST_LOG" {
-            assert_eq!(
-                default_token.as_deref(),
-                Some(replica_auditor::logging::DEFAULT_FILTER),
-                "RUST_LOG's default is logging::DEFAULT_FILTER"
-            );
-        }
-        if !config_vars.contains(v) || v == "FINDINGS_TOPIC_ARN" || v == "STATE_TABLE" {
-            continue;
-        }
-        // The documented default changes nothing.
-        if let Some(d) = &default_token {
-            assert_eq!(
-                load(&[(v, d)]).map_err(|e| e.to_string()),
-                load(&[]).map_err(|e| e.to_string()),
-                "{v}={d} is the default"
-            );
-        }
-        // The documented range is what the code accepts.
-        let refused = |value: &str| match load(&[(v, value)]) {
-            Err(e) => assert_eq!(e.var, v, "{v}={value}: {e}"),
-            Ok(_) => panic!("{v}={value} is outside the documented range {range:?}"),
+    }
+    // The flag is the one the settings table gives the variable.
+    let want_flag = var
+        .as_deref()
+        .and_then(setting)
+        .and_then(|s| s.flag.long())
+        .map(|f| format!("--{f}"));
+    assert_eq!(flag, want_flag, "{what}: the command line's flag");
+    // The default and the range: the template's, and the code's.
+    let p = param.as_ref().map(|p| &t["Parameters"][p.as_str()]);
+    let default_token = default.starts_with('`').then(|| token(default).unwrap());
+    if let (Some(p), Some(d)) = (p, &default_token) {
+        let pd = match &p["Default"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
         };
-        if let Some((lo, hi)) = numeric_range(range) {
-            for ok in [lo, hi] {
-                load(&[(v, &ok.to_string())]).unwrap_or_else(|e| panic!("{v}={ok}: {e}"));
-            }
-            if lo > 0 {
-                refused(&(lo - 1).to_string());
-            }
-            refused(&(hi + 1).to_string());
+        assert_eq!(&pd, d, "{what}: template.yaml's default");
+    }
+    if let (Some((lo, hi)), Some(p)) = (numeric_range(range), p) {
+        assert_eq!(p["MinValue"].as_u64(), Some(lo), "{what}: MinValue");
+        assert_eq!(p["MaxValue"].as_u64(), Some(hi), "{what}: MaxValue");
+    }
+    if let (Some(values), Some(p)) = (listed_values(range), p) {
+        {
+            let allowed: Vec<String> = p["AllowedValues"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: AllowedValues"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(allowed, values, "{what}: template.yaml's AllowedValues");
         }
-        if let Some(values) = listed_values(range) {
-            for ok in &values {
-                load(&[(v, ok)]).unwrap_or_else(|e| panic!("{v}={ok}: {e}"));
-            }
-            refused("bogus");
-        }
+    }
+    if var.as_deref() == Some("RUST_LOG") {
+        assert_eq!(
+            default_token.as_deref(),
+            Some(replica_auditor::logging::DEFAULT_FILTER),
+            "RUST_LOG's default is logging::DEFAULT_FILTER"
+        );
     }
 }
 
 #[test]
-fn every_flag_with_a_variable_is_the_one_args_flags_names() {
-    let flags: BTreeMap<&str, &str> = args::FLAGS.into_iter().collect();
+fn every_flag_with_a_variable_is_the_settings_tables() {
     let cmd = args::Cli::command();
     let mut seen = 0;
     for c in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
@@ -341,9 +320,9 @@ fn every_flag_with_a_variable_is_the_one_args_flags_names() {
             if let (Some(var), Some(long)) = (a.get_env(), a.get_long()) {
                 let var = var.to_str().unwrap();
                 assert_eq!(
-                    flags.get(var).copied(),
-                    Some(format!("--{long}").as_str()),
-                    "{var}"
+                    setting(var).and_then(|s| s.flag.long()),
+                    Some(long),
+                    "{var}: the settings table's flag"
                 );
                 seen += 1;
             }

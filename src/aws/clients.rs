@@ -67,19 +67,63 @@ pub struct AwsClients {
     organizations: aws_sdk_organizations::Client,
 }
 
+/// Where AWS is, on top of the standard chain (environment, profile,
+/// SSO, instance or function role): what the command line's `--profile`,
+/// `--region`, `--endpoint-url` and `--role-arn` say. The Lambda gives
+/// none of them.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// A named profile of ~/.aws/config.
+    pub profile: Option<String>,
+    /// The own Region (else AWS_REGION or the profile's).
+    pub region: Option<String>,
+    /// One endpoint for every AWS call (e.g. a local emulator).
+    pub endpoint_url: Option<String>,
+    /// A role assumed first, with the credentials found.
+    pub role_arn: Option<String>,
+}
+
+/// The one SDK configuration of the process: the standard chain
+/// (environment, profile, `AWS_ENDPOINT_URL` and
+/// `AWS_ENDPOINT_URL_<SERVICE>`, credentials) with `conn` on top, the
+/// shared HTTPS client and the SDK's standard retry mode; then the role to
+/// assume, if any.
+async fn sdk_config(conn: &Connection) -> SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    if let Some(p) = &conn.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = &conn.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(e) = &conn.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let base = loader.load().await;
+    let Some(role) = &conn.role_arn else {
+        return base;
+    };
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+        .configure(&base)
+        .session_name("replica-auditor-cli")
+        .build()
+        .await;
+    base.into_builder()
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build()
+}
+
 impl AwsClients {
-    /// Load the standard AWS configuration (environment, profile,
-    /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, credentials),
-    /// with the SDK's standard retry mode.
-    /// The SNS client talks to `topic_region` (the findings topic's own
-    /// Region), which may differ from the function's.
-    pub async fn from_env(topic_region: Option<&str>) -> AwsClients {
-        let base = aws_config::from_env()
-            .http_client(http_client())
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
-        Self::from_config(base, topic_region)
+    /// The clients of both binaries: the SDK configuration `conn` gives
+    /// ([`Connection::default`]: the standard chain alone). The SNS client
+    /// talks to `topic_region` (the findings topic's own Region), which
+    /// may differ from the function's.
+    pub async fn connect(conn: &Connection, topic_region: Option<&str>) -> AwsClients {
+        Self::from_config(sdk_config(conn).await, topic_region)
     }
 
     pub fn from_config(base: SdkConfig, topic_region: Option<&str>) -> AwsClients {

@@ -19,7 +19,7 @@ mod state;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use clients::{Account, AwsClients, http_client};
+pub use clients::{Account, AwsClients, Connection, http_client};
 pub use error::{AwsError, error_chain};
 pub use members::{DEFAULT_MEMBER_ROLE_NAME, SESSION_NAME};
 

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 
-use replica_auditor::aws::AwsClients;
+use replica_auditor::aws::{AwsClients, Connection};
 use replica_auditor::config::{Config, topic_region};
 use replica_auditor::engine::App;
 use replica_auditor::engine::handler::budget_for_deadline;
@@ -28,10 +28,13 @@ async fn main() -> Result<(), Error> {
     for note in &config.settings.notes {
         tracing::warn!(note = %note, "start-up note");
     }
-    let clients = AwsClients::from_env(topic_region(&config.findings_topic_arn))
-        .await
-        .with_state_table(config.settings.remediation.state_table.as_ref())
-        .with_member_role(&config.settings.accounts.member_role_name);
+    let clients = AwsClients::connect(
+        &Connection::default(),
+        topic_region(&config.findings_topic_arn),
+    )
+    .await
+    .with_state_table(config.settings.remediation.state_table.as_ref())
+    .with_member_role(&config.settings.accounts.member_role_name);
     let home_region = clients.home_region().ok_or_else(|| {
         tracing::error!("start-up failed: AWS_REGION is not set");
         "configuration error in AWS_REGION: is required (the function's own Region)"

@@ -1,12 +1,16 @@
-//! The command line's arguments (clap derive). The audit rules are the
-//! Lambda's settings: each flag also reads the Lambda's variable, and
-//! every value is validated by `config::Settings`, the Lambda's own code.
+//! The command line's arguments (clap derive). The settings' flags are
+//! made from the settings table (`config::table::SETTINGS`): each entry
+//! names its flag, where it goes and whether it also reads the Lambda's
+//! variable, and every value is validated by `config::Settings`, the
+//! Lambda's own code.
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use super::output::Format;
+use replica_auditor::config::table::{Flag, FlagSpec, On, SETTINGS, Setting, setting};
 use replica_auditor::model::Severity;
 
 const ABOUT: &str = "Audit AWS Secrets Manager multi-Region replication from a terminal: \
@@ -23,8 +27,9 @@ pub struct Cli {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The audit rules, anywhere on the line.
     #[command(flatten)]
-    pub rules: RuleArgs,
+    pub rules: SettingArgs<Anywhere>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,27 +45,15 @@ pub enum Command {
         #[arg(required = true, value_name = "SECRET")]
         secrets: Vec<String>,
         #[command(flatten)]
-        remediation: RemediationArgs,
+        settings: SettingArgs<AfterAudit>,
     },
     /// Audit every replicated secret of some Regions, then print the sweep's summary.
     #[command(
         after_help = "Example:\n  replica-auditor --region us-west-2 sweep --regions us-west-2,eu-west-1 --format json > sweep.jsonl"
     )]
     Sweep {
-        /// Regions whose secrets are listed (default: --region).
-        #[arg(long, env = "SWEEP_REGIONS", value_name = "REGION,...")]
-        regions: Option<String>,
-        /// The most secrets audited at once (1 to 256; fewer when the
-        /// observed latency asks for fewer).
-        #[arg(long, env = "SWEEP_CONCURRENCY", value_name = "N")]
-        concurrency: Option<String>,
-        /// With --state-table: read each resource policy only when it may
-        /// have changed, every policy once in N sweeps (the Lambda's
-        /// SWEEP_POLICY_REFRESH). The default, 1, reads every policy.
-        #[arg(long, value_name = "N", default_value = "1")]
-        policy_refresh: String,
         #[command(flatten)]
-        remediation: RemediationArgs,
+        settings: SettingArgs<AfterSweep>,
     },
     /// Run sample EventBridge events through the Lambda's own handler, with no emulator.
     #[command(
@@ -71,16 +64,10 @@ pub enum Command {
         #[arg(required = true, value_name = "EVENT_FILE")]
         files: Vec<PathBuf>,
         /// Also publish the reports to SNS, as the Lambda does.
-        #[arg(long, requires = "findings_topic_arn")]
+        #[arg(long, requires = "FINDINGS_TOPIC_ARN")]
         publish: bool,
-        /// The SNS topic --publish sends to.
-        #[arg(long, env = "FINDINGS_TOPIC_ARN", value_name = "ARN")]
-        findings_topic_arn: Option<String>,
-        /// A second topic for Amazon Q Developer in chat applications (with --publish).
-        #[arg(long, env = "CHAT_TOPIC_ARN", value_name = "ARN")]
-        chat_topic_arn: Option<String>,
         #[command(flatten)]
-        remediation: RemediationArgs,
+        settings: SettingArgs<AfterReplay>,
     },
 }
 
@@ -131,195 +118,164 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
 }
 
-/// The audit rules: the Lambda's variables, as flags.
-#[derive(Debug, Args)]
-pub struct RuleArgs {
-    /// Regions a secret's primary and replicas may be in (comma-separated).
-    #[arg(
-        long,
-        global = true,
-        env = "ALLOWED_REGIONS",
-        value_name = "REGION,..."
-    )]
-    pub allowed_regions: Option<String>,
-    /// Regions every audited secret must have a replica in.
-    #[arg(
-        long,
-        global = true,
-        env = "REQUIRED_REGIONS",
-        value_name = "REGION,..."
-    )]
-    pub required_regions: Option<String>,
-    /// The AWS-managed aws/secretsmanager key is a finding.
-    #[arg(long, global = true, env = "REQUIRE_CUSTOMER_MANAGED_KEY", num_args = 0..=1,
-          default_missing_value = "true", value_name = "true|false")]
-    pub require_customer_managed_key: Option<String>,
-    /// Accounts key and secret policies may grant besides the secret's own.
-    #[arg(
-        long,
-        global = true,
-        env = "TRUSTED_ACCOUNT_IDS",
-        value_name = "ACCOUNT,..."
-    )]
-    pub trusted_account_ids: Option<String>,
-    /// Organisations key and secret policies may grant besides your own.
-    #[arg(long, global = true, env = "TRUSTED_ORG_IDS", value_name = "ORG,...")]
-    pub trusted_org_ids: Option<String>,
-    /// Findings below this severity are left out of the reports.
-    #[arg(long, global = true, env = "MIN_SEVERITY", value_name = "SEVERITY")]
-    pub min_severity: Option<String>,
+/// Where a group of setting flags sits: the table's [`On`]s it takes.
+pub trait Place: std::fmt::Debug {
+    const TAKES: &'static [On];
 }
 
-/// Remediation: off unless asked for.
-#[derive(Debug, Args)]
-pub struct RemediationArgs {
-    /// Retry failed replication where a retry can fix it (needs --state-table).
-    #[arg(long, conflicts_with = "dry_run")]
-    pub remediate: bool,
-    /// Report what remediation would do, without doing it.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// The DynamoDB table of remediation leases and of the Security Hub
-    /// findings each secret holds active (a name or a table ARN).
-    #[arg(long, env = "STATE_TABLE", value_name = "TABLE")]
-    pub state_table: Option<String>,
-    /// Also import the findings into AWS Security Hub, in each finding's
-    /// own account and Region, and resolve the ones no longer found
-    /// (needs --state-table).
-    #[arg(long)]
-    pub security_hub: bool,
-    /// Retry a name clash by overwriting the other secret (destroys it).
-    #[arg(long, env = "ALLOW_FORCE_OVERWRITE", num_args = 0..=1,
-          default_missing_value = "true", value_name = "true|false")]
-    pub allow_force_overwrite: Option<String>,
-    /// Retries per Region (0 to 5).
-    #[arg(long, env = "RETRY_MAX_ATTEMPTS", value_name = "N")]
-    pub retry_max_attempts: Option<String>,
-    /// How long to watch a retried replica (0 to 600 seconds).
-    #[arg(long, env = "RETRY_VERIFY_SECONDS", value_name = "SECONDS")]
-    pub retry_verify_seconds: Option<String>,
-    /// Replication writes per second (1 to 25).
-    #[arg(long, env = "REMEDIATION_WRITES_PER_SECOND", value_name = "N")]
-    pub remediation_writes_per_second: Option<String>,
+/// Before or after the subcommand.
+#[derive(Debug)]
+pub struct Anywhere;
+/// After `audit`.
+#[derive(Debug)]
+pub struct AfterAudit;
+/// After `sweep`.
+#[derive(Debug)]
+pub struct AfterSweep;
+/// After `replay`.
+#[derive(Debug)]
+pub struct AfterReplay;
+
+impl Place for Anywhere {
+    const TAKES: &'static [On] = &[On::Global];
+}
+impl Place for AfterAudit {
+    const TAKES: &'static [On] = &[On::Every];
+}
+impl Place for AfterSweep {
+    const TAKES: &'static [On] = &[On::Every, On::Sweep];
+}
+impl Place for AfterReplay {
+    const TAKES: &'static [On] = &[On::Every, On::Replay];
 }
 
-/// Each setting's variable and its flag: configuration errors name both.
-pub const FLAGS: [(&str, &str); 18] = [
-    ("ALLOWED_REGIONS", "--allowed-regions"),
-    ("REQUIRED_REGIONS", "--required-regions"),
-    (
-        "REQUIRE_CUSTOMER_MANAGED_KEY",
-        "--require-customer-managed-key",
-    ),
-    ("TRUSTED_ACCOUNT_IDS", "--trusted-account-ids"),
-    ("TRUSTED_ORG_IDS", "--trusted-org-ids"),
-    ("MIN_SEVERITY", "--min-severity"),
-    ("REMEDIATION", "--remediate"),
-    ("STATE_TABLE", "--state-table"),
-    ("SECURITY_HUB", "--security-hub"),
-    ("ALLOW_FORCE_OVERWRITE", "--allow-force-overwrite"),
-    ("RETRY_MAX_ATTEMPTS", "--retry-max-attempts"),
-    ("RETRY_VERIFY_SECONDS", "--retry-verify-seconds"),
-    (
-        "REMEDIATION_WRITES_PER_SECOND",
-        "--remediation-writes-per-second",
-    ),
-    ("SWEEP_REGIONS", "--regions"),
-    ("SWEEP_CONCURRENCY", "--concurrency"),
-    ("SWEEP_POLICY_REFRESH", "--policy-refresh"),
-    ("FINDINGS_TOPIC_ARN", "--findings-topic-arn"),
-    ("CHAT_TOPIC_ARN", "--chat-topic-arn"),
-];
+/// The flags of the settings the table places at `P`, and what they
+/// gave: each setting's value as the Lambda's variable.
+#[derive(Debug)]
+pub struct SettingArgs<P: Place> {
+    pub given: Vec<(&'static str, String)>,
+    place: PhantomData<P>,
+}
+
+impl<P: Place> SettingArgs<P> {
+    fn settings() -> impl Iterator<Item = &'static Setting> {
+        SETTINGS
+            .iter()
+            .filter(|s| s.flag.on().is_some_and(|on| P::TAKES.contains(&on)))
+    }
+}
+
+/// A help line as clap derive writes a doc comment: no final period.
+fn help(text: &'static str) -> &'static str {
+    text.strip_suffix('.').unwrap_or(text)
+}
+
+/// A flag with a value, its id the variable.
+fn value_arg(var: &'static str, f: &FlagSpec) -> Arg {
+    Arg::new(var)
+        .long(f.long)
+        .value_name(f.value_name)
+        .help(help(f.help))
+        .global(f.on == On::Global)
+}
+
+/// The clap arguments of one setting.
+fn clap_args(s: &'static Setting) -> Vec<Arg> {
+    match &s.flag {
+        Flag::Value(f) => vec![value_arg(s.var, f).env(s.var)],
+        Flag::Toggle(f) => vec![
+            value_arg(s.var, f)
+                .env(s.var)
+                .num_args(0..=1)
+                .default_missing_value("true"),
+        ],
+        Flag::ValueOr(f, default) => vec![value_arg(s.var, f).default_value(*default)],
+        Flag::Choice { on, switches, .. } => switches
+            .iter()
+            .map(|c| {
+                let others = switches.iter().filter(|o| o.long != c.long);
+                Arg::new(c.long)
+                    .long(c.long)
+                    .help(help(c.help))
+                    .action(ArgAction::SetTrue)
+                    .global(*on == On::Global)
+                    .conflicts_with_all(others.map(|o| o.long))
+            })
+            .collect(),
+        Flag::Fixed { .. } | Flag::None(_) => Vec::new(),
+    }
+}
+
+impl<P: Place> Args for SettingArgs<P> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(Self::settings().flat_map(clap_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<P: Place> FromArgMatches for SettingArgs<P> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let value = |id: &str| m.try_get_one::<String>(id).ok().flatten().cloned();
+        let on = |id: &str| m.try_get_one::<bool>(id).ok().flatten() == Some(&true);
+        let given = Self::settings()
+            .filter_map(|s| match &s.flag {
+                Flag::Value(_) | Flag::Toggle(_) | Flag::ValueOr(..) => {
+                    value(s.var).map(|v| (s.var, v))
+                }
+                Flag::Choice {
+                    switches,
+                    otherwise,
+                    ..
+                } => {
+                    let chosen = switches.iter().find(|c| on(c.long));
+                    Some((s.var, chosen.map_or(*otherwise, |c| c.value).to_string()))
+                }
+                Flag::Fixed { .. } | Flag::None(_) => None,
+            })
+            .collect();
+        Ok(SettingArgs {
+            given,
+            place: PhantomData,
+        })
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
 
 impl Cli {
-    /// The settings as the Lambda's variables (flag, else the variable),
-    /// for `config`'s parsing. REMEDIATION comes from --remediate and
-    /// --dry-run only: off by default, whatever the environment says.
+    /// The settings as the Lambda's variables, for `config`'s parsing:
+    /// what the flags gave (a flag, else its variable, per the table),
+    /// and the values the command line fixes whatever the environment
+    /// says (METRICS off: its stdout is its output). A setting without a
+    /// flag keeps its default.
     pub fn variables(&self) -> Vec<(&'static str, String)> {
-        let r = &self.rules;
-        let (remediation, sweep) = match &self.command {
-            Command::Audit { remediation, .. } | Command::Replay { remediation, .. } => {
-                (remediation, None)
-            }
-            Command::Sweep {
-                regions,
-                concurrency,
-                policy_refresh,
-                remediation,
-            } => (remediation, Some((regions, concurrency, policy_refresh))),
+        let after = match &self.command {
+            Command::Audit { settings, .. } => &settings.given,
+            Command::Sweep { settings } => &settings.given,
+            Command::Replay { settings, .. } => &settings.given,
         };
-        let mode = if remediation.remediate {
-            "on"
-        } else if remediation.dry_run {
-            "dry-run"
-        } else {
-            "off"
-        };
-        let mut vars: Vec<(&'static str, Option<&String>)> = vec![
-            ("ALLOWED_REGIONS", r.allowed_regions.as_ref()),
-            ("REQUIRED_REGIONS", r.required_regions.as_ref()),
-            (
-                "REQUIRE_CUSTOMER_MANAGED_KEY",
-                r.require_customer_managed_key.as_ref(),
-            ),
-            ("TRUSTED_ACCOUNT_IDS", r.trusted_account_ids.as_ref()),
-            ("TRUSTED_ORG_IDS", r.trusted_org_ids.as_ref()),
-            ("MIN_SEVERITY", r.min_severity.as_ref()),
-            ("STATE_TABLE", remediation.state_table.as_ref()),
-            (
-                "ALLOW_FORCE_OVERWRITE",
-                remediation.allow_force_overwrite.as_ref(),
-            ),
-            (
-                "RETRY_MAX_ATTEMPTS",
-                remediation.retry_max_attempts.as_ref(),
-            ),
-            (
-                "RETRY_VERIFY_SECONDS",
-                remediation.retry_verify_seconds.as_ref(),
-            ),
-            (
-                "REMEDIATION_WRITES_PER_SECOND",
-                remediation.remediation_writes_per_second.as_ref(),
-            ),
-        ];
-        if let Some((regions, concurrency, policy_refresh)) = sweep {
-            vars.push(("SWEEP_REGIONS", regions.as_ref()));
-            vars.push(("SWEEP_CONCURRENCY", concurrency.as_ref()));
-            vars.push(("SWEEP_POLICY_REFRESH", Some(policy_refresh)));
-        }
-        if let Command::Replay {
-            findings_topic_arn,
-            chat_topic_arn,
-            ..
-        } = &self.command
-        {
-            vars.push(("FINDINGS_TOPIC_ARN", findings_topic_arn.as_ref()));
-            vars.push(("CHAT_TOPIC_ARN", chat_topic_arn.as_ref()));
-        }
-        let mut out: Vec<(&'static str, String)> = vars
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v.clone())))
-            .collect();
-        out.push(("REMEDIATION", mode.to_string()));
-        // Security Hub only when asked for, whatever the environment says.
-        let hub = if remediation.security_hub {
-            "on"
-        } else {
-            "off"
-        };
-        out.push(("SECURITY_HUB", hub.to_string()));
-        // The command line's stdout is its output (tables, JSON Lines,
-        // CSV): never an EMF line there.
-        out.push(("METRICS", "off".to_string()));
-        out
+        let fixed = SETTINGS.iter().filter_map(|s| match s.flag {
+            Flag::Fixed { value, .. } => Some((s.var, value.to_string())),
+            _ => None,
+        });
+        self.rules
+            .given
+            .iter()
+            .chain(after)
+            .cloned()
+            .chain(fixed)
+            .collect()
     }
 }
 
 /// How a configuration error names a setting: its flag and its variable.
 pub fn flag_and_variable(var: &str) -> String {
-    match FLAGS.iter().find(|(v, _)| *v == var) {
-        Some((v, flag)) => format!("{flag} ({v})"),
+    match setting(var).and_then(|s| s.flag.long()) {
+        Some(long) => format!("--{long} ({var})"),
         None => var.to_string(),
     }
 }
@@ -412,8 +368,88 @@ mod tests {
             flag_and_variable("TRUSTED_ORG_IDS"),
             "--trusted-org-ids (TRUSTED_ORG_IDS)"
         );
-        for (var, _) in FLAGS {
-            assert!(flag_and_variable(var).contains(var));
+        assert_eq!(
+            flag_and_variable("REMEDIATION"),
+            "--remediate (REMEDIATION)"
+        );
+        assert_eq!(flag_and_variable("MEMBER_ROLE_NAME"), "MEMBER_ROLE_NAME");
+        for s in SETTINGS {
+            assert!(flag_and_variable(s.var).contains(s.var));
+        }
+    }
+
+    /// Every argument of every (sub)command, by long name: its env variable.
+    fn clap_flags() -> Vec<(String, String, Option<String>)> {
+        let cmd = Cli::command();
+        let mut out = Vec::new();
+        for c in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
+            for a in c.get_arguments() {
+                if let Some(long) = a.get_long() {
+                    let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                    out.push((c.get_name().to_string(), long.to_string(), env));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn clap_flags_and_their_variables_are_the_tables() {
+        let flags = clap_flags();
+        let has = |sub: &str, long: &str| flags.iter().find(|(c, l, _)| c == sub && l == long);
+        let mut checked = 0;
+        for s in SETTINGS {
+            let longs: Vec<&str> = match s.flag {
+                Flag::Choice { switches, .. } => switches.iter().map(|c| c.long).collect(),
+                _ => s.flag.long().into_iter().collect(),
+            };
+            let subs: &[&str] = match s.flag.on() {
+                None => &[],
+                Some(On::Global) => &["replica-auditor", "audit", "sweep", "replay"],
+                Some(On::Every) => &["audit", "sweep", "replay"],
+                Some(On::Sweep) => &["sweep"],
+                Some(On::Replay) => &["replay"],
+            };
+            for long in longs {
+                for sub in ["replica-auditor", "audit", "sweep", "replay"] {
+                    // Global arguments are listed where they are defined only.
+                    let expected = subs.contains(&sub)
+                        && !(s.flag.on() == Some(On::Global) && sub != "replica-auditor");
+                    let found = has(sub, long);
+                    assert_eq!(found.is_some(), expected, "--{long} on {sub}");
+                    if let Some((_, _, env)) = found {
+                        let reads = matches!(s.flag, Flag::Value(_) | Flag::Toggle(_));
+                        assert_eq!(env.as_deref(), reads.then_some(s.var), "--{long}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked >= 20, "{checked} flags checked");
+        // Every flag with a variable is a setting's.
+        for (sub, long, env) in &flags {
+            if let Some(var) = env {
+                assert_eq!(
+                    setting(var).and_then(|s| s.flag.long()),
+                    Some(long.as_str()),
+                    "{sub} --{long}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_command_line_fixes_metrics_off_and_passes_no_flagless_setting() {
+        let cli = Cli::try_parse_from(["replica-auditor", "sweep"]).unwrap();
+        assert_eq!(var(&cli, "METRICS").as_deref(), Some("off"));
+        assert_eq!(var(&cli, "SWEEP_POLICY_REFRESH").as_deref(), Some("1"));
+        for none in [
+            "MEMBER_ROLE_NAME",
+            "ACCOUNT_IDS",
+            "SWEEP_QUEUE_URL",
+            "AUDITOR_ROLE_ARN",
+        ] {
+            assert_eq!(var(&cli, none), None, "{none}");
         }
     }
 

@@ -11,11 +11,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_config::retry::RetryConfig;
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use replica_auditor::arn::Arn;
-use replica_auditor::aws::AwsClients;
+use replica_auditor::aws::{AwsClients, Connection};
+use replica_auditor::config::table::{Flag, setting};
 use replica_auditor::config::{Config, ConfigError, Settings, topic_region};
 use replica_auditor::engine::{App, Budget, HandlerError};
 use replica_auditor::event::{Scheduled, SecretRef};
@@ -38,11 +36,39 @@ pub const EXIT_ERROR: u8 = 2;
 pub struct CliError(pub String);
 
 impl From<ConfigError> for CliError {
+    /// The Lambda's error, in the command line's words: flags with their
+    /// variables. A setting that needs another is said with their flags
+    /// (`--remediate needs --state-table or STATE_TABLE: ...`).
     fn from(e: ConfigError) -> Self {
+        if let ConfigError::Requires { var, because } = &e
+            && let Some(by) = setting(because.by)
+            && let Some(needing) = by.flag.long()
+        {
+            let needed = setting(var)
+                .and_then(|s| s.flag.long())
+                .map_or_else(String::new, |long| format!("--{long} or "));
+            // The other switches of a choice (--dry-run) need nothing.
+            let instead: Vec<String> = match by.flag {
+                Flag::Choice { switches, .. } => switches
+                    .iter()
+                    .filter(|c| c.long != needing)
+                    .map(|c| format!("--{}", c.long))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let instead = match instead.is_empty() {
+                true => String::new(),
+                false => format!("; or use {}", instead.join(" or ")),
+            };
+            return CliError(format!(
+                "--{needing} needs {needed}{var}: {}{instead}",
+                because.purpose
+            ));
+        }
         CliError(format!(
             "configuration error in {}: {}",
-            flag_and_variable(e.var),
-            e.message
+            flag_and_variable(e.var()),
+            e.message()
         ))
     }
 }
@@ -58,24 +84,29 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
+/// What every command needs: the settings, the clients, who and where we
+/// are, and the time left.
+struct Run {
+    settings: Settings,
+    /// `replay --publish`: the topics.
+    topics: Option<Config>,
+    clients: AwsClients,
+    home_region: String,
+    budget: Budget,
+    request_id: String,
+}
+
 async fn execute(cli: &Cli) -> Result<u8, CliError> {
-    let lookup = |vars: &[(&'static str, String)], k: &str| {
-        vars.iter().find(|(v, _)| *v == k).map(|(_, x)| x.clone())
-    };
     let vars = cli.variables();
-    let mut settings = settings(&vars).map_err(|e| match e.var {
-        // The Lambda's message speaks of REMEDIATION; here it is a flag.
-        "STATE_TABLE" if e.message.starts_with("is required when REMEDIATION") => CliError(
-            "--remediate needs --state-table or STATE_TABLE: the DynamoDB table that holds the remediation leases (one retry per secret and Region at a time); or use --dry-run".into(),
-        ),
-        "STATE_TABLE" if e.message.starts_with("is required when SECURITY_HUB") => CliError(
-            "--security-hub needs --state-table or STATE_TABLE: the DynamoDB table that keeps each secret's active Security Hub findings, so that fixed problems are resolved".into(),
-        ),
-        _ => e.into(),
-    })?;
+    let lookup = |k: &str| vars.iter().find(|(v, _)| *v == k).map(|(_, x)| x.clone());
+    let mut settings = Settings::from_lookup(lookup)?;
     if cli.output.metrics {
         settings.metrics = replica_auditor::config::MetricsOut::Stderr;
     }
+    let topics = match &cli.command {
+        Command::Replay { publish: true, .. } => Some(Config::from_lookup(lookup)?),
+        _ => None,
+    };
     // Open the output first: a path that cannot be written fails before any AWS call.
     let (mut out, to_terminal): (Box<dyn Write>, bool) = match &cli.output.output {
         Some(path) => (Box::new(create(path)?), false),
@@ -90,112 +121,27 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
         .unwrap_or_else(|| Format::default_for(to_terminal));
     let colour = to_terminal && std::env::var_os("NO_COLOR").is_none();
 
-    let sdk = sdk_config(&cli.aws).await?;
-    let home_region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+    let topic = topics
+        .as_ref()
+        .and_then(|c| topic_region(&c.findings_topic_arn));
+    let clients = AwsClients::connect(&connection(&cli.aws)?, topic).await;
+    let home_region = clients.home_region().ok_or_else(|| {
         CliError("no AWS Region: give --region, or set AWS_REGION or a profile's region".into())
     })?;
     let budget = {
         let total = Duration::from_secs(cli.aws.timeout);
         Budget::until(Instant::now() + total, Budget::reserve_for(total))
     };
-    let request_id = format!("cli-{}", uuid::Uuid::new_v4());
-    // --security-hub: the findings go to Security Hub too.
-    let hub_on = settings.security_hub;
-    let hub = |c: &AwsClients| hub_on.then(|| SecurityHubSink::new(c.clone()));
-    let own_account: Option<String>;
-
-    let reports = match &cli.command {
-        Command::Audit { secrets, .. } => {
-            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
-                first: Collect::default(),
-                second: hub(c),
-            })
-            .await?;
-            own_account = account_of(&me);
-            let info = TriggerInfo {
-                source: "cli".into(),
-                event_name: "audit".into(),
-                event_id: None,
-                event_time: Some(now_rfc3339()),
-                region: Some(home_region.clone()),
-                account: Arn::parse(&me).map(|a| a.account.to_string()),
-                actor: Some(me),
-                error_code: None,
-            };
-            let secrets: Vec<SecretRef> = secrets.iter().map(|s| SecretRef::parse(s)).collect();
-            let audits = secrets
-                .iter()
-                .map(|s| app.audit_secret(s, info.clone(), &budget, &request_id));
-            let reports = futures::future::join_all(audits)
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| CliError(e.to_string()))?;
-            if hub_on {
-                for r in &reports {
-                    app.publish_if_needed(r)
-                        .await
-                        .map_err(|e| CliError(e.to_string()))?;
-                }
-            }
-            reports
-        }
-        Command::Sweep { .. } => {
-            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
-                first: Collect::default(),
-                second: hub(c),
-            })
-            .await?;
-            own_account = account_of(&me);
-            let scheduled = Scheduled {
-                event_id: None,
-                time: Some(now_rfc3339()),
-                region: Some(home_region.clone()),
-                account: Arn::parse(&me).map(|a| a.account.to_string()),
-            };
-            let bar = progress::Bar::new(std::io::stderr().is_terminal());
-            let swept = app
-                .sweep_with_progress(&scheduled, &budget, &request_id, &bar)
-                .await;
-            bar.finish();
-            swept.map_err(failed)?;
-            app.sink.take()
-        }
-        Command::Replay {
-            files,
-            publish: true,
-            ..
-        } => {
-            let config = Config::from_lookup(|k| lookup(&vars, k))?;
-            let topic = topic_region(&config.findings_topic_arn).map(str::to_string);
-            let (app, me) = app(
-                sdk,
-                topic.as_deref(),
-                settings,
-                &home_region,
-                |c: &AwsClients| Both {
-                    first: SnsSink::new(
-                        c.clone(),
-                        config.findings_topic_arn.clone(),
-                        config.chat_topic_arn.clone(),
-                    ),
-                    second: hub(c),
-                },
-            )
-            .await?;
-            own_account = account_of(&me);
-            replay(&app, files, &budget, &request_id).await?
-        }
-        Command::Replay { files, .. } => {
-            let (app, me) = app(sdk, None, settings, &home_region, |c: &AwsClients| Both {
-                first: Collect::default(),
-                second: hub(c),
-            })
-            .await?;
-            own_account = account_of(&me);
-            replay(&app, files, &budget, &request_id).await?
-        }
+    let run = Run {
+        settings,
+        topics,
+        clients,
+        home_region,
+        budget,
+        request_id: format!("cli-{}", uuid::Uuid::new_v4()),
     };
+    let home_region = run.home_region.clone();
+    let (reports, own_account) = command(&cli.command, run).await?;
     let ctx = replica_auditor::asff::Context {
         own_account: own_account.as_deref(),
         home_region: &home_region,
@@ -208,6 +154,110 @@ async fn execute(cli: &Cli) -> Result<u8, CliError> {
     } else {
         EXIT_CLEAN
     })
+}
+
+/// The command's reports, and the own account (the caller's).
+async fn command(cmd: &Command, run: Run) -> Result<(Vec<Report>, Option<String>), CliError> {
+    // --security-hub: the findings go to Security Hub too.
+    let hub_on = run.settings.security_hub;
+    let hub = |c: &AwsClients| hub_on.then(|| SecurityHubSink::new(c.clone()));
+    let collect = |c: &AwsClients| Both {
+        first: Collect::default(),
+        second: hub(c),
+    };
+    let Run {
+        settings,
+        topics,
+        clients,
+        home_region,
+        budget,
+        request_id,
+    } = run;
+    let request_id = request_id.as_str();
+    match cmd {
+        Command::Audit { secrets, .. } => {
+            let (app, me) = app(clients, settings, &home_region, collect).await?;
+            let reports = audit(&app, secrets, &me, &home_region, &budget, request_id).await?;
+            if hub_on {
+                for r in &reports {
+                    app.publish_if_needed(r)
+                        .await
+                        .map_err(|e| CliError(e.to_string()))?;
+                }
+            }
+            Ok((reports, account_of(&me)))
+        }
+        Command::Sweep { .. } => {
+            let (app, me) = app(clients, settings, &home_region, collect).await?;
+            let scheduled = Scheduled {
+                event_id: None,
+                time: Some(now_rfc3339()),
+                region: Some(home_region.clone()),
+                account: Arn::parse(&me).map(|a| a.account.to_string()),
+            };
+            let bar = progress::Bar::new(std::io::stderr().is_terminal());
+            let swept = app
+                .sweep_with_progress(&scheduled, &budget, request_id, &bar)
+                .await;
+            bar.finish();
+            swept.map_err(failed)?;
+            Ok((app.sink.take(), account_of(&me)))
+        }
+        Command::Replay { files, .. } => match topics {
+            Some(config) => {
+                let publish = |c: &AwsClients| Both {
+                    first: SnsSink::new(
+                        c.clone(),
+                        config.findings_topic_arn.clone(),
+                        config.chat_topic_arn.clone(),
+                    ),
+                    second: hub(c),
+                };
+                let (app, me) = app(clients, settings, &home_region, publish).await?;
+                Ok((
+                    replay(&app, files, &budget, request_id).await?,
+                    account_of(&me),
+                ))
+            }
+            None => {
+                let (app, me) = app(clients, settings, &home_region, collect).await?;
+                Ok((
+                    replay(&app, files, &budget, request_id).await?,
+                    account_of(&me),
+                ))
+            }
+        },
+    }
+}
+
+/// Every secret audited at once, as a CloudTrail event naming them would.
+async fn audit<S: ReportSink>(
+    app: &App<AwsClients, Kept<S>>,
+    secrets: &[String],
+    me: &str,
+    home_region: &str,
+    budget: &Budget,
+    request_id: &str,
+) -> Result<Vec<Report>, CliError> {
+    let info = TriggerInfo {
+        source: "cli".into(),
+        event_name: "audit".into(),
+        event_id: None,
+        event_time: Some(now_rfc3339()),
+        region: Some(home_region.to_string()),
+        account: Arn::parse(me).map(|a| a.account.to_string()),
+        actor: Some(me.to_string()),
+        error_code: None,
+    };
+    let secrets: Vec<SecretRef> = secrets.iter().map(|s| SecretRef::parse(s)).collect();
+    let audits = secrets
+        .iter()
+        .map(|s| app.audit_secret(s, info.clone(), budget, request_id));
+    futures::future::join_all(audits)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError(e.to_string()))
 }
 
 /// The account of a principal ARN (the caller's, from STS).
@@ -225,48 +275,22 @@ fn failed(e: HandlerError) -> CliError {
     CliError(e.to_string())
 }
 
-/// The AWS configuration: the standard chain, the flags on top, then the
-/// role to assume.
-async fn sdk_config(a: &args::AwsArgs) -> Result<SdkConfig, CliError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(replica_auditor::aws::http_client())
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
-    if let Some(p) = &a.profile {
-        loader = loader.profile_name(p);
-    }
-    if let Some(r) = &a.region {
-        loader = loader.region(Region::new(r.clone()));
-    }
-    if let Some(e) = &a.endpoint_url {
-        loader = loader.endpoint_url(e);
-    }
-    let base = loader.load().await;
-    let Some(role) = &a.role_arn else {
-        return Ok(base);
-    };
-    if Arn::parse(role).is_none() {
+/// Where AWS is: the standard chain, with the flags on top (the clients
+/// are built in `aws`, the only module that touches the SDK).
+fn connection(a: &args::AwsArgs) -> Result<Connection, CliError> {
+    if let Some(role) = &a.role_arn
+        && Arn::parse(role).is_none()
+    {
         return Err(CliError(format!(
             "--role-arn {role:?} is not an IAM role ARN"
         )));
     }
-    let provider = AssumeRoleProvider::builder(role.clone())
-        .configure(&base)
-        .session_name("replica-auditor-cli")
-        .build()
-        .await;
-    Ok(base
-        .into_builder()
-        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
-            provider,
-        ))
-        .build())
-}
-
-/// The settings, read and validated by the Lambda's own configuration
-/// code. FINDINGS_TOPIC_ARN is not among them: only `replay --publish`
-/// reads it, through the Lambda's `Config`.
-fn settings(vars: &[(&'static str, String)]) -> Result<Settings, ConfigError> {
-    Settings::from_lookup(|k| vars.iter().find(|(v, _)| *v == k).map(|(_, x)| x.clone()))
+    Ok(Connection {
+        profile: a.profile.clone(),
+        region: a.region.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+        role_arn: a.role_arn.clone(),
+    })
 }
 
 /// The engine with these settings, its reports kept for printing, and who
@@ -274,13 +298,12 @@ fn settings(vars: &[(&'static str, String)]) -> Result<Settings, ConfigError> {
 /// audit (a credential problem is exit 2, never a report of gaps) and is
 /// the loop guard's identity when remediating.
 async fn app<S: ReportSink>(
-    sdk: SdkConfig,
-    topic_region: Option<&str>,
+    clients: AwsClients,
     settings: Settings,
     home_region: &str,
     make_sink: impl FnOnce(&AwsClients) -> S,
 ) -> Result<(App<AwsClients, Kept<S>>, String), CliError> {
-    let clients = AwsClients::from_config(sdk, topic_region)
+    let clients = clients
         .with_state_table(settings.remediation.state_table.as_ref())
         .with_member_role(&settings.accounts.member_role_name);
     let me = clients
