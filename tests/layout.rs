@@ -88,7 +88,12 @@ fn the_core_needs_no_aws_sdk_and_no_lambda_runtime() {
 fn the_forbidden_list_names_what_the_lambda_package_uses() {
     let g = graph("Cargo.lock");
     let lambda = closure(&g, "replica-auditor");
-    for name in ["tokio", "aws-config", "aws-smithy-runtime", "lambda_runtime"] {
+    for name in [
+        "tokio",
+        "aws-config",
+        "aws-smithy-runtime",
+        "lambda_runtime",
+    ] {
         assert!(lambda.contains(name), "{name} not under the Lambda package");
         assert!(forbidden(name), "{name} is not forbidden in the core");
     }

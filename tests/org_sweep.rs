@@ -1094,6 +1094,8 @@ impl LatencyProxy {
         use std::io::{BufRead, Read, Write};
         let mut s =
             std::net::TcpStream::connect(self.endpoint.trim_start_matches("http://")).unwrap();
+        // A proxy that never answers fails the read, not the whole run.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
             "{method} /__proxy/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
@@ -1103,7 +1105,8 @@ impl LatencyProxy {
         let mut length = 0;
         loop {
             let mut line = String::new();
-            r.read_line(&mut line).unwrap();
+            r.read_line(&mut line)
+                .unwrap_or_else(|e| panic!("the latency proxy's {path} answer: {e}"));
             if line.trim().is_empty() {
                 break;
             }
@@ -1112,7 +1115,8 @@ impl LatencyProxy {
             }
         }
         let mut body = vec![0; length];
-        r.read_exact(&mut body).unwrap();
+        r.read_exact(&mut body)
+            .unwrap_or_else(|e| panic!("the latency proxy's {path} body: {e}"));
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     }
 }
