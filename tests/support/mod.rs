@@ -387,6 +387,7 @@ pub mod emf;
 pub mod esm;
 pub mod fault_proxy;
 pub mod lambda;
+pub mod org;
 pub mod schema;
 pub mod security_hub;
 pub mod template;
