@@ -140,9 +140,12 @@ class LocalStack:
         return drain(self.endpoint, self.world["queue_url"])
 
     def function_pids(self):
-        """The pids of the running function processes (the emulator's children)."""
-        out = subprocess.run(["pgrep", "-f", f"target/(debug|release)/{FUNCTION}$"], capture_output=True, text=True)
-        return sorted(int(p) for p in out.stdout.split())
+        """The pids of the function processes this stack's `cargo lambda watch`
+        started (its descendants running the function binary), never another
+        auditor on this machine."""
+        if not self.watch or self.watch.poll() is not None:
+            return []
+        return sorted(p for p in descendants(self.watch.pid) if program(p) == FUNCTION)
 
 
 def drain(endpoint, queue_url):
@@ -163,9 +166,51 @@ def drain(endpoint, queue_url):
         )
 
 
+def children():
+    """Parent pid -> its children's pids, read from /proc/*/stat (a process
+    that exits while it is read is left out)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: the fields after
+        # its closing one are the state, then the parent's pid.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def descendants(pid):
+    """Every process below `pid` (children, their children, ...)."""
+    tree, found, todo = children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def program(pid):
+    """The file name of the program `pid` runs (its argv[0]), or None once it has exited."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return None
+    return Path(argv0.decode(errors="replace")).name
+
+
 def rss_kib(pid, field="VmRSS"):
-    """A memory figure in KiB from /proc/PID/status: VmRSS (now) or VmHWM (peak)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """A memory figure in KiB from /proc/PID/status: VmRSS (now) or VmHWM
+    (peak); None when the process has exited."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return None

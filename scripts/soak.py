@@ -95,7 +95,10 @@ def main():
         stack.start()
         # Warm up: the first invocation starts the function process.
         stack.invoke_http((ROOT / "events" / "create-secret.json").read_bytes())
-        pid = stack.function_pids()[0]
+        pids = stack.function_pids()
+        if not pids:
+            raise SystemExit("soak: no function process under this stack's cargo lambda watch after the warm-up")
+        pid = pids[0]
         rss_start = rss_kib(pid)
         print(f"==> function pid {pid}, RSS after warm-up {rss_start} KiB")
         for label, items, conc in (
@@ -122,7 +125,11 @@ def main():
             failed = True
         print(f"==> function processes at the end: {len(pids)}")
         rss_end = rss_kib(pid)
-        print(f"==> RSS start {rss_start} KiB, end {rss_end} KiB ({(rss_end - rss_start) / 1024:+.1f} MiB)")
+        if rss_end is None or rss_start is None:
+            print(f"!! function process {pid} exited: RSS start {rss_start} KiB, end {rss_end}")
+            failed = True
+        else:
+            print(f"==> RSS start {rss_start} KiB, end {rss_end} KiB ({(rss_end - rss_start) / 1024:+.1f} MiB)")
     finally:
         stack.stop()
     if failed:

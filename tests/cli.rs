@@ -72,6 +72,14 @@ fn one_line_error(run: &Run, what: &str) {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// Exit 2, nothing on stdout, and stderr exactly `line`: a message only
+/// one path of the command line prints.
+fn only_line(run: &Run, line: &str) {
+    assert_eq!(run.status, 2, "stderr: {}", run.stderr);
+    assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
+    assert_eq!(run.stderr, format!("{line}\n"));
+}
+
 #[tokio::test]
 async fn exit_statuses_and_formats() {
     let world = World::start();
@@ -233,8 +241,16 @@ async fn exit_statuses_and_formats() {
     one_line_error(&bad_flag, "--allowed-regions (ALLOWED_REGIONS)");
     let bad_var = cli(moto, &["audit", "x"], &[("TRUSTED_ACCOUNT_IDS", "12345")]).await;
     one_line_error(&bad_var, "TRUSTED_ACCOUNT_IDS");
+    // --remediate without a table: the command line's own sentence, which
+    // speaks of the flag, not the Lambda's (a generic configuration error
+    // would say `configuration error in --state-table (STATE_TABLE): is
+    // required when REMEDIATION...`).
     let no_table = cli(moto, &["audit", "x", "--remediate"], &[]).await;
-    one_line_error(&no_table, "--state-table");
+    only_line(
+        &no_table,
+        "replica-auditor: --remediate needs --state-table or STATE_TABLE: the DynamoDB table that \
+         holds the remediation leases (one retry per secret and Region at a time); or use --dry-run",
+    );
     let unreachable = cli("http://127.0.0.1:9", &["audit", "x"], &[]).await;
     one_line_error(&unreachable, "credential error: sts:GetCallerIdentity");
     let usage = cli(moto, &["audit", "x", "--format", "yaml"], &[]).await;
@@ -557,9 +573,10 @@ async fn asff_and_ocsf_formats_and_the_security_hub_import() {
 
     // --security-hub needs the state table.
     let mut args = vec!["audit", secrets[0], "--security-hub"];
-    one_line_error(
+    only_line(
         &cli(moto, &args, &[]).await,
-        "--security-hub needs --state-table",
+        "replica-auditor: --security-hub needs --state-table or STATE_TABLE: the DynamoDB table \
+         that keeps each secret's active Security Hub findings, so that fixed problems are resolved",
     );
     // With it: the findings are in Security Hub, in their own Regions.
     args.extend([

@@ -21,107 +21,11 @@ use replica_auditor::engine::{App, Budget};
 use serde_json::{Value, json};
 use support::esm::{Delivery, EventSourceMapping};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::org::{OrgWorld, invoke};
 use support::*;
 
 const WEST: &str = "us-west-2";
 const EU: &str = "eu-west-1";
-
-/// A seeded organisation: the management account (where the auditor runs)
-/// and its members.
-struct OrgWorld {
-    world: World,
-    accounts: Vec<String>,
-    /// Per account: the primaries seeded, those with replicas, the weak ones.
-    held: BTreeMap<String, Value>,
-    sweep_queue: String,
-    dlq: String,
-}
-
-impl OrgWorld {
-    /// `members` accounts besides the management one; `healthy` (+ i for
-    /// the i-th account) healthy replicated secrets each, or with
-    /// `bulk_regions`, `healthy` primaries in each of those Regions only.
-    fn start(members: usize, healthy: usize, bulk_regions: Option<&str>) -> OrgWorld {
-        let moto = Moto::start(&[]);
-        let mut cmd = Command::new(python());
-        cmd.arg(root().join("tests/moto/org_world.py"))
-            .arg(&moto.endpoint)
-            .arg(members.to_string())
-            .arg(healthy.to_string());
-        if let Some(r) = bulk_regions {
-            cmd.arg(r);
-        }
-        let out = cmd.output().expect("run org_world.py");
-        assert!(
-            out.status.success(),
-            "org_world.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let w: Value = serde_json::from_slice(&out.stdout).expect("world JSON");
-        let s = |k: &str| w[k].as_str().unwrap().to_string();
-        OrgWorld {
-            accounts: w["accounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_string())
-                .collect(),
-            held: w["held"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            sweep_queue: s("sweep_queue_url"),
-            dlq: s("sweep_dlq_url"),
-            world: World {
-                topic_arn: s("topic_arn"),
-                queue_url: s("queue_url"),
-                secrets: Default::default(),
-                keys: Default::default(),
-                state_table: s("state_table"),
-                moto,
-            },
-        }
-    }
-
-    /// The auditor, talking to `endpoint` (moto, or a proxy in front of
-    /// it), with the org sweep's queue and `vars`.
-    async fn app(&self, endpoint: &str, vars: &[(&str, &str)]) -> App<AwsClients> {
-        let mut all = vec![
-            ("SWEEP_QUEUE_URL", self.sweep_queue.as_str()),
-            ("SWEEP_MAX_RECEIVE_COUNT", "2"),
-            ("REMEDIATION", "off"),
-            ("METRICS", "off"),
-        ];
-        all.extend_from_slice(vars);
-        self.world.app_with_sdk(&all, sdk_config(endpoint).await)
-    }
-
-    async fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(&self.world.sdk().await)
-    }
-
-    /// The sweep queue's ARN, as SQS says it.
-    async fn sweep_queue_arn(&self) -> String {
-        self.sqs()
-            .await
-            .get_queue_attributes()
-            .queue_url(&self.sweep_queue)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("GetQueueAttributes")
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .expect("QueueArn")
-            .clone()
-    }
-
-    fn count(&self, account: &str, what: &str) -> usize {
-        self.held[account][what].as_array().unwrap().len()
-    }
-}
 
 fn scheduled() -> Value {
     json!({
@@ -129,20 +33,6 @@ fn scheduled() -> Value {
         "source": "aws.events", "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": WEST,
         "resources": ["arn:aws:events:us-west-2:123456789012:rule/replica-auditor-sweep"], "detail": {}
     })
-}
-
-/// A budget as Lambda gives an invocation `seconds` long.
-fn budget(seconds: f64) -> Budget {
-    let total = Duration::from_secs_f64(seconds);
-    Budget::until(Instant::now() + total, Budget::reserve_for(total))
-}
-
-/// Invoke `app` with one SQS event, as the event source mapping does.
-async fn invoke(app: &App<AwsClients>, event: Vec<u8>, seconds: f64) -> Result<Value, String> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    app.handle_invocation(&event, budget(seconds), &request_id)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// The org summaries among the published reports.
@@ -846,7 +736,9 @@ async fn a_failed_cells_last_delivery_and_a_refused_summary_lose_nothing() {
     let sweep_id = plan(&app).await["sweep_id"].as_str().unwrap().to_string();
     let queue_arn = org.sweep_queue_arn().await;
     let mut bodies = drain(&org.sqs().await, &org.sweep_queue).await;
-    bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["cell"].as_u64());
+    // The management account's cell first (the member's random account id
+    // may sort before it in the plan).
+    bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["account"] != MOTO_ACCOUNT);
     assert_eq!(bodies.len(), 2, "the close message is delayed: {bodies:?}");
     let invoke_one = |id: &str, body: &str, count: u32| {
         let event = bytes(&json!({"Records": [queue_record(&queue_arn, id, body, count)]}));
@@ -1094,6 +986,8 @@ impl LatencyProxy {
         use std::io::{BufRead, Read, Write};
         let mut s =
             std::net::TcpStream::connect(self.endpoint.trim_start_matches("http://")).unwrap();
+        // A proxy that never answers fails the read, not the whole run.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
             "{method} /__proxy/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
@@ -1103,7 +997,8 @@ impl LatencyProxy {
         let mut length = 0;
         loop {
             let mut line = String::new();
-            r.read_line(&mut line).unwrap();
+            r.read_line(&mut line)
+                .unwrap_or_else(|e| panic!("the latency proxy's {path} answer: {e}"));
             if line.trim().is_empty() {
                 break;
             }
@@ -1112,7 +1007,8 @@ impl LatencyProxy {
             }
         }
         let mut body = vec![0; length];
-        r.read_exact(&mut body).unwrap();
+        r.read_exact(&mut body)
+            .unwrap_or_else(|e| panic!("the latency proxy's {path} body: {e}"));
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     }
 }

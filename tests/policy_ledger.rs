@@ -6,15 +6,15 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use replica_auditor::engine::Budget;
-use replica_auditor::ledger::{Due, PolicyLedger, arn_digest};
+use replica_auditor::ledger::{PolicyLedger, arn_digest};
 use serde_json::{Value, json};
+use support::fault_proxy;
 use support::*;
 
 const DBWEST: &str = "production/DBWest";
-const REFRESH: u32 = 50;
 
 fn scheduled() -> Value {
     json!({
@@ -45,37 +45,64 @@ async fn ledger(w: &World) -> PolicyLedger {
         .expect("a state table")
 }
 
-/// The primaries in us-west-2 the sweep audits (those with replicas).
-async fn audited_primaries(w: &World) -> Vec<String> {
-    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
-    let mut out = Vec::new();
-    let mut pages = sm.list_secrets().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for s in page.expect("ListSecrets").secret_list() {
-            let arn = s.arn().unwrap();
-            let d = sm
-                .describe_secret()
-                .secret_id(arn)
-                .send()
-                .await
-                .expect("DescribeSecret");
-            let primary_here = d.primary_region().is_none_or(|r| r == "us-west-2");
-            if primary_here && !d.replication_status().is_empty() {
-                out.push(arn.to_string());
-            }
-        }
-    }
-    out
+/// The world's primaries in us-west-2 that a sweep audits: every one with
+/// replicas (tests/moto/world.py; Promoted has none left, Retired is
+/// deleted), and the `bulk` healthy ones `bulk/secret-NNNN`.
+fn audited(bulk: usize) -> BTreeSet<String> {
+    [
+        "DBWest",
+        "Clash",
+        "DisabledKey",
+        "DoomedKey",
+        "ClashOnDisabledKey",
+        "PublicKey",
+        "PartnerKey",
+        "WeakReplica",
+        "EuReplica",
+        "LostKey",
+        "Hijacked",
+    ]
+    .iter()
+    .map(|n| format!("production/{n}"))
+    .chain((0..bulk).map(|i| format!("bulk/secret-{i:04}")))
+    .collect()
 }
 
-/// The audited primaries whose policies a sweep reads for its refresh
-/// share alone, under `ledger` (as the sweep starting now reads it).
-fn refresh_share(ledger: &PolicyLedger, primaries: &[String]) -> BTreeSet<String> {
-    primaries
+/// The secrets whose resource policies reached moto (GetResourcePolicy,
+/// as the proxy saw them) since the proxy's log had `from` such calls,
+/// by name; and the count now.
+fn policies_read(proxy: &fault_proxy::FaultProxy, from: usize) -> (Vec<String>, usize) {
+    let calls = proxy.calls("GetResourcePolicy");
+    let names = calls[from..]
         .iter()
-        .filter(|a| ledger.due(a, Some(0), &ledger.rules, REFRESH) == Some(Due::Refresh))
-        .cloned()
-        .collect()
+        .map(|c| {
+            let body: Value = serde_json::from_str(&c.body).expect("a JSON request");
+            let id = body["SecretId"].as_str().expect("SecretId");
+            // An ARN's name ends in a dash and AWS's six random characters.
+            match id.split_once(":secret:") {
+                Some((_, name)) => name[..name.len() - 7].to_string(),
+                None => id.to_string(),
+            }
+        })
+        .collect();
+    (names, calls.len())
+}
+
+/// One sweep through `app`: its summary's `sweep`, and the policies it
+/// read (from the proxy's log), checked against the summary's counts of
+/// `audited` secrets.
+async fn sweep_reading(
+    app: &replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
+    proxy: &fault_proxy::FaultProxy,
+    audited: usize,
+) -> (Value, Vec<String>) {
+    let (_, before) = policies_read(proxy, 0);
+    let s = sweep(app).await;
+    let (read, _) = policies_read(proxy, before);
+    assert_eq!(s["secrets_audited"], audited, "{s}");
+    assert_eq!(s["resource_policies_read"], read.len(), "{s}");
+    assert_eq!(s["resource_policies_not_due"], audited - read.len(), "{s}");
+    (s, read)
 }
 
 async fn put_public_policy(w: &World) {
@@ -93,21 +120,31 @@ async fn put_public_policy(w: &World) {
         .expect("PutResourcePolicy");
 }
 
+/// DBWest's entry in the flagged set: `printf %s ARN | sha256sum`, the
+/// first 16 hex digits, for its fixed ARN (world.py's `AbCdEf` suffix).
+/// As a number it is 1 modulo 3: DBWest is in slice 1 of 3, which the
+/// sweep that finds the ledger at 1 sweep reads for its refresh share.
+const DBWEST_DIGEST: &str = "e0f04bad6a3cd5f5";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     let w = World::start_bulk(40);
-    let refresh = REFRESH.to_string();
-    let app = w.app(&[("SWEEP_POLICY_REFRESH", refresh.as_str())]).await;
-    let primaries = audited_primaries(&w).await;
+    let audited = audited(40);
+    let n = audited.len();
+    assert_eq!(n, 51);
+    // The proxy only logs: which policies each sweep reads.
+    let proxy = fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(
+        &[("SWEEP_POLICY_REFRESH", "3")],
+        sdk_config(&proxy.endpoint).await,
+    );
     let dbwest = w.secrets[DBWEST].clone();
-    assert!(primaries.contains(&dbwest));
+    assert_eq!(arn_digest(&dbwest), DBWEST_DIGEST);
 
-    // No ledger yet: every audited secret's policy is read.
-    let s1 = sweep(&app).await;
-    let audited = s1["secrets_audited"].as_u64().unwrap();
-    assert_eq!(audited as usize, primaries.len(), "{s1}");
-    assert_eq!(s1["resource_policies_read"], audited, "{s1}");
-    assert_eq!(s1["resource_policies_not_due"], 0, "{s1}");
+    // No ledger yet: every audited secret's policy is read, once.
+    let (_, read1) = sweep_reading(&app, &proxy, n).await;
+    assert_eq!(BTreeSet::from_iter(read1.iter().cloned()), audited);
+    assert_eq!(read1.len(), n, "each once");
     let l1 = ledger(&w).await;
     assert_eq!(l1.sweeps, 1);
     assert!(l1.flagged.is_empty(), "no policy had a finding: {l1:?}");
@@ -127,18 +164,14 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
         "us-west-2"
     );
     let l2 = ledger(&w).await;
-    assert_eq!(l2.flagged, BTreeSet::from([arn_digest(&dbwest)]));
+    assert_eq!(l2.flagged, BTreeSet::from([DBWEST_DIGEST.to_string()]));
     assert_eq!(l2.version, 1);
     w.published().await;
 
-    // The second sweep reads the flagged policy and its refresh share only,
+    // The second sweep reads the flagged policy and its refresh share,
     // and reports the finding again.
-    let share = refresh_share(&l2, &primaries);
-    assert!(share.len() < primaries.len() / 4, "{share:?}");
-    let s2 = sweep(&app).await;
-    let read = share.len() as u64 + u64::from(!share.contains(&dbwest));
-    assert_eq!(s2["resource_policies_read"], read, "{s2}");
-    assert_eq!(s2["resource_policies_not_due"], audited - read, "{s2}");
+    let (s2, read2) = sweep_reading(&app, &proxy, n).await;
+    assert!(read2.contains(&DBWEST.to_string()), "{read2:?}");
     assert_eq!(s2["by_code"]["SECRET_POLICY_PUBLIC"], 1, "{s2}");
     let published = w.published().await;
     let dbwest_report = published
@@ -151,7 +184,8 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     assert_eq!(l3.flagged, l2.flagged, "still flagged: the finding stands");
 
     // The policy is deleted. Its event writes nothing (a clean read);
-    // the next sweep reads the still flagged policy, clean, and clears it.
+    // the next sweep reads the still flagged policy (not in its slice),
+    // clean, and clears it.
     aws_sdk_secretsmanager::Client::new(&w.sdk().await)
         .delete_resource_policy()
         .secret_id(&dbwest)
@@ -163,36 +197,55 @@ async fn later_sweeps_read_only_flagged_changed_and_refresh_policies() {
     assert_eq!(report["findings"], json!([]));
     assert_eq!(ledger(&w).await, l3, "a clean read writes nothing");
     w.an_hour_after_the_last_sweep().await;
-    let l4 = ledger(&w).await;
-    let share = refresh_share(&l4, &primaries);
-    let s3 = sweep(&app).await;
-    let read = share.len() as u64 + u64::from(!share.contains(&dbwest));
-    assert_eq!(s3["resource_policies_read"], read, "{s3}");
+    let (s3, read3) = sweep_reading(&app, &proxy, n).await;
+    assert!(read3.contains(&DBWEST.to_string()), "{read3:?}");
     assert!(s3["by_code"].get("SECRET_POLICY_PUBLIC").is_none(), "{s3}");
     let l5 = ledger(&w).await;
     assert!(l5.flagged.is_empty(), "{l5:?}");
     assert_eq!((l5.sweeps, l5.version), (3, 1));
 
-    // The fourth sweep reads only its own refresh share (another slice).
+    // The fourth sweep reads only its own refresh share: DBWest, cleared
+    // and not in it, is not read.
     w.an_hour_after_the_last_sweep().await;
-    let share = refresh_share(&ledger(&w).await, &primaries);
-    let s4 = sweep(&app).await;
-    assert_eq!(s4["resource_policies_read"], share.len() as u64, "{s4}");
+    let (_, read4) = sweep_reading(&app, &proxy, n).await;
+    assert!(!read4.contains(&DBWEST.to_string()), "{read4:?}");
+
+    // Three sweeps in a row are three slices that are the whole: every
+    // other audited secret was read by exactly one of them, DBWest by the
+    // two that found it flagged, nothing else was read.
+    let mut times: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in read2.iter().chain(&read3).chain(&read4) {
+        *times.entry(name).or_default() += 1;
+    }
+    let expected: BTreeMap<&str, usize> = audited
+        .iter()
+        .map(|a| (a.as_str(), if a == DBWEST { 2 } else { 1 }))
+        .collect();
+    assert_eq!(times, expected);
+    assert_eq!(read2.len() + read3.len() + read4.len(), n + 1);
 }
 
-/// A ledger made under other trust rules is read anew, whole.
+/// A ledger made under other trust rules is read anew, whole. The world's
+/// 11 audited secrets have fixed ARNs; none of their digests is 1 modulo
+/// 1,000 (sha256sum, as for [`DBWEST_DIGEST`]): with nothing flagged or
+/// changed, the second sweep reads no policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_trust_rules_read_every_policy_again() {
     let w = World::start();
+    let read = |s: &Value| {
+        (
+            s["resource_policies_read"].clone(),
+            s["resource_policies_not_due"].clone(),
+        )
+    };
     let app = w.app(&[("SWEEP_POLICY_REFRESH", "1000")]).await;
-    let s1 = sweep(&app).await;
-    w.an_hour_after_the_last_sweep().await;
-    let s2 = sweep(&app).await;
-    assert!(
-        s2["resource_policies_read"].as_u64().unwrap()
-            < s1["resource_policies_read"].as_u64().unwrap(),
-        "{s2}"
+    assert_eq!(
+        read(&sweep(&app).await),
+        (json!(11), json!(0)),
+        "no ledger yet"
     );
+    w.an_hour_after_the_last_sweep().await;
+    assert_eq!(read(&sweep(&app).await), (json!(0), json!(11)));
     w.an_hour_after_the_last_sweep().await;
     let trusting = w
         .app(&[
@@ -200,12 +253,11 @@ async fn changed_trust_rules_read_every_policy_again() {
             ("TRUSTED_ACCOUNT_IDS", "999988887777"),
         ])
         .await;
-    let s3 = sweep(&trusting).await;
     assert_eq!(
-        s3["resource_policies_read"], s1["resource_policies_read"],
-        "{s3}"
+        read(&sweep(&trusting).await),
+        (json!(11), json!(0)),
+        "other rules"
     );
-    assert_eq!(s3["resource_policies_not_due"], 0, "{s3}");
     // SWEEP_POLICY_REFRESH=1: every sweep reads every policy, as before the ledger.
     w.an_hour_after_the_last_sweep().await;
     let every = w
@@ -214,10 +266,10 @@ async fn changed_trust_rules_read_every_policy_again() {
             ("TRUSTED_ACCOUNT_IDS", "999988887777"),
         ])
         .await;
-    let s4 = sweep(&every).await;
     assert_eq!(
-        s4["resource_policies_read"], s1["resource_policies_read"],
-        "{s4}"
+        read(&sweep(&every).await),
+        (json!(11), json!(0)),
+        "refresh 1"
     );
 }
 

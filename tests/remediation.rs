@@ -582,9 +582,12 @@ async fn a_region_that_turned_in_sync_before_the_removal_is_not_removed() {
     .await;
     let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
     let fix = async {
-        while proxy.calls("PutItem").is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        poll_until(
+            std::time::Duration::from_secs(30),
+            "the lease's PutItem reached the proxy",
+            || !proxy.calls("PutItem").is_empty(),
+        )
+        .await;
         let sm = secrets_in(&w, "us-west-2").await;
         sm.remove_regions_from_replication()
             .secret_id("production/Clash")

@@ -7,10 +7,10 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use replica_auditor::engine::Budget;
 use serde_json::{Value, json};
+use support::org::{OrgWorld, budget, invoke};
 use support::schema::assert_valid;
 use support::*;
 
@@ -103,56 +103,12 @@ async fn the_command_lines_json_lines_match_their_schemas() {
     assert_valid(&docs);
 }
 
-/// A budget as Lambda gives an invocation `seconds` long.
-fn budget(seconds: f64) -> Budget {
-    let total = Duration::from_secs_f64(seconds);
-    Budget::until(Instant::now() + total, Budget::reserve_for(total))
-}
-
-/// One SQS event through `app`, as the event source mapping invokes it.
-async fn invoke(
-    app: &replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
-    event: Vec<u8>,
-) -> Result<Value, String> {
-    let id = uuid::Uuid::new_v4().to_string();
-    app.handle_invocation(&event, budget(60.0), &id)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_sweeps_cells_and_summary_match_their_schemas() {
-    let moto = Moto::start(&[]);
-    let out = Command::new(python())
-        .arg(root().join("tests/moto/org_world.py"))
-        .arg(&moto.endpoint)
-        .arg("1")
-        .arg("1")
-        .output()
-        .expect("run org_world.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = |k: &str| o[k].as_str().unwrap().to_string();
-    let world = World {
-        topic_arn: s("topic_arn"),
-        queue_url: s("queue_url"),
-        secrets: Default::default(),
-        keys: Default::default(),
-        state_table: s("state_table"),
-        moto,
-    };
-    let sweep_queue = s("sweep_queue_url");
-    let app = world
-        .app(&[
-            ("SWEEP_QUEUE_URL", sweep_queue.as_str()),
-            ("REMEDIATION", "off"),
-            ("METRICS", "off"),
-        ])
-        .await;
+    let org = OrgWorld::start(1, 1, None);
+    let world = &org.world;
+    let sweep_queue = org.sweep_queue.as_str();
+    let app = org.app(&world.moto.endpoint, &[]).await;
     let scheduled = json!({
         "version": "0", "id": "0b9d6f3e-schema-check", "detail-type": "Scheduled Event",
         "source": "aws.events", "account": MOTO_ACCOUNT, "time": "2026-11-23T12:00:00Z",
@@ -162,9 +118,11 @@ async fn an_org_sweeps_cells_and_summary_match_their_schemas() {
         .await
         .expect("the sweep is planned");
     let sqs = aws_sdk_sqs::Client::new(&world.sdk().await);
-    let esm = esm::EventSourceMapping::new(sqs, &sweep_queue).await;
+    let esm = esm::EventSourceMapping::new(sqs, sweep_queue).await;
     let deliveries = esm
-        .run(2, Duration::from_secs(90), |_, event| invoke(&app, event))
+        .run(2, Duration::from_secs(90), |_, event| {
+            invoke(&app, event, 60.0)
+        })
         .await;
     assert!(
         deliveries.len() >= 2,

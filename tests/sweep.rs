@@ -139,40 +139,64 @@ async fn aws_like_latency(w: &World) -> fault_proxy::FaultProxy {
     w.latency_proxy(20).await
 }
 
+/// Run a sweep with a deadline `total` away (a fifth of it kept back to
+/// publish), through `proxy`, bounded by a minute more than the deadline;
+/// the summary, and how long the sweep took.
+async fn sweep_until(
+    w: &World,
+    proxy: &fault_proxy::FaultProxy,
+    vars: &[(&str, &str)],
+    total: Duration,
+) -> (Value, Duration) {
+    let app = w.app_with_sdk(vars, sdk_config(&proxy.endpoint).await);
+    let started = Instant::now();
+    let budget = Budget::until(started + total, Budget::reserve_for(total));
+    let within = total + Duration::from_secs(60);
+    let Ok(swept) = tokio::time::timeout(within, app.handle(&bytes(&scheduled()), budget)).await
+    else {
+        panic!("the sweep did not stop at its {total:?} deadline");
+    };
+    let summary = swept.expect("sweep succeeds");
+    (summary, started.elapsed())
+}
+
+// The deadline tests below decide what the deadline cuts with the fault
+// proxy, not with the clock: the calls it cuts hang until the deadline,
+// however fast or loaded the machine (Budget reads the real clock, and
+// moto is a real process, so tokio's paused clock does not apply). What
+// must happen before the deadline (a listing page or three) has seconds
+// to do what takes milliseconds. No assertion says how long publishing
+// took within the reserve: that is the machine's speed, not the sweep's.
+
+/// Every DescribeSecret hangs: one secret at a time (SWEEP_CONCURRENCY=1),
+/// the first one audited waits for the deadline, the other 211 listed are
+/// never reached, and the summary says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_stops_before_the_deadline_and_says_what_it_missed() {
     let w = World::start_bulk(200);
-    let proxy = aws_like_latency(&w).await;
-    let app = w.app_with_sdk(
-        &[("SWEEP_CONCURRENCY", "1")],
-        sdk_config(&proxy.endpoint).await,
-    );
-    let total = Duration::from_millis(2500);
-    let started = Instant::now();
-    let budget = Budget::until(started + total, Budget::reserve_for(total));
-    let summary = app
-        .handle(&bytes(&scheduled()), budget)
-        .await
-        .expect("sweep succeeds");
-    assert!(
-        started.elapsed() < total,
-        "returned in {:?}",
-        started.elapsed()
-    );
+    let hang = fault_proxy::Fault::Hang;
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![fault_proxy::Rule::new(Some("secretsmanager"), None, hang).action("DescribeSecret")],
+    )
+    .await;
+    let total = Duration::from_secs(5);
+    let (summary, took) = sweep_until(&w, &proxy, &[("SWEEP_CONCURRENCY", "1")], total).await;
+    // The hung call was given up when the calls' window closed (the
+    // deadline less the 1 s reserve), not before.
+    assert!(took >= Duration::from_secs(4), "returned after {took:?}");
     let s = &summary["sweep"];
-    let not_reached = s["not_reached"].as_u64().unwrap();
-    assert!(not_reached > 0, "{s}");
-    // The listing runs ahead of the audits (three pages of 20 ms each):
-    // it is done long before the deadline, and the summary counts every
-    // listed secret not reached.
-    let seen = s["secrets_seen"].as_u64().unwrap();
-    assert_eq!(seen, 212, "{s}");
+    // The listing (three pages, no DescribeSecret) is done long before the
+    // deadline: every one of the 212 secrets listed; one in flight.
+    assert_eq!(s["secrets_seen"], 212, "{s}");
+    assert_eq!(s["not_reached"], 211, "{s}");
+    assert_eq!(proxy.calls("DescribeSecret").len(), 1, "{s}");
     let f = finding(&summary, "AUDIT_INCOMPLETE");
     assert!(
         f["message"]
             .as_str()
             .unwrap()
-            .contains(&format!("{not_reached} of 212 secrets were not reached")),
+            .contains("211 of 212 secrets were not reached"),
         "{f}"
     );
     let published = w.published().await;
@@ -182,24 +206,28 @@ async fn sweep_stops_before_the_deadline_and_says_what_it_missed() {
     );
 }
 
-/// When the deadline comes while ListSecrets is still listing (500 ms a
-/// call, three pages, 1.5 s to work in), the summary says how many were
-/// listed and that the rest were neither listed nor audited.
+/// When the deadline comes while ListSecrets is still listing (the first
+/// page of 100 answered, the second held until the deadline), the summary
+/// says how many were listed and that the rest were neither listed nor
+/// audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_whose_listing_the_deadline_cut_short_says_so() {
     let w = World::start_bulk(200);
-    let proxy = w.latency_proxy(500).await;
-    let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
-    let total = Duration::from_millis(2000);
-    let started = Instant::now();
-    let budget = Budget::until(started + total, Budget::reserve_for(total));
-    let summary = app
-        .handle(&bytes(&scheduled()), budget)
-        .await
-        .expect("sweep succeeds");
+    let list = |fault| {
+        fault_proxy::Rule::new(Some("secretsmanager"), Some("us-west-2"), fault)
+            .action("ListSecrets")
+    };
+    let proxy = fault_proxy::FaultProxy::start(
+        &w.moto.endpoint,
+        vec![
+            list(fault_proxy::Fault::Delay(Duration::ZERO)).times(1),
+            list(fault_proxy::Fault::Hang),
+        ],
+    )
+    .await;
+    let (summary, _) = sweep_until(&w, &proxy, &[], Duration::from_secs(4)).await;
     let s = &summary["sweep"];
-    let seen = s["secrets_seen"].as_u64().unwrap();
-    assert!((1..212).contains(&seen), "{s}");
+    assert_eq!(s["secrets_seen"], 100, "one page: {s}");
     let messages: Vec<&str> = summary["findings"]
         .as_array()
         .unwrap()
@@ -207,8 +235,8 @@ async fn a_sweep_whose_listing_the_deadline_cut_short_says_so() {
         .filter(|f| f["code"] == "AUDIT_INCOMPLETE")
         .map(|f| f["message"].as_str().unwrap())
         .collect();
-    let cut = format!("in us-west-2: {seen} were listed; the rest were neither listed nor audited");
-    assert!(messages.iter().any(|m| m.contains(&cut)), "{messages:?}");
+    let cut = "in us-west-2: 100 were listed; the rest were neither listed nor audited";
+    assert!(messages.iter().any(|m| m.contains(cut)), "{messages:?}");
     assert!(
         !messages.iter().any(|m| m.contains("could not run")),
         "a deadline is not a listing failure: {messages:?}"

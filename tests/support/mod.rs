@@ -291,6 +291,19 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
     }
 }
 
+/// Wait until `done()` holds, looking every 10 ms; fails the test naming
+/// `what` (what was waited for) once `within` has passed without it.
+pub async fn poll_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < within,
+            "waited {within:?} for this, in vain: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Run one event through the handler; what it returned.
 pub async fn run(app: &App<AwsClients>, event: &Value) -> Value {
     app.handle(&bytes(event), replica_auditor::engine::Budget::unlimited())
@@ -376,6 +389,7 @@ pub mod emf;
 pub mod esm;
 pub mod fault_proxy;
 pub mod lambda;
+pub mod org;
 pub mod schema;
 pub mod security_hub;
 pub mod template;
