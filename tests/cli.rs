@@ -249,7 +249,8 @@ async fn exit_statuses_and_formats() {
     only_line(
         &no_table,
         "replica-auditor: --remediate needs --state-table or STATE_TABLE: the DynamoDB table that \
-         holds the remediation leases (one retry per secret and Region at a time); or use --dry-run",
+         holds the remediation leases, so that one retry per secret and Region runs at a time; or \
+         use --dry-run",
     );
     let unreachable = cli("http://127.0.0.1:9", &["audit", "x"], &[]).await;
     one_line_error(&unreachable, "credential error: sts:GetCallerIdentity");
@@ -576,7 +577,8 @@ async fn asff_and_ocsf_formats_and_the_security_hub_import() {
     only_line(
         &cli(moto, &args, &[]).await,
         "replica-auditor: --security-hub needs --state-table or STATE_TABLE: the DynamoDB table \
-         that keeps each secret's active Security Hub findings, so that fixed problems are resolved",
+         that keeps each secret's active Security Hub findings, so that fixed problems are \
+         resolved there",
     );
     // With it: the findings are in Security Hub, in their own Regions.
     args.extend([
