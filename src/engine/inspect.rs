@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
+use super::cross_account::{NoOtherSide, OtherSide};
 use crate::arn::secret_arn_in_region;
 use crate::aws::{AwsError, KeysApi, SecretsApi};
+use crate::cross_account::{Counterpart, CrossAccount, Links};
 use crate::model::*;
 
 /// The time an invocation may spend on AWS calls.
@@ -140,19 +142,33 @@ impl PolicyCheck {
     }
 }
 
-/// Inspect one secret everywhere it lives.
+/// Inspect one secret everywhere it lives, without looking at the other
+/// side of its cross-account links ([`NoOtherSide`]).
 pub async fn inspect<S: SecretsApi, K: KeysApi>(
     secrets: &S,
     keys: &K,
     target: &Target,
     budget: &Budget,
 ) -> Snapshot {
+    inspect_with(secrets, keys, &NoOtherSide, target, budget).await
+}
+
+/// Inspect one secret everywhere it lives; `other` looks at the other side
+/// of its cross-account links beside the replica and key checks.
+pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
+    secrets: &S,
+    keys: &K,
+    other: &O,
+    target: &Target,
+    budget: &Budget,
+) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
-    let first = match describe(secrets, budget, &target.region, &target.secret_id).await {
-        Ok(Some(s)) => s,
-        other => return end_early(snap, other),
-    };
+    let (first, mut links) =
+        match describe_linked(secrets, budget, &target.region, &target.secret_id).await {
+            Ok(Some(s)) => s,
+            other => return end_early(snap, other.map(|o| o.map(|(s, _)| s))),
+        };
 
     let primary = if first.is_primary_copy() {
         if target.promotion {
@@ -174,13 +190,17 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         // A replica: follow it to its primary.
         let home = first.home_region().to_string();
         let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
-        match describe(secrets, budget, &home, &id).await {
-            Ok(Some(p)) => p,
-            other => return end_early(snap, other),
+        match describe_linked(secrets, budget, &home, &id).await {
+            Ok(Some((p, l))) => {
+                links = l;
+                p
+            }
+            other => return end_early(snap, other.map(|o| o.map(|(s, _)| s))),
         }
     };
 
     if !target.unreplicated_too
+        && links.is_empty()
         && primary.replication.is_empty()
         && !primary
             .tags
@@ -230,8 +250,18 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         );
         (status.clone(), presence, key)
     }));
-    let (primary_key, replicas, secret_policy) =
-        futures::join!(primary_key, replicas, secret_policy);
+    let counterparts = async {
+        if links.is_empty() {
+            return None;
+        }
+        Some(other.counterparts(&primary, &links, budget).await)
+    };
+    let (primary_key, replicas, secret_policy, counterparts) =
+        futures::join!(primary_key, replicas, secret_policy, counterparts);
+    if let Some((counterparts, gaps)) = counterparts {
+        snap.gaps.extend(gaps);
+        snap.cross_account = Some(cross_account(&primary, links, counterparts, &mut snap.gaps));
+    }
     match secret_policy {
         Some(Ok(policy)) => {
             snap.secret_policy = policy;
@@ -262,6 +292,47 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
     }
     snap.primary = Lookup::Found(primary);
     snap
+}
+
+/// The snapshot's cross-account part: the links, when they were read.
+fn cross_account(
+    primary: &SecretState,
+    links: Links,
+    counterparts: Vec<Counterpart>,
+    gaps: &mut Vec<Gap>,
+) -> CrossAccount {
+    let observed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64);
+    if let Some(why) = &links.unreadable {
+        gaps.push(Gap {
+            call: "secretsmanager:DescribeSecret".into(),
+            region: primary.region.clone(),
+            reason: format!("its cross-account members could not be read: {why}"),
+        });
+    }
+    CrossAccount {
+        links,
+        observed_at,
+        counterparts,
+    }
+}
+
+/// DescribeSecret with its cross-account links, within the budget.
+async fn describe_linked<S: SecretsApi>(
+    secrets: &S,
+    budget: &Budget,
+    region: &str,
+    id: &str,
+) -> Result<Option<(SecretState, Links)>, Gap> {
+    budget
+        .run(
+            "secretsmanager:DescribeSecret",
+            region,
+            secrets.describe_linked(region, id),
+        )
+        .await
 }
 
 /// DescribeSecret within the budget.
