@@ -1,0 +1,337 @@
+//! Cross-account replicas (issue 26) end to end, against moto and the test
+//! proxy: moto has none of the new DescribeSecret members, so the proxy
+//! adds `CrossAccountPrimary` / `CrossAccountReplicas` to moto's answers per
+//! scenario, shaped as Secrets Manager's model (botocore 1.44.8) says, and
+//! the auditor reads them through its SDK interceptor
+//! (src/aws/cross_account.rs). Two accounts: the auditor's own
+//! (123456789012) and a member (222233334444, tests/moto/member.py), both
+//! in ACCOUNT_IDS; 999988887777 and 210987654321 are outside every trust.
+//! Every new finding code is produced here.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use support::fault_proxy::FaultProxy;
+use support::{World, codes, event, finding, python, root};
+
+const OWN: &str = "123456789012";
+const MEMBER: &str = "222233334444";
+const STRANGER: &str = "999988887777";
+const SCOPE: (&str, &str) = ("ACCOUNT_IDS", "123456789012,222233334444");
+const TRUSTED: (&str, &str) = ("TRUSTED_ACCOUNT_IDS", "222233334444");
+
+/// The member's secret `member/Healthy` (us-west-2, customer keys): the
+/// cross-account replica of the own `production/DBWest` in these tests.
+fn member_healthy(w: &World) -> String {
+    let out = Command::new(python())
+        .arg(root().join("tests/moto/member.py"))
+        .args([&w.moto.endpoint, MEMBER])
+        .output()
+        .expect("run member.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let member: Value = serde_json::from_slice(&out.stdout).unwrap();
+    member["secrets"]["member/Healthy"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The world, a proxy in front of its moto, the auditor through the proxy,
+/// and the two secrets: the own primary and the member's replica.
+async fn setup() -> (
+    World,
+    FaultProxy,
+    replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
+    String,
+    String,
+) {
+    let w = World::start();
+    let replica = member_healthy(&w);
+    let primary = w.secrets["production/DBWest"].clone();
+    let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(
+        &[("REMEDIATION", "off"), SCOPE, TRUSTED],
+        support::sdk_config(&proxy.endpoint).await,
+    );
+    (w, proxy, app, primary, replica)
+}
+
+/// `CrossAccountReplicas`, as the model shapes it (one entry).
+fn replicas_member(
+    replica: &str,
+    role: Option<&str>,
+    status: &str,
+    message: Option<&str>,
+) -> Value {
+    let mut entry = json!({"ReplicaSecretARN": replica, "ReplicationStatus": status});
+    if let Some(r) = role {
+        entry["ReplicationRoleARN"] = json!(r);
+    }
+    if let Some(m) = message {
+        entry["StatusMessage"] = json!(m);
+    }
+    json!({"CrossAccountReplicas": [entry]})
+}
+
+/// `CrossAccountPrimary`, as the model shapes it.
+fn primary_member(primary: &str, status: &str) -> Value {
+    json!({"CrossAccountPrimary": {"PrimarySecretARN": primary, "ReplicationStatus": status}})
+}
+
+/// The sample AssociateCrossAccountReplica (or Disassociate) event, naming
+/// `primary` and `replica`.
+fn link_event(sample: &str, primary: &str, replica: &str) -> Value {
+    let mut ev = event(sample);
+    ev["detail"]["requestParameters"]["secretId"] = json!(primary);
+    ev["detail"]["requestParameters"]["crossAccountReplicaARN"] = json!(replica);
+    ev["detail"]["responseElements"]["aRN"] = json!(primary);
+    ev["detail"]["responseElements"]["crossAccountReplicaARN"] = json!(replica);
+    ev
+}
+
+fn cross_codes(report: &Value) -> Vec<String> {
+    codes(report)
+        .into_iter()
+        .map(|(c, _)| c)
+        .filter(|c| {
+            c.starts_with("CROSS_ACCOUNT") || c == "REPLICA_DETACHED" || c == "KEY_AWS_MANAGED"
+        })
+        .collect()
+}
+
+async fn run(
+    app: &replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
+    ev: &Value,
+) -> Value {
+    support::run(app, ev).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_in_sync_and_naming_each_other_report_nothing_new() {
+    let (_w, proxy, app, primary, replica) = setup().await;
+    // Without a cross-account member, nothing enters the member account.
+    let plain = run(&app, &event("create-secret.json")).await;
+    assert!(plain.get("cross_account").is_none(), "{plain:#}");
+    assert!(proxy.assume_role_calls(MEMBER).is_empty());
+
+    proxy.add_describe_members(
+        &primary,
+        replicas_member(
+            &replica,
+            Some("arn:aws:iam::123456789012:role/secrets-replication"),
+            "InSync",
+            None,
+        ),
+    );
+    proxy.add_describe_members(&replica, primary_member(&primary, "InSync"));
+    let report = run(
+        &app,
+        &link_event("associate-cross-account-replica.json", &primary, &replica),
+    )
+    .await;
+    assert_eq!(cross_codes(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(
+        report["cross_account"]["replicas"][0]["replica_arn"],
+        replica
+    );
+    assert_eq!(report["cross_account"]["replicas"][0]["status"], "InSync");
+    // The replica was described in the member's own account.
+    assert_eq!(proxy.assume_role_calls(MEMBER).len(), 1);
+    let in_member = proxy
+        .requests("secretsmanager", "DescribeSecret")
+        .into_iter()
+        .filter(|c| c.account.as_deref() == Some(MEMBER))
+        .count();
+    assert_eq!(in_member, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_link_with_a_foreign_role_that_the_replica_does_not_name_back() {
+    let (_w, proxy, app, primary, replica) = setup().await;
+    let role = format!("arn:aws:iam::{STRANGER}:role/replicator");
+    proxy.add_describe_members(
+        &primary,
+        replicas_member(
+            &replica,
+            Some(&role),
+            "Failed",
+            Some("Access denied to the KMS key of the replica"),
+        ),
+    );
+    // The member's secret is no cross-account replica at all.
+    let report = run(
+        &app,
+        &link_event("associate-cross-account-replica.json", &primary, &replica),
+    )
+    .await;
+    let mut got = cross_codes(&report);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "CROSS_ACCOUNT_MISMATCH",
+            "CROSS_ACCOUNT_REPLICA_FAILED",
+            "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT"
+        ],
+        "{report:#}"
+    );
+    let failed = finding(&report, "CROSS_ACCOUNT_REPLICA_FAILED");
+    assert_eq!(failed["severity"], "HIGH");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("Access denied to the KMS key of the replica")
+    );
+    assert!(
+        finding(&report, "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT")["message"]
+            .as_str()
+            .unwrap()
+            .contains(STRANGER)
+    );
+    assert!(
+        finding(&report, "CROSS_ACCOUNT_MISMATCH")["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a cross-account replica")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_in_an_untrusted_account_is_reported_and_not_entered() {
+    let (_w, proxy, app, primary, _) = setup().await;
+    let stranger =
+        format!("arn:aws:secretsmanager:us-west-2:{STRANGER}:secret:production/DBWest-StRaNg");
+    proxy.add_describe_members(&primary, replicas_member(&stranger, None, "InSync", None));
+    let report = run(
+        &app,
+        &link_event("associate-cross-account-replica.json", &primary, &stranger),
+    )
+    .await;
+    assert_eq!(
+        cross_codes(&report),
+        vec!["CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST"],
+        "{report:#}"
+    );
+    let f = finding(&report, "CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST");
+    assert_eq!(f["severity"], "HIGH");
+    assert!(f["message"].as_str().unwrap().contains(STRANGER));
+    // Out of the auditor's scope: not cross-checked, and not an error.
+    assert!(proxy.assume_role_calls(STRANGER).is_empty());
+    assert!(
+        codes(&report).iter().all(|(c, _)| c != "AUDIT_INCOMPLETE"),
+        "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_replica_names_who_detached_it() {
+    let (_w, proxy, app, primary, replica) = setup().await;
+    proxy.add_describe_members(&primary, replicas_member(&replica, None, "Detached", None));
+    proxy.add_describe_members(&replica, primary_member(&primary, "Detached"));
+    let report = run(
+        &app,
+        &link_event(
+            "disassociate-cross-account-replica.json",
+            &primary,
+            &replica,
+        ),
+    )
+    .await;
+    assert_eq!(cross_codes(&report), vec!["REPLICA_DETACHED"], "{report:#}");
+    let f = finding(&report, "REPLICA_DETACHED");
+    assert_eq!(f["severity"], "MEDIUM");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("arn:aws:iam::123456789012:user/alice"),
+        "{f:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicas_side_stalled_and_fed_from_outside_trust() {
+    let (_w, proxy, app, _, replica) = setup().await;
+    let stranger = format!("arn:aws:secretsmanager:us-west-2:{STRANGER}:secret:feed-PrImArY");
+    let two_hours_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 7200;
+    let mut members = primary_member(&stranger, "Pending");
+    members["LastChangedDate"] = json!(two_hours_ago);
+    proxy.add_describe_members(&replica, members);
+    // The replica's owner (the member) created it as a replica of the
+    // stranger's primary: its CloudTrail event, forwarded.
+    let mut ev = event("create-secret-cross-account-replica.json");
+    ev["account"] = json!(MEMBER);
+    ev["detail"]["recipientAccountId"] = json!(MEMBER);
+    ev["detail"]["requestParameters"]["name"] = json!("member/Healthy");
+    ev["detail"]["requestParameters"]["crossAccountPrimaryARN"] = json!(stranger);
+    ev["detail"]["responseElements"]["aRN"] = json!(replica);
+    let report = run(&app, &ev).await;
+    assert_eq!(report["secret"]["account"], MEMBER);
+    let mut got = cross_codes(&report);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "CROSS_ACCOUNT_PRIMARY_OUTSIDE_TRUST",
+            "CROSS_ACCOUNT_REPLICA_STALLED"
+        ],
+        "{report:#}"
+    );
+    let stalled = finding(&report, "CROSS_ACCOUNT_REPLICA_STALLED");
+    assert_eq!(stalled["severity"], "MEDIUM");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("Pending for at least 120 minutes"),
+        "{stalled:#}"
+    );
+    assert_eq!(report["cross_account"]["primary"]["primary_arn"], stranger);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_account_replica_on_the_aws_managed_key() {
+    let (w, proxy, app, _, _) = setup().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    let arn = sm
+        .create_secret()
+        .name("partner/Feed")
+        .secret_string("replicated-value-never-read")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let primary = "arn:aws:secretsmanager:us-west-2:210987654321:secret:partner/Feed-Pr1m4R";
+    proxy.add_describe_members(&arn, primary_member(primary, "InSync"));
+    let mut ev = event("create-secret-cross-account-replica.json");
+    ev["detail"]["responseElements"]["aRN"] = json!(arn);
+    let report = run(&app, &ev).await;
+    assert_eq!(report["secret"]["account"], OWN);
+    let mut got = cross_codes(&report);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["CROSS_ACCOUNT_PRIMARY_OUTSIDE_TRUST", "KEY_AWS_MANAGED"],
+        "{report:#}"
+    );
+    assert!(
+        finding(&report, "KEY_AWS_MANAGED")["message"]
+            .as_str()
+            .unwrap()
+            .contains("cross-account replica")
+    );
+    // Reported, never remediated: no write reached moto.
+    assert!(
+        proxy
+            .requests("secretsmanager", "RemoveRegionsFromReplication")
+            .is_empty()
+    );
+}
