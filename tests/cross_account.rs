@@ -181,6 +181,8 @@ async fn a_failed_link_with_a_foreign_role_that_the_replica_does_not_name_back()
         ],
         "{report:#}"
     );
+    // The report, with its cross_account links, matches its schema.
+    support::schema::validate(&[("report.schema.json", &report)]).expect("valid report");
     let failed = finding(&report, "CROSS_ACCOUNT_REPLICA_FAILED");
     assert_eq!(failed["severity"], "HIGH");
     assert!(

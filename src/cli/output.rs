@@ -318,6 +318,40 @@ mod tests {
     }
 
     #[test]
+    fn the_table_shows_cross_account_replicas_beside_region_replicas() {
+        use replica_auditor::cross_account::{Links, ReplicaLink};
+        use replica_auditor::report::ReplicaInfo;
+        let mut r = report("production/DBWest", &[]);
+        let plain = render(std::slice::from_ref(&r), Format::Table, false);
+        assert!(
+            !plain.contains("Replicas of"),
+            "unchanged without a link: {plain}"
+        );
+        r.replicas = vec![ReplicaInfo {
+            region: "us-east-1".into(),
+            status: Some("InSync".into()),
+            status_message: None,
+            kms_key_id: None,
+        }];
+        let replica = "arn:aws:secretsmanager:us-west-2:222233334444:secret:member/Healthy-MeMbEr";
+        r.cross_account = Some(Links {
+            replicas: vec![ReplicaLink {
+                replica_arn: replica.into(),
+                role_arn: None,
+                status: Some("Failed".into()),
+                status_message: Some("Access denied".into()),
+            }],
+            ..Links::default()
+        });
+        let text = render(&[r], Format::Table, false);
+        // The line docs/cross-account.md shows.
+        let line = format!(
+            "Replicas of production/DBWest: us-east-1 InSync; account 222233334444 Failed (cross-account replica {replica})."
+        );
+        assert!(text.lines().any(|l| l == line), "{text}");
+    }
+
+    #[test]
     fn csv_quotes_commas_quotes_and_line_breaks() {
         let hostile = "a \"quoted\", comma\nand a line break";
         let r = report("prod/db", &[(Code::ReplicaFailed, "us-east-1", hostile)]);
