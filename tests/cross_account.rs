@@ -337,3 +337,90 @@ async fn a_cross_account_replica_on_the_aws_managed_key() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_hub_and_the_topic_carry_the_cross_account_findings() {
+    let w = World::start();
+    let replica = member_healthy(&w);
+    let primary = w.secrets["production/DBWest"].clone();
+    let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let hub = aws_sdk_securityhub::Client::new(&w.sdk().await);
+    Box::pin(hub.enable_security_hub().send())
+        .await
+        .expect("EnableSecurityHub");
+    let app = w.app_with_sdk(
+        &[
+            ("REMEDIATION", "off"),
+            ("SECURITY_HUB", "on"),
+            SCOPE,
+            TRUSTED,
+        ],
+        support::sdk_config(&proxy.endpoint).await,
+    );
+    proxy.add_describe_members(
+        &primary,
+        replicas_member(&replica, None, "Failed", Some("KMS access denied")),
+    );
+    run(
+        &app,
+        &link_event("associate-cross-account-replica.json", &primary, &replica),
+    )
+    .await;
+
+    let held = support::security_hub::findings(&w.sdk().await, "us-west-2").await;
+    let failed = held
+        .iter()
+        .find(|f| f.generator_id() == Some("CROSS_ACCOUNT_REPLICA_FAILED"))
+        .unwrap_or_else(|| panic!("no CROSS_ACCOUNT_REPLICA_FAILED in Security Hub: {held:#?}"));
+    assert_eq!(
+        failed.types(),
+        [
+            "Software and Configuration Checks/AWS Security Best Practices/Secrets Manager Cross-Account Replication"
+        ]
+    );
+    assert!(
+        held.iter()
+            .any(|f| f.generator_id() == Some("CROSS_ACCOUNT_MISMATCH"))
+    );
+
+    let published = w.published().await;
+    assert_eq!(published.len(), 1);
+    let codes = published[0].attributes["codes"]["Value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        codes.contains("CROSS_ACCOUNT_REPLICA_FAILED") && codes.contains("CROSS_ACCOUNT_MISMATCH"),
+        "{codes}"
+    );
+    assert!(
+        published[0].subject.starts_with("[HIGH]"),
+        "{}",
+        published[0].subject
+    );
+}
+
+/// `Pending` and `Detached` are `StatusType` values shared with Region
+/// replicas (the shim reports them as a Region replica's status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_replicas_pending_and_detached_are_classified() {
+    for (status, code, severity) in [
+        ("Pending", "REPLICA_IN_PROGRESS", "LOW"),
+        ("Detached", "REPLICA_DETACHED", "MEDIUM"),
+    ] {
+        let w = World::start_with(&[("SHIM_REPLICA_STATUS", status)]);
+        let report = run(
+            &w.app(&[("REMEDIATION", "off")]).await,
+            &event("create-secret.json"),
+        )
+        .await;
+        assert_eq!(
+            codes(&report),
+            vec![(code.to_string(), Some("us-east-1".to_string()))],
+            "{status}: {report:#}"
+        );
+        let f = finding(&report, code);
+        assert_eq!(f["severity"], severity);
+        assert!(f["message"].as_str().unwrap().contains(status), "{f:#}");
+    }
+}
