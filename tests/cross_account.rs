@@ -10,11 +10,9 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use support::fault_proxy::FaultProxy;
-use support::{World, codes, event, finding, python, root};
+use support::{World, codes, event, finding};
 
 const OWN: &str = "123456789012";
 const MEMBER: &str = "222233334444";
@@ -25,17 +23,7 @@ const TRUSTED: (&str, &str) = ("TRUSTED_ACCOUNT_IDS", "222233334444");
 /// The member's secret `member/Healthy` (us-west-2, customer keys): the
 /// cross-account replica of the own `production/DBWest` in these tests.
 fn member_healthy(w: &World) -> String {
-    let out = Command::new(python())
-        .arg(root().join("tests/moto/member.py"))
-        .args([&w.moto.endpoint, MEMBER])
-        .output()
-        .expect("run member.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let member: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let member = support::seed_member(w, MEMBER);
     member["secrets"]["member/Healthy"]
         .as_str()
         .unwrap()
@@ -44,21 +32,21 @@ fn member_healthy(w: &World) -> String {
 
 /// The world, a proxy in front of its moto, the auditor through the proxy,
 /// and the two secrets: the own primary and the member's replica.
-async fn setup() -> (
-    World,
-    FaultProxy,
-    replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
-    String,
-    String,
-) {
+async fn setup() -> (World, FaultProxy, App, String, String) {
+    setup_with(&[]).await
+}
+
+type App = replica_auditor::engine::App<replica_auditor::aws::AwsClients>;
+
+/// [`setup`], with `vars` in the auditor's environment too.
+async fn setup_with(vars: &[(&str, &str)]) -> (World, FaultProxy, App, String, String) {
     let w = World::start();
     let replica = member_healthy(&w);
     let primary = w.secrets["production/DBWest"].clone();
     let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
-    let app = w.app_with_sdk(
-        &[("REMEDIATION", "off"), SCOPE, TRUSTED],
-        support::sdk_config(&proxy.endpoint).await,
-    );
+    let mut env = vec![("REMEDIATION", "off"), SCOPE, TRUSTED];
+    env.extend_from_slice(vars);
+    let app = w.app_with_sdk(&env, support::sdk_config(&proxy.endpoint).await);
     (w, proxy, app, primary, replica)
 }
 
@@ -95,6 +83,14 @@ fn link_event(sample: &str, primary: &str, replica: &str) -> Value {
     ev
 }
 
+/// `report` holds a `code` finding of `severity` whose message contains `text`.
+fn says(report: &Value, code: &str, severity: &str, text: &str) {
+    let f = finding(report, code);
+    assert_eq!(f["severity"], severity, "{f:#}");
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains(text), "{code}: {message:?} lacks {text:?}");
+}
+
 fn cross_codes(report: &Value) -> Vec<String> {
     codes(report)
         .into_iter()
@@ -105,10 +101,7 @@ fn cross_codes(report: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn run(
-    app: &replica_auditor::engine::App<replica_auditor::aws::AwsClients>,
-    ev: &Value,
-) -> Value {
+async fn run(app: &App, ev: &Value) -> Value {
     support::run(app, ev).await
 }
 
@@ -183,25 +176,23 @@ async fn a_failed_link_with_a_foreign_role_that_the_replica_does_not_name_back()
     );
     // The report, with its cross_account links, matches its schema.
     support::schema::validate(&[("report.schema.json", &report)]).expect("valid report");
-    let failed = finding(&report, "CROSS_ACCOUNT_REPLICA_FAILED");
-    assert_eq!(failed["severity"], "HIGH");
-    assert!(
-        failed["message"]
-            .as_str()
-            .unwrap()
-            .contains("Access denied to the KMS key of the replica")
+    says(
+        &report,
+        "CROSS_ACCOUNT_REPLICA_FAILED",
+        "HIGH",
+        "Access denied to the KMS key of the replica",
     );
-    assert!(
-        finding(&report, "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT")["message"]
-            .as_str()
-            .unwrap()
-            .contains(STRANGER)
+    says(
+        &report,
+        "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT",
+        "HIGH",
+        STRANGER,
     );
-    assert!(
-        finding(&report, "CROSS_ACCOUNT_MISMATCH")["message"]
-            .as_str()
-            .unwrap()
-            .contains("is not a cross-account replica")
+    says(
+        &report,
+        "CROSS_ACCOUNT_MISMATCH",
+        "HIGH",
+        "is not a cross-account replica",
     );
 }
 
@@ -221,9 +212,12 @@ async fn a_replica_in_an_untrusted_account_is_reported_and_not_entered() {
         vec!["CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST"],
         "{report:#}"
     );
-    let f = finding(&report, "CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST");
-    assert_eq!(f["severity"], "HIGH");
-    assert!(f["message"].as_str().unwrap().contains(STRANGER));
+    says(
+        &report,
+        "CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST",
+        "HIGH",
+        STRANGER,
+    );
     // Out of the auditor's scope: not cross-checked, and not an error.
     assert!(proxy.assume_role_calls(STRANGER).is_empty());
     assert!(
@@ -247,14 +241,11 @@ async fn a_detached_replica_names_who_detached_it() {
     )
     .await;
     assert_eq!(cross_codes(&report), vec!["REPLICA_DETACHED"], "{report:#}");
-    let f = finding(&report, "REPLICA_DETACHED");
-    assert_eq!(f["severity"], "MEDIUM");
-    assert!(
-        f["message"]
-            .as_str()
-            .unwrap()
-            .contains("arn:aws:iam::123456789012:user/alice"),
-        "{f:#}"
+    says(
+        &report,
+        "REPLICA_DETACHED",
+        "MEDIUM",
+        "arn:aws:iam::123456789012:user/alice",
     );
 }
 
@@ -286,14 +277,11 @@ async fn the_replicas_side_stalled_and_fed_from_outside_trust() {
         ],
         "{report:#}"
     );
-    let stalled = finding(&report, "CROSS_ACCOUNT_REPLICA_STALLED");
-    assert_eq!(stalled["severity"], "MEDIUM");
-    assert!(
-        stalled["message"]
-            .as_str()
-            .unwrap()
-            .contains("Pending for at least 120 minutes"),
-        "{stalled:#}"
+    says(
+        &report,
+        "CROSS_ACCOUNT_REPLICA_STALLED",
+        "MEDIUM",
+        "Pending for at least 120 minutes",
     );
     assert_eq!(report["cross_account"]["primary"]["primary_arn"], stranger);
 }
@@ -324,11 +312,11 @@ async fn a_cross_account_replica_on_the_aws_managed_key() {
         vec!["CROSS_ACCOUNT_PRIMARY_OUTSIDE_TRUST", "KEY_AWS_MANAGED"],
         "{report:#}"
     );
-    assert!(
-        finding(&report, "KEY_AWS_MANAGED")["message"]
-            .as_str()
-            .unwrap()
-            .contains("cross-account replica")
+    says(
+        &report,
+        "KEY_AWS_MANAGED",
+        "MEDIUM",
+        "cross-account replica",
     );
     // Reported, never remediated: no write reached moto.
     assert!(
@@ -340,23 +328,11 @@ async fn a_cross_account_replica_on_the_aws_managed_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_hub_and_the_topic_carry_the_cross_account_findings() {
-    let w = World::start();
-    let replica = member_healthy(&w);
-    let primary = w.secrets["production/DBWest"].clone();
-    let proxy = FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let (w, proxy, app, primary, replica) = setup_with(&[("SECURITY_HUB", "on")]).await;
     let hub = aws_sdk_securityhub::Client::new(&w.sdk().await);
     Box::pin(hub.enable_security_hub().send())
         .await
         .expect("EnableSecurityHub");
-    let app = w.app_with_sdk(
-        &[
-            ("REMEDIATION", "off"),
-            ("SECURITY_HUB", "on"),
-            SCOPE,
-            TRUSTED,
-        ],
-        support::sdk_config(&proxy.endpoint).await,
-    );
     proxy.add_describe_members(
         &primary,
         replicas_member(&replica, None, "Failed", Some("KMS access denied")),
@@ -419,8 +395,6 @@ async fn region_replicas_pending_and_detached_are_classified() {
             vec![(code.to_string(), Some("us-east-1".to_string()))],
             "{status}: {report:#}"
         );
-        let f = finding(&report, code);
-        assert_eq!(f["severity"], severity);
-        assert!(f["message"].as_str().unwrap().contains(status), "{f:#}");
+        says(&report, code, severity, status);
     }
 }

@@ -164,39 +164,9 @@ pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
 ) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
-    let (first, mut links) =
-        match describe_linked(secrets, budget, &target.region, &target.secret_id).await {
-            Ok(Some(s)) => s,
-            other => return end_early(snap, other.map(|o| o.map(|(s, _)| s))),
-        };
-
-    let primary = if first.is_primary_copy() {
-        if target.promotion {
-            let former = find_former_primary(
-                secrets,
-                &first,
-                &target.search_regions,
-                budget,
-                &mut snap.gaps,
-            )
-            .await;
-            snap.promotion = Some(Promotion {
-                standalone: first.clone(),
-                former_primary: former,
-            });
-        }
-        first
-    } else {
-        // A replica: follow it to its primary.
-        let home = first.home_region().to_string();
-        let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
-        match describe_linked(secrets, budget, &home, &id).await {
-            Ok(Some((p, l))) => {
-                links = l;
-                p
-            }
-            other => return end_early(snap, other.map(|o| o.map(|(s, _)| s))),
-        }
+    let (primary, links) = match find_primary(secrets, target, budget, &mut snap).await {
+        Ok(found) => found,
+        Err(outcome) => return end_early(snap, outcome),
     };
 
     if !target.unreplicated_too
@@ -274,6 +244,21 @@ pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
     let (key, gaps) = primary_key;
     snap.keys.push(key);
     snap.gaps.extend(gaps);
+    add_replicas(&mut snap, replicas);
+    snap.primary = Lookup::Found(primary);
+    snap
+}
+
+/// What was read of one replica Region: its status on the primary, the
+/// secret there, its key.
+type ReplicaRead = (
+    ReplicaStatus,
+    Result<Option<SecretState>, Gap>,
+    (KeyCheck, Vec<Gap>),
+);
+
+/// Each replica Region's check, and its key's, into the snapshot.
+fn add_replicas(snap: &mut Snapshot, replicas: Vec<ReplicaRead>) {
     for (status, presence, (key, gaps)) in replicas {
         let presence = match presence {
             Ok(Some(s)) => Lookup::Found(s),
@@ -290,8 +275,47 @@ pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
         snap.keys.push(key);
         snap.gaps.extend(gaps);
     }
-    snap.primary = Lookup::Found(primary);
-    snap
+}
+
+/// The secret the target names, followed to its primary when it is a
+/// replica (a promoted one is its own primary, its former one searched
+/// for), with its cross-account links; else what ended the search.
+async fn find_primary<S: SecretsApi>(
+    secrets: &S,
+    target: &Target,
+    budget: &Budget,
+    snap: &mut Snapshot,
+) -> Result<(SecretState, Links), Result<Option<SecretState>, Gap>> {
+    let ended = |other: Result<Option<(SecretState, Links)>, Gap>| other.map(|o| o.map(|(s, _)| s));
+    let (first, links) =
+        match describe_linked(secrets, budget, &target.region, &target.secret_id).await {
+            Ok(Some(found)) => found,
+            other => return Err(ended(other)),
+        };
+    if !first.is_primary_copy() {
+        // A replica: follow it to its primary.
+        let home = first.home_region().to_string();
+        let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
+        return match describe_linked(secrets, budget, &home, &id).await {
+            Ok(Some(found)) => Ok(found),
+            other => Err(ended(other)),
+        };
+    }
+    if target.promotion {
+        let former = find_former_primary(
+            secrets,
+            &first,
+            &target.search_regions,
+            budget,
+            &mut snap.gaps,
+        )
+        .await;
+        snap.promotion = Some(Promotion {
+            standalone: first.clone(),
+            former_primary: former,
+        });
+    }
+    Ok((first, links))
 }
 
 /// The snapshot's cross-account part: the links, when they were read.
