@@ -15,11 +15,13 @@ fi
 status=0
 for target in event_parser key_policy; do
   seeds=fuzz/seeds/$target
-  [ "$target" = event_parser ] && seeds=events
+  dict=()
+  # The event parser is seeded from the sample events too, with a dictionary.
+  [ "$target" = event_parser ] && seeds="events fuzz/seeds/event_parser" && dict=(-dict=fuzz/event_parser.dict)
   mkdir -p "fuzz/corpus/$target" "fuzz/regressions/$target"
   echo "==> fuzzing $target for ${SECONDS_EACH}s"
   if ! RUSTC_BOOTSTRAP=1 .tools/bin/cargo-fuzz run "$target" --fuzz-dir fuzz \
-      "fuzz/corpus/$target" "$seeds" fuzz/regressions/$target -- -max_total_time="$SECONDS_EACH" 2>&1 \
+      "fuzz/corpus/$target" $seeds fuzz/regressions/$target -- "${dict[@]}" -max_total_time="$SECONDS_EACH" 2>&1 \
       | tee "fuzz/$target.log" | grep -E "^Done|DONE|panicked|SUMMARY|crash-"; then
     :
   fi

@@ -8,11 +8,9 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
-use support::{World, codes, event, python, root, run};
+use support::{World, codes, event, run, seed_member};
 
 const MEMBER: &str = "222233334444";
 const MEMBER_ROLE: &str = "arn:aws:iam::222233334444:role/ReplicaAuditorMember";
@@ -20,21 +18,6 @@ const MEMBER_ROLE: &str = "arn:aws:iam::222233334444:role/ReplicaAuditorMember";
 const OTHER: &str = "333344445555";
 /// The accounts the auditor may act in: its own and the members'.
 const SCOPE: (&str, &str) = ("ACCOUNT_IDS", "123456789012,222233334444,333344445555");
-
-/// Seed the member account (tests/moto/member.py); its secrets' ARNs by name.
-fn seed_member(w: &World, account: &str) -> Value {
-    let out = Command::new(python())
-        .arg(root().join("tests/moto/member.py"))
-        .args([&w.moto.endpoint, account])
-        .output()
-        .expect("run member.py");
-    assert!(
-        out.status.success(),
-        "member.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("member JSON")
-}
 
 /// ReplicateSecretToRegions on `arn` in us-west-2, as the member account's
 /// CloudTrail records it and its forwarding rule delivers it to the

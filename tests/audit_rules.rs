@@ -114,6 +114,7 @@ fn healthy() -> Snapshot {
         promotion: None,
         gaps: vec![],
         removed: vec![],
+        cross_account: None,
     }
 }
 
@@ -132,6 +133,7 @@ fn trigger(event: HandledEvent) -> Trigger {
         error_message: None,
         secret: SecretRef::parse(PRIMARY_ARN),
         removed_regions: vec![],
+        cross_account: None,
     }
 }
 
@@ -503,6 +505,13 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::AuditIncomplete, Medium),
         (Code::CrossAccountCall, Low),
         (Code::ReplicaRemovedByRemediation, High),
+        (Code::CrossAccountReplicaFailed, High),
+        (Code::CrossAccountReplicaStalled, Medium),
+        (Code::ReplicaDetached, Medium),
+        (Code::CrossAccountReplicaOutsideTrust, High),
+        (Code::CrossAccountPrimaryOutsideTrust, High),
+        (Code::CrossAccountRoleOutsidePrimaryAccount, High),
+        (Code::CrossAccountMismatch, High),
     ];
     assert_eq!(expected.len(), Code::ALL.len());
     for (code, sev) in expected {

@@ -309,3 +309,53 @@ fn statement() -> impl Strategy<Value = Value> {
             },
         )
 }
+
+// Cross-account replication events (issue 26): the new calls and
+// CreateSecret's crossAccountPrimaryARN, with any value in the new fields,
+// parse or fail cleanly; a well-formed one always parses and keeps the
+// other secret's ARN exactly when it is a full secret ARN.
+fn cross_account_values() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any_json(),
+        "[a-zA-Z0-9/_+=.@-]{1,40}".prop_map(|n| json!(format!(
+            "arn:aws:secretsmanager:us-west-2:210987654321:secret:{n}"
+        ))),
+        "[ -~]{0,60}".prop_map(|s| json!(s)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cross_account_events_parse_or_fail_cleanly(
+        which in prop::sample::select(vec![
+            ("AssociateCrossAccountReplica", "crossAccountReplicaARN"),
+            ("DisassociateCrossAccountReplica", "crossAccountReplicaARN"),
+            ("CreateSecret", "crossAccountPrimaryARN"),
+        ]),
+        id in secret_ids(),
+        other in cross_account_values(),
+        restriction in cross_account_values(),
+        role in cross_account_values(),
+    ) {
+        let (name, other_key) = which;
+        let id_key = if name == "CreateSecret" { "name" } else { "secretId" };
+        let detail = json!({"eventName": name, "awsRegion": "us-west-2",
+            "requestParameters": {id_key: id, other_key: other, "replicaRestriction": restriction, "replicationRoleARN": role}});
+        let raw = serde_json::to_vec(&envelope(detail)).unwrap();
+        let Incoming::ApiCall(t) = event::parse_bytes(&raw).expect("a well-formed event parses") else {
+            return Err(TestCaseError::fail("not an API call"));
+        };
+        prop_assert_eq!(t.event.as_str(), name);
+        let full_arn = other.as_str().and_then(|s| event::parse_secret_arn(s.trim())).is_some()
+            && !other.as_str().unwrap().chars().any(char::is_control);
+        let kept = t.cross_account.as_ref().and_then(|x| x.other_arn.clone());
+        prop_assert_eq!(kept.is_some(), full_arn, "{:?}", other);
+        if name == "CreateSecret" {
+            prop_assert_eq!(t.cross_account.is_some(), full_arn);
+        } else {
+            prop_assert!(t.cross_account.is_some());
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! SAM template's policy is checked against that list by a test.
 
 mod clients;
+mod cross_account;
 mod error;
 mod kms;
 mod members;
@@ -195,6 +196,22 @@ pub trait SecretsApi: Send + Sync {
         region: &str,
         secret_id: &str,
     ) -> impl Future<Output = Result<Option<SecretState>, AwsError>> + Send;
+
+    /// DescribeSecret in `region` with what the answer says of
+    /// cross-account replication (src/aws/cross_account.rs); `Ok(None)`
+    /// as [`SecretsApi::describe_secret`]. A port that does not read the
+    /// cross-account members answers no links.
+    fn describe_linked(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<Option<(SecretState, crate::cross_account::Links)>, AwsError>> + Send
+    {
+        async move {
+            let state = self.describe_secret(region, secret_id).await?;
+            Ok(state.map(|s| (s, crate::cross_account::Links::default())))
+        }
+    }
 
     /// `primary`'s replica in `region`: DescribeSecret there by name. The
     /// sweep answers this from a listing of the Region instead.

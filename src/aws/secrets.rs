@@ -7,6 +7,7 @@ use aws_sdk_secretsmanager::types::{
 };
 
 use super::{AwsClients, AwsError, ReplicationApi, SecretsApi};
+use crate::cross_account::Links;
 use crate::model::{GapKind, ReplicaStatus, SecretState};
 
 impl SecretsApi for AwsClients {
@@ -48,15 +49,20 @@ impl SecretsApi for AwsClients {
         region: &str,
         secret_id: &str,
     ) -> Result<Option<SecretState>, AwsError> {
+        let linked = self.describe_linked(region, secret_id).await?;
+        Ok(linked.map(|(state, _)| state))
+    }
+
+    async fn describe_linked(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<(SecretState, Links)>, AwsError> {
         let client = self.region(region).secrets;
-        match super::boxed(client.describe_secret().secret_id(secret_id).send()).await {
-            Ok(out) if out.deleted_date().is_some() => Ok(None),
-            Ok(out) => Ok(Some(to_state(region, out))),
-            Err(e) => absent(AwsError::from_sdk(
-                "secretsmanager:DescribeSecret",
-                region,
-                e,
-            )),
+        match super::cross_account::describe(&client, region, secret_id).await {
+            Ok((out, _)) if out.deleted_date().is_some() => Ok(None),
+            Ok((out, links)) => Ok(Some((to_state(region, out), links))),
+            Err(e) => absent(e),
         }
     }
 

@@ -179,6 +179,9 @@ fn write_table(out: &mut dyn Write, reports: &[Report], colour: bool) -> io::Res
         }
     }
     for r in reports {
+        if let Some(line) = replicas_line(r) {
+            writeln!(out, "{line}")?;
+        }
         for a in &r.actions {
             writeln!(
                 out,
@@ -211,6 +214,46 @@ fn write_table(out: &mut dyn Write, reports: &[Report], colour: bool) -> io::Res
         )?;
     }
     Ok(())
+}
+
+/// A secret with cross-account replication: its Region replicas and,
+/// beside them, its cross-account replicas (or primary), with their
+/// statuses. `None` without cross-account replication (the table is then
+/// as it always was).
+fn replicas_line(r: &Report) -> Option<String> {
+    let x = r.cross_account.as_ref()?;
+    let status = |s: &Option<replica_auditor::model::ReplicationState>| {
+        s.as_ref().map_or("no status", |s| s.as_str()).to_string()
+    };
+    let account = |arn: &str| {
+        replica_auditor::arn::parse_secret_arn(arn).map_or("?".to_string(), |a| a.account)
+    };
+    let mut parts: Vec<String> = r
+        .replicas
+        .iter()
+        .map(|p| format!("{} {}", p.region, status(&p.status)))
+        .collect();
+    parts.extend(x.replicas.iter().map(|c| {
+        format!(
+            "account {} {} (cross-account replica {})",
+            account(&c.replica_arn),
+            status(&c.status),
+            c.replica_arn
+        )
+    }));
+    if let Some(p) = &x.primary {
+        parts.push(format!(
+            "account {} {} (cross-account primary {})",
+            account(&p.primary_arn),
+            status(&p.status),
+            p.primary_arn
+        ));
+    }
+    Some(format!(
+        "Replicas of {}: {}.",
+        r.secret.name,
+        parts.join("; ")
+    ))
 }
 
 /// `--fail-on`: whether any finding is at or above `fail_on`.
@@ -273,6 +316,40 @@ mod tests {
         };
         write(&mut out, reports, format, colour, &ctx).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_table_shows_cross_account_replicas_beside_region_replicas() {
+        use replica_auditor::cross_account::{Links, ReplicaLink};
+        use replica_auditor::report::ReplicaInfo;
+        let mut r = report("production/DBWest", &[]);
+        let plain = render(std::slice::from_ref(&r), Format::Table, false);
+        assert!(
+            !plain.contains("Replicas of"),
+            "unchanged without a link: {plain}"
+        );
+        r.replicas = vec![ReplicaInfo {
+            region: "us-east-1".into(),
+            status: Some("InSync".into()),
+            status_message: None,
+            kms_key_id: None,
+        }];
+        let replica = "arn:aws:secretsmanager:us-west-2:222233334444:secret:member/Healthy-MeMbEr";
+        r.cross_account = Some(Links {
+            replicas: vec![ReplicaLink {
+                replica_arn: replica.into(),
+                role_arn: None,
+                status: Some("Failed".into()),
+                status_message: Some("Access denied".into()),
+            }],
+            ..Links::default()
+        });
+        let text = render(&[r], Format::Table, false);
+        // The line docs/cross-account.md shows.
+        let line = format!(
+            "Replicas of production/DBWest: us-east-1 InSync; account 222233334444 Failed (cross-account replica {replica})."
+        );
+        assert!(text.lines().any(|l| l == line), "{text}");
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         // primary's ARN.
         let hint = Some(target.secret_id.as_str());
         let (mut snapshot, _, journal) = futures::join!(
-            inspect::inspect(&*clients, &*clients, target, budget),
+            inspect::inspect_with(&*clients, &*clients, self, target, budget),
             self.own_org(budget),
             self.journal(hint, budget)
         );

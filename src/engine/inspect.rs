@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
+use super::cross_account::{NoOtherSide, OtherSide};
 use crate::arn::secret_arn_in_region;
 use crate::aws::{AwsError, KeysApi, SecretsApi};
+use crate::cross_account::{Counterpart, CrossAccount, Links};
 use crate::model::*;
 
 /// The time an invocation may spend on AWS calls.
@@ -151,47 +153,35 @@ impl PolicyCheck {
     }
 }
 
-/// Inspect one secret everywhere it lives.
+/// Inspect one secret everywhere it lives, without looking at the other
+/// side of its cross-account links ([`NoOtherSide`]).
 pub async fn inspect<S: SecretsApi, K: KeysApi>(
     secrets: &S,
     keys: &K,
     target: &Target,
     budget: &Budget,
 ) -> Snapshot {
+    inspect_with(secrets, keys, &NoOtherSide, target, budget).await
+}
+
+/// Inspect one secret everywhere it lives; `other` looks at the other side
+/// of its cross-account links beside the replica and key checks.
+pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
+    secrets: &S,
+    keys: &K,
+    other: &O,
+    target: &Target,
+    budget: &Budget,
+) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
-    let first = match describe(secrets, budget, &target.region, &target.secret_id).await {
-        Ok(Some(s)) => s,
-        other => return end_early(snap, other),
-    };
-
-    let primary = if first.is_primary_copy() {
-        if target.promotion {
-            let former = find_former_primary(
-                secrets,
-                &first,
-                &target.search_regions,
-                budget,
-                &mut snap.gaps,
-            )
-            .await;
-            snap.promotion = Some(Promotion {
-                standalone: first.clone(),
-                former_primary: former,
-            });
-        }
-        first
-    } else {
-        // A replica: follow it to its primary.
-        let home = first.home_region().to_string();
-        let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
-        match describe(secrets, budget, &home, &id).await {
-            Ok(Some(p)) => p,
-            other => return end_early(snap, other),
-        }
+    let (primary, links) = match find_primary(secrets, target, budget, &mut snap).await {
+        Ok(found) => found,
+        Err(outcome) => return end_early(snap, outcome),
     };
 
     if !target.unreplicated_too
+        && links.is_empty()
         && primary.replication.is_empty()
         && !primary
             .tags
@@ -200,26 +190,12 @@ pub async fn inspect<S: SecretsApi, K: KeysApi>(
         snap.primary = Lookup::Found(primary);
         return snap;
     }
-    read_around(secrets, keys, target, budget, &primary, &mut snap).await;
-    snap.primary = Lookup::Found(primary);
-    snap
-}
 
-/// All at once (one round trip on top of the primary's): the primary's key
-/// and resource policy, and every replica with its key, into `snap`.
-async fn read_around<S: SecretsApi, K: KeysApi>(
-    secrets: &S,
-    keys: &K,
-    target: &Target,
-    budget: &Budget,
-    primary: &SecretState,
-    snap: &mut Snapshot,
-) {
     // All at once (one round trip on top of the primary's): the primary's
     // key and resource policy (policies replicate, so the primary's covers
     // its replicas; a promoted replica is its own primary here), and for
     // every replica Region the replica itself and its key.
-    let read_policy = target.policy.as_ref().is_none_or(|c| c.due(primary));
+    let read_policy = target.policy.as_ref().is_none_or(|c| c.due(&primary));
     let secret_policy = async {
         if !read_policy {
             return None;
@@ -243,7 +219,7 @@ async fn read_around<S: SecretsApi, K: KeysApi>(
             budget.run(
                 "secretsmanager:DescribeSecret",
                 &status.region,
-                secrets.describe_replica(&status.region, primary),
+                secrets.describe_replica(&status.region, &primary),
             ),
             check_key(
                 keys,
@@ -255,8 +231,18 @@ async fn read_around<S: SecretsApi, K: KeysApi>(
         );
         (status.clone(), presence, key)
     }));
-    let (primary_key, replicas, secret_policy) =
-        futures::join!(primary_key, replicas, secret_policy);
+    let counterparts = async {
+        if links.is_empty() {
+            return None;
+        }
+        Some(other.counterparts(&primary, &links, budget).await)
+    };
+    let (primary_key, replicas, secret_policy, counterparts) =
+        futures::join!(primary_key, replicas, secret_policy, counterparts);
+    if let Some((counterparts, gaps)) = counterparts {
+        snap.gaps.extend(gaps);
+        snap.cross_account = Some(cross_account(&primary, links, counterparts, &mut snap.gaps));
+    }
     match secret_policy {
         Some(Ok(policy)) => {
             snap.secret_policy = policy;
@@ -269,6 +255,21 @@ async fn read_around<S: SecretsApi, K: KeysApi>(
     let (key, gaps) = primary_key;
     snap.keys.push(key);
     snap.gaps.extend(gaps);
+    add_replicas(&mut snap, replicas);
+    snap.primary = Lookup::Found(primary);
+    snap
+}
+
+/// What was read of one replica Region: its status on the primary, the
+/// secret there, its key.
+type ReplicaRead = (
+    ReplicaStatus,
+    Result<Option<SecretState>, Gap>,
+    (KeyCheck, Vec<Gap>),
+);
+
+/// Each replica Region's check, and its key's, into the snapshot.
+fn add_replicas(snap: &mut Snapshot, replicas: Vec<ReplicaRead>) {
     for (status, presence, (key, gaps)) in replicas {
         let presence = match presence {
             Ok(Some(s)) => Lookup::Found(s),
@@ -285,6 +286,89 @@ async fn read_around<S: SecretsApi, K: KeysApi>(
         snap.keys.push(key);
         snap.gaps.extend(gaps);
     }
+}
+
+/// The secret the target names, followed to its primary when it is a
+/// replica (a promoted one is its own primary, its former one searched
+/// for), with its cross-account links; else what ended the search.
+async fn find_primary<S: SecretsApi>(
+    secrets: &S,
+    target: &Target,
+    budget: &Budget,
+    snap: &mut Snapshot,
+) -> Result<(SecretState, Links), Result<Option<SecretState>, Gap>> {
+    let ended = |other: Result<Option<(SecretState, Links)>, Gap>| other.map(|o| o.map(|(s, _)| s));
+    let (first, links) =
+        match describe_linked(secrets, budget, &target.region, &target.secret_id).await {
+            Ok(Some(found)) => found,
+            other => return Err(ended(other)),
+        };
+    if !first.is_primary_copy() {
+        // A replica: follow it to its primary.
+        let home = first.home_region().to_string();
+        let id = secret_arn_in_region(&first.arn, &home).unwrap_or_else(|| first.name.clone());
+        return match describe_linked(secrets, budget, &home, &id).await {
+            Ok(Some(found)) => Ok(found),
+            other => Err(ended(other)),
+        };
+    }
+    if target.promotion {
+        let former = find_former_primary(
+            secrets,
+            &first,
+            &target.search_regions,
+            budget,
+            &mut snap.gaps,
+        )
+        .await;
+        snap.promotion = Some(Promotion {
+            standalone: first.clone(),
+            former_primary: former,
+        });
+    }
+    Ok((first, links))
+}
+
+/// The snapshot's cross-account part: the links, when they were read.
+fn cross_account(
+    primary: &SecretState,
+    links: Links,
+    counterparts: Vec<Counterpart>,
+    gaps: &mut Vec<Gap>,
+) -> CrossAccount {
+    let observed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64);
+    if let Some(why) = &links.unreadable {
+        gaps.push(Gap {
+            call: "secretsmanager:DescribeSecret".into(),
+            region: primary.region.clone(),
+            kind: GapKind::Other,
+            reason: format!("its cross-account members could not be read: {why}"),
+        });
+    }
+    CrossAccount {
+        links,
+        observed_at,
+        counterparts,
+    }
+}
+
+/// DescribeSecret with its cross-account links, within the budget.
+async fn describe_linked<S: SecretsApi>(
+    secrets: &S,
+    budget: &Budget,
+    region: &str,
+    id: &str,
+) -> Result<Option<(SecretState, Links)>, Gap> {
+    budget
+        .run(
+            "secretsmanager:DescribeSecret",
+            region,
+            secrets.describe_linked(region, id),
+        )
+        .await
 }
 
 /// DescribeSecret within the budget.

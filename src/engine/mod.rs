@@ -3,6 +3,7 @@
 //! runtime: [`handler`] takes raw event bytes, [`sweep`] audits every
 //! secret of some Regions; `src/runtime.rs` and the binaries run them.
 
+pub mod cross_account;
 pub mod handler;
 pub mod inspect;
 pub mod remediate;

@@ -128,6 +128,24 @@ impl<C: Ports, S> App<C, S> {
         })
     }
 
+    /// Whether `account` is an ACTIVE account of the auditor's
+    /// organisation, from the same cached list as [`App::may_act_in`]
+    /// (cross-account trust, issue 26). A transient failure to list is the
+    /// gap, and the membership not known.
+    pub(crate) async fn membership(
+        &self,
+        account: &str,
+        budget: &Budget,
+    ) -> (crate::cross_account::Membership, Option<Gap>) {
+        use crate::cross_account::Membership;
+        match self.org_accounts(account, budget).await {
+            Ok(Ok(accounts)) if accounts.contains(account) => (Membership::InOrganisation, None),
+            Ok(Ok(_)) => (Membership::NotInOrganisation, None),
+            Ok(Err(why)) => (Membership::Unlisted(why), None),
+            Err(gap) => (Membership::NotKnown, Some(gap)),
+        }
+    }
+
     /// The organisation's ACTIVE accounts, listed again when
     /// [`should_list`] says so (one listing at a time per container). A
     /// listing that cannot be made for good (denied, no organisation) is

@@ -179,6 +179,9 @@ struct State {
     /// Requests accepted whose fate is not settled yet: being read, held,
     /// or waiting for moto's answer (a [`Fault::Hang`] is settled: never).
     pending: usize,
+    /// Members added to moto's DescribeSecret answers, by the secret's ARN
+    /// (the members moto does not have: issue 26's cross-account ones).
+    describe_members: HashMap<String, serde_json::Value>,
 }
 
 /// One request as it reached the proxy.
@@ -302,6 +305,15 @@ impl FaultProxy {
             .filter(|c| c.action == action)
             .cloned()
             .collect()
+    }
+
+    /// Add `members` (a JSON object) to every DescribeSecret answer of the
+    /// secret `arn` that moto gives, replacing members of the same name:
+    /// what moto cannot model, shaped as Secrets Manager's model says.
+    pub fn add_describe_members(&self, arn: &str, members: serde_json::Value) {
+        assert!(members.is_object(), "members must be an object: {members}");
+        let mut s = self.state.lock().unwrap();
+        s.describe_members.insert(arn.to_string(), members);
     }
 
     pub fn set_rules(&self, rules: Vec<Rule>) {
@@ -434,7 +446,10 @@ async fn serve(
     };
     match fault {
         None => {
-            let response = to_moto.apply().await?;
+            let mut response = to_moto.apply().await?;
+            if action == "DescribeSecret" {
+                response = with_describe_members(response, state);
+            }
             answer(&mut client, &response).await
         }
         Some(Fault::Refuse) => Ok(()),
@@ -545,6 +560,37 @@ impl Upstream<'_> {
         }
         Ok(with_connection_close(&response))
     }
+}
+
+/// A DescribeSecret answer with the members a test added for its secret
+/// (by the answer's `ARN`), Content-Length made right; any other answer
+/// as it is.
+fn with_describe_members(response: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    let Some(end) = find(&response, b"\r\n\r\n") else {
+        return response;
+    };
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response[end + 4..]) else {
+        return response;
+    };
+    let arn = body["ARN"].as_str().unwrap_or_default().to_string();
+    let Some(members) = state.lock().unwrap().describe_members.get(&arn).cloned() else {
+        return response;
+    };
+    for (k, v) in members.as_object().expect("an object") {
+        body[k] = v.clone();
+    }
+    let body = serde_json::to_vec(&body).unwrap();
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut lines: Vec<String> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(str::to_string)
+        .collect();
+    lines.push(format!("Content-Length: {}", body.len()));
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Relay a whole response and close.

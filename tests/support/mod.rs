@@ -364,6 +364,22 @@ pub fn codes(report: &Value) -> Vec<(String, Option<String>)> {
     c
 }
 
+/// Seed a member account of the organisation (tests/moto/member.py) in
+/// `w`'s moto: its secrets' and keys' ARNs, as JSON.
+pub fn seed_member(w: &World, account: &str) -> Value {
+    let out = Command::new(python())
+        .arg(root().join("tests/moto/member.py"))
+        .args([&w.moto.endpoint, account])
+        .output()
+        .expect("run member.py");
+    assert!(
+        out.status.success(),
+        "member.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("member JSON")
+}
+
 /// A sample event from events/.
 pub fn event(name: &str) -> Value {
     let path = root().join("events").join(name);

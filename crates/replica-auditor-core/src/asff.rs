@@ -177,7 +177,14 @@ pub fn types(code: Code) -> Vec<String> {
         | ReplicaPromoted
         | RegionNotAllowed
         | RequiredRegionMissing
-        | ReplicaRemovedByRemediation => "Secrets Manager Replication",
+        | ReplicaRemovedByRemediation
+        | ReplicaDetached => "Secrets Manager Replication",
+        CrossAccountReplicaFailed
+        | CrossAccountReplicaStalled
+        | CrossAccountReplicaOutsideTrust
+        | CrossAccountPrimaryOutsideTrust
+        | CrossAccountRoleOutsidePrimaryAccount
+        | CrossAccountMismatch => "Secrets Manager Cross-Account Replication",
         ReplicaKeyWeakerThanPrimary
         | KeyAwsManaged
         | KeyNotFound

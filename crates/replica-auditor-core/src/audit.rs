@@ -139,6 +139,8 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
         Lookup::Found(p) => {
             secret_findings(&mut f, snapshot, p, trigger, rules);
             removal_findings(&mut f, snapshot, p);
+            f.out
+                .extend(crate::cross_account::findings(snapshot, p, trigger, rules));
         }
     }
     f.out
@@ -398,13 +400,25 @@ fn replica_findings(f: &mut Findings<'_>, p: &SecretState, r: &ReplicaCheck) {
             )
             .cause = Some(cause);
         }
-        Some(ReplicationState::InProgress) => {
+        Some(s @ (ReplicationState::InProgress | ReplicationState::Pending)) => {
             f.add(
                 Code::ReplicaInProgress,
                 Some(region),
                 "",
-                format!("Replication of {name} to {region} was still InProgress when the audit ended."),
-                "Usually transient; if it stays InProgress, audit again and check the replica's StatusMessage.".into(),
+                format!("Replication of {name} to {region} was still {s} when the audit ended."),
+                format!("Usually transient; if it stays {s}, audit again and check the replica's StatusMessage."),
+            );
+        }
+        Some(ReplicationState::Detached) => {
+            f.add(
+                Code::ReplicaDetached,
+                Some(region),
+                "",
+                format!(
+                    "The replica of {name} in {region} is Detached: it no longer receives the primary's changes (message: {}).",
+                    msg.unwrap_or("none")
+                ),
+                format!("Remove {region} from replication and replicate it again, or promote the replica (StopReplicationToReplica) if it is meant to stand alone."),
             );
         }
         other => {

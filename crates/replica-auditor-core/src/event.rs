@@ -31,16 +31,22 @@ pub enum HandledEvent {
     /// between sweeps").
     PutResourcePolicy,
     DeleteResourcePolicy,
+    /// Cross-account replication (issue 26): called on the primary, in
+    /// its account, naming the replica in another.
+    AssociateCrossAccountReplica,
+    DisassociateCrossAccountReplica,
 }
 
 impl HandledEvent {
-    pub const ALL: [HandledEvent; 6] = [
+    pub const ALL: [HandledEvent; 8] = [
         HandledEvent::CreateSecret,
         HandledEvent::ReplicateSecretToRegions,
         HandledEvent::RemoveRegionsFromReplication,
         HandledEvent::StopReplicationToReplica,
         HandledEvent::PutResourcePolicy,
         HandledEvent::DeleteResourcePolicy,
+        HandledEvent::AssociateCrossAccountReplica,
+        HandledEvent::DisassociateCrossAccountReplica,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +57,8 @@ impl HandledEvent {
             HandledEvent::StopReplicationToReplica => "StopReplicationToReplica",
             HandledEvent::PutResourcePolicy => "PutResourcePolicy",
             HandledEvent::DeleteResourcePolicy => "DeleteResourcePolicy",
+            HandledEvent::AssociateCrossAccountReplica => "AssociateCrossAccountReplica",
+            HandledEvent::DisassociateCrossAccountReplica => "DisassociateCrossAccountReplica",
         }
     }
 
@@ -143,6 +151,55 @@ pub struct Trigger {
     /// Regions the request removed (RemoveRegionsFromReplication); only
     /// names in the Region grammar are kept.
     pub removed_regions: Vec<String>,
+    /// What a cross-account replication call named (issue 26): Associate
+    /// and DisassociateCrossAccountReplica, and CreateSecret with
+    /// `crossAccountPrimaryARN`; `None` for every other call.
+    pub cross_account: Option<CrossAccountRequest>,
+}
+
+/// The cross-account fields of a request, as CloudTrail logs them
+/// (camelCase of the model's members).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrossAccountRequest {
+    /// The other secret: `crossAccountReplicaARN` (Associate, Disassociate)
+    /// or `crossAccountPrimaryARN` (CreateSecret); kept only when it is a
+    /// full secret ARN.
+    pub other_arn: Option<String>,
+    /// `replicaRestriction` (Associate): `SameOrg`, the default, or
+    /// `NoRestriction`.
+    pub restriction: Option<String>,
+    /// `replicationRoleARN` (Associate).
+    pub role_arn: Option<String>,
+}
+
+/// The cross-account fields of `event`'s request, when it is one that has them.
+fn cross_account_request(
+    event: HandledEvent,
+    params: Option<&Value>,
+) -> Option<CrossAccountRequest> {
+    let text = |key: &str| {
+        params?
+            .get(key)?
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
+            .map(|s| s.chars().take(MAX_SECRET_ID_CHARS).collect::<String>())
+    };
+    let other_key = match event {
+        HandledEvent::AssociateCrossAccountReplica
+        | HandledEvent::DisassociateCrossAccountReplica => "crossAccountReplicaARN",
+        HandledEvent::CreateSecret => "crossAccountPrimaryARN",
+        _ => return None,
+    };
+    let other_arn = text(other_key).filter(|a| parse_secret_arn(a).is_some());
+    if event == HandledEvent::CreateSecret && other_arn.is_none() {
+        return None;
+    }
+    Some(CrossAccountRequest {
+        other_arn,
+        restriction: text("replicaRestriction"),
+        role_arn: text("replicationRoleARN"),
+    })
 }
 
 impl Trigger {
@@ -389,6 +446,7 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
     let mut removed_regions =
         string_list(detail.request_parameters.as_ref(), "removeReplicaRegions");
     removed_regions.retain(|r| is_region_name(r));
+    let cross_account = cross_account_request(event, detail.request_parameters.as_ref());
     let identity = detail.user_identity.unwrap_or_default();
     let issuer_arn = identity
         .session_context
@@ -418,6 +476,7 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         error_message: detail.error_message,
         secret,
         removed_regions,
+        cross_account,
     }))
 }
 
@@ -953,6 +1012,66 @@ mod tests {
         ))
         .unwrap();
         assert!(parse_bytes(&fine).is_ok());
+    }
+
+    #[test]
+    fn the_cross_account_samples_parse_with_what_they_name() {
+        // Written from the service model and CloudTrail's documentation,
+        // not recorded (docs/cross-account.md).
+        let primary =
+            "arn:aws:secretsmanager:us-west-2:123456789012:secret:production/DBShared-Sh4rEd";
+        let replica =
+            "arn:aws:secretsmanager:us-west-2:210987654321:secret:production/DBShared-R3pL1c";
+        let t = api_call(
+            serde_json::from_str(include_str!(
+                "../../../events/associate-cross-account-replica.json"
+            ))
+            .unwrap(),
+        );
+        assert_eq!(t.event, HandledEvent::AssociateCrossAccountReplica);
+        assert_eq!(t.secret.id, primary);
+        assert_eq!(t.other_owner(), None, "the primary is the event's own");
+        let x = t.cross_account.expect("cross-account fields");
+        assert_eq!(x.other_arn.as_deref(), Some(replica));
+        assert_eq!(x.restriction.as_deref(), Some("SameOrg"));
+        assert_eq!(
+            x.role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/secrets-replication")
+        );
+        let t = api_call(
+            serde_json::from_str(include_str!(
+                "../../../events/disassociate-cross-account-replica.json"
+            ))
+            .unwrap(),
+        );
+        assert_eq!(t.event, HandledEvent::DisassociateCrossAccountReplica);
+        assert_eq!(t.cross_account.unwrap().other_arn.as_deref(), Some(replica));
+        let t = api_call(
+            serde_json::from_str(include_str!(
+                "../../../events/create-secret-cross-account-replica.json"
+            ))
+            .unwrap(),
+        );
+        assert_eq!(t.event, HandledEvent::CreateSecret);
+        assert_eq!(
+            t.secret.id,
+            "arn:aws:secretsmanager:us-west-2:123456789012:secret:partner/Feed-R3pL1c"
+        );
+        assert_eq!(
+            t.cross_account.unwrap().other_arn.as_deref(),
+            Some("arn:aws:secretsmanager:us-west-2:210987654321:secret:partner/Feed-Pr1m4R")
+        );
+        // A CreateSecret without the field, or with one that is no secret ARN, has none.
+        let plain = api_call(
+            serde_json::from_str(include_str!("../../../events/create-secret.json")).unwrap(),
+        );
+        assert_eq!(plain.cross_account, None);
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../../events/create-secret-cross-account-replica.json"
+        ))
+        .unwrap();
+        v["detail"]["requestParameters"]["crossAccountPrimaryARN"] = json!("not-an-arn");
+        assert_eq!(api_call(v).cross_account, None);
     }
 
     #[test]

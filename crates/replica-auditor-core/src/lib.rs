@@ -13,10 +13,12 @@
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
 //! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
+//! - [`cross_account`]: cross-account replication, its links and findings
 
 pub mod arn;
 pub mod asff;
 pub mod audit;
+pub mod cross_account;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

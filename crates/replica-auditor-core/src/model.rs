@@ -82,10 +82,26 @@ pub enum Code {
     /// The auditor's remediation removed a Failed Region (the remediation
     /// journal) and the Region is not InSync again yet.
     ReplicaRemovedByRemediation,
+    /// Cross-account replication (issue 26, [`crate::cross_account`]):
+    /// status Failed, from either side.
+    CrossAccountReplicaFailed,
+    /// Pending or InProgress longer than
+    /// [`crate::cross_account::STALLED_AFTER_SECONDS`].
+    CrossAccountReplicaStalled,
+    /// A Region replica or a cross-account link in status Detached.
+    ReplicaDetached,
+    /// The primary replicates to an account outside the trust boundary.
+    CrossAccountReplicaOutsideTrust,
+    /// The replica is fed by a primary in an account outside it.
+    CrossAccountPrimaryOutsideTrust,
+    /// The replication role is not in the primary's account.
+    CrossAccountRoleOutsidePrimaryAccount,
+    /// The two sides, each described in its own account, disagree.
+    CrossAccountMismatch,
 }
 
 impl Code {
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 28] = [
         Code::ReplicaFailed,
         Code::ReplicaInProgress,
         Code::ReplicaStatusUnknown,
@@ -107,6 +123,13 @@ impl Code {
         Code::AuditIncomplete,
         Code::CrossAccountCall,
         Code::ReplicaRemovedByRemediation,
+        Code::CrossAccountReplicaFailed,
+        Code::CrossAccountReplicaStalled,
+        Code::ReplicaDetached,
+        Code::CrossAccountReplicaOutsideTrust,
+        Code::CrossAccountPrimaryOutsideTrust,
+        Code::CrossAccountRoleOutsidePrimaryAccount,
+        Code::CrossAccountMismatch,
     ];
 
     pub fn severity(self) -> Severity {
@@ -121,6 +144,12 @@ impl Code {
             ReplicaStatusUnknown | ReplicaKeyWeakerThanPrimary | KeyAwsManaged => Severity::Medium,
             ReplicaPromoted | ApiCallFailed | AuditIncomplete => Severity::Medium,
             ReplicaInProgress | SecretNotFound | CrossAccountCall => Severity::Low,
+            CrossAccountReplicaFailed | CrossAccountReplicaOutsideTrust => Severity::High,
+            CrossAccountPrimaryOutsideTrust | CrossAccountRoleOutsidePrimaryAccount => {
+                Severity::High
+            }
+            CrossAccountMismatch => Severity::High,
+            CrossAccountReplicaStalled | ReplicaDetached => Severity::Medium,
         }
     }
 
@@ -148,6 +177,13 @@ impl Code {
             AuditIncomplete => "AUDIT_INCOMPLETE",
             CrossAccountCall => "CROSS_ACCOUNT_CALL",
             ReplicaRemovedByRemediation => "REPLICA_REMOVED_BY_REMEDIATION",
+            CrossAccountReplicaFailed => "CROSS_ACCOUNT_REPLICA_FAILED",
+            CrossAccountReplicaStalled => "CROSS_ACCOUNT_REPLICA_STALLED",
+            ReplicaDetached => "REPLICA_DETACHED",
+            CrossAccountReplicaOutsideTrust => "CROSS_ACCOUNT_REPLICA_OUTSIDE_TRUST",
+            CrossAccountPrimaryOutsideTrust => "CROSS_ACCOUNT_PRIMARY_OUTSIDE_TRUST",
+            CrossAccountRoleOutsidePrimaryAccount => "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT",
+            CrossAccountMismatch => "CROSS_ACCOUNT_MISMATCH",
         }
     }
 }
@@ -226,8 +262,10 @@ pub struct ReplicaStatus {
     pub status_message: Option<String>,
 }
 
-/// A replica's ReplicationStatus `Status`. AWS documents `InSync`,
-/// `Failed` and `InProgress`; anything else is kept as sent (the audit
+/// A replica's ReplicationStatus `Status` (the model's `StatusType`,
+/// shared by Region and cross-account replicas). AWS documents `InSync`,
+/// `Failed`, `InProgress`, and since botocore 1.44.2 `Pending` and
+/// `Detached`; anything else is kept as sent (the audit
 /// reports it as REPLICA_STATUS_UNKNOWN). It is written as AWS's own
 /// string, so reports are unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,6 +274,10 @@ pub enum ReplicationState {
     InSync,
     InProgress,
     Failed,
+    /// Replication has not started yet.
+    Pending,
+    /// The link between primary and replica was stopped.
+    Detached,
     Other(String),
 }
 
@@ -245,6 +287,8 @@ impl ReplicationState {
             ReplicationState::InSync => "InSync",
             ReplicationState::InProgress => "InProgress",
             ReplicationState::Failed => "Failed",
+            ReplicationState::Pending => "Pending",
+            ReplicationState::Detached => "Detached",
             ReplicationState::Other(s) => s,
         }
     }
@@ -256,6 +300,8 @@ impl From<String> for ReplicationState {
             "InSync" => ReplicationState::InSync,
             "InProgress" => ReplicationState::InProgress,
             "Failed" => ReplicationState::Failed,
+            "Pending" => ReplicationState::Pending,
+            "Detached" => ReplicationState::Detached,
             _ => ReplicationState::Other(s),
         }
     }
@@ -473,6 +519,9 @@ pub struct Snapshot {
     pub gaps: Vec<Gap>,
     /// The remediation journal's entries for this secret ([`Removal`]).
     pub removed: Vec<Removal>,
+    /// Its cross-account replication, when it has any
+    /// ([`crate::cross_account`]).
+    pub cross_account: Option<crate::cross_account::CrossAccount>,
 }
 
 impl Snapshot {
@@ -488,6 +537,7 @@ impl Snapshot {
             promotion: None,
             gaps: Vec::new(),
             removed: Vec::new(),
+            cross_account: None,
         }
     }
 

@@ -18,6 +18,11 @@ pub struct Report {
     pub trigger: TriggerInfo,
     pub secret: SecretInfo,
     pub replicas: Vec<ReplicaInfo>,
+    /// The secret's cross-account replication (issue 26), when it has any:
+    /// its primary in another account, or its replicas in others. Added
+    /// within schema v1: absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_account: Option<crate::cross_account::Links>,
     pub findings: Vec<Finding>,
     pub actions: Vec<crate::model::Action>,
     pub summary: Summary,
@@ -152,6 +157,11 @@ pub fn build(
         trigger,
         secret,
         replicas,
+        cross_account: snapshot
+            .cross_account
+            .as_ref()
+            .map(|x| x.links.clone())
+            .filter(|l| l.primary.is_some() || !l.replicas.is_empty()),
         summary: summarise(&findings),
         findings,
         actions,

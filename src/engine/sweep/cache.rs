@@ -252,6 +252,14 @@ impl<S: SecretsApi> SecretsApi for ListedReplicas<'_, S> {
         self.inner.describe_secret(region, secret_id).await
     }
 
+    async fn describe_linked(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<(SecretState, crate::cross_account::Links)>, AwsError> {
+        self.inner.describe_linked(region, secret_id).await
+    }
+
     async fn describe_replica(
         &self,
         region: &str,

@@ -441,7 +441,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Look::Listed { policy },
         );
         let (mut snapshot, journal) = futures::join!(
-            inspect::inspect(replicas, keys, &target, budget),
+            inspect::inspect_with(replicas, keys, self, &target, budget),
             self.journal(Some(arn), budget)
         );
         self.attach_journal(&mut snapshot, (Some(arn), journal), budget)
@@ -498,6 +498,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     || !self.settings.rules.required_regions.is_empty()
                     || p.tags.contains_key(REQUIRED_REGIONS_TAG)
                     || !s.removed.is_empty()
+                    || s.cross_account.is_some()
                     || s.gaps.iter().any(|g| g.call == JOURNAL_READ)
             }
             Lookup::NotFound => false,
