@@ -398,3 +398,42 @@ async fn region_replicas_pending_and_detached_are_classified() {
         says(&report, code, severity, status);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_counts_cross_account_replicas_by_status_and_audits_the_link() {
+    let (_w, proxy, app, primary, replica) = setup().await;
+    proxy.add_describe_members(
+        &primary,
+        replicas_member(
+            &replica,
+            Some("arn:aws:iam::123456789012:role/secrets-replication"),
+            "Failed",
+            Some("The replica's KMS key is disabled."),
+        ),
+    );
+    proxy.add_describe_members(&replica, primary_member(&primary, "Failed"));
+    let scheduled = json!({
+        "version": "0", "id": "sweep-cross-account", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": OWN, "time": "2026-12-04T00:00:00Z",
+        "region": "us-west-2", "resources": [], "detail": {}
+    });
+    let summary = run(&app, &scheduled).await;
+    // One cross-account replica, Failed, counted from its primary's side.
+    assert_eq!(
+        summary["sweep"]["cross_account_replicas"],
+        json!({"Failed": 1}),
+        "{summary:#}"
+    );
+    // The link was audited as an event's would be: its own finding.
+    let published = _w.published().await;
+    let dbwest = published
+        .iter()
+        .find(|p| p.report["secret"]["arn"] == primary.as_str())
+        .expect("production/DBWest's report");
+    says(
+        &dbwest.report,
+        "CROSS_ACCOUNT_REPLICA_FAILED",
+        "HIGH",
+        "The replica's KMS key is disabled.",
+    );
+}

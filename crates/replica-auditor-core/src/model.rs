@@ -608,6 +608,9 @@ pub struct SweepSummary {
     pub secrets_with_findings: usize,
     /// Findings in the per-secret reports, by code.
     pub by_code: BTreeMap<String, usize>,
+    /// Cross-account replicas by ReplicationStatus ([`AccountCounts`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cross_account_replicas: BTreeMap<String, usize>,
     pub reports_published: usize,
     /// Secrets not started before the deadline.
     pub not_reached: usize,
@@ -663,6 +666,10 @@ pub struct AccountCounts {
     pub secrets_with_findings: usize,
     pub reports_published: usize,
     pub by_code: BTreeMap<String, usize>,
+    /// Cross-account replicas by ReplicationStatus, counted from their
+    /// primaries' side (docs/cross-account.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cross_account_replicas: BTreeMap<String, usize>,
 }
 
 impl AccountCounts {
@@ -689,6 +696,27 @@ impl AccountCounts {
         self.reports_published += other.reports_published;
         for (code, n) in &other.by_code {
             *self.by_code.entry(code.clone()).or_default() += n;
+        }
+        for (status, n) in &other.cross_account_replicas {
+            *self
+                .cross_account_replicas
+                .entry(status.clone())
+                .or_default() += n;
+        }
+    }
+
+    /// Count a primary's cross-account replicas by status (`Unknown` when
+    /// AWS gave none).
+    pub fn count_cross_account(&mut self, links: &crate::cross_account::Links) {
+        for r in &links.replicas {
+            let status = r
+                .status
+                .as_ref()
+                .map_or("Unknown", ReplicationState::as_str);
+            *self
+                .cross_account_replicas
+                .entry(status.to_string())
+                .or_default() += 1;
         }
     }
 }
@@ -736,6 +764,7 @@ impl SweepSummary {
             secrets_audited: secrets.secrets_audited,
             secrets_with_findings: secrets.secrets_with_findings,
             by_code: secrets.by_code.clone(),
+            cross_account_replicas: secrets.cross_account_replicas.clone(),
             reports_published: secrets.reports_published,
             kms_cache_hits: calls.kms_cache_hits as usize,
             kms_calls: calls.kms_calls as usize,

@@ -286,16 +286,26 @@ const ACCOUNT_COUNTS: [(&str, CountOf); 4] = [
     ("p", |c| &mut c.reports_published),
 ];
 
-/// An account's count by its short name, or by `c/<CODE>`.
+/// Cross-account replicas of one status: `x/<status>`.
+const CROSS_ACCOUNT: &str = "x/";
+
+/// An account's count by its short name, by `c/<CODE>` or by `x/<status>`.
 fn account_count<'c>(c: &'c mut AccountCounts, what: &str) -> Option<&'c mut usize> {
-    match ACCOUNT_COUNTS.iter().find(|(short, _)| *short == what) {
-        Some((_, count)) => Some(count(c)),
-        None => Some(
-            c.by_code
-                .entry(what.strip_prefix(CODE)?.to_string())
-                .or_default(),
-        ),
+    if let Some((_, count)) = ACCOUNT_COUNTS.iter().find(|(short, _)| *short == what) {
+        return Some(count(c));
     }
+    if let Some(status) = what.strip_prefix(CROSS_ACCOUNT) {
+        return Some(
+            c.cross_account_replicas
+                .entry(status.to_string())
+                .or_default(),
+        );
+    }
+    Some(
+        c.by_code
+            .entry(what.strip_prefix(CODE)?.to_string())
+            .or_default(),
+    )
 }
 
 impl PartCount {
@@ -312,6 +322,11 @@ impl PartCount {
             c.by_code
                 .iter()
                 .map(|(code, n)| (a(&format!("{CODE}{code}")), *n as u64)),
+        );
+        out.extend(
+            c.cross_account_replicas
+                .iter()
+                .map(|(status, n)| (a(&format!("{CROSS_ACCOUNT}{status}")), *n as u64)),
         );
         out.extend(self.calls.named().map(|(name, n)| (format!("t/{name}"), n)));
         out.retain(|(_, n)| *n > 0);
@@ -547,12 +562,17 @@ impl SweepRecord {
 
     /// `<account>/<Region>` of a cell index.
     pub fn cell_name(&self, cell: u32) -> String {
+        match self.cell(cell) {
+            Some((account, region)) => cell_id(account, region),
+            None => format!("(cell #{cell})"),
+        }
+    }
+
+    /// The (account, Region) of a cell index, if the plan has it.
+    pub fn cell(&self, cell: u32) -> Option<(&str, &str)> {
         let regions = self.regions.len().max(1);
         let (a, r) = (cell as usize / regions, cell as usize % regions);
-        match (self.accounts.get(a), self.regions.get(r)) {
-            (Some(account), Some(region)) => cell_id(account, region),
-            _ => format!("(cell #{cell})"),
-        }
+        Some((self.accounts.get(a)?, self.regions.get(r)?))
     }
 
     /// The item's size as DynamoDB counts it (attribute names plus
@@ -816,6 +836,7 @@ mod tests {
                 secrets_with_findings: 1,
                 reports_published: 1,
                 by_code: BTreeMap::from([("REPLICA_FAILED".into(), 2)]),
+                ..AccountCounts::default()
             },
             calls: CallCounts {
                 kms_calls: 4,
@@ -859,6 +880,7 @@ mod tests {
                     secrets_with_findings: 1,
                     reports_published: 1,
                     by_code: BTreeMap::from([(code.to_string(), 1)]),
+                    ..AccountCounts::default()
                 },
                 calls: CallCounts {
                     kms_calls: 2,
@@ -935,6 +957,7 @@ mod tests {
                         ("KEY_AWS_MANAGED".into(), 9),
                         ("AUDIT_INCOMPLETE".into(), 1),
                     ]),
+                    ..AccountCounts::default()
                 },
                 calls: CallCounts {
                     kms_calls: 20,
@@ -951,6 +974,41 @@ mod tests {
         assert!(
             bytes > 100 * 1024,
             "{bytes} bytes: the estimate counts what is stored"
+        );
+    }
+
+    #[test]
+    fn cross_account_replicas_are_counted_by_status_through_the_bookkeeping() {
+        let part = PartCount {
+            account: 0,
+            secrets: AccountCounts {
+                cross_account_replicas: BTreeMap::from([
+                    ("InSync".into(), 2),
+                    ("Failed".into(), 1),
+                ]),
+                ..AccountCounts::default()
+            },
+            calls: CallCounts::default(),
+        };
+        let counters = part.counters();
+        assert_eq!(
+            counters,
+            vec![("a/0/x/Failed".to_string(), 1), ("a/0/x/InSync".into(), 2)]
+        );
+        let mut r = SweepRecord {
+            accounts: vec!["111122223333".into()],
+            regions: vec!["us-east-1".into()],
+            planned: 1,
+            done: 1,
+            ..SweepRecord::default()
+        };
+        r.counters.extend(counters);
+        let s = r.summary(0);
+        let want = BTreeMap::from([("Failed".to_string(), 1), ("InSync".to_string(), 2)]);
+        assert_eq!(s.cross_account_replicas, want);
+        assert_eq!(
+            s.by_account.unwrap()["111122223333"].cross_account_replicas,
+            want
         );
     }
 }

@@ -122,6 +122,9 @@ impl Audited {
             Outcome::NotReplicated | Outcome::Gone => {}
             Outcome::Audited(report) => {
                 self.counts.count_audit(&report.findings);
+                if let Some(links) = &report.cross_account {
+                    self.counts.count_cross_account(links);
+                }
                 self.metrics.add_audit(&report);
                 return Some(report);
             }

@@ -671,11 +671,11 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .iter()
             .map(|c| {
                 let name = record.cell_name(*c);
-                let region = name.split_once('/').map(|(_, r)| r.to_string());
+                let region = record.cell(*c).map(|(_, region)| region);
                 let mut f = crate::audit::finding(
                     &key,
                     Code::AuditIncomplete,
-                    region.as_deref(),
+                    region,
                     &name,
                     format!(
                         "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={}), or had not finished when the sweep closed at its deadline. The sweep queue's dead-letter queue may hold its message, and the function's logs name the error.",
