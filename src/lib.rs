@@ -15,7 +15,7 @@
 //! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
 pub use replica_auditor_core::{
-    arn, asff, audit, event, ledger, metrics, model, notify, ocsf, org, plan, policy, report,
+    arn, asff, audit, book, event, ledger, metrics, model, notify, ocsf, org, plan, policy, report,
 };
 
 pub mod aws;
