@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak fault-soak deploy-check bench bench-event bench-share bench-sweep bench-org sam-build
+.PHONY: demo test bootstrap build fuzz soak fault-soak deploy-check bench bench-event bench-share bench-sweep bench-org sim-org sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -65,6 +65,14 @@ bench-sweep: bootstrap
 # table at 1, 4 and 16 consumers (CONSUMERS=...) into bench/results-org.md.
 bench-org: bootstrap
 	scripts/bench-org.sh
+
+# The org sweep at full scale, simulated (tests/sim_org.rs): 10,000 accounts x
+# 17 Regions through the real planning and bookkeeping code against an
+# in-memory table and queue with seeded faults; its figures appended to
+# bench/sim-org.md. SIM_ORG_ACCOUNTS, SIM_ORG_SEED, SIM_ORG_CONCURRENCY.
+sim-org:
+	CARGO_INCREMENTAL=0 SIM_ORG_REPORT=$(CURDIR)/bench/sim-org.md \
+	  cargo test --test sim_org -- --ignored --nocapture full_scale
 
 # sam build of the x86_64 variant (the only target this machine can build); prints the bootstrap it made.
 sam-build: bootstrap

@@ -703,6 +703,8 @@ async fn planned_sweep_id(org: &OrgWorld) -> String {
                 .as_s()
                 .ok()?
                 .strip_prefix("sweep#")
+                // The head, not its pages and shards (`sweep#<id>#...`).
+                .filter(|id| !id.contains('#'))
                 .map(str::to_string)
         })
         .collect();

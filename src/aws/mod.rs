@@ -5,6 +5,7 @@
 //! The IAM actions the code calls are listed once, in [`IAM_ACTIONS`]; the
 //! SAM template's policy is checked against that list by a test.
 
+mod book;
 mod clients;
 mod cross_account;
 mod error;
@@ -20,6 +21,7 @@ mod state;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use book::{StateItems, SweepBook};
 pub use clients::{Account, AwsClients, Connection, http_client};
 pub use error::{AwsError, error_chain};
 pub use members::{DEFAULT_MEMBER_ROLE_NAME, SESSION_NAME};
@@ -300,86 +302,19 @@ pub struct SweepPlan {
     pub close_at: u64,
 }
 
-/// What writing a sweep's item found.
+/// What writing a sweep's head found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
     New,
-    /// The item was there already (a redelivered scheduled event); whether
-    /// its planner sent every message.
+    /// The head was there already (a redelivered scheduled event), of the
+    /// same accounts; whether its planner sent every message.
     Existing {
         all_sent: bool,
     },
-}
-
-/// What one delivery of a cell counts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CellTally {
-    /// A part that sent its remainder back to the queue: its counts only.
-    Part(crate::org::PartCount),
-    /// The part that finished the cell: its counts, and the cell done.
-    Done(crate::org::PartCount),
-    /// The cell failed on its last delivery: counted failed, nothing else.
-    Failed,
-}
-
-/// What counting found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Counted {
-    /// Counted now: the item as it is after.
-    Counted(crate::org::SweepRecord),
-    /// Already counted (a redelivery), or the cell is already done or
-    /// failed: nothing added; the item as it is.
-    Already(crate::org::SweepRecord),
-    /// No such sweep in the table.
-    NoSweep,
-}
-
-/// The org sweep's bookkeeping in the state table (`sweep#<id>`): every
-/// count one atomic conditional update, idempotent under redelivery.
-pub trait SweepBook: Send + Sync {
-    /// Write the sweep's item, unless it exists.
-    fn open_sweep(&self, plan: &SweepPlan)
-    -> impl Future<Output = Result<Opened, AwsError>> + Send;
-    /// Every message of the sweep is sent.
-    fn sweep_sent(&self, sweep_id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// The sweep's item as it is now (a consistent read); `None` when
-    /// there is none.
-    fn sweep_record(
-        &self,
-        sweep_id: &str,
-    ) -> impl Future<Output = Result<Option<crate::org::SweepRecord>, AwsError>> + Send;
-    /// Count one delivery of cell `cell` (part `part_id`), once.
-    fn count(
-        &self,
-        sweep_id: &str,
-        cell: u32,
-        part_id: &str,
-        tally: &CellTally,
-    ) -> impl Future<Output = Result<Counted, AwsError>> + Send;
-    /// Take the right to publish the org summary: granted when it is not
-    /// published yet and nobody else holds the right (or their hold ended
-    /// by `now`, epoch seconds); the item as it is then.
-    fn claim_summary(
-        &self,
-        sweep_id: &str,
-        owner: &str,
-        until: u64,
-        now: u64,
-    ) -> impl Future<Output = Result<Option<crate::org::SweepRecord>, AwsError>> + Send;
-    /// Give the right back (the publish failed), so that the next
-    /// delivery need not wait for the hold to end.
-    fn release_summary(
-        &self,
-        sweep_id: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// The org summary is published (`receipt`: its SNS MessageId).
-    fn summary_sent(
-        &self,
-        sweep_id: &str,
-        owner: &str,
-        receipt: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The head was there already, planned for other accounts (the
+    /// organisation changed between two tries of one scheduled event): its
+    /// plan stands, and this try sends nothing.
+    Changed,
 }
 
 /// The remediation journal in the state table (docs/reliability.md): the

@@ -1,6 +1,7 @@
 //! The DynamoDB state table: remediation leases (partition key `pk`,
 //! String; TTL attribute `expires_at`, epoch seconds) and the org sweep's
-//! bookkeeping, so keys are namespaced (`lease#...`, `sweep#...`).
+//! bookkeeping (its two primitives, [`StateItems`]; the rest is
+//! `aws::book`'s), so keys are namespaced (`lease#...`, `sweep#...`).
 //!
 //! A lease is a conditional PutItem (absent, or expired by the caller's
 //! clock: TTL deletes lazily, up to days late, so expiry is checked here,
@@ -26,13 +27,13 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{
-    Acquired, AwsClients, AwsError, CellTally, Counted, FindingsState, Lease, LeaseStore, Opened,
-    PolicyLedgers, Released, RemediationJournal, SweepBook, SweepPlan,
+    Acquired, AwsClients, AwsError, FindingsState, Lease, LeaseStore, PolicyLedgers, Released,
+    RemediationJournal, StateItems, SweepBook,
 };
 use crate::asff::{Held, HeldSet};
+use crate::book::{self, Applied, ItemUpdate};
 use crate::ledger::{PolicyLedger, PolicyPass, arn_digest};
 use crate::model::Removal;
-use crate::org::{SweepRecord, is_counter};
 
 const PUT: &str = "dynamodb:PutItem";
 const DELETE: &str = "dynamodb:DeleteItem";
@@ -323,172 +324,113 @@ fn holder(key: &str, item: Option<&HashMap<String, AttributeValue>>) -> Lease {
     }
 }
 
-/// The org sweep's bookkeeping: one item per sweep, `pk = sweep#<id>`.
-/// Every count is one UpdateItem: ADD to the counters and to the set of
-/// counted cells (or parts), on the condition that the cell (or part) is
-/// not in it yet, returning the item after (ALL_NEW), or as it was when
-/// the condition refused (a redelivery: ALL_OLD). So a redelivered cell
-/// is never counted twice, and exactly one delivery sees the last cell
-/// counted. Only UpdateItem: no GetItem, no PutItem.
-impl SweepBook for AwsClients {
-    async fn open_sweep(&self, plan: &SweepPlan) -> Result<Opened, AwsError> {
-        let list = |v: &[String]| AttributeValue::L(v.iter().map(|x| s(x)).collect());
-        let planned = (plan.accounts.len() * plan.regions.len()) as u64;
-        let update = Update::new()
-            .set("kind", s("org-sweep"))
-            .set("planned", n(planned))
-            .set("done", n(0))
-            .set("failed", n(0))
-            .set("accounts", list(&plan.accounts))
-            .set("regions", list(&plan.regions))
-            .set("planned_at", s(&plan.planned_at))
-            .set("close_at", n(plan.close_at))
-            .set("expires_at", n(plan.expires_at))
-            .condition("attribute_not_exists(pk)");
-        match self.update(&sweep_key(&plan.sweep_id), update).await? {
-            Updated::Done(_) => Ok(Opened::New),
-            // The SDK's retry of this very write, applied but not
-            // acknowledged: the item is this plan's own.
-            Updated::Refused(Some(old))
-                if old.get("planned_at").and_then(|v| v.as_s().ok()) == Some(&plan.planned_at)
-                    && !old.contains_key("all_sent") =>
-            {
-                Ok(Opened::New)
-            }
-            Updated::Refused(old) => Ok(Opened::Existing {
-                all_sent: old
-                    .and_then(|i| i.get("all_sent").and_then(|v| v.as_bool().ok()).copied())
-                    .unwrap_or(false),
-            }),
+/// The org sweep's bookkeeping ([`crate::book`]): its updates as
+/// UpdateItem expressions, its items read consistently.
+impl StateItems for AwsClients {
+    async fn update_item(&self, u: &ItemUpdate) -> Result<Applied, AwsError> {
+        let item = |i: Item| {
+            i.iter()
+                .filter_map(|(k, v)| Some((k.clone(), from_attr(v)?)))
+                .collect()
+        };
+        match self.update(&u.key, expression(u)).await? {
+            Updated::Done(i) => Ok(Applied::Done(item(i))),
+            Updated::Refused(i) => Ok(Applied::Refused(i.map(item))),
         }
     }
 
-    async fn sweep_sent(&self, sweep_id: &str) -> Result<(), AwsError> {
-        let update = Update::new()
-            .set("all_sent", AttributeValue::Bool(true))
-            .condition("attribute_exists(pk)");
-        self.update(&sweep_key(sweep_id), update).await.map(drop)
-    }
-
-    async fn sweep_record(&self, sweep_id: &str) -> Result<Option<SweepRecord>, AwsError> {
+    async fn get_item(&self, key: &str) -> Result<Option<book::Item>, AwsError> {
         let (client, table, region) = self.state_table(GET)?;
         let call = client
             .get_item()
             .table_name(table)
-            .key("pk", s(&sweep_key(sweep_id)))
+            .key("pk", s(key))
             .consistent_read(true)
             .send();
         let out = super::boxed(call)
             .await
             .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
-        Ok(out.item().map(|item| record(sweep_id, item)))
+        Ok(out.item().map(|i| {
+            i.iter()
+                .filter_map(|(k, v)| Some((k.clone(), from_attr(v)?)))
+                .collect()
+        }))
     }
+}
 
-    async fn count(
-        &self,
-        sweep_id: &str,
-        cell: u32,
-        part_id: &str,
-        tally: &CellTally,
-    ) -> Result<Counted, AwsError> {
-        let cell_set = AttributeValue::Ns(vec![cell.to_string()]);
-        let mut update = Update::new()
-            .value(":cell", n(cell as u64))
-            .condition(
-                "attribute_exists(pk) AND NOT contains(#done_cells, :cell) AND NOT contains(#failed_cells, :cell)",
-            )
-            .name("#done_cells", "done_cells")
-            .name("#failed_cells", "failed_cells");
-        let counts = match tally {
-            CellTally::Part(p) => {
-                update = update
-                    .add("parts", AttributeValue::Ss(vec![part_id.to_string()]))
-                    .value(":part", s(part_id))
-                    .and_condition("NOT contains(#parts, :part)")
-                    .name("#parts", "parts");
-                Some(p)
+impl SweepBook for AwsClients {}
+
+fn attr(v: &book::Attr) -> AttributeValue {
+    use book::Attr;
+    match v {
+        Attr::N(x) => n(*x),
+        Attr::S(x) => s(x),
+        Attr::Bool(b) => AttributeValue::Bool(*b),
+        Attr::L(l) => AttributeValue::L(l.iter().map(|x| s(x)).collect()),
+        Attr::Ns(set) => AttributeValue::Ns(set.iter().map(u64::to_string).collect()),
+        Attr::Ss(set) => AttributeValue::Ss(set.iter().cloned().collect()),
+    }
+}
+
+/// What the bookkeeping reads of an attribute (anything else is not its).
+fn from_attr(v: &AttributeValue) -> Option<book::Attr> {
+    use book::Attr;
+    Some(match v {
+        AttributeValue::N(x) => Attr::N(x.parse().ok()?),
+        AttributeValue::S(x) => Attr::S(x.clone()),
+        AttributeValue::Bool(b) => Attr::Bool(*b),
+        AttributeValue::L(l) => Attr::L(l.iter().filter_map(|x| x.as_s().ok().cloned()).collect()),
+        AttributeValue::Ns(set) => Attr::Ns(set.iter().filter_map(|x| x.parse().ok()).collect()),
+        AttributeValue::Ss(set) => Attr::Ss(set.iter().cloned().collect()),
+        _ => return None,
+    })
+}
+
+/// One bookkeeping update as an UpdateItem expression.
+fn expression(u: &ItemUpdate) -> Update {
+    use book::Cond;
+    let mut up = Update::new();
+    for (name, v) in &u.set {
+        up = up.set(name, attr(v));
+    }
+    for (name, v) in &u.add {
+        up = up.add(name, attr(v));
+    }
+    for (name, v) in &u.delete {
+        up = up.delete(name, attr(v));
+    }
+    for c in &u.conditions {
+        let mut on = |name: &str, v: Option<AttributeValue>| {
+            let (name, value) = up.placeholder(name);
+            if let Some(v) = v {
+                up.values.insert(value.clone(), v);
             }
-            CellTally::Done(p) => {
-                update = update.add("done", n(1)).add("done_cells", cell_set);
-                Some(p)
+            (name, value)
+        };
+        let clause = match c {
+            Cond::Exists => "attribute_exists(pk)".to_string(),
+            Cond::Absent => "attribute_not_exists(pk)".to_string(),
+            Cond::NoAttr(a) => format!("attribute_not_exists({})", on(a, None).0),
+            Cond::NotHasN(a, x) => {
+                let (name, value) = on(a, Some(n(*x)));
+                format!("NOT contains({name}, {value})")
             }
-            CellTally::Failed => {
-                update = update.add("failed", n(1)).add("failed_cells", cell_set);
-                None
+            Cond::NotHasS(a, x) => {
+                let (name, value) = on(a, Some(s(x)));
+                format!("NOT contains({name}, {value})")
+            }
+            Cond::Is(a, v) => {
+                let (name, value) = on(a, Some(attr(v)));
+                format!("{name} = {value}")
+            }
+            Cond::AbsentOrBelow(a, x) => {
+                let (name, value) = on(a, Some(n(*x)));
+                format!("(attribute_not_exists({name}) OR {name} < {value})")
             }
         };
-        for (attribute, value) in counts.map(|p| p.counters()).unwrap_or_default() {
-            update = update.add(&attribute, n(value));
-        }
-        match self.update(&sweep_key(sweep_id), update).await? {
-            Updated::Done(item) => Ok(Counted::Counted(record(sweep_id, &item))),
-            Updated::Refused(Some(item)) => Ok(Counted::Already(record(sweep_id, &item))),
-            Updated::Refused(None) => Ok(Counted::NoSweep),
-        }
+        up.condition.push(clause);
     }
-
-    async fn claim_summary(
-        &self,
-        sweep_id: &str,
-        owner: &str,
-        until: u64,
-        now: u64,
-    ) -> Result<Option<SweepRecord>, AwsError> {
-        let update = Update::new()
-            .set("summary_owner", s(owner))
-            .set("summary_until", n(until))
-            .value(":now", n(now))
-            .condition(
-                "attribute_exists(pk) AND attribute_not_exists(summary_sent) AND (attribute_not_exists(summary_until) OR summary_until < :now)",
-            );
-        match self.update(&sweep_key(sweep_id), update).await? {
-            Updated::Done(item) => Ok(Some(record(sweep_id, &item))),
-            // The SDK's retry of this very claim, applied but not
-            // acknowledged: the claim is ours (same owner, same hold).
-            Updated::Refused(Some(item))
-                if !item.contains_key("summary_sent")
-                    && item.get("summary_owner").and_then(|v| v.as_s().ok())
-                        == Some(&owner.to_string())
-                    && item.get("summary_until").and_then(|v| v.as_n().ok())
-                        == Some(&until.to_string()) =>
-            {
-                Ok(Some(record(sweep_id, &item)))
-            }
-            Updated::Refused(_) => Ok(None),
-        }
-    }
-
-    async fn release_summary(&self, sweep_id: &str, owner: &str) -> Result<(), AwsError> {
-        let update = Update::new()
-            .set("summary_until", n(0))
-            .value(":owner", s(owner))
-            .condition("summary_owner = :owner AND attribute_not_exists(summary_sent)");
-        // Refused: somebody else's claim by now, or already published.
-        self.update(&sweep_key(sweep_id), update).await.map(drop)
-    }
-
-    async fn summary_sent(
-        &self,
-        sweep_id: &str,
-        owner: &str,
-        receipt: &str,
-    ) -> Result<(), AwsError> {
-        let update = Update::new()
-            .set("summary_sent", s(receipt))
-            .value(":owner", s(owner))
-            .condition("summary_owner = :owner");
-        match self.update(&sweep_key(sweep_id), update).await? {
-            Updated::Done(_) => Ok(()),
-            Updated::Refused(_) => Err(AwsError::Service {
-                call: UPDATE,
-                region: self.state_table_ref().map(|t| t.1).unwrap_or_default(),
-                code: "ConditionalCheckFailedException".into(),
-                message: format!(
-                    "the org summary of sweep {sweep_id} is no longer {owner}'s to mark sent"
-                ),
-            }),
-        }
-    }
+    up
 }
 
 fn journal_key(arn: &str) -> String {
@@ -593,10 +535,6 @@ impl RemediationJournal for AwsClients {
         let update = Update::new().remove(&journal_attribute(region));
         self.update(&journal_key(arn), update).await.map(drop)
     }
-}
-
-fn sweep_key(sweep_id: &str) -> String {
-    format!("sweep#{sweep_id}")
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -726,55 +664,6 @@ impl AwsClients {
             }
             Err(e) => Err(AwsError::from_sdk(UPDATE, &region, e)),
         }
-    }
-}
-
-/// The sweep's bookkeeping an item holds (what is missing reads as none).
-fn record(sweep_id: &str, item: &Item) -> SweepRecord {
-    let number = |k: &str| {
-        item.get(k)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let list = |k: &str| -> Vec<String> {
-        item.get(k)
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default()
-    };
-    let cells = |k: &str| {
-        item.get(k)
-            .and_then(|v| v.as_ns().ok())
-            .map(|ns| ns.iter().filter_map(|c| c.parse().ok()).collect())
-            .unwrap_or_default()
-    };
-    SweepRecord {
-        sweep_id: sweep_id.to_string(),
-        planned: number("planned"),
-        done: number("done"),
-        failed: number("failed"),
-        done_cells: cells("done_cells"),
-        failed_cells: cells("failed_cells"),
-        parts: item
-            .get("parts")
-            .and_then(|v| v.as_ss().ok())
-            .map(|ss| ss.iter().cloned().collect())
-            .unwrap_or_default(),
-        accounts: list("accounts"),
-        regions: list("regions"),
-        counters: item
-            .iter()
-            .filter(|(k, _)| is_counter(k))
-            .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
-            .collect(),
-        planned_at: text("planned_at"),
-        close_at: item
-            .get("close_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok()),
-        summary_sent: text("summary_sent"),
     }
 }
 

@@ -11,13 +11,15 @@
 //!   [`ocsf`]: as OCSF Detection Findings
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of an audit or a sweep
 //! - [`plan`]: the remediation decisions, the lease length, the loop guard
-//! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary
+//! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary;
+//!   [`book`]: the items that bookkeeping is kept in, and every write to them
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 //! - [`cross_account`]: cross-account replication, its links and findings
 
 pub mod arn;
 pub mod asff;
 pub mod audit;
+pub mod book;
 pub mod cross_account;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]

@@ -21,8 +21,7 @@
 //! The bookkeeping names cells and accounts by their index in the plan
 //! (accounts sorted, each times every Region: cell = account index x
 //! Regions + Region index), not by their ids: 3 bytes instead of 26 per
-//! cell, which is what lets one DynamoDB item hold a sweep of thousands of
-//! cells (see [`SweepRecord::estimated_item_bytes`]).
+//! cell. Its items, and every write to them, are [`crate::book`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -143,7 +142,7 @@ impl Cell {
 
     /// `<cell index>#<part>`: one part's name in the bookkeeping.
     pub fn part_id(&self) -> String {
-        format!("{}#{}", self.cell, self.part)
+        crate::book::part_id(self.cell, self.part)
     }
 
     /// The message body.
@@ -339,11 +338,11 @@ pub fn is_counter(attribute: &str) -> bool {
     attribute.starts_with("a/") || attribute.starts_with("t/")
 }
 
-/// The sweep's bookkeeping as the state table holds it.
+/// The sweep's whole bookkeeping, read back from its items
+/// ([`crate::book::assemble`]): its head and what its shards counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepRecord {
-    pub sweep_id: String,
-    pub planned: u64,
+    pub head: crate::book::SweepHead,
     pub done: u64,
     pub failed: u64,
     /// Cell indices counted done, and failed.
@@ -351,17 +350,10 @@ pub struct SweepRecord {
     pub failed_cells: BTreeSet<u32>,
     /// Parts counted that did not finish their cell ([`Cell::part_id`]).
     pub parts: BTreeSet<String>,
+    /// The plan's accounts, in order (its pages).
     pub accounts: Vec<String>,
-    pub regions: Vec<String>,
     /// [`PartCount::counters`], summed.
     pub counters: BTreeMap<String, u64>,
-    /// When the sweep was planned (RFC 3339).
-    pub planned_at: Option<String>,
-    /// The org summary's receipt, once it is published.
-    pub summary_sent: Option<String>,
-    /// When a sweep not complete by then is closed as incomplete (epoch
-    /// seconds).
-    pub close_at: Option<u64>,
 }
 
 /// The schema of a sweep's close message.
@@ -427,12 +419,12 @@ pub enum Closing {
     Publish,
     /// Not complete, before its close time: look again in this many seconds.
     Wait(u32),
-    /// Not complete at its close time: count these cells failed, then
-    /// publish.
-    CloseIncomplete(Vec<u32>),
+    /// Not complete at its close time: count its missing cells
+    /// ([`SweepRecord::missing`]) failed, then publish.
+    CloseIncomplete,
 }
 
-impl SweepRecord {
+impl crate::book::SweepHead {
     /// What a close message does at `now` (epoch seconds).
     pub fn closing(&self, now: u64) -> Closing {
         if self.summary_sent.is_some() {
@@ -447,11 +439,7 @@ impl SweepRecord {
                 ((close_at - now).min(u64::from(CLOSE_CHECK_SECONDS)) as u32).max(1),
             );
         }
-        Closing::CloseIncomplete(
-            (0..self.planned as u32)
-                .filter(|c| !self.done_cells.contains(c) && !self.failed_cells.contains(c))
-                .collect(),
-        )
+        Closing::CloseIncomplete
     }
 }
 
@@ -470,35 +458,16 @@ pub enum NotPlanned {
 }
 
 impl SweepRecord {
-    /// Whether `cell` is one its sweep planned: the account at its index
-    /// in the plan's accounts, the Region among the plan's, the cell's
-    /// index and total those of that account and Region. A cell message
-    /// is the sender's word; only the plan in the state table is ours.
-    pub fn check_planned(&self, cell: &Cell) -> Result<(), NotPlanned> {
-        let regions = self.regions.len();
-        let fits = self.accounts.get(cell.account_index as usize) == Some(&cell.account)
-            && self
-                .regions
-                .iter()
-                .position(|r| *r == cell.region)
-                .is_some_and(|r| cell.cell as usize == cell.account_index as usize * regions + r)
-            && u64::from(cell.cells_total) == self.planned
-            && self.planned == (self.accounts.len() * regions) as u64;
-        if fits {
-            Ok(())
-        } else {
-            Err(NotPlanned::NotInPlan {
-                sweep_id: self.sweep_id.clone(),
-                cell: cell.cell,
-                account: cell.account.clone(),
-                region: cell.region.clone(),
-            })
-        }
+    /// The planned cells counted neither done nor failed.
+    pub fn missing(&self) -> Vec<u32> {
+        (0..self.head.planned as u32)
+            .filter(|c| !self.done_cells.contains(c) && !self.failed_cells.contains(c))
+            .collect()
     }
 
     /// Every planned cell is done or failed.
     pub fn complete(&self) -> bool {
-        self.planned > 0 && self.done + self.failed >= self.planned
+        self.head.planned > 0 && self.done + self.failed >= self.head.planned
     }
 
     /// The org summary: the sweep summary object with `scope`,
@@ -546,7 +515,7 @@ impl SweepRecord {
             scope: Some("organization".into()),
             accounts: Some(self.accounts.clone()),
             cells: Some(CellCounts {
-                total: self.planned as usize,
+                total: self.head.planned as usize,
                 done: self.done as usize,
                 failed: self.failed as usize,
                 failed_cells: self
@@ -556,7 +525,7 @@ impl SweepRecord {
                     .collect(),
             }),
             by_account: Some(by_account),
-            ..SweepSummary::with_counts(self.regions.clone(), &all, &calls)
+            ..SweepSummary::with_counts(self.head.regions.clone(), &all, &calls)
         }
     }
 
@@ -570,46 +539,9 @@ impl SweepRecord {
 
     /// The (account, Region) of a cell index, if the plan has it.
     pub fn cell(&self, cell: u32) -> Option<(&str, &str)> {
-        let regions = self.regions.len().max(1);
+        let regions = self.head.regions.len().max(1);
         let (a, r) = (cell as usize / regions, cell as usize % regions);
-        Some((self.accounts.get(a)?, self.regions.get(r)?))
-    }
-
-    /// The item's size as DynamoDB counts it (attribute names plus
-    /// values; a number is about one byte per two digits plus one), for
-    /// the README's bound on how far one item scales.
-    pub fn estimated_item_bytes(&self) -> usize {
-        let number = |n: u64| n.to_string().len().div_ceil(2) + 1;
-        let strings = |name: &str, set: &mut dyn Iterator<Item = &String>| {
-            name.len() + set.map(String::len).sum::<usize>()
-        };
-        let mut size = "pk".len() + "sweep#".len() + self.sweep_id.len();
-        size += ["planned", "done", "failed"]
-            .iter()
-            .map(|n| n.len() + 2)
-            .sum::<usize>();
-        size += "done_cells".len()
-            + self
-                .done_cells
-                .iter()
-                .map(|c| number(*c as u64))
-                .sum::<usize>();
-        size += "failed_cells".len()
-            + self
-                .failed_cells
-                .iter()
-                .map(|c| number(*c as u64))
-                .sum::<usize>();
-        size += strings("parts", &mut self.parts.iter());
-        size += strings("accounts", &mut self.accounts.iter());
-        size += strings("regions", &mut self.regions.iter());
-        size += self
-            .counters
-            .iter()
-            .map(|(k, v)| k.len() + number(*v))
-            .sum::<usize>();
-        // kind, planned_at, expires_at, the summary's claim and receipt.
-        size + 200
+        Some((self.accounts.get(a)?, self.head.regions.get(r)?))
     }
 }
 
@@ -657,7 +589,10 @@ mod tests {
         );
         let record = SweepRecord {
             accounts: strings(&["111122223333", "222233334444", "333344445555"]),
-            regions: strings(&["us-west-2", "eu-west-1"]),
+            head: crate::book::SweepHead {
+                regions: strings(&["us-west-2", "eu-west-1"]),
+                ..Default::default()
+            },
             ..SweepRecord::default()
         };
         for c in &cells {
@@ -674,24 +609,29 @@ mod tests {
 
     #[test]
     fn a_close_message_waits_publishes_or_closes_incomplete() {
-        let mut r = SweepRecord {
+        // 3 accounts x 1 Region: two shards, one group.
+        let mut h = crate::book::SweepHead {
             sweep_id: "s".into(),
             planned: 3,
-            done: 1,
-            failed: 1,
+            accounts_total: 3,
+            regions: strings(&["us-west-2"]),
+            close_at: Some(10_000),
+            ..Default::default()
+        };
+        assert_eq!(h.closing(9_990), Closing::Wait(10), "until the close time");
+        assert_eq!(h.closing(1_000), Closing::Wait(CLOSE_CHECK_SECONDS));
+        assert_eq!(h.closing(10_000), Closing::CloseIncomplete);
+        let r = SweepRecord {
+            head: h.clone(),
             done_cells: [0].into(),
             failed_cells: [2].into(),
-            close_at: Some(10_000),
             ..SweepRecord::default()
         };
-        assert_eq!(r.closing(9_990), Closing::Wait(10), "until the close time");
-        assert_eq!(r.closing(1_000), Closing::Wait(CLOSE_CHECK_SECONDS));
-        assert_eq!(r.closing(10_000), Closing::CloseIncomplete(vec![1]));
-        r.done = 2;
-        r.done_cells.insert(1);
-        assert_eq!(r.closing(1_000), Closing::Publish, "complete");
-        r.summary_sent = Some("m-1".into());
-        assert_eq!(r.closing(1_000), Closing::Done);
+        assert_eq!(r.missing(), vec![1]);
+        h.groups_done.insert(0);
+        assert_eq!(h.closing(1_000), Closing::Publish, "complete");
+        h.summary_sent = Some("m-1".into());
+        assert_eq!(h.closing(1_000), Closing::Done);
         let c = Close::new("s", &trigger());
         assert_eq!(Close::parse(&c.to_body()), Some(c));
         assert_eq!(
@@ -703,20 +643,21 @@ mod tests {
 
     #[test]
     fn only_a_cell_of_the_plan_is_planned() {
-        let record = SweepRecord {
+        let head = crate::book::SweepHead {
             sweep_id: "sweep-1".into(),
             planned: 6,
-            accounts: strings(&["111122223333", "222233334444", "333344445555"]),
+            accounts_total: 3,
             regions: strings(&["us-west-2", "eu-west-1"]),
-            ..SweepRecord::default()
+            ..Default::default()
         };
+        let page = strings(&["111122223333", "222233334444", "333344445555"]);
         for c in plan() {
-            assert_eq!(record.check_planned(&c), Ok(()), "{}", c.cell_id());
+            assert_eq!(head.check_planned(&page, &c), Ok(()), "{}", c.cell_id());
         }
         let forged = |f: &dyn Fn(&mut Cell)| {
             let mut c = plan()[3].clone();
             f(&mut c);
-            record.check_planned(&c)
+            head.check_planned(&page, &c)
         };
         let not = |account: &str, region: &str, cell: u32| {
             Err(NotPlanned::NotInPlan {
@@ -862,13 +803,16 @@ mod tests {
     #[test]
     fn the_org_summary_sums_the_accounts() {
         let mut r = SweepRecord {
-            sweep_id: "s".into(),
-            planned: 6,
+            head: crate::book::SweepHead {
+                sweep_id: "s".into(),
+                planned: 6,
+                regions: strings(&["us-west-2", "eu-west-1"]),
+                ..Default::default()
+            },
             done: 5,
             failed: 1,
             failed_cells: BTreeSet::from([3]),
             accounts: strings(&["111122223333", "222233334444", "333344445555"]),
-            regions: strings(&["us-west-2", "eu-west-1"]),
             ..SweepRecord::default()
         };
         for (account, seen, code) in [(0, 4, "REPLICA_FAILED"), (1, 2, "KEY_DISABLED")] {
@@ -926,57 +870,6 @@ mod tests {
         assert!(!r.complete());
     }
 
-    /// The README's bound: one sweep item for 1,000 accounts in 3 Regions,
-    /// each account with a typical few codes, stays well under DynamoDB's
-    /// 400 KB item limit.
-    #[test]
-    fn one_item_holds_a_thousand_accounts_in_three_regions() {
-        let regions = strings(&["us-east-1", "us-west-2", "eu-west-1"]);
-        let accounts: Vec<String> = (0..1000)
-            .map(|i| format!("{:012}", 100_000_000_000u64 + i))
-            .collect();
-        let mut r = SweepRecord {
-            sweep_id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into(),
-            planned: 3000,
-            done: 3000,
-            done_cells: (0..3000).collect(),
-            accounts: accounts.clone(),
-            regions,
-            ..SweepRecord::default()
-        };
-        for a in 0..accounts.len() {
-            let part = PartCount {
-                account: a as u32,
-                secrets: AccountCounts {
-                    secrets_seen: 150,
-                    secrets_audited: 140,
-                    secrets_with_findings: 12,
-                    reports_published: 12,
-                    by_code: BTreeMap::from([
-                        ("REPLICA_FAILED".into(), 3),
-                        ("KEY_AWS_MANAGED".into(), 9),
-                        ("AUDIT_INCOMPLETE".into(), 1),
-                    ]),
-                    ..AccountCounts::default()
-                },
-                calls: CallCounts {
-                    kms_calls: 20,
-                    ..CallCounts::default()
-                },
-            };
-            for (k, v) in part.counters() {
-                *r.counters.entry(k).or_default() += v;
-            }
-        }
-        let bytes = r.estimated_item_bytes();
-        eprintln!("1,000 accounts x 3 Regions: about {} KB", bytes / 1024);
-        assert!(bytes < 150 * 1024, "{bytes} bytes");
-        assert!(
-            bytes > 100 * 1024,
-            "{bytes} bytes: the estimate counts what is stored"
-        );
-    }
-
     #[test]
     fn cross_account_replicas_are_counted_by_status_through_the_bookkeeping() {
         let part = PartCount {
@@ -997,8 +890,11 @@ mod tests {
         );
         let mut r = SweepRecord {
             accounts: vec!["111122223333".into()],
-            regions: vec!["us-east-1".into()],
-            planned: 1,
+            head: crate::book::SweepHead {
+                regions: vec!["us-east-1".into()],
+                planned: 1,
+                ..Default::default()
+            },
             done: 1,
             ..SweepRecord::default()
         };

@@ -46,7 +46,8 @@ use tracing::{error, info, warn};
 use super::pages::list_pages;
 use super::{AtDeadline, Audited, Sweeping, schedule_info, summary_report};
 use crate::arn::{parse_secret_arn, secret_arn_in_region};
-use crate::aws::{CellTally, Counted, Opened, Ports, SweepPlan};
+use crate::aws::{Opened, Ports, SweepPlan};
+use crate::book::{SweepHead, Tally};
 use crate::config::SweepQueue as QueueConfig;
 use crate::engine::inspect::Budget;
 use crate::engine::scope::NotEntered;
@@ -55,8 +56,8 @@ use crate::event::{Scheduled, SqsRecord};
 use crate::metrics::trigger_dimension;
 use crate::model::{AccountCounts, Code, Gap, GapKind, SecretState, Snapshot, now_rfc3339};
 use crate::org::{
-    CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, Close, Closing,
-    NotPlanned, PartCount, Position, SweepRecord,
+    CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, Close, Closing, PartCount,
+    Position, SweepRecord,
 };
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
@@ -145,7 +146,6 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             ));
         }
         let sweep_id = sweep_id(scheduled);
-        let cells = Cell::plan(&sweep_id, &accounts, &regions, scheduled);
         let plan = SweepPlan {
             sweep_id: sweep_id.clone(),
             accounts: accounts.clone(),
@@ -167,6 +167,21 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             info!(sweep_id = %sweep_id, outcome = "already_planned", "org sweep already planned: its messages were sent");
             return Ok(json!({"status": "already_planned", "sweep_id": sweep_id}));
         }
+        // Planned before for other accounts: that plan stands, resent whole.
+        let accounts = match opened {
+            Opened::Changed => budget
+                .run(
+                    "dynamodb:GetItem",
+                    &state_region,
+                    self.clients.sweep_record(&sweep_id),
+                )
+                .await
+                .map_err(|g| fail("could not read the sweep's plan", &g.reason))?
+                .map(|r| r.accounts)
+                .unwrap_or(accounts),
+            _ => accounts,
+        };
+        let cells = Cell::plan(&sweep_id, &accounts, &regions, scheduled);
         let queue_region = queue.region.clone().unwrap_or(self.home_region.clone());
         let bodies: Vec<String> = cells.iter().map(Cell::to_body).collect();
         budget
@@ -205,7 +220,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             accounts = accounts.len(),
             regions = %regions.join(","),
             cells = cells.len(),
-            resent = matches!(opened, Opened::Existing { .. }),
+            resent = opened != Opened::New,
             duration_ms = started.elapsed().as_millis() as u64,
             outcome = "planned",
             "org sweep planned"
@@ -319,32 +334,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         };
         // Only a cell of its sweep's plan in the state table is audited,
         // counted or summarised; any other fails its own record alone.
-        let planned = self
-            .clients
-            .sweep_record(&cell.sweep_id)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                r.ok_or_else(|| NotPlanned::NoSweep(cell.sweep_id.clone()))
-                    .and_then(|r| r.check_planned(&cell))
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(why) = planned {
-            error!(
-                message_id = %record.message_id,
-                sweep_id = %cell.sweep_id,
-                cell = %cell.cell_id(),
-                receive_count = record.receive_count,
-                error = %why,
-                outcome = "not_planned",
-                "a cell its sweep did not plan (or whose plan could not be read): the record fails, and nothing is audited or counted"
-            );
-            return false;
-        }
+        let head = match self.clients.planned(&cell).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => return self.not_planned(record, &cell, &e.to_string()),
+            Err(e) => return self.not_planned(record, &cell, &e.to_string()),
+        };
         let last_delivery = record.receive_count >= self.settings.sweep.max_receive_count;
         let outcome = match self.run_cell(&cell, budget, request_id).await {
             Ok(run) => {
-                self.finish_cell(&cell, run, (budget, request_id), started)
+                self.finish_cell((&cell, &head), run, (budget, request_id), started)
                     .await
             }
             Err(reason) => Err(reason),
@@ -366,7 +364,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if last_delivery {
             // Counted failed first, so the summary still comes, naming it.
             match self
-                .count_and_summarise(&cell, CellTally::Failed, budget, request_id)
+                .count_and_summarise((&cell, &head), Tally::Failed, budget, request_id)
                 .await
             {
                 Ok(()) => {}
@@ -390,7 +388,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// if this was the last cell; log and measure the cell.
     async fn finish_cell(
         &self,
-        cell: &Cell,
+        (cell, head): (&Cell, &SweepHead),
         run: CellRun,
         (budget, request_id): (&Budget, &str),
         started: Instant,
@@ -406,10 +404,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 .map_err(|e| format!("could not send the cell's remainder: {e}"))?;
         }
         let tally = match run.next {
-            Some(_) => CellTally::Part(run.count.clone()),
-            None => CellTally::Done(run.count.clone()),
+            Some(_) => Tally::Part(run.count.clone()),
+            None => Tally::Done(run.count.clone()),
         };
-        self.count_and_summarise(cell, tally, budget, request_id)
+        self.count_and_summarise((cell, head), tally, budget, request_id)
             .await
             .map_err(|e| e.to_string())?;
         let c = &run.count.secrets;
@@ -461,28 +459,24 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// never goes down with a cell's record.
     async fn count_and_summarise(
         &self,
-        cell: &Cell,
-        tally: CellTally,
+        (cell, head): (&Cell, &SweepHead),
+        tally: Tally,
         budget: &Budget,
         request_id: &str,
     ) -> Result<(), Summarise> {
         let counted = self
             .clients
-            .count(&cell.sweep_id, cell.cell, &cell.part_id(), &tally)
+            .count(head, cell.cell, cell.part, &tally)
             .await
             .map_err(|e| Summarise::NotCounted(format!("could not count the cell: {e}")))?;
-        let record = match counted {
-            Counted::Counted(r) => r,
-            Counted::Already(r) => {
-                info!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), part = cell.part, outcome = "already_counted", "this cell (or part) was counted by an earlier delivery");
-                r
-            }
-            Counted::NoSweep => {
-                warn!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), outcome = "no_sweep", "the sweep's item is not in the state table (expired, or another table): not counted");
-                return Ok(());
-            }
+        if !counted.fresh {
+            info!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), part = cell.part, outcome = "already_counted", "this cell (or part) was counted by an earlier delivery");
+        }
+        // The head only when this count completed its shard and group.
+        let Some(now) = counted.head else {
+            return Ok(());
         };
-        if !record.complete() || record.summary_sent.is_some() {
+        if !now.complete() || now.summary_sent.is_some() {
             return Ok(());
         }
         let Err(e) = self
@@ -528,7 +522,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         budget: &Budget,
         request_id: &str,
     ) -> bool {
-        let sweep = match self.clients.sweep_record(&close.sweep_id).await {
+        let sweep = match self.clients.sweep_head(&close.sweep_id).await {
             Ok(Some(sweep)) => sweep,
             Ok(None) => {
                 error!(message_id = %record.message_id, sweep_id = %close.sweep_id, outcome = "not_planned", "a close message for a sweep that is not in the state table: the record fails");
@@ -544,24 +538,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Closing::Done => return true,
             Closing::Wait(seconds) => Some(seconds),
             Closing::Publish => None,
-            Closing::CloseIncomplete(missing) => {
-                warn!(sweep_id = %close.sweep_id, missing = missing.len(), outcome = "closed_incomplete", "the sweep is past its close time: its missing cells are counted failed");
-                let mut not_counted = None;
-                for c in missing {
-                    let part = format!("{c}#close");
-                    if let Err(e) = self
-                        .clients
-                        .count(&close.sweep_id, c, &part, &CellTally::Failed)
-                        .await
-                    {
-                        not_counted = Some(e.to_string());
-                    }
-                }
-                not_counted.map(|e| {
-                    warn!(sweep_id = %close.sweep_id, error = %e, "a missing cell could not be counted failed: the close message looks again");
-                    CLOSE_RETRY_SECONDS
-                })
-            }
+            Closing::CloseIncomplete => self.close_incomplete(&sweep).await.err(),
         };
         let again = match again {
             Some(seconds) => seconds,
@@ -587,6 +564,48 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 false
             }
         }
+    }
+
+    /// A sweep past its close time: count its missing cells failed. `Err`:
+    /// when to look again, as some could not be counted.
+    async fn close_incomplete(&self, sweep: &SweepHead) -> Result<(), u32> {
+        let record = match self.clients.assemble(sweep).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(sweep_id = %sweep.sweep_id, error = %e, "the sweep's bookkeeping could not be read: the close message looks again");
+                return Err(CLOSE_RETRY_SECONDS);
+            }
+        };
+        let missing = record.missing();
+        warn!(sweep_id = %sweep.sweep_id, missing = missing.len(), outcome = "closed_incomplete", "the sweep is past its close time: its missing cells are counted failed");
+        let mut not_counted = None;
+        for c in missing {
+            if let Err(e) = self.clients.count(sweep, c, 0, &Tally::Failed).await {
+                not_counted = Some(e.to_string());
+            }
+        }
+        match not_counted {
+            None => Ok(()),
+            Some(e) => {
+                warn!(sweep_id = %sweep.sweep_id, error = %e, "a missing cell could not be counted failed: the close message looks again");
+                Err(CLOSE_RETRY_SECONDS)
+            }
+        }
+    }
+
+    /// A cell its sweep did not plan, or whose plan could not be read:
+    /// its record fails, and nothing is audited or counted.
+    fn not_planned(&self, record: &SqsRecord, cell: &Cell, why: &str) -> bool {
+        error!(
+            message_id = %record.message_id,
+            sweep_id = %cell.sweep_id,
+            cell = %cell.cell_id(),
+            receive_count = record.receive_count,
+            error = %why,
+            outcome = "not_planned",
+            "a cell its sweep did not plan (or whose plan could not be read): the record fails, and nothing is audited or counted"
+        );
+        false
     }
 
     /// Claim the org summary, publish it, mark it published. A claim
@@ -653,6 +672,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// failed cell.
     fn org_summary_report(&self, trigger: &Scheduled, record: &SweepRecord) -> Report {
         let planned = record
+            .head
             .planned_at
             .as_deref()
             .and_then(|t| {
@@ -665,7 +685,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             })
             .unwrap_or(0);
         let summary = record.summary(planned);
-        let key = format!("org-sweep:{}", record.sweep_id);
+        let key = format!("org-sweep:{}", record.head.sweep_id);
         let failed = record
             .failed_cells
             .iter()
