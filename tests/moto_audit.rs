@@ -752,3 +752,33 @@ async fn replicas_without_the_primarys_current_version_are_stale() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_making_a_new_current_version_is_audited() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    for (sample, name) in [
+        ("put-secret-value.json", "PutSecretValue"),
+        ("update-secret.json", "UpdateSecret"),
+        (
+            "update-secret-version-stage.json",
+            "UpdateSecretVersionStage",
+        ),
+        ("rotate-secret.json", "RotateSecret"),
+    ] {
+        let report = run(&app, &event(sample)).await;
+        assert_eq!(
+            report["trigger"]["event_name"], name,
+            "{sample}: {report:#}"
+        );
+        assert_eq!(
+            report["secret"]["arn"], w.secrets["production/DBWest"],
+            "{sample}"
+        );
+        // moto's replicas share the primary's versions: fresh.
+        assert!(
+            !codes(&report).iter().any(|(c, _)| c == "REPLICA_STALE"),
+            "{sample}: {report:#}"
+        );
+    }
+}
