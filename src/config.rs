@@ -449,7 +449,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.settings.min_severity, Severity::Low);
-        assert_eq!(c.settings.rules, Rules::default());
+        assert_eq!(
+            c.settings.rules,
+            Rules {
+                replica_lag_seconds: 900,
+                ..Rules::default()
+            }
+        );
         assert_eq!(
             c.settings.remediation,
             Remediation {

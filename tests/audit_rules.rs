@@ -34,6 +34,7 @@ fn primary(replication: Vec<ReplicaStatus>) -> SecretState {
         tags: BTreeMap::new(),
         replication,
         last_changed: None,
+        versions: Default::default(),
     }
 }
 
@@ -115,6 +116,7 @@ fn healthy() -> Snapshot {
         gaps: vec![],
         removed: vec![],
         cross_account: None,
+        observed_at: None,
     }
 }
 
@@ -167,6 +169,7 @@ fn healthy_secret_yields_nothing() {
         require_customer_managed_key: true,
         trusted_account_ids: vec![],
         trusted_org_ids: vec![],
+        replica_lag_seconds: 900,
     };
     assert_eq!(audit(&healthy(), Some(&t), &rules), vec![]);
 }
@@ -512,6 +515,7 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::CrossAccountPrimaryOutsideTrust, High),
         (Code::CrossAccountRoleOutsidePrimaryAccount, High),
         (Code::CrossAccountMismatch, High),
+        (Code::ReplicaStale, High),
     ];
     assert_eq!(expected.len(), Code::ALL.len());
     for (code, sev) in expected {

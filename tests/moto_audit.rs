@@ -653,3 +653,132 @@ async fn malformed_event_then_good_one() {
     );
     assert!(w.published().await.is_empty());
 }
+
+// Freshness (issue 25, docs/freshness.md). moto's replicas share the
+// primary's versions live, so the proxy rewrites DescribeSecret's
+// VersionIdsToStages (and the primary's LastChangedDate and
+// ReplicationStatus) per scenario, as Secrets Manager's model shapes them.
+
+const V_NEW: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
+const V_OLD: &str = "a1b2c3d4-0000-4000-8000-00000000000b";
+
+/// The primary production/DBWest holding `V_NEW` as AWSCURRENT since two
+/// hours ago, its us-east-1 replica in `status` (`message`) holding
+/// `replica_current`.
+fn versions(
+    proxy: &support::fault_proxy::FaultProxy,
+    primary: &str,
+    replica_current: &str,
+    status: &str,
+    message: &str,
+) {
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    let stages = |current: &str, previous: &str| json!({ current: ["AWSCURRENT"], previous: ["AWSPREVIOUS"] });
+    proxy.add_describe_members(
+        primary,
+        json!({
+            "VersionIdsToStages": stages(V_NEW, V_OLD),
+            "LastChangedDate": two_hours_ago,
+            "ReplicationStatus": [{"Region": "us-east-1", "Status": status, "StatusMessage": message}],
+        }),
+    );
+    let replica = primary.replace("us-west-2", "us-east-1");
+    let previous = if replica_current == V_OLD {
+        "a1b2c3d4-0000-4000-8000-00000000000c"
+    } else {
+        V_OLD
+    };
+    proxy.add_describe_members(
+        &replica,
+        json!({ "VersionIdsToStages": stages(replica_current, previous) }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_without_the_primarys_current_version_are_stale() {
+    let w = World::start();
+    let proxy = support::fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(&[], support::sdk_config(&proxy.endpoint).await);
+    let primary = w.secrets["production/DBWest"].clone();
+    let stale = |report: &Value| {
+        codes(report)
+            .into_iter()
+            .filter(|(c, _)| c == "REPLICA_STALE")
+            .collect::<Vec<_>>()
+    };
+
+    // Fresh: the replica holds the primary's current version.
+    versions(&proxy, &primary, V_NEW, "InSync", "Replication succeeded");
+    let report = run(&app, &event("create-secret.json")).await;
+    assert_eq!(stale(&report), vec![], "{report:#}");
+
+    // InSync, yet holding the old version two hours on: reported.
+    versions(&proxy, &primary, V_OLD, "InSync", "Replication succeeded");
+    let report = run(&app, &event("create-secret.json")).await;
+    assert_eq!(stale(&report), vec![e("REPLICA_STALE", "us-east-1")]);
+    let f = finding(&report, "REPLICA_STALE");
+    assert_eq!(f["severity"], "HIGH");
+    let message = f["message"].as_str().unwrap();
+    for part in [
+        V_NEW,
+        V_OLD,
+        "InSync",
+        "Replication succeeded",
+        "us-east-1",
+        "not trusted",
+    ] {
+        assert!(message.contains(part), "{part:?} missing: {message}");
+    }
+
+    // Stuck InProgress past the limit: reported with its status and message.
+    versions(
+        &proxy,
+        &primary,
+        V_OLD,
+        "InProgress",
+        "Replication in progress",
+    );
+    let report = run(&app, &event("create-secret.json")).await;
+    let message = finding(&report, "REPLICA_STALE")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("InProgress (Replication in progress)"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_making_a_new_current_version_is_audited() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    for (sample, name) in [
+        ("put-secret-value.json", "PutSecretValue"),
+        ("update-secret.json", "UpdateSecret"),
+        (
+            "update-secret-version-stage.json",
+            "UpdateSecretVersionStage",
+        ),
+        ("rotate-secret.json", "RotateSecret"),
+    ] {
+        let report = run(&app, &event(sample)).await;
+        assert_eq!(
+            report["trigger"]["event_name"], name,
+            "{sample}: {report:#}"
+        );
+        assert_eq!(
+            report["secret"]["arn"], w.secrets["production/DBWest"],
+            "{sample}"
+        );
+        // moto's replicas share the primary's versions: fresh.
+        assert!(
+            !codes(&report).iter().any(|(c, _)| c == "REPLICA_STALE"),
+            "{sample}: {report:#}"
+        );
+    }
+}

@@ -116,7 +116,7 @@ proptest! {
 
     #[test]
     fn random_details_parse_or_fail_cleanly(detail in any_json(), name in prop::sample::select(vec![
-        "CreateSecret", "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica", "PutSecretValue",
+        "CreateSecret", "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica", "GetSecretValue",
     ])) {
         let mut d = detail;
         if let Value::Object(m) = &mut d {
@@ -127,7 +127,7 @@ proptest! {
                 prop_assert!(!t.secret.id.trim().is_empty());
                 prop_assert!(!t.secret.id.chars().any(char::is_control));
             }
-            Ok(Incoming::Ignored { event_name }) => prop_assert_eq!(event_name, "PutSecretValue"),
+            Ok(Incoming::Ignored { event_name }) => prop_assert_eq!(event_name, "GetSecretValue"),
             Ok(Incoming::Sweep(_)) => prop_assert!(false, "a CloudTrail envelope is never a sweep"),
             Ok(Incoming::SweepCells(_)) => prop_assert!(false, "a CloudTrail envelope is never an SQS batch"),
             Err(e) => prop_assert!(is_named(&e), "{e}"),
@@ -356,6 +356,42 @@ proptest! {
             prop_assert_eq!(t.cross_account.is_some(), full_arn);
         } else {
             prop_assert!(t.cross_account.is_some());
+        }
+    }
+}
+
+proptest! {
+    /// Issue 25: UpdateSecret is handled exactly when its request carried a
+    /// value (the redacted `secretString` / `secretBinary` keys), and
+    /// UpdateSecretVersionStage exactly when it moves AWSCURRENT; other
+    /// requests of theirs are ignored, never an error.
+    #[test]
+    fn only_calls_making_a_new_current_version_are_handled(
+        string in any::<bool>(), binary in any::<bool>(),
+        stage in prop::sample::select(vec!["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS", "custom"]),
+        moved in any::<bool>(),
+    ) {
+        let mut update = json!({"secretId": "production/DBWest"});
+        if string { update["secretString"] = json!("HIDDEN_DUE_TO_SECURITY_REASONS"); }
+        if binary { update["secretBinary"] = json!("HIDDEN_DUE_TO_SECURITY_REASONS"); }
+        let mut labels = json!({"secretId": "production/DBWest", "versionStage": stage});
+        if moved { labels["moveToVersionId"] = json!("EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"); }
+        for (name, params, handled) in [
+            ("UpdateSecret", update, string || binary),
+            ("UpdateSecretVersionStage", labels, stage == "AWSCURRENT" && moved),
+        ] {
+            let detail = json!({"eventName": name, "awsRegion": "us-west-2", "requestParameters": params});
+            match event::parse_value(envelope(detail)) {
+                Ok(Incoming::ApiCall(t)) => {
+                    prop_assert!(handled, "{name} handled");
+                    prop_assert_eq!(t.event.as_str(), name);
+                }
+                Ok(Incoming::Ignored { event_name }) => {
+                    prop_assert!(!handled, "{name} ignored");
+                    prop_assert_eq!(event_name, name);
+                }
+                other => prop_assert!(false, "{name}: {other:?}"),
+            }
         }
     }
 }

@@ -149,6 +149,7 @@ fn listed_state(region: &str, e: &SecretListEntry) -> Option<SecretState> {
         tags: tag_map(e.tags()),
         replication: Vec::new(),
         last_changed: e.last_changed_date().map(|d| d.secs()),
+        versions: stage_map(e.secret_versions_to_stages()),
     })
 }
 
@@ -163,6 +164,14 @@ fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// VersionIdsToStages as the core keeps it: version id to its labels.
+fn stage_map(
+    m: Option<&std::collections::HashMap<String, Vec<String>>>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
     SecretState {
         arn: out.arn().unwrap_or_default().to_string(),
@@ -173,6 +182,7 @@ fn to_state(region: &str, out: DescribeSecretOutput) -> SecretState {
         rotation_enabled: out.rotation_enabled().unwrap_or(false),
         tags: tag_map(out.tags()),
         last_changed: out.last_changed_date().map(|d| d.secs()),
+        versions: stage_map(out.version_ids_to_stages()),
         replication: out
             .replication_status()
             .iter()

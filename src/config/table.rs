@@ -319,6 +319,24 @@ pub static SETTINGS: &[Setting] = &[
         doc: "the AWS-managed `aws/secretsmanager` key is a finding (`KEY_AWS_MANAGED`)",
     },
     Setting {
+        var: "REPLICA_LAG_SECONDS",
+        part: Part::Settings,
+        parameter: Parameter::Is("ReplicaLagSeconds"),
+        flag: Flag::Value(FlagSpec {
+            long: "replica-lag-seconds",
+            on: On::Global,
+            value_name: "SECONDS",
+            help: "How old the primary's current version may be before a replica without it is REPLICA_STALE (60 to 86400).",
+        }),
+        unset: Unset::Number(900),
+        parse: Parse::Number {
+            min: 60,
+            max: 86_400,
+            set: |d, n| d.settings.rules.replica_lag_seconds = n,
+        },
+        doc: "how old the primary's current version (by its LastChangedDate) may be before a replica without it is `REPLICA_STALE` (docs/freshness.md)",
+    },
+    Setting {
         var: "TRUSTED_ACCOUNT_IDS",
         part: Part::Settings,
         parameter: Parameter::Is("TrustedAccountIds"),

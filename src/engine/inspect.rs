@@ -175,6 +175,7 @@ pub async fn inspect_with<S: SecretsApi, K: KeysApi, O: OtherSide>(
 ) -> Snapshot {
     let mut snap = Snapshot::empty(target.secret_id.clone());
     snap.account = target.account.clone();
+    snap.observed_at = now_secs();
     let (primary, links) = match find_primary(secrets, target, budget, &mut snap).await {
         Ok(found) => found,
         Err(outcome) => return end_early(snap, outcome),
@@ -329,6 +330,14 @@ async fn find_primary<S: SecretsApi>(
     Ok((first, links))
 }
 
+/// The clock, in epoch seconds, when the snapshot is taken.
+fn now_secs() -> Option<i64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
+}
+
 /// The snapshot's cross-account part: the links, when they were read.
 fn cross_account(
     primary: &SecretState,
@@ -336,10 +345,7 @@ fn cross_account(
     counterparts: Vec<Counterpart>,
     gaps: &mut Vec<Gap>,
 ) -> CrossAccount {
-    let observed_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs() as i64);
+    let observed_at = now_secs();
     if let Some(why) = &links.unreadable {
         gaps.push(Gap {
             call: "secretsmanager:DescribeSecret".into(),
@@ -587,6 +593,7 @@ mod tests {
                     vec![]
                 },
                 last_changed: None,
+                versions: Default::default(),
             }
         }
 

@@ -178,7 +178,8 @@ pub fn types(code: Code) -> Vec<String> {
         | RegionNotAllowed
         | RequiredRegionMissing
         | ReplicaRemovedByRemediation
-        | ReplicaDetached => "Secrets Manager Replication",
+        | ReplicaDetached
+        | ReplicaStale => "Secrets Manager Replication",
         CrossAccountReplicaFailed
         | CrossAccountReplicaStalled
         | CrossAccountReplicaOutsideTrust

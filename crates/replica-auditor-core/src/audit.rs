@@ -141,6 +141,7 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
             removal_findings(&mut f, snapshot, p);
             f.out
                 .extend(crate::cross_account::findings(snapshot, p, trigger, rules));
+            f.out.extend(crate::freshness::findings(snapshot, p, rules));
         }
     }
     f.out

@@ -35,10 +35,18 @@ pub enum HandledEvent {
     /// its account, naming the replica in another.
     AssociateCrossAccountReplica,
     DisassociateCrossAccountReplica,
+    /// Calls that make a new current version (issue 25, docs/freshness.md):
+    /// audited for the replicas' freshness. UpdateSecret only with a new
+    /// value, UpdateSecretVersionStage only moving AWSCURRENT
+    /// ([`makes_new_current`]).
+    PutSecretValue,
+    UpdateSecret,
+    UpdateSecretVersionStage,
+    RotateSecret,
 }
 
 impl HandledEvent {
-    pub const ALL: [HandledEvent; 8] = [
+    pub const ALL: [HandledEvent; 12] = [
         HandledEvent::CreateSecret,
         HandledEvent::ReplicateSecretToRegions,
         HandledEvent::RemoveRegionsFromReplication,
@@ -47,6 +55,10 @@ impl HandledEvent {
         HandledEvent::DeleteResourcePolicy,
         HandledEvent::AssociateCrossAccountReplica,
         HandledEvent::DisassociateCrossAccountReplica,
+        HandledEvent::PutSecretValue,
+        HandledEvent::UpdateSecret,
+        HandledEvent::UpdateSecretVersionStage,
+        HandledEvent::RotateSecret,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +71,10 @@ impl HandledEvent {
             HandledEvent::DeleteResourcePolicy => "DeleteResourcePolicy",
             HandledEvent::AssociateCrossAccountReplica => "AssociateCrossAccountReplica",
             HandledEvent::DisassociateCrossAccountReplica => "DisassociateCrossAccountReplica",
+            HandledEvent::PutSecretValue => "PutSecretValue",
+            HandledEvent::UpdateSecret => "UpdateSecret",
+            HandledEvent::UpdateSecretVersionStage => "UpdateSecretVersionStage",
+            HandledEvent::RotateSecret => "RotateSecret",
         }
     }
 
@@ -381,6 +397,26 @@ pub(crate) fn check_depth(raw: &[u8]) -> Result<(), EventError> {
     Ok(())
 }
 
+/// False for the calls that are handled only when they make a new current
+/// version: UpdateSecret without a new value (CloudTrail logs
+/// `secretString` / `secretBinary` redacted, but their keys are there when
+/// the request carried one) and UpdateSecretVersionStage not moving
+/// AWSCURRENT. True for every other handled call.
+fn makes_new_current(event: HandledEvent, params: Option<&Value>) -> bool {
+    let has = |key: &str| params.and_then(|p| p.get(key)).is_some();
+    match event {
+        HandledEvent::UpdateSecret => has("secretString") || has("secretBinary"),
+        HandledEvent::UpdateSecretVersionStage => {
+            params
+                .and_then(|p| p.get("versionStage"))
+                .and_then(Value::as_str)
+                == Some("AWSCURRENT")
+                && has("moveToVersionId")
+        }
+        _ => true,
+    }
+}
+
 /// Parse an event already decoded as JSON.
 pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
     if value.get("Records").is_some() {
@@ -435,7 +471,9 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             message: "is empty".into(),
         });
     }
-    let Some(event) = HandledEvent::from_name(&detail.event_name) else {
+    let Some(event) = HandledEvent::from_name(&detail.event_name)
+        .filter(|e| makes_new_current(*e, detail.request_parameters.as_ref()))
+    else {
         return Ok(Incoming::Ignored {
             event_name: detail.event_name,
         });

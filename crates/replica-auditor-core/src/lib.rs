@@ -24,6 +24,7 @@ pub mod cross_account;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod freshness;
 pub mod ledger;
 pub mod metrics;
 pub mod model;

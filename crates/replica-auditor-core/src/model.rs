@@ -98,10 +98,13 @@ pub enum Code {
     CrossAccountRoleOutsidePrimaryAccount,
     /// The two sides, each described in its own account, disagree.
     CrossAccountMismatch,
+    /// A replica without the primary's AWSCURRENT version when that
+    /// version is older than REPLICA_LAG_SECONDS (docs/freshness.md).
+    ReplicaStale,
 }
 
 impl Code {
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::ReplicaFailed,
         Code::ReplicaInProgress,
         Code::ReplicaStatusUnknown,
@@ -130,6 +133,7 @@ impl Code {
         Code::CrossAccountPrimaryOutsideTrust,
         Code::CrossAccountRoleOutsidePrimaryAccount,
         Code::CrossAccountMismatch,
+        Code::ReplicaStale,
     ];
 
     pub fn severity(self) -> Severity {
@@ -148,7 +152,7 @@ impl Code {
             CrossAccountPrimaryOutsideTrust | CrossAccountRoleOutsidePrimaryAccount => {
                 Severity::High
             }
-            CrossAccountMismatch => Severity::High,
+            CrossAccountMismatch | ReplicaStale => Severity::High,
             CrossAccountReplicaStalled | ReplicaDetached => Severity::Medium,
         }
     }
@@ -184,6 +188,7 @@ impl Code {
             CrossAccountPrimaryOutsideTrust => "CROSS_ACCOUNT_PRIMARY_OUTSIDE_TRUST",
             CrossAccountRoleOutsidePrimaryAccount => "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT",
             CrossAccountMismatch => "CROSS_ACCOUNT_MISMATCH",
+            ReplicaStale => "REPLICA_STALE",
         }
     }
 }
@@ -239,9 +244,20 @@ pub struct SecretState {
     pub replication: Vec<ReplicaStatus>,
     /// LastChangedDate, epoch seconds; `None` when AWS did not say.
     pub last_changed: Option<i64>,
+    /// VersionIdsToStages (SecretVersionsToStages in ListSecrets): each
+    /// labelled version id and its staging labels. Ids only, never values.
+    pub versions: BTreeMap<String, Vec<String>>,
 }
 
 impl SecretState {
+    /// The version id labelled AWSCURRENT, when AWS named one.
+    pub fn current_version(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// The Region that owns this secret: its PrimaryRegion, or the Region
     /// it was described in when the field is absent (a standalone secret).
     pub fn home_region(&self) -> &str {
@@ -522,6 +538,9 @@ pub struct Snapshot {
     /// Its cross-account replication, when it has any
     /// ([`crate::cross_account`]).
     pub cross_account: Option<crate::cross_account::CrossAccount>,
+    /// When the snapshot was taken (epoch seconds), for the age of the
+    /// primary's current version (REPLICA_STALE); `None` when unknown.
+    pub observed_at: Option<i64>,
 }
 
 impl Snapshot {
@@ -538,6 +557,7 @@ impl Snapshot {
             gaps: Vec::new(),
             removed: Vec::new(),
             cross_account: None,
+            observed_at: None,
         }
     }
 
@@ -788,6 +808,9 @@ pub struct Rules {
     /// Organisations whose principals policies may grant (TRUSTED_ORG_IDS);
     /// the auditor's own organisation is added when it is learned.
     pub trusted_org_ids: Vec<String>,
+    /// REPLICA_LAG_SECONDS: how old the primary's current version may be
+    /// before a replica without it is REPLICA_STALE.
+    pub replica_lag_seconds: u64,
 }
 
 /// What the auditor may do about a failed replica.

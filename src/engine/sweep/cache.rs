@@ -303,6 +303,7 @@ mod tests {
             tags: BTreeMap::from([("origin".to_string(), origin.to_string())]),
             replication: vec![],
             last_changed: None,
+            versions: Default::default(),
         }
     }
 

@@ -973,6 +973,7 @@ mod tests {
             tags: BTreeMap::new(),
             replication: vec![],
             last_changed: None,
+            versions: Default::default(),
         }
     }
 
