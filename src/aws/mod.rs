@@ -9,6 +9,7 @@ mod book;
 mod clients;
 mod cross_account;
 mod error;
+mod followup;
 mod kms;
 mod members;
 mod organizations;
@@ -137,6 +138,7 @@ pub trait Ports:
     + SweepBook
     + PolicyLedgers
     + RemediationJournal
+    + FollowUpQueue
 {
 }
 
@@ -151,7 +153,21 @@ impl<T> Ports for T where
         + SweepBook
         + PolicyLedgers
         + RemediationJournal
+        + FollowUpQueue
 {
+}
+
+/// The follow-up chain's queue (FOLLOW_UP_QUEUE_URL): one step's message,
+/// delivered to this function after `delay_seconds` (at most 900, SQS's
+/// DelaySeconds). The chain's item is kept with [`StateItems`].
+pub trait FollowUpQueue: Send + Sync {
+    fn send_step(
+        &self,
+        url: &str,
+        region: &str,
+        message: &crate::followup::Message,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// What DescribeKey tells about a key.
