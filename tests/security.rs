@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    ACCOUNT_LIST_ACTIONS, EVENT_SOURCE_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS,
+    ACCOUNT_LIST_ACTIONS, EVENT_SOURCE_ACTIONS, FOLLOW_UP_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS,
     MEMBER_ROLE_ACTIONS, ORG_SWEEP_ACTIONS, POLICY_LEDGER_ACTIONS, SECURITY_HUB_ACTIONS,
     STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
@@ -124,6 +124,17 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     assert_eq!(names, expected);
     for (action, resource, condition, when) in &granted {
         let when = when.as_deref();
+        // The follow-up chain's queue calls: always, on its queue only.
+        let follow_up_queue = json!({"!GetAtt": "FollowUpQueue.Arn"});
+        if resource == &follow_up_queue {
+            assert!(
+                FOLLOW_UP_ACTIONS.contains(&action.as_str())
+                    || EVENT_SOURCE_ACTIONS.contains(&action.as_str()),
+                "{action} on the follow-up queue"
+            );
+            assert_eq!(when, None, "{action}: the follow-up chain is always on");
+            continue;
+        }
         // The org sweep's calls, and only they, are granted only when it is on.
         let org_only = ORG_SWEEP_ACTIONS.contains(&action.as_str())
             || EVENT_SOURCE_ACTIONS.contains(&action.as_str());
@@ -493,8 +504,8 @@ fn queue_policies_admit_their_own_rules_only_and_tls_only() {
         }
     }
     assert_eq!(
-        seen, 3,
-        "DeadLetterQueue, SweepQueue and ForwardingDeadLetterQueue"
+        seen, 4,
+        "DeadLetterQueue, SweepQueue, FollowUpQueue and ForwardingDeadLetterQueue"
     );
     // The central dead-letter queue takes from exactly the rules SAM makes
     // for the function's events that name it (SAM names each rule

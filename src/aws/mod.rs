@@ -75,6 +75,13 @@ pub const UNSCOPED_ACTIONS: [&str; 3] = [
 /// plans from the accounts [`ACCOUNT_LIST_ACTIONS`] learns.
 pub const ORG_SWEEP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
 
+/// The follow-up chain's call (FOLLOW_UP_QUEUE_URL, docs/freshness.md):
+/// each step sends the next, delayed, to the follow-up queue; always
+/// granted, on that queue only, with [`EVENT_SOURCE_ACTIONS`] to poll it.
+/// Its chain items are kept with [`POLICY_LEDGER_ACTIONS`]' GetItem and
+/// UpdateItem.
+pub const FOLLOW_UP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
+
 /// The accounts the auditor may enter (docs/security.md): without
 /// ACCOUNT_IDS, the ACTIVE accounts of its own organisation, learned with
 /// ListAccounts and cached per container. The event path checks a member
@@ -89,7 +96,7 @@ pub const POLICY_LEDGER_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:Upda
 
 /// What Lambda's event source mapping calls with the function's role to
 /// poll the org sweep's queue (not the code): granted on that queue only,
-/// when the org sweep is on.
+/// when the org sweep is on; and on the follow-up queue, always.
 pub const EVENT_SOURCE_ACTIONS: [&str; 3] = [
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
