@@ -206,6 +206,10 @@ async fn a_replica_converging_within_the_limit_is_measured_once() {
     no_failures(&response);
     let measured = convergence(&lines);
     assert_eq!(measured.len(), 1, "{lines:#?}");
+    // docs/observability.md's sample (`-- --nocapture`).
+    for l in lines.iter().filter(|l| l.get("ReplicaConvergenceSeconds").is_some()) {
+        println!("{l}");
+    }
     assert_eq!(measured[0].0, "us-east-1");
     assert!(
         (5..120).contains(&measured[0].1),
