@@ -84,9 +84,7 @@ impl Scene {
     /// The primary holds V_NEW as AWSCURRENT since `changed` (epoch s), its
     /// us-east-1 replica `replica_current` in `status`.
     fn versions(&self, changed: u64, replica_current: &str, status: &str) {
-        let stages = |current: &str, previous: &str| {
-            json!({ current: ["AWSCURRENT"], previous: ["AWSPREVIOUS"] })
-        };
+        let stages = |current: &str, previous: &str| json!({ current: ["AWSCURRENT"], previous: ["AWSPREVIOUS"] });
         self.proxy.add_describe_members(
             &self.primary,
             json!({
@@ -207,7 +205,10 @@ async fn a_replica_converging_within_the_limit_is_measured_once() {
     let measured = convergence(&lines);
     assert_eq!(measured.len(), 1, "{lines:#?}");
     // docs/observability.md's sample (`-- --nocapture`).
-    for l in lines.iter().filter(|l| l.get("ReplicaConvergenceSeconds").is_some()) {
+    for l in lines
+        .iter()
+        .filter(|l| l.get("ReplicaConvergenceSeconds").is_some())
+    {
         println!("{l}");
     }
     assert_eq!(measured[0].0, "us-east-1");
@@ -282,14 +283,13 @@ async fn a_replica_that_never_converges_is_stale_at_the_limit_once() {
         "30 + 120 + 300 + 300 = 750 s after step 0 (5 s after the version): due at 901 s: {steps:?}"
     );
     assert_eq!(stale_lines, 1, "one REPLICA_STALE, at the limit");
-    let published: Vec<Value> = s
-        .w
-        .published()
-        .await
-        .into_iter()
-        .map(|p| p.report)
-        .filter(stale)
-        .collect();
+    let published: Vec<Value> =
+        s.w.published()
+            .await
+            .into_iter()
+            .map(|p| p.report)
+            .filter(stale)
+            .collect();
     assert_eq!(published.len(), 1, "published once: {published:#?}");
     let f = &published[0]["findings"]
         .as_array()

@@ -78,7 +78,8 @@ impl Seen {
             .replicas
             .iter()
             .map(|r| {
-                let held = matches!(&r.presence, Lookup::Found(c) if c.current_version() == Some(version));
+                let held =
+                    matches!(&r.presence, Lookup::Found(c) if c.current_version() == Some(version));
                 (r.status.region.clone(), held)
             })
             .collect();
@@ -157,8 +158,7 @@ impl Message {
             return Err(format!("secret {:?} is not a secret ARN", m.secret));
         }
         let id_ok = |v: &str| {
-            (1..=64).contains(&v.len())
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         if !id_ok(&m.version) {
             return Err(format!("version {:?} is not a version id", m.version));
@@ -417,7 +417,13 @@ mod tests {
             900,
         );
         assert_eq!(l.converged, vec![], "eu-west-1 was measured at the start");
-        assert_eq!(l.next, Next::Step { step: 2, delay: 120 });
+        assert_eq!(
+            l.next,
+            Next::Step {
+                step: 2,
+                delay: 120
+            }
+        );
         let Applied::Done(item) = apply(Some(&item), &l.advance(&m)) else {
             panic!()
         };
@@ -468,7 +474,10 @@ mod tests {
         );
         assert_eq!(
             l.next,
-            Next::Step { step: 5, delay: 151 },
+            Next::Step {
+                step: 5,
+                delay: 151
+            },
             "due at 901 s, not 1050"
         );
         let l = look(
