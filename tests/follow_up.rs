@@ -50,16 +50,9 @@ impl Scene {
             .queue_url()
             .unwrap()
             .to_string();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
+        let queue_arn = support::esm::EventSourceMapping::new(sqs, &url)
             .await
-            .unwrap()
-            .attributes()
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
+            .queue_arn;
         let env = w.function_env(
             &proxy.endpoint,
             &[

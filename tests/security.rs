@@ -424,31 +424,35 @@ fn the_function_enters_only_its_organisation_or_the_listed_accounts() {
 #[test]
 fn only_the_function_role_sends_org_sweep_cells() {
     let doc = support::template::parsed();
-    let policy = &doc["Resources"]["SweepQueuePolicy"];
-    assert_eq!(policy["Type"], "AWS::SQS::QueuePolicy");
-    assert_eq!(policy["Condition"], "OrgSweepOn");
-    assert_eq!(
-        policy["Properties"]["Queues"],
-        json!([{"!Ref": "SweepQueue"}])
-    );
-    let statements = support::template::resource_policy_statements(policy);
-    assert!(
-        statements.iter().all(|st| st["Effect"] == "Deny"),
-        "the queue policy grants nothing: {statements:?}"
-    );
-    let queue = json!({"!GetAtt": "SweepQueue.Arn"});
     let role = json!({"!GetAtt": "AuditorFunctionRole.Arn"});
-    assert!(
-        statements.iter().any(|st| st["Principal"] == "*"
-            && st["Action"] == "sqs:SendMessage"
-            && st["Resource"] == queue
-            && st["Condition"] == json!({"StringNotEquals": {"aws:PrincipalArn": role.clone()}})),
-        "a Deny of SendMessage to every principal but the function's role: {statements:?}"
-    );
-    assert!(
-        statements.iter().any(|st| is_tls_only(st, &queue)),
-        "a Deny of every call without TLS: {statements:?}"
-    );
+    // The follow-up chain's steps direct an audit too (docs/freshness.md).
+    for (name, queue, condition) in [
+        ("SweepQueuePolicy", "SweepQueue", json!("OrgSweepOn")),
+        ("FollowUpQueuePolicy", "FollowUpQueue", Value::Null),
+    ] {
+        let policy = &doc["Resources"][name];
+        assert_eq!(policy["Type"], "AWS::SQS::QueuePolicy");
+        assert_eq!(policy["Condition"], condition, "{name}");
+        assert_eq!(policy["Properties"]["Queues"], json!([{"!Ref": queue}]));
+        let statements = support::template::resource_policy_statements(policy);
+        assert!(
+            statements.iter().all(|st| st["Effect"] == "Deny"),
+            "{name} grants nothing: {statements:?}"
+        );
+        let queue = json!({"!GetAtt": format!("{queue}.Arn")});
+        assert!(
+            statements.iter().any(|st| st["Principal"] == "*"
+                && st["Action"] == "sqs:SendMessage"
+                && st["Resource"] == queue
+                && st["Condition"]
+                    == json!({"StringNotEquals": {"aws:PrincipalArn": role.clone()}})),
+            "{name}: a Deny of SendMessage to every principal but the function's role: {statements:?}"
+        );
+        assert!(
+            statements.iter().any(|st| is_tls_only(st, &queue)),
+            "{name}: a Deny of every call without TLS: {statements:?}"
+        );
+    }
     // The role the Deny spares is the one the code knows itself by.
     assert_eq!(
         function_role(&doc)["Properties"]["Environment"]["Variables"]["AUDITOR_ROLE_ARN"],

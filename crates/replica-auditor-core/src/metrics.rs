@@ -493,10 +493,53 @@ mod tests {
     }
 
     #[test]
-    fn trigger_dimension_has_three_values() {
+    fn trigger_dimension_has_four_values() {
         assert_eq!(trigger_dimension("cli"), "cli");
         assert_eq!(trigger_dimension("schedule"), "schedule");
+        assert_eq!(trigger_dimension("followup"), "followup");
         assert_eq!(trigger_dimension("cloudtrail"), "cloudtrail");
         assert_eq!(trigger_dimension("anything else"), "cloudtrail");
+    }
+
+    #[test]
+    fn replica_stale_is_counted_on_the_region_alone() {
+        let mut t = Tally::default();
+        t.add_audit(&report(
+            vec![
+                finding(Code::ReplicaStale, Severity::High, "behind"),
+                finding(Code::ReplicaStale, Severity::High, "behind too"),
+                finding(Code::KeyAwsManaged, Severity::Medium, "weak"),
+            ],
+            vec![],
+        ));
+        let line = Line {
+            timestamp_ms: 1,
+            trigger: "followup",
+            region: "us-west-2",
+            tally: &t,
+            duration_ms: 5,
+            secrets_swept: None,
+            properties: vec![],
+        }
+        .to_json();
+        assert_eq!(line["ReplicaStale"], 2);
+        assert_eq!(line["FindingsHigh"], 2);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][1],
+            json!({"Namespace": "ReplicaAuditor", "Dimensions": [["Region"]],
+                   "Metrics": [{"Name": "ReplicaStale", "Unit": "Count"}]})
+        );
+    }
+
+    #[test]
+    fn a_convergence_line_names_the_replicas_region() {
+        let line = convergence_line(7, "eu-west-1", 150, vec![("version", json!("v-1"))]);
+        assert_eq!(
+            line,
+            json!({"ReplicaConvergenceSeconds": 150, "Region": "eu-west-1", "version": "v-1",
+                   "_aws": {"Timestamp": 7, "CloudWatchMetrics": [{
+                       "Namespace": "ReplicaAuditor", "Dimensions": [["Region"]],
+                       "Metrics": [{"Name": "ReplicaConvergenceSeconds", "Unit": "Seconds"}]}]}})
+        );
     }
 }
