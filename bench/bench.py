@@ -464,30 +464,12 @@ def per_event(bootstrap, proxy):
 
         # Warm invocations: time to report, and calls counted at the proxy.
         auditor = Auditor(bootstrap, world)
-        auditor.api.invoke(events[6], timeout=30)  # warm-up, not counted
-        times, calls, connections = {}, {}, {}
-        for delay in EVENT_DELAYS:
-            world.set_delay(delay)
-            for n in (1, 3, 6):
-                samples = []
-                for _ in range(RUNS):
-                    world.reset()
-                    seconds, _ = auditor.api.invoke(events[n], timeout=30)
-                    samples.append(seconds)
-                    stats = world.stats()
-                    calls[n] = stats["calls"]
-                    connections[n] = connections.get(n, 0) + stats["connections"]
-                times[(n, delay)] = median(samples)
+        rows = warm_rows(auditor, world, events, lambda n: 3 * n + 5)
         auditor.stop()
         reports = world.drain()
         published = sum(1 for r in reports if any(f["code"] == "REPLICA_FAILED" for f in r["findings"]))
     finally:
         world.stop()
-    lo, hi = EVENT_DELAYS
-    rows = []
-    for n in (1, 3, 6):
-        slope = (times[(n, hi)] - times[(n, lo)]) / ((hi - lo) / 1000)
-        rows.append({"replicas": n, f"ms_at_{lo}": times[(n, lo)] * 1000, f"ms_at_{hi}": times[(n, hi)] * 1000, "round_trips": slope, "calls": calls[n], "minimum_calls": 3 * n + 5, "new_connections": connections[n]})
     return {
         "events": rows,
         "reports_published": published,
@@ -497,6 +479,67 @@ def per_event(bootstrap, proxy):
         "peak_rss_kib": median(rss),
         "peak_rss_kib_all": rss,
     }
+
+
+def warm_rows(auditor, world, events, minimum):
+    """Warm invocations of `events` (by replica count) at each of
+    EVENT_DELAYS: per replica count, the median time to report at each
+    delay, the sequential round trips (the slope over the delay), the calls
+    at the proxy and `minimum(n)`."""
+    auditor.api.invoke(events[max(events)], timeout=30)  # warm-up, not counted
+    times, calls, connections = {}, {}, {}
+    for delay in EVENT_DELAYS:
+        world.set_delay(delay)
+        for n in events:
+            samples = []
+            for _ in range(RUNS):
+                world.reset()
+                seconds, _ = auditor.api.invoke(events[n], timeout=30)
+                samples.append(seconds)
+                stats = world.stats()
+                calls[n] = stats["calls"]
+                connections[n] = connections.get(n, 0) + stats["connections"]
+            times[(n, delay)] = median(samples)
+    lo, hi = EVENT_DELAYS
+    rows = []
+    for n in events:
+        slope = (times[(n, hi)] - times[(n, lo)]) / ((hi - lo) / 1000)
+        rows.append({"replicas": n, f"ms_at_{lo}": times[(n, lo)] * 1000, f"ms_at_{hi}": times[(n, hi)] * 1000, "round_trips": slope, "calls": calls[n], "minimum_calls": minimum(n), "new_connections": connections[n]})
+    return rows
+
+
+def put_secret_value_event(name, arn):
+    """events/put-secret-value.json naming `name` (`arn`), with new ids."""
+    event = json.loads((ROOT / "events/put-secret-value.json").read_text())
+    event["id"] = str(uuid.uuid4())
+    detail = event["detail"]
+    detail["eventID"] = str(uuid.uuid4())
+    detail["requestParameters"]["secretId"] = name
+    detail["responseElements"].update({"aRN": arn, "name": name})
+    return event
+
+
+def new_version(bootstrap, proxy):
+    """A new-version event (PutSecretValue) in the primary Region with the
+    follow-up chain on (STATE_TABLE, FOLLOW_UP_QUEUE_URL): its first look's
+    sequential round trips (issue 25: at most 3.5). The chain's conditional
+    write and its first message go beside the publish; the remediation
+    journal's read beside the first DescribeSecret."""
+    world = World(proxy)
+    try:
+        world.topic_with_inbox()
+        table = test_world.state_table(world.moto_url)
+        queue = world.client("sqs").create_queue(QueueName="replica-auditor-follow-up")["QueueUrl"]
+        _, secrets = seed_event_secrets(world)
+        events = {n: put_secret_value_event(f"bench/replicas-{n}", secrets[n]) for n in (1, 3, 6)}
+        world.set_delay(EVENT_DELAYS[0])
+        auditor = Auditor(bootstrap, world, STATE_TABLE=table, FOLLOW_UP_QUEUE_URL=queue)
+        # 3n+5 as above, plus the journal's GetItem, the chain's UpdateItem and SendMessage.
+        rows = warm_rows(auditor, world, events, lambda n: 3 * n + 8)
+        auditor.stop()
+    finally:
+        world.stop()
+    return rows
 
 
 def auditor_sweep(bootstrap, world, delay, share=None, **env):
@@ -813,7 +856,8 @@ def machine():
 
 
 def event_only(bootstrap, proxy):
-    """`make bench-event`: figures 1, 4, 5 and 6 alone (no Custodian, a minute)."""
+    """`make bench-event`: figures 1, 4, 5 and 6 alone (no Custodian, a minute), and a
+    new-version event with the follow-up chain on (issue 25)."""
     event = per_event(bootstrap, proxy)
     unzipped, zipped = size(bootstrap)
     lo, hi = EVENT_DELAYS
@@ -821,6 +865,10 @@ def event_only(bootstrap, proxy):
     for row in event["events"]:
         print(f"{row['replicas']} replicas: {row[f'ms_at_{lo}']:.0f} ms at {lo} ms/call, {row[f'ms_at_{hi}']:.0f} ms at {hi} ms/call, "
               f"{row['round_trips']:.2f} round trips, {sum(row['calls'].values())} calls (minimum {row['minimum_calls']})")
+    for row in new_version(bootstrap, proxy):
+        print(f"PutSecretValue, {row['replicas']} replicas, follow-up chain on: {row[f'ms_at_{lo}']:.0f} ms at {lo} ms/call, "
+              f"{row[f'ms_at_{hi}']:.0f} ms at {hi} ms/call, {row['round_trips']:.2f} round trips, "
+              f"{sum(row['calls'].values())} calls (minimum {row['minimum_calls']}): {row['calls']}")
     print(f"cold start {event['cold_start_ms']:.1f} ms ({event['cold_start_ms_debian_certs']:.1f} ms with Debian's certificates); "
           f"peak RSS {event['peak_rss_kib'] / 1024:.1f} MiB; bootstrap {unzipped / 1e6:.2f} MB, zipped {zipped / 1e6:.2f} MB")
 

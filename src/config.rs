@@ -112,7 +112,7 @@ impl PartialEq for Requirement {
 }
 
 /// Who needs STATE_TABLE, and why.
-pub static REQUIREMENTS: [Requirement; 3] = [
+pub static REQUIREMENTS: [Requirement; 4] = [
     Requirement {
         var: "STATE_TABLE",
         by: "REMEDIATION",
@@ -140,6 +140,15 @@ pub static REQUIREMENTS: [Requirement; 3] = [
         applies: |s| s.sweep.queue.is_some(),
         met: |s| s.remediation.state_table.is_some(),
     },
+    Requirement {
+        var: "STATE_TABLE",
+        by: "FOLLOW_UP_QUEUE_URL",
+        when: "is set",
+        purpose: "each follow-up chain is kept there, so that a redelivered or duplicate event or message starts or runs no second chain",
+        fix: "",
+        applies: |s| s.follow_up.is_some(),
+        met: |s| s.remediation.state_table.is_some(),
+    },
 ];
 
 /// The Lambda's configuration: where reports go, and the audit settings.
@@ -161,6 +170,9 @@ pub struct Settings {
     pub rules: Rules,
     pub remediation: Remediation,
     pub sweep: Sweep,
+    /// FOLLOW_UP_QUEUE_URL: the follow-up chain's queue
+    /// (docs/freshness.md#the-follow-up-chain); `None`: no chain.
+    pub follow_up: Option<SweepQueue>,
     /// METRICS: where one CloudWatch EMF line per audit and per sweep
     /// goes (README "Metrics"). The command line never uses stdout.
     pub metrics: MetricsOut,
@@ -226,7 +238,7 @@ pub struct Sweep {
     pub policy_refresh: u32,
 }
 
-/// The org sweep's queue.
+/// An SQS queue of the function's: the org sweep's, the follow-up chain's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepQueue {
     pub url: String,

@@ -61,6 +61,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::OrgSweep(_) => "OrgSweepFailed",
             HandlerError::PolicyLedger(_) => "PolicyLedgerFailed",
             HandlerError::Scope(_) => "AccountScopeUnknown",
+            HandlerError::FollowUp(_) => "FollowUpFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use replica_auditor::aws::{
-    ACCOUNT_LIST_ACTIONS, EVENT_SOURCE_ACTIONS, IAM_ACTIONS, IMPLIED_KMS_ACTIONS,
-    MEMBER_ROLE_ACTIONS, ORG_SWEEP_ACTIONS, POLICY_LEDGER_ACTIONS, SECURITY_HUB_ACTIONS,
-    STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
+    ACCOUNT_LIST_ACTIONS, EVENT_SOURCE_ACTIONS, FOLLOW_UP_ACTIONS, IAM_ACTIONS,
+    IMPLIED_KMS_ACTIONS, MEMBER_ROLE_ACTIONS, ORG_SWEEP_ACTIONS, POLICY_LEDGER_ACTIONS,
+    SECURITY_HUB_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
 use replica_auditor::event::{DETAIL_TYPE_API_CALL, SOURCE_SECRETS_MANAGER};
@@ -124,6 +124,17 @@ fn iam_policy_is_exactly_what_the_code_calls() {
     assert_eq!(names, expected);
     for (action, resource, condition, when) in &granted {
         let when = when.as_deref();
+        // The follow-up chain's queue calls: always, on its queue only.
+        let follow_up_queue = json!({"!GetAtt": "FollowUpQueue.Arn"});
+        if resource == &follow_up_queue {
+            assert!(
+                FOLLOW_UP_ACTIONS.contains(&action.as_str())
+                    || EVENT_SOURCE_ACTIONS.contains(&action.as_str()),
+                "{action} on the follow-up queue"
+            );
+            assert_eq!(when, None, "{action}: the follow-up chain is always on");
+            continue;
+        }
         // The org sweep's calls, and only they, are granted only when it is on.
         let org_only = ORG_SWEEP_ACTIONS.contains(&action.as_str())
             || EVENT_SOURCE_ACTIONS.contains(&action.as_str());
@@ -413,31 +424,35 @@ fn the_function_enters_only_its_organisation_or_the_listed_accounts() {
 #[test]
 fn only_the_function_role_sends_org_sweep_cells() {
     let doc = support::template::parsed();
-    let policy = &doc["Resources"]["SweepQueuePolicy"];
-    assert_eq!(policy["Type"], "AWS::SQS::QueuePolicy");
-    assert_eq!(policy["Condition"], "OrgSweepOn");
-    assert_eq!(
-        policy["Properties"]["Queues"],
-        json!([{"!Ref": "SweepQueue"}])
-    );
-    let statements = support::template::resource_policy_statements(policy);
-    assert!(
-        statements.iter().all(|st| st["Effect"] == "Deny"),
-        "the queue policy grants nothing: {statements:?}"
-    );
-    let queue = json!({"!GetAtt": "SweepQueue.Arn"});
     let role = json!({"!GetAtt": "AuditorFunctionRole.Arn"});
-    assert!(
-        statements.iter().any(|st| st["Principal"] == "*"
-            && st["Action"] == "sqs:SendMessage"
-            && st["Resource"] == queue
-            && st["Condition"] == json!({"StringNotEquals": {"aws:PrincipalArn": role.clone()}})),
-        "a Deny of SendMessage to every principal but the function's role: {statements:?}"
-    );
-    assert!(
-        statements.iter().any(|st| is_tls_only(st, &queue)),
-        "a Deny of every call without TLS: {statements:?}"
-    );
+    // The follow-up chain's steps direct an audit too (docs/freshness.md).
+    for (name, queue, condition) in [
+        ("SweepQueuePolicy", "SweepQueue", json!("OrgSweepOn")),
+        ("FollowUpQueuePolicy", "FollowUpQueue", Value::Null),
+    ] {
+        let policy = &doc["Resources"][name];
+        assert_eq!(policy["Type"], "AWS::SQS::QueuePolicy");
+        assert_eq!(policy["Condition"], condition, "{name}");
+        assert_eq!(policy["Properties"]["Queues"], json!([{"!Ref": queue}]));
+        let statements = support::template::resource_policy_statements(policy);
+        assert!(
+            statements.iter().all(|st| st["Effect"] == "Deny"),
+            "{name} grants nothing: {statements:?}"
+        );
+        let queue = json!({"!GetAtt": format!("{queue}.Arn")});
+        assert!(
+            statements.iter().any(|st| st["Principal"] == "*"
+                && st["Action"] == "sqs:SendMessage"
+                && st["Resource"] == queue
+                && st["Condition"]
+                    == json!({"StringNotEquals": {"aws:PrincipalArn": role.clone()}})),
+            "{name}: a Deny of SendMessage to every principal but the function's role: {statements:?}"
+        );
+        assert!(
+            statements.iter().any(|st| is_tls_only(st, &queue)),
+            "{name}: a Deny of every call without TLS: {statements:?}"
+        );
+    }
     // The role the Deny spares is the one the code knows itself by.
     assert_eq!(
         function_role(&doc)["Properties"]["Environment"]["Variables"]["AUDITOR_ROLE_ARN"],
@@ -493,8 +508,8 @@ fn queue_policies_admit_their_own_rules_only_and_tls_only() {
         }
     }
     assert_eq!(
-        seen, 3,
-        "DeadLetterQueue, SweepQueue and ForwardingDeadLetterQueue"
+        seen, 4,
+        "DeadLetterQueue, SweepQueue, FollowUpQueue and ForwardingDeadLetterQueue"
     );
     // The central dead-letter queue takes from exactly the rules SAM makes
     // for the function's events that name it (SAM names each rule

@@ -214,30 +214,42 @@ fn the_dashboard_shows_every_metric_the_code_emits() {
     // ${AWS::Region} is the only substitution; the rest is JSON.
     let body: Value = serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1"))
         .expect("the dashboard body is JSON");
-    let mut shown: Vec<String> = Vec::new();
+    // Per dimension set: the metrics on {Trigger, Region}, and those on
+    // {Region} alone (freshness).
+    let schemas = [
+        (
+            format!("{{{},Trigger,Region}}", metrics::NAMESPACE),
+            metrics::metric_names(),
+        ),
+        (
+            format!("{{{},Region}}", metrics::NAMESPACE),
+            metrics::region_metric_names(),
+        ),
+    ];
+    let mut shown: Vec<Vec<String>> = vec![Vec::new(); schemas.len()];
     for w in body["widgets"].as_array().unwrap() {
         assert_eq!(w["properties"]["region"], "us-east-1");
         for m in w["properties"]["metrics"].as_array().unwrap() {
             let e = m[0]["expression"].as_str().unwrap();
-            assert!(
-                e.contains(&format!("{{{},Trigger,Region}}", metrics::NAMESPACE)),
-                "the code's namespace and dimensions: {e}"
-            );
+            let schema = schemas
+                .iter()
+                .position(|(s, _)| e.contains(s.as_str()))
+                .unwrap_or_else(|| panic!("the code's namespace and dimensions: {e}"));
             let name = e
                 .split("MetricName=\"")
                 .nth(1)
                 .and_then(|r| r.split('"').next())
                 .unwrap();
-            shown.push(name.to_string());
+            shown[schema].push(name.to_string());
         }
     }
-    shown.sort();
-    let mut emitted: Vec<String> = metrics::metric_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    emitted.sort();
-    assert_eq!(shown, emitted);
+    for (shown, (schema, names)) in shown.iter_mut().zip(&schemas) {
+        shown.sort();
+        let mut emitted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        emitted.sort();
+        assert_eq!(*shown, emitted, "{schema}");
+    }
+    assert_eq!(metrics::REGION_DIMENSIONS, ["Region"]);
     assert_eq!(
         metrics::DIMENSIONS,
         ["Trigger", "Region"],

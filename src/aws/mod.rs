@@ -9,6 +9,7 @@ mod book;
 mod clients;
 mod cross_account;
 mod error;
+mod followup;
 mod kms;
 mod members;
 mod organizations;
@@ -74,6 +75,13 @@ pub const UNSCOPED_ACTIONS: [&str; 3] = [
 /// plans from the accounts [`ACCOUNT_LIST_ACTIONS`] learns.
 pub const ORG_SWEEP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
 
+/// The follow-up chain's call (FOLLOW_UP_QUEUE_URL, docs/freshness.md):
+/// each step sends the next, delayed, to the follow-up queue; always
+/// granted, on that queue only, with [`EVENT_SOURCE_ACTIONS`] to poll it.
+/// Its chain items are kept with [`POLICY_LEDGER_ACTIONS`]' GetItem and
+/// UpdateItem.
+pub const FOLLOW_UP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
+
 /// The accounts the auditor may enter (docs/security.md): without
 /// ACCOUNT_IDS, the ACTIVE accounts of its own organisation, learned with
 /// ListAccounts and cached per container. The event path checks a member
@@ -88,7 +96,7 @@ pub const POLICY_LEDGER_ACTIONS: [&str; 2] = ["dynamodb:GetItem", "dynamodb:Upda
 
 /// What Lambda's event source mapping calls with the function's role to
 /// poll the org sweep's queue (not the code): granted on that queue only,
-/// when the org sweep is on.
+/// when the org sweep is on; and on the follow-up queue, always.
 pub const EVENT_SOURCE_ACTIONS: [&str; 3] = [
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -137,6 +145,7 @@ pub trait Ports:
     + SweepBook
     + PolicyLedgers
     + RemediationJournal
+    + FollowUpQueue
 {
 }
 
@@ -151,7 +160,21 @@ impl<T> Ports for T where
         + SweepBook
         + PolicyLedgers
         + RemediationJournal
+        + FollowUpQueue
 {
+}
+
+/// The follow-up chain's queue (FOLLOW_UP_QUEUE_URL): one step's message,
+/// delivered to this function after `delay_seconds` (at most 900, SQS's
+/// DelaySeconds). The chain's item is kept with [`StateItems`].
+pub trait FollowUpQueue: Send + Sync {
+    fn send_step(
+        &self,
+        url: &str,
+        region: &str,
+        message: &crate::followup::Message,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// What DescribeKey tells about a key.

@@ -337,6 +337,21 @@ pub static SETTINGS: &[Setting] = &[
         doc: "how old the primary's current version (by its LastChangedDate) may be before a replica without it is `REPLICA_STALE` (docs/freshness.md)",
     },
     Setting {
+        var: "FOLLOW_UP_QUEUE_URL",
+        part: Part::Settings,
+        parameter: Parameter::None("the template sets the stack's follow-up queue"),
+        flag: Flag::None("the command line looks once"),
+        unset: Unset::Empty("empty: no follow-up after a new version"),
+        parse: Parse::Text {
+            range: "an SQS queue URL",
+            set: |d, v| {
+                d.settings.follow_up = Some(sweep_queue(v)?);
+                Ok(())
+            },
+        },
+        doc: "the follow-up chain's queue: after a new current version, delayed messages to this function look again until every replica holds it or `REPLICA_LAG_SECONDS` have passed ([freshness](freshness.md#the-follow-up-chain)); needs `STATE_TABLE`",
+    },
+    Setting {
         var: "TRUSTED_ACCOUNT_IDS",
         part: Part::Settings,
         parameter: Parameter::Is("TrustedAccountIds"),
@@ -843,6 +858,7 @@ impl Draft {
                     max_receive_count: 0,
                     policy_refresh: 0,
                 },
+                follow_up: None,
                 metrics: MetricsOut::Stdout,
                 security_hub: false,
                 accounts: super::Accounts {

@@ -11,6 +11,7 @@ use super::inspect::{self, Budget, Look, Target};
 use super::{App, HandlerError, outcomes};
 use crate::aws::Ports;
 use crate::event::{self, HandledEvent, Incoming, SecretRef, Trigger};
+use crate::followup::Seen;
 use crate::metrics::{Tally, trigger_dimension};
 use crate::model::Snapshot;
 use crate::report::{Report, TriggerInfo};
@@ -38,8 +39,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 return self.sweep(&scheduled, &budget, request_id).await;
             }
             // The org sweep's queue (issue 15): one cell per record.
+            // The follow-up chain's records among them: by their queue.
             Ok(Incoming::SweepCells(records)) => {
-                return self.sweep_cells(&records, &budget, request_id).await;
+                return self.sqs_records(&records, &budget, request_id).await;
             }
             Ok(Incoming::Ignored { event_name }) => {
                 info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
@@ -78,14 +80,17 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 )));
             }
         }
-        let (report, policy) = self.audit_trigger(&trigger, &budget, request_id).await;
-        // A flag is written alongside the publish: no round trip of its own.
-        let (published, noted) = futures::join!(
+        let (report, policy, seen) = self.audit_trigger(&trigger, &budget, request_id).await;
+        // A flag is written, and a follow-up chain started, alongside the
+        // publish: no round trip of their own.
+        let (published, noted, followed) = futures::join!(
             self.publish_if_needed(&report),
-            self.note_policy(&report, policy)
+            self.note_policy(&report, policy),
+            self.start_follow_up(&trigger, seen.as_ref(), &budget)
         );
         let published = published?;
         noted?;
+        followed?;
         info!(
             event_name = trigger.event.as_str(),
             event_id = trigger.event_id.as_deref().unwrap_or(""),
@@ -111,13 +116,14 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     }
 
     /// Inspect and audit the secret a CloudTrail call names: the report,
-    /// and its resource policy's verdict ([`crate::ledger::verdict`]).
+    /// its resource policy's verdict ([`crate::ledger::verdict`]), and
+    /// what it saw of the current version ([`Seen`]).
     pub async fn audit_trigger(
         &self,
         t: &Trigger,
         budget: &Budget,
         request_id: &str,
-    ) -> (Report, Option<bool>) {
+    ) -> (Report, Option<bool>, Option<Seen>) {
         let info = TriggerInfo::from_cloudtrail(t);
         if let Some(owner) = t.other_owner() {
             // The caller's copy of a call on another account's secret:
@@ -126,7 +132,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             let report = self
                 .finish(&self.clients, &snapshot, Some(t), info, budget, request_id)
                 .await;
-            return (report, None);
+            return (report, None, None);
         }
         let promotion = t.event == HandledEvent::StopReplicationToReplica && t.error_code.is_none();
         let target = self.named_target(&t.secret, Some(&t.region), Some(&t.account), promotion);
@@ -148,7 +154,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     ) -> Result<Report, HandlerError> {
         let started = Instant::now();
         let target = self.named_target(secret, None, None, false);
-        let (report, policy) = self
+        let (report, policy, _) = self
             .audit_target(&target, None, info, budget, request_id)
             .await;
         self.audit_metrics(&report, started, request_id, ("", None));
@@ -182,7 +188,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
 
     /// The EMF line of one audit, `started` when it began; `event` is the
     /// CloudTrail event's name and id, when one asked.
-    fn audit_metrics(
+    pub(super) fn audit_metrics(
         &self,
         report: &Report,
         started: Instant,
@@ -235,14 +241,16 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         )
     }
 
-    async fn audit_target(
+    /// Inspect and audit `target`: the report, its resource policy's
+    /// verdict, and what it saw of the current version.
+    pub(super) async fn audit_target(
         &self,
         target: &Target,
         trigger: Option<&Trigger>,
         info: TriggerInfo,
         budget: &Budget,
         request_id: &str,
-    ) -> (Report, Option<bool>) {
+    ) -> (Report, Option<bool>, Option<Seen>) {
         // The secret's account: the own one, or a member account entered
         // through its member role (cached across invocations). A command
         // line's ARN outside the scope (an event's own account was checked
@@ -257,7 +265,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 let report = self
                     .finish(&self.clients, &snapshot, trigger, info, budget, request_id)
                     .await;
-                return (report, None);
+                return (report, None, None);
             }
         };
         // The own organisation is learned alongside the first calls: no
@@ -276,7 +284,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .finish(&clients, &snapshot, trigger, info, budget, request_id)
             .await;
         let verdict = crate::ledger::verdict(&snapshot, &report.findings);
-        (report, verdict)
+        (report, verdict, Seen::from_snapshot(&snapshot))
     }
 }
 

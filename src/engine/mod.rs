@@ -4,6 +4,7 @@
 //! secret of some Regions; `src/runtime.rs` and the binaries run them.
 
 pub mod cross_account;
+pub mod followup;
 pub mod handler;
 pub mod inspect;
 pub mod remediate;
@@ -51,6 +52,10 @@ pub enum HandlerError {
     /// (Organizations throttled or unreachable): a retry asks again.
     #[error("account scope: {0}")]
     Scope(String),
+    /// A follow-up chain could not be started (its item or its first
+    /// message): the report is out, and a retry starts it.
+    #[error("follow-up chain: {0}")]
+    FollowUp(String),
 }
 
 impl std::fmt::Debug for HandlerError {
@@ -444,7 +449,6 @@ impl<C, S> App<C, S> {
         secrets_swept: Option<u64>,
         properties: Vec<(&'static str, serde_json::Value)>,
     ) {
-        use std::io::Write;
         let line = crate::metrics::Line {
             timestamp_ms: epoch_ms(),
             trigger,
@@ -454,7 +458,13 @@ impl<C, S> App<C, S> {
             secrets_swept,
             properties,
         };
-        let text = format!("{}\n", line.to_json());
+        self.write_emf(line.to_json());
+    }
+
+    /// Write one EMF object on a line of its own where METRICS says.
+    fn write_emf(&self, doc: serde_json::Value) {
+        use std::io::Write;
+        let text = format!("{doc}\n");
         let written = match self.settings.metrics {
             MetricsOut::Off => return,
             MetricsOut::Stdout => {

@@ -81,6 +81,20 @@ impl HandledEvent {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
+
+    /// The calls that make a new current version (an UpdateSecret or
+    /// UpdateSecretVersionStage that does not is ignored when parsed): a
+    /// follow-up chain watches the replicas take it
+    /// (docs/freshness.md#the-follow-up-chain).
+    pub fn makes_new_version(self) -> bool {
+        matches!(
+            self,
+            HandledEvent::PutSecretValue
+                | HandledEvent::UpdateSecret
+                | HandledEvent::UpdateSecretVersionStage
+                | HandledEvent::RotateSecret
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

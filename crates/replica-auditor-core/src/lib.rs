@@ -15,6 +15,8 @@
 //!   [`book`]: the items that bookkeeping is kept in, and every write to them
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 //! - [`cross_account`]: cross-account replication, its links and findings
+//! - [`freshness`]: do replicas hold the primary's current version; [`followup`]:
+//!   the chain of later looks after a new version
 
 pub mod arn;
 pub mod asff;
@@ -24,6 +26,7 @@ pub mod cross_account;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod followup;
 pub mod freshness;
 pub mod ledger;
 pub mod metrics;

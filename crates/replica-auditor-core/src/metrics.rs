@@ -39,6 +39,22 @@ pub const CELLS_FAILED: &str = "CellsFailed";
 /// ACCOUNT_IDS, not in its organisation): nothing was called in them.
 pub const ACCOUNTS_REFUSED: &str = "AccountsRefused";
 
+/// REPLICA_STALE findings (docs/freshness.md), on the dimension set
+/// [`REGION_DIMENSIONS`] alone (the function's Region), so that one alarm
+/// watches them whatever the trigger, without SEARCH.
+pub const REPLICA_STALE: &str = "ReplicaStale";
+/// Seconds from a new version to the follow-up look that saw a replica
+/// hold it, once per replica (docs/freshness.md#the-follow-up-chain): on
+/// [`REGION_DIMENSIONS`], Region being the replica's.
+pub const REPLICA_CONVERGENCE_SECONDS: &str = "ReplicaConvergenceSeconds";
+/// The dimension set of [`REPLICA_STALE`] and [`REPLICA_CONVERGENCE_SECONDS`].
+pub const REGION_DIMENSIONS: [&str; 1] = ["Region"];
+
+/// The metrics on [`REGION_DIMENSIONS`] (the dashboard shows them too).
+pub fn region_metric_names() -> Vec<&'static str> {
+    vec![REPLICA_STALE, REPLICA_CONVERGENCE_SECONDS]
+}
+
 /// Findings by severity.
 pub const FINDINGS: [(Severity, &str); 5] = [
     (Severity::Critical, "FindingsCritical"),
@@ -111,6 +127,7 @@ pub fn trigger_dimension(source: &str) -> &'static str {
     match source {
         "schedule" => "schedule",
         "cli" => "cli",
+        "followup" => "followup",
         _ => "cloudtrail",
     }
 }
@@ -128,6 +145,8 @@ pub struct Tally {
     /// Accounts refused ([`ACCOUNTS_REFUSED`]); `None` on lines of
     /// invocations that refused none.
     pub refused: Option<u64>,
+    /// REPLICA_STALE findings ([`REPLICA_STALE`]).
+    pub stale: u64,
 }
 
 impl Tally {
@@ -142,6 +161,9 @@ impl Tally {
     /// without counting an audit.
     pub fn add_findings(&mut self, report: &Report) {
         for f in &report.findings {
+            if f.code == Code::ReplicaStale {
+                self.stale += 1;
+            }
             if let Some(i) = FINDINGS.iter().position(|(s, _)| *s == f.severity) {
                 self.findings[i] += 1;
             }
@@ -227,11 +249,44 @@ impl Line<'_> {
                     "Namespace": NAMESPACE,
                     "Dimensions": [DIMENSIONS],
                     "Metrics": metrics,
+                }, {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [REGION_DIMENSIONS],
+                    "Metrics": [{"Name": REPLICA_STALE, "Unit": "Count"}],
                 }],
             }),
         );
+        root.insert(REPLICA_STALE.into(), json!(self.tally.stale));
         Value::Object(root)
     }
+}
+
+/// The EMF object of one replica's measured convergence: `seconds` in the
+/// replica's `region`, at `timestamp_ms`, with plain `properties`.
+pub fn convergence_line(
+    timestamp_ms: u64,
+    region: &str,
+    seconds: u64,
+    properties: Vec<(&'static str, Value)>,
+) -> Value {
+    let mut root = Map::new();
+    for (k, v) in properties {
+        root.insert(k.to_string(), v);
+    }
+    root.insert(REPLICA_CONVERGENCE_SECONDS.into(), json!(seconds));
+    root.insert("Region".into(), json!(region));
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [REGION_DIMENSIONS],
+                "Metrics": [{"Name": REPLICA_CONVERGENCE_SECONDS, "Unit": "Seconds"}],
+            }],
+        }),
+    );
+    Value::Object(root)
 }
 
 #[cfg(test)]
@@ -438,10 +493,53 @@ mod tests {
     }
 
     #[test]
-    fn trigger_dimension_has_three_values() {
+    fn trigger_dimension_has_four_values() {
         assert_eq!(trigger_dimension("cli"), "cli");
         assert_eq!(trigger_dimension("schedule"), "schedule");
+        assert_eq!(trigger_dimension("followup"), "followup");
         assert_eq!(trigger_dimension("cloudtrail"), "cloudtrail");
         assert_eq!(trigger_dimension("anything else"), "cloudtrail");
+    }
+
+    #[test]
+    fn replica_stale_is_counted_on_the_region_alone() {
+        let mut t = Tally::default();
+        t.add_audit(&report(
+            vec![
+                finding(Code::ReplicaStale, Severity::High, "behind"),
+                finding(Code::ReplicaStale, Severity::High, "behind too"),
+                finding(Code::KeyAwsManaged, Severity::Medium, "weak"),
+            ],
+            vec![],
+        ));
+        let line = Line {
+            timestamp_ms: 1,
+            trigger: "followup",
+            region: "us-west-2",
+            tally: &t,
+            duration_ms: 5,
+            secrets_swept: None,
+            properties: vec![],
+        }
+        .to_json();
+        assert_eq!(line["ReplicaStale"], 2);
+        assert_eq!(line["FindingsHigh"], 2);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][1],
+            json!({"Namespace": "ReplicaAuditor", "Dimensions": [["Region"]],
+                   "Metrics": [{"Name": "ReplicaStale", "Unit": "Count"}]})
+        );
+    }
+
+    #[test]
+    fn a_convergence_line_names_the_replicas_region() {
+        let line = convergence_line(7, "eu-west-1", 150, vec![("version", json!("v-1"))]);
+        assert_eq!(
+            line,
+            json!({"ReplicaConvergenceSeconds": 150, "Region": "eu-west-1", "version": "v-1",
+                   "_aws": {"Timestamp": 7, "CloudWatchMetrics": [{
+                       "Namespace": "ReplicaAuditor", "Dimensions": [["Region"]],
+                       "Metrics": [{"Name": "ReplicaConvergenceSeconds", "Unit": "Seconds"}]}]}})
+        );
     }
 }

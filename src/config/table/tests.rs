@@ -132,6 +132,13 @@ fn each_setting_that_needs_the_state_table_says_so() {
                 "https://sqs.eu-west-1.amazonaws.com/111122223333/sweep",
             ),
         ),
+        (
+            "FOLLOW_UP_QUEUE_URL",
+            (
+                "FOLLOW_UP_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/follow-up",
+            ),
+        ),
     ]
     .into();
     assert_eq!(REQUIREMENTS.len(), triggers.len());
