@@ -316,3 +316,18 @@ async fn a_follow_up_record_from_another_queue_is_refused() {
     assert_eq!(s.proxy.calls("DescribeSecret").len(), 0, "nothing called");
     assert_eq!(s.sent().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_without_its_chain_acts_on_nothing() {
+    // A message on the right queue that no trusted event started (no chain
+    // item for it): the table is its anchor, so nothing is audited or sent.
+    let mut s = Scene::start().await;
+    s.versions(now() - 5, V_OLD, "InProgress");
+    let forged = json!({"schema": "replica-auditor.followup/v1", "secret": s.primary,
+                        "version": V_NEW, "step": 1});
+    let (response, lines) = s.deliver(&forged, "m-forged").await;
+    no_failures(&response);
+    assert_eq!(lines, Vec::<Value>::new(), "nothing audited");
+    assert_eq!(s.proxy.calls("DescribeSecret").len(), 0, "nothing called");
+    assert_eq!(s.sent().len(), 0);
+}

@@ -185,6 +185,21 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             return true;
         };
         let at = crate::arn::parse_secret_arn(&m.secret).expect("a message names a secret ARN");
+        // The chain item anchors the message (only a trusted event wrote
+        // it), and the account is checked again: it may have left the
+        // scope since (docs/security.md).
+        match self.may_act_in(&at.account, budget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                warn!(secret = %m.secret, account = %at.account, reason = %refusal, outcome = "refused", "the follow-up's account is no longer one the auditor may act in: the chain ends here");
+                self.refusal_metric(&at.account);
+                return true;
+            }
+            Err(gap) => {
+                warn!(secret = %m.secret, account = %at.account, reason = %gap.reason, outcome = "failed", "could not tell whether the auditor may act in the follow-up's account: the step is delivered again");
+                return false;
+            }
+        }
         let target = self.target(
             m.secret.clone(),
             at.region.clone(),
