@@ -15,6 +15,8 @@
 //!   [`book`]: the items that bookkeeping is kept in, and every write to them
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 //! - [`cross_account`]: cross-account replication, its links and findings
+//! - [`freshness`]: replicas holding the primary's current version;
+//!   [`rotation`]: a failed or abandoned rotation of a primary with replicas
 
 pub mod arn;
 pub mod asff;
@@ -34,3 +36,4 @@ pub mod org;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod rotation;
