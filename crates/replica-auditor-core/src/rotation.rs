@@ -57,10 +57,8 @@ pub fn findings(s: &Snapshot, p: &SecretState, trigger: Option<&Trigger>) -> Vec
             .filter(|r| !holds_pending(s, &r.region, v))
             .count();
         format!(
-            " {n} of {} replica{} lack{} the primary's AWSPENDING version {v}.",
-            replicas.len(),
-            if replicas.len() == 1 { "" } else { "s" },
-            if n == 1 { "s" } else { "" }
+            " Replicas without the primary's AWSPENDING version {v}: {n} of {}.",
+            replicas.len()
         )
     });
     vec![finding(
@@ -223,7 +221,7 @@ mod tests {
         assert_eq!(f[0].region.as_deref(), Some("us-west-2"));
         assert_eq!(
             f[0].message,
-            "Rotation of db at 2026-11-20T10:21:07Z failed (RotationFailed). The primary in us-west-2 holds AWSCURRENT v-old and AWSPENDING v-new: a half-finished rotation. Replicas: eu-west-1 InSync, AWSCURRENT v-old (the primary's), holds AWSPENDING v-new; ap-south-1 InSync, AWSCURRENT v-old (the primary's), lacks AWSPENDING. 1 of 2 replicas lacks the primary's AWSPENDING version v-new."
+            "Rotation of db at 2026-11-20T10:21:07Z failed (RotationFailed). The primary in us-west-2 holds AWSCURRENT v-old and AWSPENDING v-new: a half-finished rotation. Replicas: eu-west-1 InSync, AWSCURRENT v-old (the primary's), holds AWSPENDING v-new; ap-south-1 InSync, AWSCURRENT v-old (the primary's), lacks AWSPENDING. Replicas without the primary's AWSPENDING version v-new: 1 of 2."
         );
         assert!(f[0].remediation.contains("--remove-from-version-id v-new"));
     }
