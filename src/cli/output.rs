@@ -272,7 +272,7 @@ fn write_versions(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
         text.push_str(cells[4]);
         text
     };
-    writeln!(out, "{}", line(title))?;
+    writeln!(out, "\n{}", line(title))?;
     for row in &rows {
         writeln!(
             out,
@@ -475,7 +475,8 @@ mod tests {
             replica("ap-south-1", None, Freshness::Unknown),
         ];
         let text = render(&[r], Format::Table, false);
-        let table: Vec<&str> = text.lines().skip(1).take(5).collect();
+        let table: Vec<&str> = text.lines().skip(2).take(5).collect();
+        assert_eq!(text.lines().nth(1), Some(""), "a blank line first: {text}");
         assert_eq!(
             table,
             [

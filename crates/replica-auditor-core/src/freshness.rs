@@ -29,6 +29,13 @@ pub enum Freshness {
     Unknown,
 }
 
+impl Freshness {
+    /// Not compared (the report leaves it out).
+    pub fn is_unknown(&self) -> bool {
+        *self == Freshness::Unknown
+    }
+}
+
 /// The age of the primary's current version when the snapshot was taken,
 /// from its LastChangedDate (DescribeSecret gives no version creation
 /// date), which is never earlier than the version's creation: the age is

@@ -74,8 +74,9 @@ pub struct ReplicaInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<String>,
     /// How that version compares with the primary's
-    /// ([`crate::freshness::of_replica`]). Added within schema v1.
-    #[serde(default)]
+    /// ([`crate::freshness::of_replica`]). Added within schema v1: absent
+    /// when unknown.
+    #[serde(default, skip_serializing_if = "Freshness::is_unknown")]
     pub freshness: Freshness,
 }
 
