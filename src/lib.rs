@@ -15,8 +15,8 @@
 //! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
 pub use replica_auditor_core::{
-    arn, asff, audit, book, cross_account, event, followup, ledger, metrics, model, notify, ocsf,
-    org, plan, policy, report,
+    arn, asff, audit, book, cross_account, event, followup, freshness, ledger, metrics, model,
+    notify, ocsf, org, plan, policy, report, rotation,
 };
 
 pub mod aws;

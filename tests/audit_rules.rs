@@ -516,6 +516,7 @@ fn every_code_has_its_documented_severity_and_ids_are_stable() {
         (Code::CrossAccountRoleOutsidePrimaryAccount, High),
         (Code::CrossAccountMismatch, High),
         (Code::ReplicaStale, High),
+        (Code::RotationFailedWithReplicas, Medium),
     ];
     assert_eq!(expected.len(), Code::ALL.len());
     for (code, sev) in expected {

@@ -456,6 +456,83 @@ async fn no_secret_value_is_ever_read() {
     assert_eq!(read.values().sum::<usize>(), 0, "{read:?}");
 }
 
+/// `audit`'s table shows each replica's AWSCURRENT version id and how far
+/// behind the primary's it is (issue 25). moto's replicas share the
+/// primary's versions, so the proxy gives the primary a version two hours
+/// old that its replica lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_shows_each_replicas_current_version() {
+    let world = World::start();
+    let proxy = FaultProxy::start(&world.moto.endpoint, vec![]).await;
+    let version_rows = |run: &Run| -> Vec<String> {
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("SECRET "))
+            .unwrap_or_else(|| panic!("no version table: {}", run.stdout));
+        lines[at..at + 3]
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let audit = || {
+        cli(
+            &proxy.endpoint,
+            &["audit", "production/DBWest", "--format", "table"],
+            &[],
+        )
+    };
+    // moto: the replica holds the primary's one version.
+    let run = audit().await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let current = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(" primary "))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        version_rows(&run),
+        [
+            "SECRET REGION STATUS AWSCURRENT VERSION".to_string(),
+            format!("production/DBWest us-west-2 primary {current} -"),
+            format!("production/DBWest us-east-1 InSync {current} same version"),
+        ]
+    );
+    // The primary's AWSCURRENT made two hours ago; the replica, InSync,
+    // still holding the one before.
+    const NEW: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
+    const OLD: &str = "a1b2c3d4-0000-4000-8000-00000000000b";
+    let primary = world.secrets["production/DBWest"].clone();
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    proxy.add_describe_members(
+        &primary,
+        serde_json::json!({
+            "VersionIdsToStages": {NEW: ["AWSCURRENT"], OLD: ["AWSPREVIOUS"]},
+            "LastChangedDate": two_hours_ago,
+        }),
+    );
+    proxy.add_describe_members(
+        &primary.replace("us-west-2", "us-east-1"),
+        serde_json::json!({"VersionIdsToStages": {OLD: ["AWSCURRENT"]}}),
+    );
+    let run = audit().await;
+    assert_eq!(run.status, 1, "REPLICA_STALE: {}", run.stderr);
+    assert_eq!(
+        version_rows(&run),
+        [
+            "SECRET REGION STATUS AWSCURRENT VERSION".to_string(),
+            format!("production/DBWest us-west-2 primary {NEW} -"),
+            format!("production/DBWest us-east-1 InSync {OLD} behind since 2 h 0 min"),
+        ]
+    );
+}
+
 /// The Lambda binary stays lean: none of the command line's crates is
 /// linked into it (the dev build keeps symbol names, so they would show).
 #[test]

@@ -331,3 +331,17 @@ async fn a_step_without_its_chain_acts_on_nothing() {
     assert_eq!(s.proxy.calls("DescribeSecret").len(), 0, "nothing called");
     assert_eq!(s.sent().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_succeeded_starts_a_chain() {
+    // RotationSucceeded (a service event, no API call) made the new
+    // current version: it is followed like a PutSecretValue.
+    let mut s = Scene::start().await;
+    s.versions(now() - 5, V_OLD, "InProgress");
+    let (report, _) = s.invoke(&event("rotation-succeeded.json")).await;
+    assert_eq!(report["trigger"]["event_name"], "RotationSucceeded");
+    assert!(!stale(&report), "within the limit: {report:#}");
+    let step1 = json!({"schema": "replica-auditor.followup/v1", "secret": s.primary,
+                       "version": V_NEW, "step": 1});
+    assert_eq!(s.sent(), vec![(step1, 30)]);
+}

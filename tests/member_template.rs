@@ -15,7 +15,7 @@ use replica_auditor::aws::{
     UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::event::{
-    DETAIL_TYPE_API_CALL, HandledEvent, Incoming, SOURCE_SECRETS_MANAGER,
+    DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT, HandledEvent, Incoming, SOURCE_SECRETS_MANAGER,
 };
 use serde_json::{Value, json};
 use support::template;
@@ -76,7 +76,10 @@ fn the_rule_forwards_exactly_the_handled_events_as_template_yaml_matches_them() 
     );
     let pattern = &r["Properties"]["EventPattern"];
     assert_eq!(pattern["source"], json!([SOURCE_SECRETS_MANAGER]));
-    assert_eq!(pattern["detail-type"], json!([DETAIL_TYPE_API_CALL]));
+    assert_eq!(
+        pattern["detail-type"],
+        json!([DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT])
+    );
     assert_eq!(
         pattern["detail"]["eventSource"],
         json!(["secretsmanager.amazonaws.com"])

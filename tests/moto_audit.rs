@@ -782,3 +782,186 @@ async fn every_call_making_a_new_current_version_is_audited() {
         );
     }
 }
+
+// Secrets Manager's rotation service events (issue 25): the samples are
+// written from the docs, not recorded (docs/freshness.md).
+
+/// The version production/DBWest's primary holds as AWSCURRENT in moto.
+async fn moto_current_version(w: &World) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    let out = sm
+        .describe_secret()
+        .secret_id(&w.secrets["production/DBWest"])
+        .send()
+        .await
+        .unwrap();
+    out.version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(id, _)| id.clone())
+        .expect("moto names the current version")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rotation_service_event_is_audited() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    let arn = w.secrets["production/DBWest"].clone();
+    // moto keeps one version, current in the primary and in its replica.
+    let current = moto_current_version(&w).await;
+    for (sample, name) in [
+        ("rotation-succeeded.json", "RotationSucceeded"),
+        ("rotation-failed.json", "RotationFailed"),
+        ("rotation-abandoned.json", "RotationAbandoned"),
+    ] {
+        let report = run(&app, &event(sample)).await;
+        assert_eq!(report["trigger"]["event_name"], name, "{report:#}");
+        assert_eq!(report["trigger"]["actor"], "secretsmanager.amazonaws.com");
+        assert_eq!(report["secret"]["arn"], arn, "{sample}");
+        assert_eq!(report["current_version"], current.as_str());
+        assert_eq!(report["replicas"][0]["region"], "us-east-1");
+        assert_eq!(report["replicas"][0]["current_version"], current.as_str());
+        assert_eq!(
+            report["replicas"][0]["freshness"],
+            json!({"state": "current"})
+        );
+        let expected = match name {
+            "RotationSucceeded" => vec![],
+            _ => vec![e("ROTATION_FAILED_WITH_REPLICAS", "us-west-2")],
+        };
+        assert_eq!(codes(&report), expected, "{sample}: {report:#}");
+    }
+    let report = run(&app, &event("rotation-failed.json")).await;
+    assert_eq!(
+        finding(&report, "ROTATION_FAILED_WITH_REPLICAS")["message"],
+        format!(
+            "Rotation of production/DBWest at 2026-11-20T10:21:07Z failed (RotationFailed). The primary in us-west-2 holds AWSCURRENT {current} and no AWSPENDING version apart from it. Replicas: us-east-1 InSync, AWSCURRENT {current} (the primary's)."
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rotation_reports_each_replicas_state() {
+    let w = World::start();
+    let proxy = support::fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(&[], support::sdk_config(&proxy.endpoint).await);
+    let primary = w.secrets["production/DBWest"].clone();
+    let replica = primary.replace("us-west-2", "us-east-1");
+    // The rotation stopped after its first step: the primary holds V_NEW
+    // as AWSPENDING beside its AWSCURRENT V_OLD; the replica, InSync,
+    // holds V_OLD only.
+    let key = w.keys["us-east-1/app-east"].clone();
+    let status = |status: &str, message: &str| json!([{"Region": "us-east-1", "KmsKeyId": key, "Status": status, "StatusMessage": message}]);
+    proxy.add_describe_members(
+        &primary,
+        json!({
+            "VersionIdsToStages": {V_OLD: ["AWSCURRENT"], V_NEW: ["AWSPENDING"]},
+            "ReplicationStatus": status("InSync", "Replication succeeded"),
+        }),
+    );
+    proxy.add_describe_members(
+        &replica,
+        json!({"VersionIdsToStages": {V_OLD: ["AWSCURRENT"]}}),
+    );
+    let report = run(&app, &event("rotation-failed.json")).await;
+    assert_eq!(
+        codes(&report),
+        vec![e("ROTATION_FAILED_WITH_REPLICAS", "us-west-2")]
+    );
+    let f = finding(&report, "ROTATION_FAILED_WITH_REPLICAS");
+    assert_eq!(f["severity"], "MEDIUM");
+    assert_eq!(
+        f["message"],
+        format!(
+            "Rotation of production/DBWest at 2026-11-20T10:21:07Z failed (RotationFailed). The primary in us-west-2 holds AWSCURRENT {V_OLD} and AWSPENDING {V_NEW}: a half-finished rotation. Replicas: us-east-1 InSync, AWSCURRENT {V_OLD} (the primary's), lacks AWSPENDING. Replicas without the primary's AWSPENDING version {V_NEW}: 1 of 1."
+        )
+    );
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--remove-from-version-id {V_NEW}")),
+        "{f:#}"
+    );
+    let published = w.published().await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        published[0].subject,
+        "[MEDIUM] replica-auditor: production/DBWest: 1 finding"
+    );
+
+    // Abandoned, with the replica still replicating an older version and
+    // holding the pending one: said as it is.
+    const V_OLDER: &str = "a1b2c3d4-0000-4000-8000-00000000000c";
+    proxy.add_describe_members(
+        &primary,
+        json!({
+            "VersionIdsToStages": {V_OLD: ["AWSCURRENT"], V_NEW: ["AWSPENDING"]},
+            "ReplicationStatus": status("InProgress", "Replication in progress"),
+        }),
+    );
+    proxy.add_describe_members(
+        &replica,
+        json!({"VersionIdsToStages": {V_OLDER: ["AWSCURRENT"], V_NEW: ["AWSPENDING"]}}),
+    );
+    let report = run(&app, &event("rotation-abandoned.json")).await;
+    let message = finding(&report, "ROTATION_FAILED_WITH_REPLICAS")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.ends_with(&format!(
+            "Replicas: us-east-1 InProgress, AWSCURRENT {V_OLDER} (not the primary's), holds AWSPENDING {V_NEW}. Replicas without the primary's AWSPENDING version {V_NEW}: 0 of 1."
+        )),
+        "{message}"
+    );
+    assert!(message.contains("was abandoned"), "{message}");
+    assert_eq!(report["replicas"][0]["current_version"], V_OLDER);
+    assert_eq!(report["replicas"][0]["freshness"]["state"], "behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rotation_of_a_secret_without_replicas_is_not_that_finding() {
+    let w = World::start();
+    let app = w.app(&[]).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.sdk().await);
+    let solo = sm
+        .create_secret()
+        .name("production/Solo")
+        .secret_string("demo-value-never-read-by-the-auditor")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let mut failed = event("rotation-failed.json");
+    failed["detail"]["additionalEventData"]["SecretId"] = json!(solo);
+    let report = run(&app, &failed).await;
+    assert_eq!(report["trigger"]["event_name"], "RotationFailed");
+    assert_eq!(report["secret"]["arn"], solo.as_str());
+    assert_eq!(report["replicas"], json!([]));
+    assert_eq!(codes(&report), vec![], "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_event_from_an_account_outside_the_scope_is_refused() {
+    let w = World::start();
+    let app = w.app(&[("ACCOUNT_IDS", "123456789012")]).await;
+    let mut other = event("rotation-failed.json");
+    other["account"] = json!("222233334444");
+    other["detail"]["recipientAccountId"] = json!("222233334444");
+    other["detail"]["userIdentity"]["accountId"] = json!("222233334444");
+    other["detail"]["additionalEventData"]["SecretId"] =
+        json!("arn:aws:secretsmanager:us-west-2:222233334444:secret:production/DBWest-AbCdEf");
+    assert_eq!(
+        run(&app, &other).await,
+        json!({
+            "status": "refused",
+            "event_name": "RotationFailed",
+            "reason": "account 222233334444 is not in ACCOUNT_IDS",
+        })
+    );
+    assert!(w.published().await.is_empty());
+}

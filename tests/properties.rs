@@ -395,3 +395,43 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Issue 25: Secrets Manager's rotation service events. Under their own
+    /// detail-type they name the secret in `additionalEventData.SecretId`
+    /// and are handled; under the API call's they are ignored; any other
+    /// `additionalEventData` parses or fails with a named error.
+    #[test]
+    fn rotation_service_events_parse_by_their_secret_id(
+        id in secret_ids(), ident in identities(), junk in any_json(),
+        which in 0usize..3, service in any::<bool>(), well_formed in any::<bool>(),
+    ) {
+        let ev = [HandledEvent::RotationSucceeded, HandledEvent::RotationFailed, HandledEvent::RotationAbandoned][which];
+        let data = if well_formed { json!({"SecretId": id}) } else { json!({"SecretId": junk}) };
+        let mut v = envelope(json!({"eventName": ev.as_str(), "awsRegion": "us-west-2", "userIdentity": ident,
+                                   "requestParameters": null, "responseElements": null,
+                                   "additionalEventData": data, "eventType": "AwsServiceEvent"}));
+        if service {
+            v["detail-type"] = json!(event::DETAIL_TYPE_SERVICE_EVENT);
+        }
+        match event::parse_value(v) {
+            Ok(Incoming::ApiCall(t)) => {
+                prop_assert!(service, "handled only as a service event");
+                prop_assert_eq!(t.event, ev);
+                prop_assert!(!t.secret.id.trim().is_empty() && !t.secret.id.chars().any(char::is_control));
+                if well_formed {
+                    prop_assert_eq!(t.secret.id, id);
+                }
+            }
+            Ok(Incoming::Ignored { event_name }) => {
+                prop_assert!(!service, "a service event is handled or refused");
+                prop_assert_eq!(event_name, ev.as_str());
+            }
+            Err(e) => {
+                prop_assert!(service && !well_formed, "{e}");
+                prop_assert!(matches!(e, EventError::NoSecret { .. }), "{e}");
+            }
+            other => prop_assert!(false, "{other:?}"),
+        }
+    }
+}

@@ -14,7 +14,9 @@ use replica_auditor::aws::{
     SECURITY_HUB_ACTIONS, STATE_TABLE_ACTIONS, UNSCOPED_ACTIONS, WRITE_ACTIONS,
 };
 use replica_auditor::engine::Budget;
-use replica_auditor::event::{DETAIL_TYPE_API_CALL, SOURCE_SECRETS_MANAGER};
+use replica_auditor::event::{
+    DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT, SOURCE_SECRETS_MANAGER,
+};
 use serde_json::{Value, json};
 use support::*;
 
@@ -577,7 +579,7 @@ fn the_bus_admits_only_the_organisations_forwarded_secrets_manager_events() {
             "StringEquals": {"aws:PrincipalOrgID": {"!Ref": "OrganizationId"}},
             "ForAllValues:StringEquals": {
                 "events:source": [SOURCE_SECRETS_MANAGER],
-                "events:detail-type": [DETAIL_TYPE_API_CALL]
+                "events:detail-type": [DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT]
             },
             "Null": {"events:source": "false", "events:detail-type": "false"},
             "BoolIfExists": {"events:eventBusInvocation": "true"}

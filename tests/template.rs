@@ -5,7 +5,9 @@ mod support;
 
 use std::path::Path;
 
-use replica_auditor::event::{DETAIL_TYPE_API_CALL, HandledEvent, SOURCE_SECRETS_MANAGER};
+use replica_auditor::event::{
+    DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT, HandledEvent, SOURCE_SECRETS_MANAGER,
+};
 use serde_json::{Value, json};
 
 fn template() -> Value {
@@ -21,7 +23,11 @@ fn event_pattern_and_code_handle_the_same_events() {
     let t = template();
     let pattern = &function(&t)["Events"]["SecretsManagerApiCalls"]["Properties"]["Pattern"];
     assert_eq!(pattern["source"], json!([SOURCE_SECRETS_MANAGER]));
-    assert_eq!(pattern["detail-type"], json!([DETAIL_TYPE_API_CALL]));
+    // The calls, and the rotation service events (issue 25).
+    assert_eq!(
+        pattern["detail-type"],
+        json!([DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT])
+    );
     let mut in_template: Vec<&str> = pattern["detail"]["eventName"]
         .as_array()
         .unwrap()

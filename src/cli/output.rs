@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use replica_auditor::asff::{self, Context};
+use replica_auditor::freshness::Freshness;
 use replica_auditor::model::{Finding, Severity};
 use replica_auditor::ocsf;
 use replica_auditor::report::Report;
@@ -178,6 +179,7 @@ fn write_table(out: &mut dyn Write, reports: &[Report], colour: bool) -> io::Res
             )?;
         }
     }
+    write_versions(out, reports)?;
     for r in reports {
         if let Some(line) = replicas_line(r) {
             writeln!(out, "{line}")?;
@@ -214,6 +216,97 @@ fn write_table(out: &mut dyn Write, reports: &[Report], colour: bool) -> io::Res
         )?;
     }
     Ok(())
+}
+
+/// The version table (issue 25): for every audited secret with replicas,
+/// the primary's AWSCURRENT version id, then each replica's, with how far
+/// behind it is ([`version_state`]). Nothing when no secret has replicas.
+fn write_versions(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for r in reports.iter().filter(|r| r.sweep.is_none()) {
+        if r.replicas.is_empty() {
+            continue;
+        }
+        let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        rows.push([
+            r.secret.name.clone(),
+            r.secret
+                .primary_region
+                .clone()
+                .unwrap_or_else(|| "-".into()),
+            "primary".into(),
+            version(&r.current_version),
+            "-".into(),
+        ]);
+        for p in &r.replicas {
+            rows.push([
+                r.secret.name.clone(),
+                p.region.clone(),
+                p.status
+                    .as_ref()
+                    .map_or("no status", |s| s.as_str())
+                    .to_string(),
+                version(&p.current_version),
+                version_state(p.freshness),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let title = ["SECRET", "REGION", "STATUS", "AWSCURRENT", "VERSION"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(title[i].len())
+        })
+        .collect();
+    let line = |cells: [&str; 5]| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(&widths) {
+            text.push_str(&format!("{cell:w$}  "));
+        }
+        text.push_str(cells[4]);
+        text
+    };
+    writeln!(out, "\n{}", line(title))?;
+    for row in &rows {
+        writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        )?;
+    }
+    Ok(())
+}
+
+/// A replica's VERSION cell: the same version as the primary, behind since
+/// the primary's version was made (its age), or unknown.
+fn version_state(f: Freshness) -> String {
+    match f {
+        Freshness::Current => "same version".into(),
+        Freshness::Behind {
+            primary_version_age_seconds: Some(age),
+        } => format!("behind since {}", age_text(age)),
+        Freshness::Behind {
+            primary_version_age_seconds: None,
+        } => "behind (since unknown)".into(),
+        Freshness::Unknown => "unknown".into(),
+    }
+}
+
+/// An age for people: seconds, minutes, hours and minutes, or days and hours.
+fn age_text(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 /// A secret with cross-account replication: its Region replicas and,
@@ -333,6 +426,8 @@ mod tests {
             status: Some("InSync".into()),
             status_message: None,
             kms_key_id: None,
+            current_version: None,
+            freshness: Freshness::Unknown,
         }];
         let replica = "arn:aws:secretsmanager:us-west-2:222233334444:secret:member/Healthy-MeMbEr";
         r.cross_account = Some(Links {
@@ -350,6 +445,52 @@ mod tests {
             "Replicas of production/DBWest: us-east-1 InSync; account 222233334444 Failed (cross-account replica {replica})."
         );
         assert!(text.lines().any(|l| l == line), "{text}");
+    }
+
+    #[test]
+    fn the_table_shows_each_replicas_current_version_and_how_far_behind() {
+        use replica_auditor::report::ReplicaInfo;
+        let mut r = report("production/DBWest", &[]);
+        let plain = render(std::slice::from_ref(&r), Format::Table, false);
+        assert!(!plain.contains("AWSCURRENT"), "no replicas: {plain}");
+        r.secret.primary_region = Some("us-west-2".into());
+        r.current_version = Some("v-new".into());
+        let replica = |region: &str, version: Option<&str>, freshness| ReplicaInfo {
+            region: region.into(),
+            status: Some("InSync".into()),
+            status_message: None,
+            kms_key_id: None,
+            current_version: version.map(str::to_string),
+            freshness,
+        };
+        r.replicas = vec![
+            replica("us-east-1", Some("v-new"), Freshness::Current),
+            replica(
+                "eu-west-1",
+                Some("v-old"),
+                Freshness::Behind {
+                    primary_version_age_seconds: Some(7500),
+                },
+            ),
+            replica("ap-south-1", None, Freshness::Unknown),
+        ];
+        let text = render(&[r], Format::Table, false);
+        let table: Vec<&str> = text.lines().skip(2).take(5).collect();
+        assert_eq!(text.lines().nth(1), Some(""), "a blank line first: {text}");
+        assert_eq!(
+            table,
+            [
+                "SECRET             REGION      STATUS   AWSCURRENT  VERSION",
+                "production/DBWest  us-west-2   primary  v-new       -",
+                "production/DBWest  us-east-1   InSync   v-new       same version",
+                "production/DBWest  eu-west-1   InSync   v-old       behind since 2 h 5 min",
+                "production/DBWest  ap-south-1  InSync   -           unknown",
+            ],
+            "{text}"
+        );
+        assert_eq!(age_text(59), "59 s");
+        assert_eq!(age_text(900), "15 min");
+        assert_eq!(age_text(200_000), "2 d 7 h");
     }
 
     #[test]

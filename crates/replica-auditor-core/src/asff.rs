@@ -179,7 +179,8 @@ pub fn types(code: Code) -> Vec<String> {
         | RequiredRegionMissing
         | ReplicaRemovedByRemediation
         | ReplicaDetached
-        | ReplicaStale => "Secrets Manager Replication",
+        | ReplicaStale
+        | RotationFailedWithReplicas => "Secrets Manager Replication",
         CrossAccountReplicaFailed
         | CrossAccountReplicaStalled
         | CrossAccountReplicaOutsideTrust

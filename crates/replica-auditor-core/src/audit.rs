@@ -142,6 +142,8 @@ pub fn audit(snapshot: &Snapshot, trigger: Option<&Trigger>, rules: &Rules) -> V
             f.out
                 .extend(crate::cross_account::findings(snapshot, p, trigger, rules));
             f.out.extend(crate::freshness::findings(snapshot, p, rules));
+            f.out
+                .extend(crate::rotation::findings(snapshot, p, trigger));
         }
     }
     f.out

@@ -1,6 +1,8 @@
-//! Parsing of the EventBridge "AWS API Call via CloudTrail" events the
-//! auditor handles. Everything here is pure and total: any input either
-//! becomes a [`Trigger`] or a typed [`EventError`] naming what is wrong.
+//! Parsing of the EventBridge CloudTrail events the auditor handles: "AWS
+//! API Call via CloudTrail" and Secrets Manager's rotation service events
+//! ("AWS Service Event via CloudTrail"). Everything here is pure and total:
+//! any input either becomes a [`Trigger`] or a typed [`EventError`] naming
+//! what is wrong.
 
 pub use crate::arn::{SecretArn, is_account_id, is_region_name, parse_secret_arn};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -15,6 +17,9 @@ pub const MAX_EVENT_DEPTH: usize = 32;
 const MAX_SECRET_ID_CHARS: usize = 2048;
 
 pub const DETAIL_TYPE_API_CALL: &str = "AWS API Call via CloudTrail";
+/// What CloudTrail logs on its own, not for a call: Secrets Manager's
+/// rotation outcomes.
+pub const DETAIL_TYPE_SERVICE_EVENT: &str = "AWS Service Event via CloudTrail";
 pub const SOURCE_SECRETS_MANAGER: &str = "aws.secretsmanager";
 
 /// The CloudTrail events the auditor acts on. This list is the single
@@ -43,10 +48,18 @@ pub enum HandledEvent {
     UpdateSecret,
     UpdateSecretVersionStage,
     RotateSecret,
+    /// Secrets Manager's rotation service events (issue 25,
+    /// docs/freshness.md), "AWS Service Event via CloudTrail": the secret
+    /// is `additionalEventData.SecretId`. A success makes a new current
+    /// version; a failure or an abandoned rotation is reported with each
+    /// replica's state (ROTATION_FAILED_WITH_REPLICAS).
+    RotationSucceeded,
+    RotationFailed,
+    RotationAbandoned,
 }
 
 impl HandledEvent {
-    pub const ALL: [HandledEvent; 12] = [
+    pub const ALL: [HandledEvent; 15] = [
         HandledEvent::CreateSecret,
         HandledEvent::ReplicateSecretToRegions,
         HandledEvent::RemoveRegionsFromReplication,
@@ -59,6 +72,9 @@ impl HandledEvent {
         HandledEvent::UpdateSecret,
         HandledEvent::UpdateSecretVersionStage,
         HandledEvent::RotateSecret,
+        HandledEvent::RotationSucceeded,
+        HandledEvent::RotationFailed,
+        HandledEvent::RotationAbandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,7 +91,30 @@ impl HandledEvent {
             HandledEvent::UpdateSecret => "UpdateSecret",
             HandledEvent::UpdateSecretVersionStage => "UpdateSecretVersionStage",
             HandledEvent::RotateSecret => "RotateSecret",
+            HandledEvent::RotationSucceeded => "RotationSucceeded",
+            HandledEvent::RotationFailed => "RotationFailed",
+            HandledEvent::RotationAbandoned => "RotationAbandoned",
         }
+    }
+
+    /// The EventBridge detail-type it arrives with: the rotation outcomes
+    /// are service events, every other one an API call.
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            HandledEvent::RotationSucceeded
+            | HandledEvent::RotationFailed
+            | HandledEvent::RotationAbandoned => DETAIL_TYPE_SERVICE_EVENT,
+            _ => DETAIL_TYPE_API_CALL,
+        }
+    }
+
+    /// A rotation that did not finish: failed, or abandoned for a version
+    /// made by hand while it ran.
+    pub fn is_unfinished_rotation(self) -> bool {
+        matches!(
+            self,
+            HandledEvent::RotationFailed | HandledEvent::RotationAbandoned
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -93,6 +132,7 @@ impl HandledEvent {
                 | HandledEvent::UpdateSecret
                 | HandledEvent::UpdateSecretVersionStage
                 | HandledEvent::RotateSecret
+                | HandledEvent::RotationSucceeded
         )
     }
 }
@@ -108,7 +148,7 @@ pub enum EventError {
     #[error("event has the wrong shape at `{path}`: {message}")]
     Shape { path: String, message: String },
     #[error(
-        "unsupported event: source {event_source:?}, detail-type {detail_type:?}; expected source {SOURCE_SECRETS_MANAGER:?} and detail-type {DETAIL_TYPE_API_CALL:?}"
+        "unsupported event: source {event_source:?}, detail-type {detail_type:?}; expected source {SOURCE_SECRETS_MANAGER:?} and detail-type {DETAIL_TYPE_API_CALL:?} or {DETAIL_TYPE_SERVICE_EVENT:?}"
     )]
     Unsupported {
         event_source: String,
@@ -159,7 +199,8 @@ impl SecretRef {
     }
 }
 
-/// A CloudTrail API call the auditor handles.
+/// A CloudTrail event the auditor handles: an API call, or a rotation
+/// service event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     pub event: HandledEvent,
@@ -262,7 +303,8 @@ pub const DETAIL_TYPE_SCHEDULED: &str = "Scheduled Event";
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // one per invocation; boxing buys nothing
 pub enum Incoming {
-    /// A handled CloudTrail call: audit the secret.
+    /// A handled CloudTrail event (an API call, or a rotation service
+    /// event): audit the secret.
     ApiCall(Trigger),
     /// A scheduled event: sweep.
     Sweep(Scheduled),
@@ -341,6 +383,9 @@ struct Detail {
     request_parameters: Option<Value>,
     #[serde(default)]
     response_elements: Option<Value>,
+    /// A service event's details: a rotation event's `SecretId`.
+    #[serde(default)]
+    additional_event_data: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -462,7 +507,10 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             account,
         }));
     }
-    if envelope.source != SOURCE_SECRETS_MANAGER || envelope.detail_type != DETAIL_TYPE_API_CALL {
+    if envelope.source != SOURCE_SECRETS_MANAGER
+        || ![DETAIL_TYPE_API_CALL, DETAIL_TYPE_SERVICE_EVENT]
+            .contains(&envelope.detail_type.as_str())
+    {
         return Err(EventError::Unsupported {
             event_source: envelope.source,
             detail_type: envelope.detail_type,
@@ -485,7 +533,10 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
             message: "is empty".into(),
         });
     }
+    // A handled name under the other detail-type is not the event the
+    // auditor knows (no such record is documented): ignored.
     let Some(event) = HandledEvent::from_name(&detail.event_name)
+        .filter(|e| e.detail_type() == envelope.detail_type)
         .filter(|e| makes_new_current(*e, detail.request_parameters.as_ref()))
     else {
         return Ok(Incoming::Ignored {
@@ -499,7 +550,25 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         string_list(detail.request_parameters.as_ref(), "removeReplicaRegions");
     removed_regions.retain(|r| is_region_name(r));
     let cross_account = cross_account_request(event, detail.request_parameters.as_ref());
-    let identity = detail.user_identity.unwrap_or_default();
+    Ok(Incoming::ApiCall(Trigger {
+        event,
+        event_id: detail.event_id.or(envelope.id),
+        event_time: detail
+            .event_time
+            .or_else(|| envelope.time.map(|t| t.to_rfc3339())),
+        region,
+        account,
+        actor: actor(detail.user_identity.unwrap_or_default()),
+        error_code: detail.error_code.filter(|c| !c.is_empty()),
+        error_message: detail.error_message,
+        secret,
+        removed_regions,
+        cross_account,
+    }))
+}
+
+/// Who made the call (or, for a service event, the service that logged it).
+fn actor(identity: UserIdentity) -> Actor {
     let issuer_arn = identity
         .session_context
         .and_then(|c| c.session_issuer)
@@ -511,25 +580,11 @@ pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
         .or_else(|| identity.invoked_by.clone())
         .or_else(|| identity.principal_id.clone())
         .or_else(|| identity.kind.clone());
-    Ok(Incoming::ApiCall(Trigger {
-        event,
-        event_id: detail.event_id.or(envelope.id),
-        event_time: detail
-            .event_time
-            .or_else(|| envelope.time.map(|t| t.to_rfc3339())),
-        region,
-        account,
-        actor: Actor {
-            display,
-            arn: identity.arn,
-            issuer_arn,
-        },
-        error_code: detail.error_code.filter(|c| !c.is_empty()),
-        error_message: detail.error_message,
-        secret,
-        removed_regions,
-        cross_account,
-    }))
+    Actor {
+        display,
+        arn: identity.arn,
+        issuer_arn,
+    }
 }
 
 /// The envelope's `account`: present and 12 digits, or the event is
@@ -627,13 +682,56 @@ fn parse_sqs(value: Value) -> Result<Incoming, EventError> {
     Ok(Incoming::SweepCells(records))
 }
 
-/// Which secret the call concerns: the ARN the response returned when
+/// Which secret the event concerns: a rotation service event's
+/// `additionalEventData.SecretId`; a call's ARN the response returned when
 /// there is one (it is exact), else what the request named.
 fn secret_ref(event: HandledEvent, detail: &Detail) -> Result<SecretRef, EventError> {
     let no_secret = |reason: String| EventError::NoSecret {
         event_name: event.as_str().to_string(),
         reason,
     };
+    let id = if event.detail_type() == DETAIL_TYPE_SERVICE_EVENT {
+        service_secret_id(detail).map_err(no_secret)?
+    } else {
+        call_secret_id(event, detail).map_err(no_secret)?
+    }
+    .trim();
+    if id.is_empty() {
+        return Err(no_secret("the secret id is empty".to_string()));
+    }
+    if id.chars().count() > MAX_SECRET_ID_CHARS {
+        return Err(no_secret(format!(
+            "the secret id is longer than {MAX_SECRET_ID_CHARS} characters"
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(no_secret(
+            "the secret id contains control characters".to_string(),
+        ));
+    }
+    Ok(SecretRef::parse(id))
+}
+
+/// A rotation service event's secret: `additionalEventData.SecretId`, the
+/// secret's ARN (its request and response are null).
+fn service_secret_id(detail: &Detail) -> Result<&str, String> {
+    match detail
+        .additional_event_data
+        .as_ref()
+        .and_then(|d| d.get("SecretId"))
+    {
+        None | Some(Value::Null) => Err("additionalEventData.SecretId is not present".into()),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(other) => Err(format!(
+            "additionalEventData.SecretId is {}, not a string",
+            json_kind(other)
+        )),
+    }
+}
+
+/// An API call's secret: `responseElements.arn` (or `aRN`, `ARN`) when it
+/// is a full ARN, else the request's `name` (CreateSecret) or `secretId`.
+fn call_secret_id(event: HandledEvent, detail: &Detail) -> Result<&str, String> {
     let from_response = ["arn", "aRN", "ARN"]
         .iter()
         .find_map(|k| detail.response_elements.as_ref()?.get(*k)?.as_str());
@@ -651,35 +749,18 @@ fn secret_ref(event: HandledEvent, detail: &Detail) -> Result<SecretRef, EventEr
         }
         Some(Value::String(s)) => Some(s.as_str()),
         Some(other) => {
-            return Err(no_secret(format!(
+            return Err(format!(
                 "requestParameters.{request_key} is {}, not a string",
                 json_kind(other)
-            )));
+            ));
         }
     };
-    let id = from_response
+    from_response
         .filter(|s| parse_secret_arn(s).is_some())
         .or(from_request)
         .ok_or_else(|| {
-            no_secret(format!(
-                "neither requestParameters.{request_key} nor responseElements.arn is present"
-            ))
-        })?
-        .trim();
-    if id.is_empty() {
-        return Err(no_secret("the secret id is empty".to_string()));
-    }
-    if id.chars().count() > MAX_SECRET_ID_CHARS {
-        return Err(no_secret(format!(
-            "the secret id is longer than {MAX_SECRET_ID_CHARS} characters"
-        )));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(no_secret(
-            "the secret id contains control characters".to_string(),
-        ));
-    }
-    Ok(SecretRef::parse(id))
+            format!("neither requestParameters.{request_key} nor responseElements.arn is present")
+        })
 }
 
 fn string_list(params: Option<&Value>, key: &str) -> Vec<String> {
@@ -1124,6 +1205,70 @@ mod tests {
         .unwrap();
         v["detail"]["requestParameters"]["crossAccountPrimaryARN"] = json!("not-an-arn");
         assert_eq!(api_call(v).cross_account, None);
+    }
+
+    #[test]
+    fn the_rotation_service_events_name_their_secret_in_additional_event_data() {
+        // Written from the docs, not recorded (docs/freshness.md).
+        let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:production/DBWest-AbCdEf";
+        for (sample, event) in [
+            (
+                include_str!("../../../events/rotation-succeeded.json"),
+                HandledEvent::RotationSucceeded,
+            ),
+            (
+                include_str!("../../../events/rotation-failed.json"),
+                HandledEvent::RotationFailed,
+            ),
+            (
+                include_str!("../../../events/rotation-abandoned.json"),
+                HandledEvent::RotationAbandoned,
+            ),
+        ] {
+            let v: Value = serde_json::from_str(sample).unwrap();
+            let t = api_call(v.clone());
+            assert_eq!(t.event, event);
+            assert_eq!(t.secret.id, arn);
+            assert_eq!(t.secret.arn_region.as_deref(), Some("us-west-2"));
+            assert_eq!(t.account, "123456789012");
+            assert_eq!(
+                t.actor.display.as_deref(),
+                Some("secretsmanager.amazonaws.com")
+            );
+            assert_eq!(t.error_code, None);
+            // The same record as an API call is not one the auditor knows.
+            let mut as_call = v.clone();
+            as_call["detail-type"] = json!(DETAIL_TYPE_API_CALL);
+            assert_eq!(
+                parse_value(as_call).unwrap(),
+                Incoming::Ignored {
+                    event_name: event.as_str().into()
+                }
+            );
+            // Without its SecretId, or with one of another type: no secret.
+            for bad in [json!(null), json!({}), json!({"SecretId": 7})] {
+                let mut w = v.clone();
+                w["detail"]["additionalEventData"] = bad.clone();
+                let e = parse_value(w).unwrap_err();
+                assert!(
+                    matches!(&e, EventError::NoSecret { reason, .. } if reason.starts_with("additionalEventData.SecretId")),
+                    "{bad}: {e}"
+                );
+            }
+        }
+        // A call's name under the service detail-type, and a service event
+        // the auditor does not act on, are ignored.
+        for name in ["RotateSecret", "RotationStarted"] {
+            let mut v =
+                envelope(json!({"eventName": name, "additionalEventData": {"SecretId": arn}}));
+            v["detail-type"] = json!(DETAIL_TYPE_SERVICE_EVENT);
+            assert_eq!(
+                parse_value(v).unwrap(),
+                Incoming::Ignored {
+                    event_name: name.into()
+                }
+            );
+        }
     }
 
     #[test]

@@ -3,33 +3,78 @@
 //! `VersionIdsToStages` in each Region (replicas keep the primary's
 //! version ids), so it costs no call of its own. Ids only, never values.
 
+use serde::{Deserialize, Serialize};
+
 use crate::audit::finding;
 use crate::model::*;
 
+/// How a replica's current version compares with the primary's: the
+/// report's `replicas[].freshness`, the command line's version column, and
+/// what REPLICA_STALE is judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Freshness {
+    /// The replica's AWSCURRENT is the primary's.
+    Current,
+    /// The replica holds another version as AWSCURRENT, or none: behind
+    /// since the primary's current version was made,
+    /// `primary_version_age_seconds` ago (by the primary's LastChangedDate,
+    /// when AWS gave it).
+    Behind {
+        primary_version_age_seconds: Option<i64>,
+    },
+    /// Not compared: the primary named no AWSCURRENT version, or the
+    /// replica could not be described (or is not there).
+    #[default]
+    Unknown,
+}
+
+impl Freshness {
+    /// Not compared (the report leaves it out).
+    pub fn is_unknown(&self) -> bool {
+        *self == Freshness::Unknown
+    }
+}
+
+/// The age of the primary's current version when the snapshot was taken,
+/// from its LastChangedDate (DescribeSecret gives no version creation
+/// date), which is never earlier than the version's creation: the age is
+/// never overstated.
+pub fn version_age(s: &Snapshot, p: &SecretState) -> Option<i64> {
+    Some(s.observed_at?.saturating_sub(p.last_changed?))
+}
+
+/// How replica `r` of the primary `p` compares with it.
+pub fn of_replica(s: &Snapshot, p: &SecretState, r: &ReplicaCheck) -> Freshness {
+    let (Some(current), Lookup::Found(copy)) = (p.current_version(), &r.presence) else {
+        return Freshness::Unknown;
+    };
+    if copy.current_version() == Some(current) {
+        Freshness::Current
+    } else {
+        Freshness::Behind {
+            primary_version_age_seconds: version_age(s, p),
+        }
+    }
+}
+
 /// REPLICA_STALE for every replica whose current version is not the
-/// primary's, once the primary's current version is older than
-/// `rules.replica_lag_seconds`. Its age is taken from the primary's
-/// LastChangedDate (DescribeSecret gives no version creation date), which
-/// is never earlier than the version's creation: the age is never
-/// overstated. A replica that says InSync is compared all the same.
+/// primary's ([`of_replica`]), once the primary's current version is older
+/// than `rules.replica_lag_seconds` ([`version_age`]). A replica that says
+/// InSync is compared all the same.
 pub fn findings(s: &Snapshot, p: &SecretState, rules: &Rules) -> Vec<Finding> {
-    let (Some(current), Some(now), Some(since)) =
-        (p.current_version(), s.observed_at, p.last_changed)
-    else {
+    let (Some(current), Some(age)) = (p.current_version(), version_age(s, p)) else {
         return Vec::new();
     };
-    let age = now.saturating_sub(since);
     if age <= rules.replica_lag_seconds as i64 {
         return Vec::new();
     }
     s.replicas
         .iter()
-        .filter_map(|r| {
-            let Lookup::Found(copy) = &r.presence else {
-                return None;
-            };
-            let held = copy.current_version();
-            (held != Some(current)).then(|| stale(p, r, current, held, age, rules))
+        .filter(|r| matches!(of_replica(s, p, r), Freshness::Behind { .. }))
+        .map(|r| {
+            let held = r.presence.found().and_then(SecretState::current_version);
+            stale(p, r, current, held, age, rules)
         })
         .collect()
 }
@@ -148,6 +193,28 @@ mod tests {
         ] {
             assert!(f[0].message.contains(part), "{part}: {}", f[0].message);
         }
+    }
+
+    #[test]
+    fn each_replica_is_current_behind_or_unknown() {
+        let (s, p) = snapshot("v-new", "InSync");
+        assert_eq!(of_replica(&s, &p, &s.replicas[0]), Freshness::Current);
+        let (mut s, p) = snapshot("v-old", "InSync");
+        assert_eq!(
+            of_replica(&s, &p, &s.replicas[0]),
+            Freshness::Behind {
+                primary_version_age_seconds: Some(3600)
+            }
+        );
+        s.replicas[0].presence = Lookup::Unknown;
+        assert_eq!(of_replica(&s, &p, &s.replicas[0]), Freshness::Unknown);
+        assert_eq!(
+            serde_json::to_value(Freshness::Behind {
+                primary_version_age_seconds: Some(3600)
+            })
+            .unwrap(),
+            serde_json::json!({"state": "behind", "primary_version_age_seconds": 3600})
+        );
     }
 
     #[test]

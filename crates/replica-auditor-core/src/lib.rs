@@ -16,7 +16,8 @@
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 //! - [`cross_account`]: cross-account replication, its links and findings
 //! - [`freshness`]: do replicas hold the primary's current version; [`followup`]:
-//!   the chain of later looks after a new version
+//!   the chain of later looks after a new version; [`rotation`]: a failed or
+//!   abandoned rotation of a primary with replicas
 
 pub mod arn;
 pub mod asff;
@@ -37,3 +38,4 @@ pub mod org;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod rotation;

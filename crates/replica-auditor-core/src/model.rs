@@ -101,10 +101,15 @@ pub enum Code {
     /// A replica without the primary's AWSCURRENT version when that
     /// version is older than REPLICA_LAG_SECONDS (docs/freshness.md).
     ReplicaStale,
+    /// A rotation of a primary with replicas failed or was abandoned
+    /// (RotationFailed, RotationAbandoned): each replica's state, and
+    /// whether the primary holds an AWSPENDING version the replicas lack
+    /// (docs/freshness.md).
+    RotationFailedWithReplicas,
 }
 
 impl Code {
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::ReplicaFailed,
         Code::ReplicaInProgress,
         Code::ReplicaStatusUnknown,
@@ -134,6 +139,7 @@ impl Code {
         Code::CrossAccountRoleOutsidePrimaryAccount,
         Code::CrossAccountMismatch,
         Code::ReplicaStale,
+        Code::RotationFailedWithReplicas,
     ];
 
     pub fn severity(self) -> Severity {
@@ -154,6 +160,9 @@ impl Code {
             }
             CrossAccountMismatch | ReplicaStale => Severity::High,
             CrossAccountReplicaStalled | ReplicaDetached => Severity::Medium,
+            // The primary keeps its AWSCURRENT, so no Region serves a new
+            // value the others lack; a replica left behind is REPLICA_STALE.
+            RotationFailedWithReplicas => Severity::Medium,
         }
     }
 
@@ -189,6 +198,7 @@ impl Code {
             CrossAccountRoleOutsidePrimaryAccount => "CROSS_ACCOUNT_ROLE_OUTSIDE_PRIMARY_ACCOUNT",
             CrossAccountMismatch => "CROSS_ACCOUNT_MISMATCH",
             ReplicaStale => "REPLICA_STALE",
+            RotationFailedWithReplicas => "ROTATION_FAILED_WITH_REPLICAS",
         }
     }
 }
@@ -252,9 +262,27 @@ pub struct SecretState {
 impl SecretState {
     /// The version id labelled AWSCURRENT, when AWS named one.
     pub fn current_version(&self) -> Option<&str> {
+        self.labelled("AWSCURRENT")
+    }
+
+    /// The version id labelled AWSPENDING when it is not the AWSCURRENT
+    /// one: a rotation under way, or one that did not finish.
+    pub fn pending_version(&self) -> Option<&str> {
+        self.labelled("AWSPENDING")
+            .filter(|v| Some(*v) != self.current_version())
+    }
+
+    /// Whether version `id` carries the staging label `stage`.
+    pub fn has_label(&self, id: &str, stage: &str) -> bool {
+        self.versions
+            .get(id)
+            .is_some_and(|stages| stages.iter().any(|s| s == stage))
+    }
+
+    fn labelled(&self, stage: &str) -> Option<&str> {
         self.versions
             .iter()
-            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
             .map(|(id, _)| id.as_str())
     }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Trigger;
+use crate::freshness::{self, Freshness};
 use crate::model::{Finding, Lookup, ReplicationState, Severity, Snapshot};
 
 pub const SCHEMA: &str = "replica-auditor.report/v1";
@@ -17,6 +18,11 @@ pub struct Report {
     pub generated_at: String,
     pub trigger: TriggerInfo,
     pub secret: SecretInfo,
+    /// The primary's AWSCURRENT version id (issue 25), which each replica's
+    /// is compared with. Added within schema v1: absent, not null, when
+    /// unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
     pub replicas: Vec<ReplicaInfo>,
     /// The secret's cross-account replication (issue 26), when it has any:
     /// its primary in another account, or its replicas in others. Added
@@ -63,6 +69,15 @@ pub struct ReplicaInfo {
     pub status: Option<ReplicationState>,
     pub status_message: Option<String>,
     pub kms_key_id: Option<String>,
+    /// The replica's AWSCURRENT version id, as DescribeSecret answers in
+    /// its Region (issue 25). Added within schema v1: absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// How that version compares with the primary's
+    /// ([`crate::freshness::of_replica`]). Added within schema v1: absent
+    /// when unknown.
+    #[serde(default, skip_serializing_if = "Freshness::is_unknown")]
+    pub freshness: Freshness,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,11 +156,23 @@ pub fn build(
         Lookup::Found(p) => p
             .replication
             .iter()
-            .map(|r| ReplicaInfo {
-                region: r.region.clone(),
-                status: r.status.clone(),
-                status_message: r.status_message.clone(),
-                kms_key_id: r.kms_key_id.clone(),
+            .map(|r| {
+                let check = snapshot
+                    .replicas
+                    .iter()
+                    .find(|c| c.status.region == r.region);
+                ReplicaInfo {
+                    region: r.region.clone(),
+                    status: r.status.clone(),
+                    status_message: r.status_message.clone(),
+                    kms_key_id: r.kms_key_id.clone(),
+                    current_version: check
+                        .and_then(|c| c.presence.found()?.current_version())
+                        .map(str::to_string),
+                    freshness: check
+                        .map(|c| freshness::of_replica(snapshot, p, c))
+                        .unwrap_or_default(),
+                }
             })
             .collect(),
         _ => Vec::new(),
@@ -156,6 +183,9 @@ pub fn build(
         generated_at,
         trigger,
         secret,
+        current_version: primary
+            .and_then(|p| p.current_version())
+            .map(str::to_string),
         replicas,
         cross_account: snapshot
             .cross_account
