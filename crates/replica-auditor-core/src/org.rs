@@ -975,6 +975,152 @@ mod tests {
     }
 
     #[test]
+    fn a_planning_message_sends_exactly_its_pages_cells() {
+        // 450 accounts x 2 Regions: pages of 200, 200 and 50.
+        let accounts: Vec<String> = (0..450u64)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect();
+        let regions = strings(&["us-west-2", "eu-west-1"]);
+        let head = crate::book::SweepHead {
+            sweep_id: "sweep-1".into(),
+            planned: 900,
+            accounts_total: 450,
+            regions: regions.clone(),
+            ..Default::default()
+        };
+        let messages = PlanPage::plan("sweep-1", 3, &trigger());
+        assert_eq!(messages.len(), 3);
+        let whole = Cell::plan("sweep-1", &accounts, &regions, &trigger());
+        let mut sent = Vec::new();
+        for (m, page) in messages.iter().zip(accounts.chunks(200)) {
+            let body = m.to_body();
+            assert_eq!(PlanPage::parse(&body), Some(Ok(m.clone())));
+            assert!(Cell::parse(&body).is_err(), "not a cell");
+            let cells = head.page_cells(m, page).unwrap();
+            assert_eq!(cells.len(), page.len() * 2);
+            for c in &cells {
+                assert_eq!(head.check_planned(page, c), Ok(()), "{}", c.cell_id());
+            }
+            sent.extend(cells);
+        }
+        assert_eq!(sent, whole, "the pages' cells are the plan's, once each");
+        // The last page is 50 accounts: a page item of another length, or a
+        // page the plan does not have, sends nothing.
+        let no_page = Err(NotPlanned::NoPage {
+            sweep_id: "sweep-1".into(),
+            page: 2,
+            pages: 3,
+        });
+        assert_eq!(head.page_cells(&messages[2], &accounts[400..449]), no_page);
+        let beyond = PlanPage {
+            page: 3,
+            pages: 4,
+            ..messages[0].clone()
+        };
+        assert!(head.page_cells(&beyond, &accounts[..200]).is_err());
+        // Malformed planning messages name what is wrong; others are not one.
+        let mut bad: serde_json::Value = serde_json::from_str(&messages[0].to_body()).unwrap();
+        bad["page"] = 3.into();
+        assert_eq!(PlanPage::parse(&bad.to_string()).unwrap().unwrap_err().path, "page");
+        bad["page"] = 0.into();
+        bad["extra"] = 1.into();
+        assert!(PlanPage::parse(&bad.to_string()).unwrap().is_err());
+        assert_eq!(PlanPage::parse(&whole[0].to_body()), None);
+        assert_eq!(PlanPage::parse("not json"), None);
+    }
+
+    #[test]
+    fn a_malformed_cell_is_read_for_its_sweep_and_index_where_it_allows() {
+        let good: serde_json::Value = serde_json::from_str(&plan()[3].to_body()).unwrap();
+        let mut bad = good.clone();
+        bad["region"] = "Mars".into();
+        bad["position"] = serde_json::json!({"pending": ["not-an-arn"]});
+        assert!(Cell::parse(&bad.to_string()).is_err());
+        assert_eq!(
+            MalformedCell::read(&bad.to_string()),
+            Some(MalformedCell {
+                sweep_id: "sweep-1".into(),
+                cell: 3,
+                trigger: Some(trigger()),
+            })
+        );
+        bad["trigger"] = "not one".into();
+        assert_eq!(MalformedCell::read(&bad.to_string()).unwrap().trigger, None);
+        for (field, value) in [
+            ("sweep_id", serde_json::json!("a b")),
+            ("sweep_id", serde_json::json!(7)),
+            ("cell", serde_json::json!(-1)),
+            ("cell", serde_json::json!("3")),
+            ("schema", serde_json::json!("replica-auditor.cell/v9")),
+        ] {
+            let mut b = good.clone();
+            b[field] = value;
+            assert_eq!(MalformedCell::read(&b.to_string()), None, "{field}");
+        }
+        for body in ["", "[]", "{}", "not json"] {
+            assert_eq!(MalformedCell::read(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn the_org_summary_keeps_its_lists_within_sns_at_any_size() {
+        // 10,000 accounts x 1 Region; 1,500 failed cells; every third
+        // account with a finding.
+        let accounts: Vec<String> = (0..10_000u64)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect();
+        let mut r = SweepRecord {
+            head: crate::book::SweepHead {
+                sweep_id: "s".into(),
+                planned: 10_000,
+                regions: strings(&["us-west-2"]),
+                ..Default::default()
+            },
+            done: 8_500,
+            failed: 1_500,
+            failed_cells: (0..1_500).map(|c| c * 5).collect(),
+            accounts: accounts.clone(),
+            ..SweepRecord::default()
+        };
+        for a in (0..10_000u32).step_by(3) {
+            r.counters.insert(format!("a/{a}/s"), 2);
+            r.counters.insert(format!("a/{a}/f"), 1);
+            r.counters
+                .insert(format!("a/{a}/c/REPLICA_KEY_WEAKER_THAN_PRIMARY"), 1);
+        }
+        let s = r.summary(0);
+        assert_eq!(s.accounts_total, Some(10_000));
+        assert_eq!(s.accounts.as_ref().unwrap().len(), SUMMARY_MAX_ACCOUNTS);
+        assert_eq!(s.accounts_left_out, Some(9_000));
+        let cells = s.cells.as_ref().unwrap();
+        assert_eq!((cells.total, cells.done, cells.failed), (10_000, 8_500, 1_500));
+        assert_eq!(cells.failed_cells.len(), SUMMARY_MAX_FAILED_CELLS);
+        assert_eq!(cells.failed_cells_left_out, Some(500));
+        let by = s.by_account.as_ref().unwrap();
+        assert_eq!(by.len(), SUMMARY_MAX_BY_ACCOUNT);
+        assert_eq!(s.by_account_left_out, Some(10_000 - SUMMARY_MAX_BY_ACCOUNT));
+        // The accounts with failed cells and findings first: account 0
+        // (cell 0 failed, findings), 15, 30, ... (multiples of 15 both).
+        assert!(by.contains_key(&accounts[0]) && by.contains_key(&accounts[15]));
+        assert!(!by.contains_key(&accounts[1]), "neither failed nor found");
+        // The totals count every account.
+        assert_eq!(s.secrets_with_findings, 3_334);
+        assert_eq!(s.secrets_seen, 6_668);
+        assert!(serde_json::to_string(&s).unwrap().len() < 100 * 1024);
+        // A small plan lists every account, zeros too, and leaves nothing out.
+        r.accounts.truncate(3);
+        r.failed_cells = [0].into();
+        r.counters.clear();
+        let small = r.summary(0);
+        assert_eq!(small.by_account.unwrap().len(), 3);
+        assert_eq!(
+            (small.accounts_left_out, small.by_account_left_out),
+            (None, None)
+        );
+        assert_eq!(small.cells.unwrap().failed_cells_left_out, None);
+    }
+
+    #[test]
     fn a_part_adds_only_what_it_counted() {
         let part = PartCount {
             account: 7,

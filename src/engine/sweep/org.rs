@@ -1046,7 +1046,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
 
 /// Failed cells given a finding each in the org summary; the rest are
 /// named in `sweep.cells.failed_cells` and counted in one more finding.
-pub const SUMMARY_MAX_CELL_FINDINGS: usize = 100;
+pub const SUMMARY_MAX_CELL_FINDINGS: usize = 50;
 
 /// The org summary report: the sweep summary object with its scope,
 /// accounts, cells and counts per account ([`SweepRecord::summary`], its
