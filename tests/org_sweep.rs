@@ -814,7 +814,11 @@ async fn a_redelivered_planning_message_and_a_malformed_cell_count_each_cell_onc
     let counted = app.clients.sweep_record(&sweep_id).await.unwrap().unwrap();
     assert_eq!(
         (counted.done, counted.failed, counted.failed_cells.clone()),
-        (0, 1, std::collections::BTreeSet::from([member_index as u32])),
+        (
+            0,
+            1,
+            std::collections::BTreeSet::from([member_index as u32])
+        ),
         "the malformed cell counted failed, once"
     );
     // Every copy of both cells: the management account's counted done once

@@ -764,7 +764,11 @@ async fn simulate(s: Scenario) -> Figures {
         "the planner took {} ms",
         run.planner_ms
     );
-    assert!(run.longest_page_ms < TIMEOUT_MS / 4, "{}", run.longest_page_ms);
+    assert!(
+        run.longest_page_ms < TIMEOUT_MS / 4,
+        "{}",
+        run.longest_page_ms
+    );
     assert_eq!(
         run.list_calls,
         u64::from(s.accounts.div_ceil(LIST_ACCOUNTS_PAGE))

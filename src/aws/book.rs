@@ -107,7 +107,9 @@ pub trait SweepBook: StateItems {
             };
             let page = head.layout().page_of_account(cell.account_index);
             let accounts = self.get_item(&book::page_key(&cell.sweep_id, page)).await?;
-            Ok(head.check_planned(&page_accounts(accounts), cell).map(|()| head))
+            Ok(head
+                .check_planned(&page_accounts(accounts), cell)
+                .map(|()| head))
         }
     }
 

@@ -31,11 +31,7 @@ impl OrganizationsApi for AwsClients {
         let out = match super::boxed(call).await {
             Ok(out) => out,
             Err(e) => {
-                return not_in_use(AwsError::from_sdk(
-                    "organizations:ListAccounts",
-                    &region,
-                    e,
-                ));
+                return not_in_use(AwsError::from_sdk("organizations:ListAccounts", &region, e));
             }
         };
         let accounts = out

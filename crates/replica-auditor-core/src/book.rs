@@ -427,7 +427,9 @@ impl SweepHead {
     ) -> Result<Vec<crate::org::Cell>, NotPlanned> {
         let l = self.layout();
         let first = plan.page as usize * ACCOUNTS_PER_PAGE;
-        let expected = (l.accounts as usize).saturating_sub(first).min(ACCOUNTS_PER_PAGE);
+        let expected = (l.accounts as usize)
+            .saturating_sub(first)
+            .min(ACCOUNTS_PER_PAGE);
         let fits = plan.pages == l.pages()
             && plan.page < l.pages()
             && page.len() == expected

@@ -1021,7 +1021,10 @@ mod tests {
         // Malformed planning messages name what is wrong; others are not one.
         let mut bad: serde_json::Value = serde_json::from_str(&messages[0].to_body()).unwrap();
         bad["page"] = 3.into();
-        assert_eq!(PlanPage::parse(&bad.to_string()).unwrap().unwrap_err().path, "page");
+        assert_eq!(
+            PlanPage::parse(&bad.to_string()).unwrap().unwrap_err().path,
+            "page"
+        );
         bad["page"] = 0.into();
         bad["extra"] = 1.into();
         assert!(PlanPage::parse(&bad.to_string()).unwrap().is_err());
@@ -1093,7 +1096,10 @@ mod tests {
         assert_eq!(s.accounts.as_ref().unwrap().len(), SUMMARY_MAX_ACCOUNTS);
         assert_eq!(s.accounts_left_out, Some(9_000));
         let cells = s.cells.as_ref().unwrap();
-        assert_eq!((cells.total, cells.done, cells.failed), (10_000, 8_500, 1_500));
+        assert_eq!(
+            (cells.total, cells.done, cells.failed),
+            (10_000, 8_500, 1_500)
+        );
         assert_eq!(cells.failed_cells.len(), SUMMARY_MAX_FAILED_CELLS);
         assert_eq!(cells.failed_cells_left_out, Some(500));
         let by = s.by_account.as_ref().unwrap();

@@ -518,13 +518,13 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             return Ok(());
         }
         let Err(e) = self
-            .publish_org_summary(&cell.sweep_id, &cell.trigger, budget, request_id)
+            .publish_org_summary(cell.sweep_id, cell.trigger, budget, request_id)
             .await
         else {
             return Ok(());
         };
         warn!(sweep_id = %cell.sweep_id, error = %e, outcome = "summary_deferred", "the org summary could not be published now: a close message publishes it");
-        self.close_later(&cell.sweep_id, &cell.trigger, CLOSE_RETRY_SECONDS)
+        self.close_later(cell.sweep_id, cell.trigger, CLOSE_RETRY_SECONDS)
             .await
             .map_err(|send| Summarise::NotHandedOn(format!("{e}; and {send}")))
     }
