@@ -1,10 +1,12 @@
 //! The organisation-wide sweep, fanned out over SQS (SWEEP_QUEUE_URL).
 //!
 //! 1. **Plan** (the scheduled event): the accounts (ACCOUNT_IDS, else
-//!    Organizations ListAccounts, ACTIVE only) times the Regions
-//!    (SWEEP_REGIONS, else the function's own) are the cells. The sweep's
-//!    item goes into the state table first, then one message per cell
-//!    goes to the queue (SendMessageBatch, 10 per call).
+//!    Organizations ListAccounts, ACTIVE only, paced) times the Regions
+//!    (SWEEP_REGIONS, else the function's own) are the cells. The plan
+//!    (the sweep's head and its pages of accounts) goes into the state
+//!    table first, then one planning message per page of accounts goes to
+//!    the queue; each planning message's delivery sends its page's cells
+//!    (SendMessageBatch, 10 per call), so no invocation sends them all.
 //! 2. **Consume** (the queue's event source mapping, one record per cell):
 //!    enter the cell's account through the member role, list its secrets
 //!    in the cell's Region page by page and audit them with the sweep's
@@ -23,7 +25,8 @@
 //!      the dead-letter queue takes it.
 //!    - A body that is not a cell message fails its record too: it is not
 //!      ours to drop, and after the last delivery the dead-letter queue
-//!      keeps it for a person to read (its alarm says so).
+//!      keeps it for a person to read (its alarm says so). One that still
+//!      names its sweep and cell index is counted failed in its sweep.
 //!    - Only the sweep queue's records (`eventSourceARN`) are served, and
 //!      only cells of their sweep's plan in the state table
 //!      (docs/security.md): anything else fails its own record and counts
