@@ -195,6 +195,8 @@ pub struct Accounts {
     /// ACCOUNT_IDS: the only accounts audited; empty means every account
     /// whose events reach the function.
     pub only: Vec<String>,
+    /// ORG_LIST_ACCOUNTS_PER_SECOND: the pace of ListAccounts calls.
+    pub list_per_second: u32,
 }
 
 impl Accounts {
@@ -253,6 +255,11 @@ pub const REMEDIATION_OFF_NOTE: &str = "REMEDIATION is unset and there is no STA
 
 /// The default SWEEP_MAX_RECEIVE_COUNT (the template's default redrive policy).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u64 = 3;
+
+/// The default ORG_LIST_ACCOUNTS_PER_SECOND: Organizations documents no
+/// rate for ListAccounts; 4 a second lists 10,000 accounts (500 pages of
+/// 20) in 125 s, well within the function's 300 s (docs/organisations.md).
+pub const DEFAULT_LIST_ACCOUNTS_PER_SECOND: u64 = 4;
 
 /// The default SWEEP_POLICY_REFRESH: with the template's default schedule
 /// (every 6 hours), every resource policy is read at least once a day.

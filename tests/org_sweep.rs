@@ -62,10 +62,23 @@ async fn deliver(
     seconds: f64,
 ) -> Vec<Delivery> {
     let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
-    esm.run(consumers, Duration::from_secs(90), |_, event| {
-        invoke(app, event, seconds)
-    })
-    .await
+    let all = esm
+        .run(consumers, Duration::from_secs(90), |_, event| {
+            invoke(app, event, seconds)
+        })
+        .await;
+    cells_only(all)
+}
+
+/// The cells' deliveries: the planning messages' (each page of accounts
+/// sending its cells) checked to have succeeded and left out.
+fn cells_only(all: Vec<Delivery>) -> Vec<Delivery> {
+    let (pages, cells): (Vec<Delivery>, Vec<Delivery>) = all
+        .into_iter()
+        .partition(|d| d.body["schema"] == "replica-auditor.plan/v1");
+    assert!(!pages.is_empty(), "the planner sent planning messages");
+    assert!(pages.iter().all(|d| !d.failed), "{pages:#?}");
+    cells
 }
 
 fn cell_of(d: &Delivery) -> String {
@@ -359,8 +372,7 @@ async fn redeliveries_count_once_and_publish_one_summary_even_when_sns_failed_fi
         .unwrap();
     assert_eq!(again["status"], "already_planned");
     // Take both cells off the queue by hand.
-    let sqs = org.sqs().await;
-    let mut bodies = drain(&sqs, &org.sweep_queue).await;
+    let mut bodies = drain_cells(&org, &app, 1).await;
     assert_eq!(bodies.len(), 2);
     // The us-west-2 cell (its Weak secret has a report) first; the
     // eu-west-1 cell has no report of its own, only the summary to send.
@@ -453,8 +465,7 @@ async fn a_cell_its_sweep_did_not_plan_fails_alone_and_counts_nothing() {
     let app = org.app(&proxy.endpoint, &[("SWEEP_REGIONS", WEST)]).await;
     let planned = plan(&app).await;
     let sweep_id = planned["sweep_id"].as_str().unwrap().to_string();
-    let sqs = org.sqs().await;
-    let mut bodies = drain(&sqs, &org.sweep_queue).await;
+    let mut bodies = drain_cells(&org, &app, 1).await;
     bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["cell"].as_u64());
     assert_eq!(bodies.len(), 2, "two accounts x one Region");
     let queue_arn = org.sweep_queue_arn().await;
@@ -712,6 +723,33 @@ async fn planned_sweep_id(org: &OrgWorld) -> String {
     ids[0].clone()
 }
 
+/// The planner's messages taken off the sweep queue by hand: each
+/// planning message delivered (`times` times: a redelivery sends its
+/// page's cells again), then the cells taken off (the close message is
+/// delayed, so not among them).
+async fn drain_cells(org: &OrgWorld, app: &App<AwsClients>, times: u32) -> Vec<String> {
+    let sqs = org.sqs().await;
+    let pages = drain(&sqs, &org.sweep_queue).await;
+    assert!(!pages.is_empty());
+    let queue_arn = org.sweep_queue_arn().await;
+    for delivery in 1..=times {
+        let records: Vec<Value> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let page: Value = serde_json::from_str(b).unwrap();
+                assert_eq!(page["schema"], "replica-auditor.plan/v1", "{b}");
+                queue_record(&queue_arn, &format!("page-{i}"), b, delivery)
+            })
+            .collect();
+        let answer = invoke(app, bytes(&json!({ "Records": records })), 20.0)
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    drain(&sqs, &org.sweep_queue).await
+}
+
 /// A record of the sweep queue, delivered for the `count`-th time.
 fn queue_record(queue_arn: &str, id: &str, body: &str, count: u32) -> Value {
     json!({"messageId": id, "body": body, "eventSource": "aws:sqs",
@@ -730,6 +768,87 @@ fn close_body(sweep_id: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_planning_message_and_a_malformed_cell_count_each_cell_once() {
+    let org = OrgWorld::start(1, 1, None);
+    let member = org.accounts[1].clone();
+    let app = org
+        .app(&org.world.moto.endpoint, &[("SWEEP_REGIONS", WEST)])
+        .await;
+    let sweep_id = plan(&app).await["sweep_id"].as_str().unwrap().to_string();
+    let queue_arn = org.sweep_queue_arn().await;
+    // The one planning message (2 accounts: one page) delivered twice, as
+    // SQS may: its cells are sent twice.
+    let bodies = drain_cells(&org, &app, 2).await;
+    assert_eq!(bodies.len(), 4, "2 cells, each sent twice: {bodies:?}");
+    let cells: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let members: Vec<&Value> = cells.iter().filter(|c| c["account"] == *member).collect();
+    assert_eq!(members.len(), 2);
+    let member_index = members[0]["cell"].as_u64().unwrap();
+    // The member's cell, malformed (its Region is not one), on its first
+    // delivery: its sweep_id and cell can be read, so it is counted failed
+    // now; the record still fails (the dead-letter queue keeps it). One
+    // naming a cell the plan does not have, and one naming no sweep,
+    // count nothing.
+    let mut bad = members[0].clone();
+    bad["region"] = json!("Mars");
+    let mut outside = bad.clone();
+    outside["cell"] = json!(99);
+    let mut unknown = bad.clone();
+    unknown["sweep_id"] = json!("another-sweep");
+    let batch: Vec<Value> = [("bad", &bad), ("outside", &outside), ("unknown", &unknown)]
+        .iter()
+        .map(|(id, body)| queue_record(&queue_arn, id, &body.to_string(), 1))
+        .collect();
+    let answer = invoke(&app, bytes(&json!({ "Records": batch })), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "bad"}, {"itemIdentifier": "outside"},
+                                     {"itemIdentifier": "unknown"}]})
+    );
+    use replica_auditor::aws::SweepBook;
+    let counted = app.clients.sweep_record(&sweep_id).await.unwrap().unwrap();
+    assert_eq!(
+        (counted.done, counted.failed, counted.failed_cells.clone()),
+        (
+            0,
+            1,
+            std::collections::BTreeSet::from([member_index as u32])
+        ),
+        "the malformed cell counted failed, once"
+    );
+    // Every copy of both cells: the management account's counted done once
+    // (its copy refused), the member's refused (already failed).
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| queue_record(&queue_arn, &format!("cell-{i}"), b, 1))
+        .collect();
+    let answer = invoke(&app, bytes(&json!({ "Records": records })), 20.0)
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let published = org.world.published().await;
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1, "one summary, without the close time");
+    let s = &summaries[0].report["sweep"];
+    assert_eq!(
+        s["cells"],
+        json!({"total": 2, "done": 1, "failed": 1, "failed_cells": [format!("{member}/{WEST}")]})
+    );
+    assert_eq!(s["accounts_total"], 2);
+    let own_seen = org.count(MOTO_ACCOUNT, "primaries");
+    assert_eq!(
+        s["by_account"][MOTO_ACCOUNT]["secrets_seen"], own_seen,
+        "the management account's cell counted once of its two copies"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_cells_last_delivery_and_a_refused_summary_lose_nothing() {
     let org = OrgWorld::start(1, 1, None);
     let member = org.accounts[1].clone();
@@ -737,7 +856,7 @@ async fn a_failed_cells_last_delivery_and_a_refused_summary_lose_nothing() {
     let app = org.app(&proxy.endpoint, &[("SWEEP_REGIONS", WEST)]).await;
     let sweep_id = plan(&app).await["sweep_id"].as_str().unwrap().to_string();
     let queue_arn = org.sweep_queue_arn().await;
-    let mut bodies = drain(&org.sqs().await, &org.sweep_queue).await;
+    let mut bodies = drain_cells(&org, &app, 1).await;
     // The management account's cell first (the member's random account id
     // may sort before it in the plan).
     bodies.sort_by_key(|b| serde_json::from_str::<Value>(b).unwrap()["account"] != MOTO_ACCOUNT);
@@ -796,7 +915,7 @@ async fn a_sweep_not_finished_by_its_close_time_is_summarised_as_incomplete() {
         .await;
     let sweep_id = plan(&app).await["sweep_id"].as_str().unwrap().to_string();
     let queue_arn = org.sweep_queue_arn().await;
-    let bodies = drain(&org.sqs().await, &org.sweep_queue).await;
+    let bodies = drain_cells(&org, &app, 1).await;
     // The management account's cell, by its account (moto's member account
     // ids are random, so the plan's order is not known in advance).
     let own = bodies

@@ -125,8 +125,14 @@ async fn an_org_sweeps_cells_and_summary_match_their_schemas() {
         })
         .await;
     assert!(
-        deliveries.len() >= 2,
-        "one cell per account: {deliveries:?}"
+        deliveries.len() >= 3,
+        "one planning message, then one cell per account: {deliveries:?}"
+    );
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.body["schema"] == "replica-auditor.plan/v1"),
+        "{deliveries:?}"
     );
     let published: Vec<Value> = world
         .published()
@@ -141,7 +147,10 @@ async fn an_org_sweeps_cells_and_summary_match_their_schemas() {
     assert_eq!(summaries.len(), 1, "one org summary");
     let mut docs: Vec<(&str, &Value)> = deliveries
         .iter()
-        .map(|d| ("cell.schema.json", &d.body))
+        .map(|d| match d.body["schema"].as_str() {
+            Some("replica-auditor.plan/v1") => ("plan.schema.json", &d.body),
+            _ => ("cell.schema.json", &d.body),
+        })
         .collect();
     docs.extend(published.iter().map(|r| (schema_of(r), r)));
     assert_valid(&docs);

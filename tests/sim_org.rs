@@ -1,7 +1,11 @@
-//! The org sweep at scale, simulated: the real planning (`org::Cell::plan`,
-//! the cell bodies and their parsing) and the real bookkeeping
-//! (`aws::SweepBook`'s provided methods, `book`'s items and updates)
-//! against an in-memory state table and queue, in virtual time.
+//! The org sweep at scale, simulated: the real planning (the paced
+//! listing of `OrganizationsApi::active_accounts` with `rate::TokenBucket`,
+//! the plan's items, one `org::PlanPage` per page of accounts, each
+//! delivery of which sends its page's cells through `SweepBook::page_cells`;
+//! the cell bodies and their parsing), the real bookkeeping
+//! (`aws::SweepBook`'s provided methods, `book`'s items and updates) and
+//! the real summary (the engine's `org_summary_report`, fitted to SNS by
+//! the sink) against an in-memory state table and queue, in virtual time.
 //!
 //! The table ([`Table`]) applies each update with DynamoDB's semantics
 //! (`book::apply`: conditions, ADD, sets), refuses an item over 400 KB,
@@ -23,11 +27,15 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Mutex;
 
-use replica_auditor::aws::{AwsError, Opened, StateItems, SweepBook, SweepPlan};
-use replica_auditor::book::{self, Applied, Item, ItemUpdate, SweepHead, Tally};
+use replica_auditor::aws::{
+    AccountsPage, AwsError, Opened, OrganizationsApi, StateItems, SweepBook, SweepPlan,
+};
+use replica_auditor::book::{self, ACCOUNTS_PER_PAGE, Applied, Item, ItemUpdate, SweepHead, Tally};
 use replica_auditor::event::Scheduled;
 use replica_auditor::model::{AccountCounts, CallCounts};
-use replica_auditor::org::{Cell, Close, Closing, PartCount, Position, SweepRecord};
+use replica_auditor::org::{Cell, Close, Closing, PartCount, PlanPage, Position, SweepRecord};
+use replica_auditor::rate::TokenBucket;
+use replica_auditor::sinks::sns;
 
 /// DynamoDB's item limit, and a partition's write units per second.
 const ITEM_LIMIT: usize = 400 * 1024;
@@ -36,6 +44,46 @@ const PARTITION_WCU: u64 = 1_000;
 const PARTITIONS: u64 = 4;
 const VISIBILITY_MS: u64 = 1_800_000;
 const MAX_RECEIVE: u32 = 3;
+/// Every AWS call of the planner and of a planning message's delivery
+/// takes this long (virtual): SendMessageBatch, UpdateItem, GetItem,
+/// ListAccounts (then paced at ORG_LIST_ACCOUNTS_PER_SECOND).
+const CALL_MS: u64 = 50;
+/// ListAccounts' largest page (its MaxResults is at most 20).
+const LIST_ACCOUNTS_PAGE: u32 = 20;
+/// SNS's limit on a message with its attributes.
+const SNS_LIMIT: usize = 256 * 1024;
+/// The function's timeout in the template.
+const TIMEOUT_MS: u64 = 300_000;
+
+/// Organizations with `accounts` ACTIVE accounts, 20 a ListAccounts page,
+/// each call taking [`CALL_MS`] of (tokio's paused) time: the real listing
+/// loop (`OrganizationsApi::active_accounts`) and pace run over it.
+struct Organization {
+    accounts: u32,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+fn account_id(i: u32) -> String {
+    format!("{:012}", 100_000_000_000u64 + u64::from(i) * 7919)
+}
+
+impl OrganizationsApi for Organization {
+    async fn own_organization(&self) -> Result<Option<String>, AwsError> {
+        Ok(Some("o-a1b2c3d4e5".into()))
+    }
+
+    async fn accounts_page(&self, token: Option<String>) -> Result<Option<AccountsPage>, AwsError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_millis(CALL_MS)).await;
+        let from: u32 = token.map_or(0, |t| t.parse().unwrap());
+        let to = (from + LIST_ACCOUNTS_PAGE).min(self.accounts);
+        Ok(Some(AccountsPage {
+            accounts: (from..to).map(account_id).collect(),
+            next_token: (to < self.accounts).then(|| to.to_string()),
+        }))
+    }
+}
 
 /// splitmix64: a seeded generator (no dependency).
 struct Rng(u64);
@@ -247,6 +295,22 @@ struct Run {
     poisoned: std::collections::BTreeSet<u32>,
     dropped: std::collections::BTreeSet<u32>,
     counted_parts: std::collections::BTreeSet<(u32, u32)>,
+    /// Cells whose fate (poisoned, lost) is decided: once per cell, however
+    /// often its page sends it.
+    fated: std::collections::BTreeSet<u32>,
+    /// The planner's invocation (virtual ms): the paced listing, and the
+    /// part after it; ListAccounts calls.
+    planner_ms: u64,
+    listing_ms: u64,
+    list_calls: u64,
+    /// The longest delivery of a planning message (virtual ms), and how
+    /// many there were.
+    longest_page_ms: u64,
+    page_deliveries: u64,
+    /// The org summary as published: its report's JSON and the SNS
+    /// message's bytes.
+    summary_body_bytes: usize,
+    summary_message_bytes: usize,
 }
 
 /// The secrets a part of a cell lists: fixed by the cell and part.
@@ -354,11 +418,31 @@ impl Sim {
         self.enqueue(body, visible_at, 0);
     }
 
-    /// The planner: the head and pages, every cell, the close message.
+    /// The table's calls so far (reads and writes, each [`CALL_MS`]).
+    fn table_calls(&self) -> u64 {
+        let t = self.table.0.lock().unwrap();
+        t.stats.reads + t.stats.writes + t.stats.throttled
+    }
+
+    /// The planner, as `plan_org_sweep`: the accounts listed through the
+    /// real paced loop (tokio's clock paused: the pace's sleeps are
+    /// virtual), the head and pages, one planning message per page, the
+    /// close message, the mark.
     async fn plan(&mut self) {
-        let accounts: Vec<String> = (0..self.s.accounts)
-            .map(|i| format!("{:012}", 100_000_000_000u64 + u64::from(i) * 7919))
-            .collect();
+        tokio::time::pause();
+        let org = Organization {
+            accounts: self.s.accounts,
+            calls: 0.into(),
+        };
+        let pace = TokenBucket::new(
+            replica_auditor::config::DEFAULT_LIST_ACCOUNTS_PER_SECOND as u32,
+            1,
+        );
+        let t0 = tokio::time::Instant::now();
+        let accounts = org.active_accounts(&pace).await.unwrap().unwrap();
+        self.run.listing_ms = t0.elapsed().as_millis() as u64;
+        self.run.list_calls = org.calls.into_inner();
+        assert_eq!(accounts.len(), self.s.accounts as usize);
         let regions: Vec<String> = REGIONS[..self.s.regions]
             .iter()
             .map(|r| r.to_string())
@@ -371,18 +455,14 @@ impl Sim {
             expires_at: 14 * 86_400,
             close_at: replica_auditor::org::CLOSE_AFTER_SECONDS,
         };
+        let table_before = self.table_calls();
         assert_eq!(self.table.open_sweep(&plan).await.unwrap(), Opened::New);
-        let cells = Cell::plan(&self.sweep_id, &accounts, &regions, &trigger());
-        self.run.send_calls += cells.len().div_ceil(10) as u64 + 1;
-        for c in &cells {
-            if self.rng.per_mille(self.s.poison) {
-                self.run.poisoned.insert(c.cell);
-            }
-            if self.rng.per_mille(self.s.lost) {
-                self.run.dropped.insert(c.cell);
-                continue;
-            }
-            self.send(c.to_body(), 0);
+        let pages = accounts.len().div_ceil(ACCOUNTS_PER_PAGE) as u32;
+        let messages = PlanPage::plan(&self.sweep_id, pages, &trigger());
+        let sends = messages.len().div_ceil(10) as u64 + 1;
+        self.run.send_calls += sends;
+        for m in &messages {
+            self.send(m.to_body(), 0);
         }
         let close = Close::new(&self.sweep_id, &trigger()).to_body();
         self.enqueue(
@@ -391,6 +471,42 @@ impl Sim {
             0,
         );
         self.table.sweep_sent(&self.sweep_id).await.unwrap();
+        let after = (self.table_calls() - table_before + sends) * CALL_MS;
+        self.run.planner_ms = self.run.listing_ms + after;
+    }
+
+    /// One delivery of a planning message, as `send_page`: its page's
+    /// cells from the page item, sent (SendMessageBatch, 10 a call).
+    /// Whether its record succeeded, and how long it took (virtual ms).
+    /// A failed delivery has sent its cells, and its redelivery sends them
+    /// again: the bookkeeping counts each once.
+    async fn send_page(&mut self, plan: &PlanPage, now_ms: u64) -> (bool, u64) {
+        let before = self.table_calls();
+        let cells = self
+            .table
+            .page_cells(plan)
+            .await
+            .unwrap()
+            .expect("a page of the plan");
+        let batches = cells.len().div_ceil(10) as u64;
+        self.run.send_calls += batches;
+        for c in &cells {
+            if self.run.fated.insert(c.cell) {
+                if self.rng.per_mille(self.s.poison) {
+                    self.run.poisoned.insert(c.cell);
+                }
+                if self.rng.per_mille(self.s.lost) {
+                    self.run.dropped.insert(c.cell);
+                }
+            }
+            if !self.run.dropped.contains(&c.cell) {
+                self.send(c.to_body(), now_ms);
+            }
+        }
+        let ms = (self.table_calls() - before + batches) * CALL_MS;
+        self.run.longest_page_ms = self.run.longest_page_ms.max(ms);
+        self.run.page_deliveries += 1;
+        (!self.rng.per_mille(self.s.fail), ms)
     }
 
     /// Every message, `concurrency` consumers at once, until the queue is
@@ -402,12 +518,21 @@ impl Sim {
             let mut m = self.messages.remove(&seq).expect("queued");
             let Reverse(free) = consumers.pop().expect("consumers");
             let start = free.max(visible_at);
-            let end = start + self.rng.between(2_000, 6_000);
-            self.table.0.lock().unwrap().now_ms = end;
             self.run.invocations += 1;
             self.run.receives += 1;
             m.receives += 1;
-            let ok = self.deliver(&m, end).await;
+            let (ok, end) = match PlanPage::parse(&m.body) {
+                Some(plan) => {
+                    self.table.0.lock().unwrap().now_ms = start;
+                    let (ok, ms) = self.send_page(&plan.expect("the planner's"), start).await;
+                    (ok, start + ms)
+                }
+                None => {
+                    let end = start + self.rng.between(2_000, 6_000);
+                    self.table.0.lock().unwrap().now_ms = end;
+                    (self.deliver(&m, end).await, end)
+                }
+            };
             match ok {
                 true if self.rng.per_mille(self.s.delete_lost) => {
                     self.run.deletes += 1;
@@ -415,7 +540,7 @@ impl Sim {
                 }
                 true => {
                     self.run.deletes += 1;
-                    if Close::parse(&m.body).is_none() {
+                    if Close::parse(&m.body).is_none() && PlanPage::parse(&m.body).is_none() {
                         self.run.last_cell_ms = self.run.last_cell_ms.max(end);
                     }
                 }
@@ -509,6 +634,20 @@ impl Sim {
             .await
         {
             Ok(Some(record)) => {
+                // The report the engine publishes, fitted to SNS as the
+                // sink does: its size, and no finding dropped to fit.
+                let report = replica_auditor::engine::sweep::org::org_summary_report(
+                    &trigger(),
+                    &record,
+                    now_ms,
+                    MAX_RECEIVE,
+                    "us-west-2",
+                );
+                let fitted = sns::fitted(&report);
+                assert!(fitted.truncated.is_none(), "the summary fits whole");
+                self.run.summary_body_bytes = replica_auditor::report::body(&fitted).len();
+                let topic = "arn:aws:sns:us-west-2:123456789012:replica-auditor-findings";
+                self.run.summary_message_bytes = sns::batch_bytes(&sns::message(topic, &fitted));
                 self.run.summaries.push(record);
                 self.table
                     .summary_sent(&self.sweep_id, &owner, "m")
@@ -618,8 +757,29 @@ async fn simulate(s: Scenario) -> Figures {
         peak_item < PARTITION_WCU / 4,
         "no hot item: {peak_item} WCU in a second"
     );
+    // The planner's invocations: the listing and plan, and each planning
+    // message's, well within the function's timeout.
+    assert!(
+        run.planner_ms < TIMEOUT_MS * 3 / 4,
+        "the planner took {} ms",
+        run.planner_ms
+    );
+    assert!(
+        run.longest_page_ms < TIMEOUT_MS / 4,
+        "{}",
+        run.longest_page_ms
+    );
+    assert_eq!(
+        run.list_calls,
+        u64::from(s.accounts.div_ceil(LIST_ACCOUNTS_PAGE))
+    );
+    assert!(
+        run.summary_message_bytes < SNS_LIMIT,
+        "the summary is {} bytes",
+        run.summary_message_bytes
+    );
     let text = format!(
-        "| {accounts} x {regions} | {planned} | {conc} | {inv} | {cells_s:.0} s | {wall:.2} h | {dead} | {failed} | {writes} ({kinds}) | {wcu} | {reads} / {rcu} | {largest} B | {peak_p} | {peak_i} | {thr} | {lost} | {sqs} | {secs:.1} s |",
+        "| {accounts} x {regions} | {planned} | {conc} | {plan_s:.1} s ({list_calls} ListAccounts in {list_s:.1} s) | {pages} ({page_s:.1} s longest) | {inv} | {cells_s:.0} s | {wall:.2} h | {dead} | {failed} | {writes} ({kinds}) | {wcu} | {reads} / {rcu} | {largest} B | {peak_p} | {peak_i} | {thr} | {lost} | {sqs} | {body} B / {msg} B | {secs:.1} s |",
         accounts = s.accounts,
         regions = s.regions,
         conc = s.concurrency,
@@ -644,6 +804,13 @@ async fn simulate(s: Scenario) -> Figures {
         thr = st.throttled,
         lost = st.lost_answers,
         sqs = run.send_calls + run.receives + run.deletes,
+        plan_s = run.planner_ms as f64 / 1000.0,
+        list_calls = run.list_calls,
+        list_s = run.listing_ms as f64 / 1000.0,
+        pages = run.page_deliveries,
+        page_s = run.longest_page_ms as f64 / 1000.0,
+        body = run.summary_body_bytes,
+        msg = run.summary_message_bytes,
         secs = started.elapsed().as_secs_f64(),
     );
     eprintln!("{text}");

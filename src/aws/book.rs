@@ -11,10 +11,18 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{AwsError, Opened, SweepPlan};
 use crate::book::{self, Applied, Counting, Item, ItemUpdate, NewSweep, SweepHead, Tally};
-use crate::org::{Cell, NotPlanned, SweepRecord};
+use crate::org::{Cell, NotPlanned, PlanPage, SweepRecord};
 
 /// Items read at once when a sweep's record is assembled.
 const READS_AT_ONCE: usize = 16;
+
+/// The accounts of a page item (none when it is not there).
+fn page_accounts(item: Option<Item>) -> Vec<String> {
+    match item.and_then(|mut i| i.remove("accounts")) {
+        Some(book::Attr::L(l)) => l,
+        _ => Vec::new(),
+    }
+}
 
 /// The state table's two primitives the bookkeeping needs.
 pub trait StateItems: Send + Sync {
@@ -99,11 +107,26 @@ pub trait SweepBook: StateItems {
             };
             let page = head.layout().page_of_account(cell.account_index);
             let accounts = self.get_item(&book::page_key(&cell.sweep_id, page)).await?;
-            let accounts = match accounts.as_ref().and_then(|i| i.get("accounts")) {
-                Some(book::Attr::L(l)) => l.clone(),
-                _ => Vec::new(),
+            Ok(head
+                .check_planned(&page_accounts(accounts), cell)
+                .map(|()| head))
+        }
+    }
+
+    /// The cells a planning message sends, if its page is one of its
+    /// sweep's plan: two reads, the head and the page of accounts.
+    fn page_cells(
+        &self,
+        plan: &PlanPage,
+    ) -> impl Future<Output = Result<Result<Vec<Cell>, NotPlanned>, AwsError>> + Send {
+        async move {
+            let Some(head) = self.sweep_head(&plan.sweep_id).await? else {
+                return Ok(Err(NotPlanned::NoSweep(plan.sweep_id.clone())));
             };
-            Ok(head.check_planned(&accounts, cell).map(|()| head))
+            let page = self
+                .get_item(&book::page_key(&plan.sweep_id, plan.page))
+                .await?;
+            Ok(head.page_cells(plan, &page_accounts(page)))
         }
     }
 
@@ -132,10 +155,7 @@ pub trait SweepBook: StateItems {
             let pages: Vec<Vec<String>> = futures::stream::iter(0..l.pages())
                 .map(|p| self.get_item_owned(book::page_key(id, p)))
                 .buffered(READS_AT_ONCE)
-                .map_ok(|i| match i.and_then(|mut i| i.remove("accounts")) {
-                    Some(book::Attr::L(l)) => l,
-                    _ => Vec::new(),
-                })
+                .map_ok(page_accounts)
                 .try_collect()
                 .await?;
             let shards: Vec<Item> = futures::stream::iter(0..l.shards())

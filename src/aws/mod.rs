@@ -280,12 +280,50 @@ pub trait OrganizationsApi: Send + Sync {
     /// (DescribeOrganization); `Ok(None)` when it is in none.
     fn own_organization(&self) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
-    /// The organisation's active accounts (ListAccounts, every page; an
-    /// account suspended or closing is left out), sorted; `Ok(None)` when
-    /// the auditor's account is in no organisation. Called from the
-    /// management account or a delegated administrator.
-    fn active_accounts(&self)
-    -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send;
+    /// One ListAccounts page from `token` (at most 20 accounts): its
+    /// active accounts (one suspended or closing is left out) and the next
+    /// page's token; `Ok(None)` when the auditor's account is in no
+    /// organisation. Called from the management account or a delegated
+    /// administrator.
+    fn accounts_page(
+        &self,
+        token: Option<String>,
+    ) -> impl Future<Output = Result<Option<AccountsPage>, AwsError>> + Send;
+
+    /// The organisation's active accounts, every page, sorted; each call
+    /// waits for a token of `pace` (ORG_LIST_ACCOUNTS_PER_SECOND:
+    /// Organizations documents no rate, docs/organisations.md).
+    fn active_accounts(
+        &self,
+        pace: &crate::rate::TokenBucket,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send {
+        async move {
+            let mut accounts = Vec::new();
+            let mut token = None;
+            loop {
+                pace.acquire().await;
+                let Some(page) = self.accounts_page(token.take()).await? else {
+                    return Ok(None);
+                };
+                accounts.extend(page.accounts);
+                match page.next_token {
+                    Some(t) if !t.is_empty() => token = Some(t),
+                    _ => break,
+                }
+            }
+            accounts.sort();
+            accounts.dedup();
+            Ok(Some(accounts))
+        }
+    }
+}
+
+/// One page of ListAccounts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountsPage {
+    /// The page's ACTIVE accounts.
+    pub accounts: Vec<String>,
+    pub next_token: Option<String>,
 }
 
 /// The org sweep's queue (SWEEP_QUEUE_URL).

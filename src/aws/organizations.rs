@@ -1,8 +1,8 @@
 //! AWS Organizations adapter: DescribeOrganization, to learn the
 //! organisation the auditor's own account belongs to; ListAccounts, the
-//! accounts the org sweep plans.
+//! accounts the org sweep plans, a page a call (the caller paces them).
 
-use super::{AwsClients, AwsError, OrganizationsApi};
+use super::{AccountsPage, AwsClients, AwsError, OrganizationsApi};
 
 impl OrganizationsApi for AwsClients {
     async fn own_organization(&self) -> Result<Option<String>, AwsError> {
@@ -20,42 +20,38 @@ impl OrganizationsApi for AwsClients {
         }
     }
 
-    async fn active_accounts(&self) -> Result<Option<Vec<String>>, AwsError> {
+    async fn accounts_page(&self, token: Option<String>) -> Result<Option<AccountsPage>, AwsError> {
         use aws_sdk_organizations::types::{AccountState, AccountStatus};
-        let call_name = "organizations:ListAccounts";
         let region = self.home_region().unwrap_or_default();
-        let mut accounts = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let call = self
-                .organizations()
-                .list_accounts()
-                .set_next_token(token.take())
-                .send();
-            let out = match super::boxed(call).await {
-                Ok(out) => out,
-                Err(e) => return not_in_use(AwsError::from_sdk(call_name, &region, e)),
-            };
-            for a in out.accounts() {
+        let call = self
+            .organizations()
+            .list_accounts()
+            .set_next_token(token)
+            .send();
+        let out = match super::boxed(call).await {
+            Ok(out) => out,
+            Err(e) => {
+                return not_in_use(AwsError::from_sdk("organizations:ListAccounts", &region, e));
+            }
+        };
+        let accounts = out
+            .accounts()
+            .iter()
+            .filter(|a| {
                 // `State` replaces `Status` (retired in September 2026);
                 // read `Status` only where `State` is absent.
-                let active = match (a.state(), a.status()) {
+                match (a.state(), a.status()) {
                     (Some(state), _) => *state == AccountState::Active,
                     (None, Some(status)) => *status == AccountStatus::Active,
                     (None, None) => false,
-                };
-                if let Some(id) = a.id().filter(|_| active) {
-                    accounts.push(id.to_string());
                 }
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        accounts.sort();
-        accounts.dedup();
-        Ok(Some(accounts))
+            })
+            .filter_map(|a| a.id().map(str::to_string))
+            .collect();
+        Ok(Some(AccountsPage {
+            accounts,
+            next_token: out.next_token().map(str::to_string),
+        }))
     }
 }
 

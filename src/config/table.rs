@@ -689,6 +689,21 @@ pub static SETTINGS: &[Setting] = &[
         doc: "the sweep queue's `maxReceiveCount`: a cell failing on this delivery is counted failed",
     },
     Setting {
+        var: "ORG_LIST_ACCOUNTS_PER_SECOND",
+        part: Part::Settings,
+        parameter: Parameter::None("the default fits every organisation size"),
+        flag: Flag::None(""),
+        unset: Unset::Number(super::DEFAULT_LIST_ACCOUNTS_PER_SECOND),
+        // At least 3: 10,000 accounts (500 pages) are listed within 167 s
+        // of the function's 300 s (docs/organisations.md).
+        parse: Parse::Number {
+            min: 3,
+            max: 20,
+            set: |d, n| d.settings.accounts.list_per_second = n as u32,
+        },
+        doc: "Organizations ListAccounts calls per second per function instance (AWS documents no rate: [organisations](organisations.md#planning-that-fans-out))",
+    },
+    Setting {
         var: "METRICS",
         part: Part::Settings,
         parameter: Parameter::Is("Metrics"),
@@ -863,6 +878,7 @@ impl Draft {
                 security_hub: false,
                 accounts: super::Accounts {
                     member_role_name: String::new(),
+                    list_per_second: 0,
                     only: Vec::new(),
                 },
                 notes: Vec::new(),

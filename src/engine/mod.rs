@@ -91,6 +91,9 @@ pub struct App<C, S = Configured<C>> {
     own_org: tokio::sync::OnceCell<Option<String>>,
     /// The organisation's accounts, as last listed ([`scope`]).
     org_accounts: tokio::sync::Mutex<scope::OrgAccounts>,
+    /// The pace of ListAccounts calls (ORG_LIST_ACCOUNTS_PER_SECOND), shared
+    /// by the org sweep's planner and the account list of [`scope`].
+    list_accounts: TokenBucket,
 }
 
 impl<C, S> App<C, S> {
@@ -99,6 +102,7 @@ impl<C, S> App<C, S> {
         let identity = settings.remediation.auditor_role_arn.clone();
         let remediation = in_force(&settings.remediation, identity.is_some());
         let writes = TokenBucket::new(settings.remediation.writes_per_second, 1);
+        let list_accounts = TokenBucket::new(settings.accounts.list_per_second, 1);
         App {
             clients,
             sink,
@@ -109,6 +113,7 @@ impl<C, S> App<C, S> {
             writes,
             own_org: tokio::sync::OnceCell::new(),
             org_accounts: tokio::sync::Mutex::default(),
+            list_accounts,
         }
     }
 

@@ -166,7 +166,7 @@ impl<C: Ports, S> App<C, S> {
         }
         let listed = budget
             .run(call, &self.home_region, async {
-                Ok(self.clients.active_accounts().await)
+                Ok(self.clients.active_accounts(&self.list_accounts).await)
             })
             .await;
         let lasting = |why: String| {

@@ -415,6 +415,42 @@ impl SweepHead {
     }
 }
 
+impl SweepHead {
+    /// The cells a planning message sends: those of its page, whose
+    /// accounts (`page`, the page item's) the planner wrote. Refused when
+    /// the message's page is not one of this plan's, or its page item
+    /// does not hold the accounts the plan's shape says it does.
+    pub fn page_cells(
+        &self,
+        plan: &crate::org::PlanPage,
+        page: &[String],
+    ) -> Result<Vec<crate::org::Cell>, NotPlanned> {
+        let l = self.layout();
+        let first = plan.page as usize * ACCOUNTS_PER_PAGE;
+        let expected = (l.accounts as usize)
+            .saturating_sub(first)
+            .min(ACCOUNTS_PER_PAGE);
+        let fits = plan.pages == l.pages()
+            && plan.page < l.pages()
+            && page.len() == expected
+            && self.planned == u64::from(l.cells());
+        if !fits {
+            return Err(NotPlanned::NoPage {
+                sweep_id: self.sweep_id.clone(),
+                page: plan.page,
+                pages: plan.pages,
+            });
+        }
+        Ok(crate::org::Cell::plan_page(
+            &self.sweep_id,
+            (first as u32, page),
+            &self.regions,
+            l.cells(),
+            &plan.trigger,
+        ))
+    }
+}
+
 /// What one delivery of a cell counts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tally {

@@ -682,15 +682,28 @@ pub struct SweepSummary {
     /// the own account): the fields below are then present too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The accounts the org sweep planned.
+    /// The accounts the org sweep planned (the first
+    /// [`crate::org::SUMMARY_MAX_ACCOUNTS`], sorted: the summary fits SNS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<Vec<String>>,
+    /// How many accounts the org sweep planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts_total: Option<usize>,
+    /// Planned accounts not in `accounts` (present when some are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts_left_out: Option<usize>,
     /// The org sweep's cells (one per account and Region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cells: Option<CellCounts>,
-    /// The org sweep's counts per account.
+    /// The org sweep's counts per account: every account's when the plan
+    /// has at most [`crate::org::SUMMARY_MAX_BY_ACCOUNT`], else only the
+    /// accounts with failed cells or findings, at most that many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by_account: Option<BTreeMap<String, AccountCounts>>,
+    /// Planned accounts not in `by_account` (present when some are not);
+    /// the totals above count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_account_left_out: Option<usize>,
 }
 
 /// The org sweep's cells: planned, done (audited, or completed with
@@ -700,8 +713,12 @@ pub struct CellCounts {
     pub total: usize,
     pub done: usize,
     pub failed: usize,
-    /// The failed cells, `<account>/<Region>`, sorted.
+    /// The failed cells, `<account>/<Region>`, sorted (the first
+    /// [`crate::org::SUMMARY_MAX_FAILED_CELLS`]).
     pub failed_cells: Vec<String>,
+    /// Failed cells not in `failed_cells` (present when some are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_cells_left_out: Option<usize>,
 }
 
 /// Secrets counted as a sweep goes: one sweep's, one org sweep cell's

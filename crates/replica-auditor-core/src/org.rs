@@ -106,18 +106,32 @@ impl Cell {
         trigger: &Scheduled,
     ) -> Vec<Cell> {
         let total = (accounts.len() * regions.len()) as u32;
-        let mut cells = Vec::with_capacity(total as usize);
+        Cell::plan_page(sweep_id, (0, accounts), regions, total, trigger)
+    }
+
+    /// The cells of a run of the plan's accounts (`first`: the index of
+    /// its first account in the plan), each with every Region: what one
+    /// planning message ([`PlanPage`]) sends for its page.
+    pub fn plan_page(
+        sweep_id: &str,
+        (first, accounts): (u32, &[String]),
+        regions: &[String],
+        cells_total: u32,
+        trigger: &Scheduled,
+    ) -> Vec<Cell> {
+        let mut cells = Vec::with_capacity(accounts.len() * regions.len());
         for (a, account) in accounts.iter().enumerate() {
-            for region in regions {
+            let account_index = first + a as u32;
+            for (r, region) in regions.iter().enumerate() {
                 cells.push(Cell {
                     schema: CELL_SCHEMA.into(),
                     sweep_id: sweep_id.into(),
                     account: account.clone(),
                     region: region.clone(),
-                    cell: cells.len() as u32,
-                    account_index: a as u32,
+                    cell: account_index * regions.len() as u32 + r as u32,
+                    account_index,
                     part: 1,
-                    cells_total: total,
+                    cells_total,
                     position: Position::default(),
                     trigger: trigger.clone(),
                 });
@@ -153,44 +167,14 @@ impl Cell {
     /// Parse and check a message body. Total: any input is a cell or an
     /// error naming what is wrong.
     pub fn parse(body: &str) -> Result<Cell, CellError> {
-        if body.len() > MAX_CELL_BYTES {
-            return Err(bad(
-                "(body)",
-                format!("{} bytes; SQS allows {MAX_CELL_BYTES}", body.len()),
-            ));
-        }
-        crate::event::check_depth(body.as_bytes()).map_err(|e| bad("(body)", e.to_string()))?;
-        let mut de = serde_json::Deserializer::from_str(body);
-        let cell: Cell = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = match e.path().to_string() {
-                p if p == "." => "(top level)".to_string(),
-                p => p,
-            };
-            bad(path, e.inner().to_string())
-        })?;
-        de.end().map_err(|e| bad("(body)", e.to_string()))?;
+        let cell: Cell = parse_body(body)?;
         cell.check()?;
         Ok(cell)
     }
 
     fn check(&self) -> Result<(), CellError> {
-        if self.schema != CELL_SCHEMA {
-            return Err(bad(
-                "schema",
-                format!("{:?} is not {CELL_SCHEMA:?}", self.schema),
-            ));
-        }
-        let id_ok = (1..=MAX_SWEEP_ID_CHARS).contains(&self.sweep_id.len())
-            && self
-                .sweep_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !id_ok {
-            return Err(bad(
-                "sweep_id",
-                format!("1 to {MAX_SWEEP_ID_CHARS} of a-z, A-Z, 0-9 and -_.:"),
-            ));
-        }
+        check_schema(&self.schema, CELL_SCHEMA)?;
+        check_sweep_id(&self.sweep_id)?;
         if !is_account_id(&self.account) {
             return Err(bad("account", "is not a 12-digit account id"));
         }
@@ -249,6 +233,156 @@ impl Cell {
             }
         }
         Ok(())
+    }
+}
+
+fn check_schema(schema: &str, want: &str) -> Result<(), CellError> {
+    match schema == want {
+        true => Ok(()),
+        false => Err(bad("schema", format!("{schema:?} is not {want:?}"))),
+    }
+}
+
+fn check_sweep_id(id: &str) -> Result<(), CellError> {
+    let ok = (1..=MAX_SWEEP_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    match ok {
+        true => Ok(()),
+        false => Err(bad(
+            "sweep_id",
+            format!("1 to {MAX_SWEEP_ID_CHARS} of a-z, A-Z, 0-9 and -_.:"),
+        )),
+    }
+}
+
+/// A message body parsed as `T` with its path-naming errors, within
+/// SQS's size and the event nesting limit. Total: any input is a `T` or
+/// an error naming what is wrong.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, CellError> {
+    if body.len() > MAX_CELL_BYTES {
+        return Err(bad(
+            "(body)",
+            format!("{} bytes; SQS allows {MAX_CELL_BYTES}", body.len()),
+        ));
+    }
+    crate::event::check_depth(body.as_bytes()).map_err(|e| bad("(body)", e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_str(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = match e.path().to_string() {
+            p if p == "." => "(top level)".to_string(),
+            p => p,
+        };
+        bad(path, e.inner().to_string())
+    })?;
+    de.end().map_err(|e| bad("(body)", e.to_string()))?;
+    Ok(value)
+}
+
+/// The schema of a planning message.
+pub const PLAN_SCHEMA: &str = "replica-auditor.plan/v1";
+
+/// A planning message (`replica-auditor.plan/v1`): send the cells of one
+/// page of the sweep's accounts ([`crate::book::ACCOUNTS_PER_PAGE`]). The
+/// planner sends one per page, so no invocation sends more than one
+/// page's cells; the accounts come from the page item the planner wrote,
+/// never from the message. A redelivered one sends its cells again: the
+/// bookkeeping counts each cell once.
+///
+/// ```json
+/// {"schema": "replica-auditor.plan/v1", "sweep_id": "53dc4d37-...", "page": 0, "pages": 50,
+///  "trigger": {"event_id": "53dc4d37-...", "time": "2026-11-23T12:00:00Z", "region": "us-west-2", "account": "123456789012"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPage {
+    pub schema: String,
+    pub sweep_id: String,
+    /// The page of the plan's accounts whose cells this message sends.
+    pub page: u32,
+    /// The pages the plan has.
+    pub pages: u32,
+    /// The scheduled event that started the sweep (its cells carry it).
+    pub trigger: Scheduled,
+}
+
+impl PlanPage {
+    /// One message per page of the plan.
+    pub fn plan(sweep_id: &str, pages: u32, trigger: &Scheduled) -> Vec<PlanPage> {
+        (0..pages)
+            .map(|page| PlanPage {
+                schema: PLAN_SCHEMA.into(),
+                sweep_id: sweep_id.into(),
+                page,
+                pages,
+                trigger: trigger.clone(),
+            })
+            .collect()
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a planning message always serialises")
+    }
+
+    /// `None` when the body is not a planning message (by its schema);
+    /// else the message, or what is wrong with it.
+    pub fn parse(body: &str) -> Option<Result<PlanPage, CellError>> {
+        #[derive(Deserialize)]
+        struct Schema {
+            schema: String,
+        }
+        let schema: Schema = serde_json::from_str(body).ok()?;
+        if schema.schema != PLAN_SCHEMA {
+            return None;
+        }
+        Some(parse_body::<PlanPage>(body).and_then(|p| p.check().map(|()| p)))
+    }
+
+    fn check(&self) -> Result<(), CellError> {
+        check_schema(&self.schema, PLAN_SCHEMA)?;
+        check_sweep_id(&self.sweep_id)?;
+        if self.page >= self.pages {
+            return Err(bad(
+                "page",
+                format!("page {} is not within the {} pages", self.page, self.pages),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a cell message that is not valid still says: its sweep and its
+/// cell's index, read when the body is a JSON object of the cell schema
+/// with a well-formed `sweep_id` and an integer `cell`. Such a cell is
+/// counted failed in its sweep (if the sweep planned that index), so the
+/// summary need not wait for the close time (docs/organisations.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MalformedCell {
+    pub sweep_id: String,
+    pub cell: u32,
+    /// The body's trigger, when it reads as one.
+    pub trigger: Option<Scheduled>,
+}
+
+impl MalformedCell {
+    /// `None` when the body does not allow it.
+    pub fn read(body: &str) -> Option<MalformedCell> {
+        let value: serde_json::Value = parse_body(body).ok()?;
+        if value.get("schema")?.as_str()? != CELL_SCHEMA {
+            return None;
+        }
+        let sweep_id = value.get("sweep_id")?.as_str()?.to_string();
+        check_sweep_id(&sweep_id).ok()?;
+        let cell = u32::try_from(value.get("cell")?.as_u64()?).ok()?;
+        let trigger = value
+            .get("trigger")
+            .and_then(|t| serde_json::from_value(t.clone()).ok());
+        Some(MalformedCell {
+            sweep_id,
+            cell,
+            trigger,
+        })
     }
 }
 
@@ -356,6 +490,14 @@ pub struct SweepRecord {
     pub counters: BTreeMap<String, u64>,
 }
 
+/// The org summary's lists, capped so that it fits one SNS message at any
+/// organisation size (at 10,000 accounts x 17 Regions every account's
+/// counts were about 1.5 MB; SNS takes 256 KB): planned accounts listed,
+/// accounts in `by_account`, failed cells named. The totals count all.
+pub const SUMMARY_MAX_ACCOUNTS: usize = 1000;
+pub const SUMMARY_MAX_BY_ACCOUNT: usize = 250;
+pub const SUMMARY_MAX_FAILED_CELLS: usize = 1000;
+
 /// The schema of a sweep's close message.
 pub const CLOSE_SCHEMA: &str = "replica-auditor.close/v1";
 
@@ -448,6 +590,12 @@ impl crate::book::SweepHead {
 pub enum NotPlanned {
     #[error("no sweep {0} is in the state table (never planned, or expired)")]
     NoSweep(String),
+    #[error("sweep {sweep_id} has no page {page} of {pages} of accounts")]
+    NoPage {
+        sweep_id: String,
+        page: u32,
+        pages: u32,
+    },
     #[error("sweep {sweep_id} planned no cell {cell} for {account}/{region}")]
     NotInPlan {
         sweep_id: String,
@@ -471,9 +619,52 @@ impl SweepRecord {
     }
 
     /// The org summary: the sweep summary object with `scope`,
-    /// `accounts`, `cells` and the counts per account. `duration_ms`:
-    /// since the sweep was planned.
+    /// `accounts`, `cells` and the counts per account, within SNS's
+    /// message limit at any size: the totals count everything, the lists
+    /// are capped with a count of what they leave out (`SUMMARY_MAX_*`).
+    /// `duration_ms`: since the sweep was planned.
     pub fn summary(&self, duration_ms: u64) -> SweepSummary {
+        let (by_account, calls) = self.counts();
+        let mut all = AccountCounts::default();
+        for c in by_account.values() {
+            all.add(c);
+        }
+        let left_out = |total: usize, shown: usize| (total > shown).then_some(total - shown);
+        let accounts: Vec<String> = self
+            .accounts
+            .iter()
+            .take(SUMMARY_MAX_ACCOUNTS)
+            .cloned()
+            .collect();
+        let failed_cells: Vec<String> = self
+            .failed_cells
+            .iter()
+            .take(SUMMARY_MAX_FAILED_CELLS)
+            .map(|c| self.cell_name(*c))
+            .collect();
+        let shown = self.shown_accounts(by_account);
+        SweepSummary {
+            duration_ms,
+            scope: Some("organization".into()),
+            accounts_total: Some(self.accounts.len()),
+            accounts_left_out: left_out(self.accounts.len(), accounts.len()),
+            accounts: Some(accounts),
+            cells: Some(CellCounts {
+                total: self.head.planned as usize,
+                done: self.done as usize,
+                failed: self.failed as usize,
+                failed_cells_left_out: left_out(self.failed_cells.len(), failed_cells.len()),
+                failed_cells,
+            }),
+            by_account_left_out: left_out(self.accounts.len(), shown.len()),
+            by_account: Some(shown),
+            ..SweepSummary::with_counts(self.head.regions.clone(), &all, &calls)
+        }
+    }
+
+    /// Every account's counts (zeros for an account nothing counted),
+    /// and the sweep's calls.
+    fn counts(&self) -> (BTreeMap<String, AccountCounts>, CallCounts) {
         let mut by_account: BTreeMap<String, AccountCounts> = self
             .accounts
             .iter()
@@ -506,27 +697,43 @@ impl SweepRecord {
                 *count += *n as usize;
             }
         }
-        let mut all = AccountCounts::default();
-        for c in by_account.values() {
-            all.add(c);
+        (by_account, calls)
+    }
+
+    /// `by_account` as the summary shows it: every account when the plan
+    /// has at most [`SUMMARY_MAX_BY_ACCOUNT`]; else the accounts with
+    /// failed cells or findings, the most failed cells first, then the
+    /// most secrets with findings, at most that many.
+    fn shown_accounts(
+        &self,
+        mut by_account: BTreeMap<String, AccountCounts>,
+    ) -> BTreeMap<String, AccountCounts> {
+        if by_account.len() <= SUMMARY_MAX_BY_ACCOUNT {
+            return by_account;
         }
-        SweepSummary {
-            duration_ms,
-            scope: Some("organization".into()),
-            accounts: Some(self.accounts.clone()),
-            cells: Some(CellCounts {
-                total: self.head.planned as usize,
-                done: self.done as usize,
-                failed: self.failed as usize,
-                failed_cells: self
-                    .failed_cells
-                    .iter()
-                    .map(|c| self.cell_name(*c))
-                    .collect(),
-            }),
-            by_account: Some(by_account),
-            ..SweepSummary::with_counts(self.head.regions.clone(), &all, &calls)
+        let regions = self.head.regions.len().max(1);
+        let mut failed: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in &self.failed_cells {
+            if let Some(a) = self.accounts.get(*c as usize / regions) {
+                *failed.entry(a.as_str()).or_default() += 1;
+            }
         }
+        let mut ranked: Vec<(usize, usize, &String)> = by_account
+            .iter()
+            .map(|(a, c)| {
+                let f = failed.get(a.as_str()).copied().unwrap_or(0);
+                (f, c.secrets_with_findings + c.by_code.len(), a)
+            })
+            .filter(|(f, findings, _)| *f > 0 || *findings > 0)
+            .collect();
+        ranked.sort_by(|x, y| (y.0, y.1, x.2).cmp(&(x.0, x.1, y.2)));
+        let keep: BTreeSet<String> = ranked
+            .into_iter()
+            .take(SUMMARY_MAX_BY_ACCOUNT)
+            .map(|(_, _, a)| a.clone())
+            .collect();
+        by_account.retain(|a, _| keep.contains(a));
+        by_account
     }
 
     /// `<account>/<Region>` of a cell index.
@@ -765,6 +972,158 @@ mod tests {
         let mut b = good.clone();
         b["position"] = serde_json::json!({"next_token": "t", "listed_all": true});
         assert_eq!(Cell::parse(&b.to_string()).unwrap_err().path, "position");
+    }
+
+    #[test]
+    fn a_planning_message_sends_exactly_its_pages_cells() {
+        // 450 accounts x 2 Regions: pages of 200, 200 and 50.
+        let accounts: Vec<String> = (0..450u64)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect();
+        let regions = strings(&["us-west-2", "eu-west-1"]);
+        let head = crate::book::SweepHead {
+            sweep_id: "sweep-1".into(),
+            planned: 900,
+            accounts_total: 450,
+            regions: regions.clone(),
+            ..Default::default()
+        };
+        let messages = PlanPage::plan("sweep-1", 3, &trigger());
+        assert_eq!(messages.len(), 3);
+        let whole = Cell::plan("sweep-1", &accounts, &regions, &trigger());
+        let mut sent = Vec::new();
+        for (m, page) in messages.iter().zip(accounts.chunks(200)) {
+            let body = m.to_body();
+            assert_eq!(PlanPage::parse(&body), Some(Ok(m.clone())));
+            assert!(Cell::parse(&body).is_err(), "not a cell");
+            let cells = head.page_cells(m, page).unwrap();
+            assert_eq!(cells.len(), page.len() * 2);
+            for c in &cells {
+                assert_eq!(head.check_planned(page, c), Ok(()), "{}", c.cell_id());
+            }
+            sent.extend(cells);
+        }
+        assert_eq!(sent, whole, "the pages' cells are the plan's, once each");
+        // The last page is 50 accounts: a page item of another length, or a
+        // page the plan does not have, sends nothing.
+        let no_page = Err(NotPlanned::NoPage {
+            sweep_id: "sweep-1".into(),
+            page: 2,
+            pages: 3,
+        });
+        assert_eq!(head.page_cells(&messages[2], &accounts[400..449]), no_page);
+        let beyond = PlanPage {
+            page: 3,
+            pages: 4,
+            ..messages[0].clone()
+        };
+        assert!(head.page_cells(&beyond, &accounts[..200]).is_err());
+        // Malformed planning messages name what is wrong; others are not one.
+        let mut bad: serde_json::Value = serde_json::from_str(&messages[0].to_body()).unwrap();
+        bad["page"] = 3.into();
+        assert_eq!(
+            PlanPage::parse(&bad.to_string()).unwrap().unwrap_err().path,
+            "page"
+        );
+        bad["page"] = 0.into();
+        bad["extra"] = 1.into();
+        assert!(PlanPage::parse(&bad.to_string()).unwrap().is_err());
+        assert_eq!(PlanPage::parse(&whole[0].to_body()), None);
+        assert_eq!(PlanPage::parse("not json"), None);
+    }
+
+    #[test]
+    fn a_malformed_cell_is_read_for_its_sweep_and_index_where_it_allows() {
+        let good: serde_json::Value = serde_json::from_str(&plan()[3].to_body()).unwrap();
+        let mut bad = good.clone();
+        bad["region"] = "Mars".into();
+        bad["position"] = serde_json::json!({"pending": ["not-an-arn"]});
+        assert!(Cell::parse(&bad.to_string()).is_err());
+        assert_eq!(
+            MalformedCell::read(&bad.to_string()),
+            Some(MalformedCell {
+                sweep_id: "sweep-1".into(),
+                cell: 3,
+                trigger: Some(trigger()),
+            })
+        );
+        bad["trigger"] = "not one".into();
+        assert_eq!(MalformedCell::read(&bad.to_string()).unwrap().trigger, None);
+        for (field, value) in [
+            ("sweep_id", serde_json::json!("a b")),
+            ("sweep_id", serde_json::json!(7)),
+            ("cell", serde_json::json!(-1)),
+            ("cell", serde_json::json!("3")),
+            ("schema", serde_json::json!("replica-auditor.cell/v9")),
+        ] {
+            let mut b = good.clone();
+            b[field] = value;
+            assert_eq!(MalformedCell::read(&b.to_string()), None, "{field}");
+        }
+        for body in ["", "[]", "{}", "not json"] {
+            assert_eq!(MalformedCell::read(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn the_org_summary_keeps_its_lists_within_sns_at_any_size() {
+        // 10,000 accounts x 1 Region; 1,500 failed cells; every third
+        // account with a finding.
+        let accounts: Vec<String> = (0..10_000u64)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect();
+        let mut r = SweepRecord {
+            head: crate::book::SweepHead {
+                sweep_id: "s".into(),
+                planned: 10_000,
+                regions: strings(&["us-west-2"]),
+                ..Default::default()
+            },
+            done: 8_500,
+            failed: 1_500,
+            failed_cells: (0..1_500).map(|c| c * 5).collect(),
+            accounts: accounts.clone(),
+            ..SweepRecord::default()
+        };
+        for a in (0..10_000u32).step_by(3) {
+            r.counters.insert(format!("a/{a}/s"), 2);
+            r.counters.insert(format!("a/{a}/f"), 1);
+            r.counters
+                .insert(format!("a/{a}/c/REPLICA_KEY_WEAKER_THAN_PRIMARY"), 1);
+        }
+        let s = r.summary(0);
+        assert_eq!(s.accounts_total, Some(10_000));
+        assert_eq!(s.accounts.as_ref().unwrap().len(), SUMMARY_MAX_ACCOUNTS);
+        assert_eq!(s.accounts_left_out, Some(9_000));
+        let cells = s.cells.as_ref().unwrap();
+        assert_eq!(
+            (cells.total, cells.done, cells.failed),
+            (10_000, 8_500, 1_500)
+        );
+        assert_eq!(cells.failed_cells.len(), SUMMARY_MAX_FAILED_CELLS);
+        assert_eq!(cells.failed_cells_left_out, Some(500));
+        let by = s.by_account.as_ref().unwrap();
+        assert_eq!(by.len(), SUMMARY_MAX_BY_ACCOUNT);
+        assert_eq!(s.by_account_left_out, Some(10_000 - SUMMARY_MAX_BY_ACCOUNT));
+        // The accounts with failed cells and findings first: account 0
+        // (cell 0 failed, findings), 15, 30, ... (multiples of 15 both).
+        assert!(by.contains_key(&accounts[0]) && by.contains_key(&accounts[15]));
+        assert!(!by.contains_key(&accounts[1]), "neither failed nor found");
+        // The totals count every account.
+        assert_eq!(s.secrets_with_findings, 3_334);
+        assert_eq!(s.secrets_seen, 6_668);
+        assert!(serde_json::to_string(&s).unwrap().len() < 100 * 1024);
+        // A small plan lists every account, zeros too, and leaves nothing out.
+        r.accounts.truncate(3);
+        r.failed_cells = [0].into();
+        r.counters.clear();
+        let small = r.summary(0);
+        assert_eq!(small.by_account.unwrap().len(), 3);
+        assert_eq!(
+            (small.accounts_left_out, small.by_account_left_out),
+            (None, None)
+        );
+        assert_eq!(small.cells.unwrap().failed_cells_left_out, None);
     }
 
     #[test]

@@ -260,7 +260,7 @@ pub fn subject(report: &Report) -> String {
         if let (Some(accounts), Some(cells)) = (&sw.accounts, &sw.cells) {
             let mut subject = format!(
                 "[{sev}] replica-auditor: org sweep of {} accounts: {} with findings, {} of {} cells failed",
-                accounts.len(),
+                sw.accounts_total.unwrap_or(accounts.len()),
                 sw.secrets_with_findings,
                 cells.failed,
                 cells.total

@@ -1,10 +1,12 @@
 //! The organisation-wide sweep, fanned out over SQS (SWEEP_QUEUE_URL).
 //!
 //! 1. **Plan** (the scheduled event): the accounts (ACCOUNT_IDS, else
-//!    Organizations ListAccounts, ACTIVE only) times the Regions
-//!    (SWEEP_REGIONS, else the function's own) are the cells. The sweep's
-//!    item goes into the state table first, then one message per cell
-//!    goes to the queue (SendMessageBatch, 10 per call).
+//!    Organizations ListAccounts, ACTIVE only, paced) times the Regions
+//!    (SWEEP_REGIONS, else the function's own) are the cells. The plan
+//!    (the sweep's head and its pages of accounts) goes into the state
+//!    table first, then one planning message per page of accounts goes to
+//!    the queue; each planning message's delivery sends its page's cells
+//!    (SendMessageBatch, 10 per call), so no invocation sends them all.
 //! 2. **Consume** (the queue's event source mapping, one record per cell):
 //!    enter the cell's account through the member role, list its secrets
 //!    in the cell's Region page by page and audit them with the sweep's
@@ -23,7 +25,8 @@
 //!      the dead-letter queue takes it.
 //!    - A body that is not a cell message fails its record too: it is not
 //!      ours to drop, and after the last delivery the dead-letter queue
-//!      keeps it for a person to read (its alarm says so).
+//!      keeps it for a person to read (its alarm says so). One that still
+//!      names its sweep and cell index is counted failed in its sweep.
 //!    - Only the sweep queue's records (`eventSourceARN`) are served, and
 //!      only cells of their sweep's plan in the state table
 //!      (docs/security.md): anything else fails its own record and counts
@@ -47,7 +50,7 @@ use super::pages::list_pages;
 use super::{AtDeadline, Audited, Sweeping, schedule_info, summary_report};
 use crate::arn::{parse_secret_arn, secret_arn_in_region};
 use crate::aws::{Opened, Ports, SweepPlan};
-use crate::book::{SweepHead, Tally};
+use crate::book::{ACCOUNTS_PER_PAGE, SweepHead, Tally};
 use crate::config::SweepQueue as QueueConfig;
 use crate::engine::inspect::Budget;
 use crate::engine::scope::NotEntered;
@@ -56,8 +59,8 @@ use crate::event::{Scheduled, SqsRecord};
 use crate::metrics::trigger_dimension;
 use crate::model::{AccountCounts, Code, Gap, GapKind, SecretState, Snapshot, now_rfc3339};
 use crate::org::{
-    CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, Close, Closing, PartCount,
-    Position, SweepRecord,
+    CLOSE_AFTER_SECONDS, CLOSE_CHECK_SECONDS, CLOSE_RETRY_SECONDS, Cell, CellError, Close, Closing,
+    MalformedCell, PartCount, PlanPage, Position, SweepRecord,
 };
 use crate::report::{Report, TriggerInfo};
 use crate::sinks::ReportSink;
@@ -79,6 +82,30 @@ impl std::fmt::Display for Summarise {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Summarise::NotCounted(e) | Summarise::NotHandedOn(e) => f.write_str(e),
+        }
+    }
+}
+
+/// One count of the bookkeeping: which cell (its index, part and name for
+/// the logs), in which sweep, and the trigger its summary names.
+struct Count<'a> {
+    head: &'a SweepHead,
+    sweep_id: &'a str,
+    cell: u32,
+    part: u32,
+    name: String,
+    trigger: &'a Scheduled,
+}
+
+impl<'a> Count<'a> {
+    fn of(cell: &'a Cell, head: &'a SweepHead) -> Count<'a> {
+        Count {
+            head,
+            sweep_id: &cell.sweep_id,
+            cell: cell.cell,
+            part: cell.part,
+            name: cell.cell_id(),
+            trigger: &cell.trigger,
         }
     }
 }
@@ -121,8 +148,9 @@ fn sweep_id(scheduled: &Scheduled) -> String {
 }
 
 impl<C: Ports, S: ReportSink> App<C, S> {
-    /// Plan the org sweep for one scheduled event: write its item, send
-    /// one message per (account, Region) cell.
+    /// Plan the org sweep for one scheduled event: list the accounts
+    /// (paced), write the plan (its head and pages of accounts), send one
+    /// planning message per page and the close message.
     pub async fn plan_org_sweep(
         &self,
         queue: &QueueConfig,
@@ -181,9 +209,15 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 .unwrap_or(accounts),
             _ => accounts,
         };
-        let cells = Cell::plan(&sweep_id, &accounts, &regions, scheduled);
+        // One planning message per page of accounts: each sends its page's
+        // cells from its own invocation (docs/organisations.md).
+        let pages = accounts.len().div_ceil(ACCOUNTS_PER_PAGE) as u32;
+        let cells = accounts.len() * regions.len();
         let queue_region = queue.region.clone().unwrap_or(self.home_region.clone());
-        let bodies: Vec<String> = cells.iter().map(Cell::to_body).collect();
+        let bodies: Vec<String> = PlanPage::plan(&sweep_id, pages, scheduled)
+            .iter()
+            .map(PlanPage::to_body)
+            .collect();
         budget
             .run(
                 "sqs:SendMessage",
@@ -191,7 +225,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 self.clients.send_cells(&queue.url, &queue_region, &bodies),
             )
             .await
-            .map_err(|g| fail("could not send the cells to the sweep queue", &g.reason))?;
+            .map_err(|g| fail("could not send the planning messages", &g.reason))?;
         // The summary's own path: a close message that looks at the sweep
         // until its summary is out (a resent plan sends another: harmless).
         budget
@@ -219,7 +253,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             sweep_id = %sweep_id,
             accounts = accounts.len(),
             regions = %regions.join(","),
-            cells = cells.len(),
+            cells,
+            pages,
             resent = opened != Opened::New,
             duration_ms = started.elapsed().as_millis() as u64,
             outcome = "planned",
@@ -230,7 +265,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             "sweep_id": sweep_id,
             "accounts": accounts,
             "regions": regions,
-            "cells": cells.len(),
+            "cells": cells,
+            "pages": pages,
         }))
     }
 
@@ -252,7 +288,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .run(
                 "organizations:ListAccounts",
                 &self.home_region,
-                self.clients.active_accounts(),
+                self.clients.active_accounts(&self.list_accounts),
             )
             .await
         {
@@ -319,6 +355,9 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if let Some(close) = Close::parse(&record.body) {
             return self.close_sweep(record, &close, budget, request_id).await;
         }
+        if let Some(plan) = PlanPage::parse(&record.body) {
+            return self.send_page(record, plan, budget).await;
+        }
         let cell = match Cell::parse(&record.body) {
             Ok(c) => c,
             Err(e) => {
@@ -329,6 +368,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     outcome = "malformed",
                     "not a cell message: the record fails (the dead-letter queue keeps it after the last delivery)"
                 );
+                self.count_malformed(record, budget, request_id).await;
                 return false;
             }
         };
@@ -364,7 +404,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         if last_delivery {
             // Counted failed first, so the summary still comes, naming it.
             match self
-                .count_and_summarise((&cell, &head), Tally::Failed, budget, request_id)
+                .count_and_summarise(Count::of(&cell, &head), Tally::Failed, budget, request_id)
                 .await
             {
                 Ok(()) => {}
@@ -407,7 +447,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Some(_) => Tally::Part(run.count.clone()),
             None => Tally::Done(run.count.clone()),
         };
-        self.count_and_summarise((cell, head), tally, budget, request_id)
+        self.count_and_summarise(Count::of(cell, head), tally, budget, request_id)
             .await
             .map_err(|e| e.to_string())?;
         let c = &run.count.secrets;
@@ -459,18 +499,19 @@ impl<C: Ports, S: ReportSink> App<C, S> {
     /// never goes down with a cell's record.
     async fn count_and_summarise(
         &self,
-        (cell, head): (&Cell, &SweepHead),
+        cell: Count<'_>,
         tally: Tally,
         budget: &Budget,
         request_id: &str,
     ) -> Result<(), Summarise> {
+        let head = cell.head;
         let counted = self
             .clients
             .count(head, cell.cell, cell.part, &tally)
             .await
             .map_err(|e| Summarise::NotCounted(format!("could not count the cell: {e}")))?;
         if !counted.fresh {
-            info!(sweep_id = %cell.sweep_id, cell = %cell.cell_id(), part = cell.part, outcome = "already_counted", "this cell (or part) was counted by an earlier delivery");
+            info!(sweep_id = %cell.sweep_id, cell = %cell.name, part = cell.part, outcome = "already_counted", "this cell (or part) was counted by an earlier delivery");
         }
         // The head only when this count completed its shard and group.
         let Some(now) = counted.head else {
@@ -480,13 +521,13 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             return Ok(());
         }
         let Err(e) = self
-            .publish_org_summary(&cell.sweep_id, &cell.trigger, budget, request_id)
+            .publish_org_summary(cell.sweep_id, cell.trigger, budget, request_id)
             .await
         else {
             return Ok(());
         };
         warn!(sweep_id = %cell.sweep_id, error = %e, outcome = "summary_deferred", "the org summary could not be published now: a close message publishes it");
-        self.close_later(&cell.sweep_id, &cell.trigger, CLOSE_RETRY_SECONDS)
+        self.close_later(cell.sweep_id, cell.trigger, CLOSE_RETRY_SECONDS)
             .await
             .map_err(|send| Summarise::NotHandedOn(format!("{e}; and {send}")))
     }
@@ -593,6 +634,111 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         }
     }
 
+    /// One delivery of a planning message: send its page's cells (the
+    /// accounts from the page item the planner wrote). Whether its record
+    /// succeeded. A redelivery sends them again, which the bookkeeping
+    /// absorbs (a cell is counted once); one that fails on every delivery
+    /// leaves its cells to the sweep's close time, which counts them failed.
+    async fn send_page(
+        &self,
+        record: &SqsRecord,
+        plan: Result<PlanPage, CellError>,
+        budget: &Budget,
+    ) -> bool {
+        let started = Instant::now();
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                error!(message_id = %record.message_id, receive_count = record.receive_count, error = %e, outcome = "malformed", "a malformed planning message: the record fails (the dead-letter queue keeps it after the last delivery)");
+                return false;
+            }
+        };
+        let cells = match self.clients.page_cells(&plan).await {
+            Ok(Ok(cells)) => cells,
+            Ok(Err(e)) => {
+                error!(message_id = %record.message_id, sweep_id = %plan.sweep_id, page = plan.page, error = %e, outcome = "not_planned", "a planning message its sweep did not plan: the record fails, and nothing is sent");
+                return false;
+            }
+            Err(e) => {
+                warn!(sweep_id = %plan.sweep_id, page = plan.page, error = %e, "the sweep's plan could not be read: SQS delivers the planning message again");
+                return false;
+            }
+        };
+        let queue = self.settings.sweep.queue.as_ref().expect("checked");
+        let region = queue.region.clone().unwrap_or(self.home_region.clone());
+        let bodies: Vec<String> = cells.iter().map(Cell::to_body).collect();
+        let sent = budget
+            .run(
+                "sqs:SendMessage",
+                &region,
+                self.clients.send_cells(&queue.url, &region, &bodies),
+            )
+            .await;
+        if let Err(g) = sent {
+            warn!(sweep_id = %plan.sweep_id, page = plan.page, error = %g.reason, "the page's cells could not all be sent: SQS delivers the planning message again, which sends them again");
+            return false;
+        }
+        info!(
+            sweep_id = %plan.sweep_id,
+            page = plan.page,
+            pages = plan.pages,
+            cells = cells.len(),
+            redelivered = record.receive_count > 1,
+            duration_ms = started.elapsed().as_millis() as u64,
+            outcome = "page_sent",
+            "org sweep page of cells sent"
+        );
+        true
+    }
+
+    /// A cell message that is not valid but names its sweep and cell
+    /// index ([`MalformedCell`]): counted failed in its sweep, if the
+    /// sweep planned that index, so its summary need not wait for the
+    /// close time. The body is the same on every delivery, so it is
+    /// counted on the first (the count is idempotent); the record still
+    /// fails, and the dead-letter queue keeps it after the last.
+    async fn count_malformed(&self, record: &SqsRecord, budget: &Budget, request_id: &str) {
+        let Some(m) = MalformedCell::read(&record.body) else {
+            return;
+        };
+        let head = match self.clients.sweep_head(&m.sweep_id).await {
+            Ok(Some(head)) if u64::from(m.cell) < head.planned => head,
+            Ok(_) => {
+                warn!(message_id = %record.message_id, sweep_id = %m.sweep_id, cell = m.cell, outcome = "not_planned", "the malformed cell names a cell its sweep did not plan: nothing is counted");
+                return;
+            }
+            Err(e) => {
+                warn!(sweep_id = %m.sweep_id, cell = m.cell, error = %e, "the malformed cell's sweep could not be read: counted on a later delivery, or at the close time");
+                return;
+            }
+        };
+        let own = Scheduled {
+            event_id: Some(m.sweep_id.clone()),
+            time: None,
+            region: None,
+            account: None,
+        };
+        let count = Count {
+            head: &head,
+            sweep_id: &m.sweep_id,
+            cell: m.cell,
+            part: 0,
+            name: format!("(cell #{})", m.cell),
+            trigger: m.trigger.as_ref().unwrap_or(&own),
+        };
+        match self
+            .count_and_summarise(count, Tally::Failed, budget, request_id)
+            .await
+        {
+            Ok(()) => {
+                warn!(sweep_id = %m.sweep_id, cell = m.cell, outcome = "malformed_counted_failed", "the malformed cell is counted failed in its sweep");
+            }
+            Err(e) => {
+                error!(sweep_id = %m.sweep_id, cell = m.cell, error = %e, "the malformed cell could not be counted failed: a later delivery, or the close time, counts it");
+            }
+        }
+    }
+
     /// A cell its sweep did not plan, or whose plan could not be read:
     /// its record fails, and nothing is audited or counted.
     fn not_planned(&self, record: &SqsRecord, cell: &Cell, why: &str) -> bool {
@@ -667,9 +813,8 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         Ok(())
     }
 
-    /// The org summary report: the sweep summary object with its scope,
-    /// accounts, cells and counts per account; one AUDIT_INCOMPLETE per
-    /// failed cell.
+    /// The org summary report of `record` ([`org_summary_report`]), its
+    /// duration since the sweep was planned.
     fn org_summary_report(&self, trigger: &Scheduled, record: &SweepRecord) -> Report {
         let planned = record
             .head
@@ -684,35 +829,11 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                     .max(0) as u64
             })
             .unwrap_or(0);
-        let summary = record.summary(planned);
-        let key = format!("org-sweep:{}", record.head.sweep_id);
-        let failed = record
-            .failed_cells
-            .iter()
-            .map(|c| {
-                let name = record.cell_name(*c);
-                let region = record.cell(*c).map(|(_, region)| region);
-                let mut f = crate::audit::finding(
-                    &key,
-                    Code::AuditIncomplete,
-                    region,
-                    &name,
-                    format!(
-                        "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={}), or had not finished when the sweep closed at its deadline. The sweep queue's dead-letter queue may hold its message, and the function's logs name the error.",
-                        self.settings.sweep.max_receive_count
-                    ),
-                    "Fix what the logs name (the member role, a quota, the Region), then redrive the dead-letter queue's messages to the sweep queue, or wait for the next sweep.".into(),
-                );
-                // The cause is in the logs of the deliveries that failed.
-                f.gap_kind = Some(GapKind::Other);
-                f
-            })
-            .collect();
-        summary_report(
-            schedule_info(trigger),
-            &summary,
-            &[],
-            failed,
+        org_summary_report(
+            trigger,
+            record,
+            planned,
+            self.settings.sweep.max_receive_count,
             &self.home_region,
         )
     }
@@ -924,6 +1045,58 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             .and_then(|t| t.region.clone())
             .unwrap_or_else(|| self.home_region.clone())
     }
+}
+
+/// Failed cells given a finding each in the org summary; the rest are
+/// named in `sweep.cells.failed_cells` and counted in one more finding.
+pub const SUMMARY_MAX_CELL_FINDINGS: usize = 50;
+
+/// The org summary report: the sweep summary object with its scope,
+/// accounts, cells and counts per account ([`SweepRecord::summary`], its
+/// lists capped to fit SNS); one AUDIT_INCOMPLETE per failed cell, the
+/// first [`SUMMARY_MAX_CELL_FINDINGS`], and one for the rest.
+pub fn org_summary_report(
+    trigger: &Scheduled,
+    record: &SweepRecord,
+    duration_ms: u64,
+    max_receive_count: u32,
+    home_region: &str,
+) -> Report {
+    let summary = record.summary(duration_ms);
+    let key = format!("org-sweep:{}", record.head.sweep_id);
+    let finding = |region: Option<&str>, name: &str, message: String| {
+        let mut f = crate::audit::finding(
+            &key,
+            Code::AuditIncomplete,
+            region,
+            name,
+            message,
+            "Fix what the logs name (the member role, a quota, the Region), then redrive the dead-letter queue's messages to the sweep queue, or wait for the next sweep.".into(),
+        );
+        // The cause is in the logs of the deliveries that failed.
+        f.gap_kind = Some(GapKind::Other);
+        f
+    };
+    let mut failed: Vec<_> = record
+        .failed_cells
+        .iter()
+        .take(SUMMARY_MAX_CELL_FINDINGS)
+        .map(|c| {
+            let name = record.cell_name(*c);
+            let region = record.cell(*c).map(|(_, region)| region);
+            finding(region, &name, format!(
+                "The org sweep could not audit {name} (account/Region): its cell failed on every delivery (SWEEP_MAX_RECEIVE_COUNT={max_receive_count}), was malformed, or had not finished when the sweep closed at its deadline. The sweep queue's dead-letter queue may hold its message, and the function's logs name the error."
+            ))
+        })
+        .collect();
+    let rest = record.failed_cells.len().saturating_sub(failed.len());
+    if rest > 0 {
+        failed.push(finding(None, "more failed cells", format!(
+            "{rest} more cells of the org sweep failed, as above (`sweep.cells.failed_cells` names the first {}; the function's logs name every one).",
+            crate::org::SUMMARY_MAX_FAILED_CELLS
+        )));
+    }
+    summary_report(schedule_info(trigger), &summary, &[], failed, home_region)
 }
 
 /// The primaries a cell audits from one page of its Region's listing (ARNs):
