@@ -15,8 +15,8 @@
 //! - [`runtime`], [`logging`]: what the Lambda binary (`src/bin/`) runs on
 
 pub use replica_auditor_core::{
-    arn, asff, audit, book, cross_account, event, ledger, metrics, model, notify, ocsf, org, plan,
-    policy, report,
+    arn, asff, audit, book, cross_account, event, ledger, metrics, model, notify, ocsf, org, pace,
+    plan, policy, report,
 };
 
 pub mod aws;
