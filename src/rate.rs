@@ -468,7 +468,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let n = self.updates.fetch_add(1, Ordering::SeqCst) + 1;
             let first = self.apply(key, rate, take, shape);
-            if self.lose_every > 0 && n % self.lose_every == 0 {
+            if self.lose_every > 0 && n.is_multiple_of(self.lose_every) {
                 // Applied, its answer lost: the retry is what the caller sees.
                 return Ok(self.apply(key, rate, take, shape));
             }
