@@ -67,8 +67,8 @@ bench-org: bootstrap
 	scripts/bench-org.sh
 
 # The org sweep at 2,000 accounts x 3 Regions x 2 primaries, 16 consumers,
-# 50 ms a call (its section of bench/results-org.md; about 25 minutes here,
-# seeding included). Not part of `make test`.
+# 50 ms a call (its section of bench/results-org.md; seeding about 5 minutes,
+# the sweep about an hour on this loaded 2-core machine). Not part of `make test`.
 bench-org-2000: bootstrap
 	FIGURE=0 TARGET=bench-org-2000 CONSUMERS=16 ACCOUNTS=2000 SECRETS=2 scripts/bench-org.sh
 
