@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   - run the auditor end to end locally against moto
 #   make test   - run every test (what .ci/run calls)
-.PHONY: demo test bootstrap build fuzz soak fault-soak deploy-check bench bench-event bench-share bench-sweep bench-org sim-org sam-build
+.PHONY: demo test bootstrap build fuzz soak fault-soak deploy-check bench bench-event bench-share bench-sweep bench-org bench-org-2000 sim-org sam-build
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -65,6 +65,12 @@ bench-sweep: bootstrap
 # table at 1, 4 and 16 consumers (CONSUMERS=...) into bench/results-org.md.
 bench-org: bootstrap
 	scripts/bench-org.sh
+
+# The org sweep at 2,000 accounts x 3 Regions x 2 primaries, 16 consumers,
+# 50 ms a call (its section of bench/results-org.md; seeding about 5 minutes,
+# the sweep about an hour on this loaded 2-core machine). Not part of `make test`.
+bench-org-2000: bootstrap
+	FIGURE=0 TARGET=bench-org-2000 CONSUMERS=16 ACCOUNTS=2000 SECRETS=2 scripts/bench-org.sh
 
 # The org sweep at full scale, simulated (tests/sim_org.rs): 10,000 accounts x
 # 17 Regions through the real planning and bookkeeping code against an

@@ -11,9 +11,15 @@
 #              BENCH_ORG_SECRETS=100 BENCH_ORG_DELAY_MS=100 BENCH_ORG_RUNS=1
 #              BENCH_ORG_FLOOR=4 (worker counts also run with no delay)
 #   scaling:   CONSUMERS=1,4,16 ACCOUNTS=20 SECRETS=100 DELAY_MS=50 PROFILE=dev|release
+# FIGURE=0 skips figure 3b (`make bench-org-2000`: the scaling run alone, at
+# 2,000 accounts x 3 Regions x 2 primaries with 16 consumers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bench.sh --org
+if [ "${FIGURE:-1}" = "0" ]; then
+  cargo build --release --quiet --manifest-path bench/latency-proxy/Cargo.toml --target-dir target/latency-proxy
+else
+  scripts/bench.sh --org
+fi
 if [ "${SCALING:-1}" = "0" ]; then exit 0; fi
 release=()
 if [ "${PROFILE:-dev}" = "release" ]; then release=(--release); fi
@@ -22,4 +28,5 @@ REPLICA_AUDITOR_PYTHON="${REPLICA_AUDITOR_PYTHON:-$PWD/.venv/bin/python}" \
 BENCH_LATENCY_PROXY="$PWD/target/latency-proxy/release/latency-proxy" \
 BENCH_ORG_CONSUMERS="${CONSUMERS:-1,4,16}" BENCH_ORG_ACCOUNTS="${ACCOUNTS:-20}" \
 BENCH_ORG_SECRETS="${SECRETS:-100}" BENCH_ORG_DELAY_MS="${DELAY_MS:-50}" \
+BENCH_ORG_TARGET="${TARGET:-bench-org}" \
   cargo test "${release[@]}" --test org_sweep -- --ignored --nocapture org_sweep_benchmark

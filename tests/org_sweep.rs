@@ -1158,7 +1158,9 @@ fn env_or(var: &str, default: &str) -> String {
 /// per Region, every AWS call held BENCH_ORG_DELAY_MS by the latency proxy,
 /// with 1, 4 and 16 consumers (BENCH_ORG_CONSUMERS; each its own App, as
 /// Lambda would run separate instances): wall time, and the AWS calls per
-/// cell counted at the proxy. Writes bench/results-org.md.
+/// cell counted at the proxy. Writes its section of bench/results-org.md
+/// (one per accounts x primaries: `make bench-org` 20 x 100,
+/// `make bench-org-2000` 2,000 x 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: make bench-org"]
 async fn org_sweep_benchmark() {
@@ -1229,8 +1231,7 @@ async fn org_sweep_benchmark() {
         );
         rows.push((c, wall, deliveries.len(), total, by_action, planning));
     }
-    let mut md = String::new();
-    md.push_str("# Org sweep benchmark (`make bench-org`)\n\n");
+    let mut md = format!("## {accounts} accounts x 3 Regions x {secrets} primaries\n\n");
     md.push_str(&format!(
         "{accounts} accounts x 3 Regions ({regions}) x {secrets} primaries per account and Region \
          ({} secrets, each replicated to one other swept Region), every AWS call held {delay} ms by \
@@ -1239,12 +1240,17 @@ async fn org_sweep_benchmark() {
          concurrent batch, fed by the test-side event source mapping (BatchSize 1). SWEEP_CONCURRENCY {} \
          (the most in flight; within it the observed latency decides), REMEDIATION off. Each cell's first \
          sweep (no policy ledger yet: every resource policy read, at 25 a second). Seeding took {:.0} s (not \
-         timed below). Machine: {} cores; {}.\n\n",
+         timed below). Machine: {} cores, load average {} at the end (other agents' builds share \
+         them); {}.\n\n",
         accounts * 3 * secrets,
         if cfg!(debug_assertions) { "dev (unoptimised)" } else { "release" },
         replica_auditor::config::DEFAULT_SWEEP_CONCURRENCY,
         seeded.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default(),
         replica_auditor::model::now_rfc3339(),
     ));
     md.push_str("| consumers | wall time (s) | cells/s | invocations | AWS calls | calls per cell |\n| --- | --- | --- | --- | --- | --- |\n");
@@ -1272,14 +1278,40 @@ async fn org_sweep_benchmark() {
         planning["calls"]
     ));
     md.push_str(&format!(
-        "\nCommand: `make bench-org` (BENCH_ORG_CONSUMERS={}, BENCH_ORG_ACCOUNTS={accounts}, \
-         BENCH_ORG_SECRETS={secrets}, BENCH_ORG_DELAY_MS={delay}).\n",
+        "\nCommand: `make {}` (BENCH_ORG_CONSUMERS={}, BENCH_ORG_ACCOUNTS={accounts}, \
+         BENCH_ORG_SECRETS={secrets}, BENCH_ORG_DELAY_MS={delay}).\n\n",
+        env_or("BENCH_ORG_TARGET", "bench-org"),
         consumers
             .iter()
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(",")
     ));
-    std::fs::write(root().join("bench/results-org.md"), &md).unwrap();
+    let path = root().join("bench/results-org.md");
+    let was = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, with_section(&was, &md)).unwrap();
     eprintln!("{md}");
+}
+
+/// `file` (bench/results-org.md: a title, then one `## ` section per
+/// configuration) with `section` in place of the one of its heading, or
+/// added at the end.
+fn with_section(file: &str, section: &str) -> String {
+    const TITLE: &str = "# Org sweep benchmark (`make bench-org`)\n\n";
+    let heading = section.lines().next().unwrap_or_default();
+    let mut parts: Vec<String> = Vec::new();
+    for chunk in file.split("\n## ").skip(1) {
+        parts.push(format!("## {}", chunk.trim_end()));
+    }
+    let mut placed = false;
+    for p in &mut parts {
+        if p.lines().next() == Some(heading) {
+            *p = section.trim_end().to_string();
+            placed = true;
+        }
+    }
+    if !placed {
+        parts.push(section.trim_end().to_string());
+    }
+    format!("{TITLE}{}\n", parts.join("\n\n"))
 }

@@ -13,6 +13,7 @@ mod followup;
 mod kms;
 mod members;
 mod organizations;
+mod pace;
 mod secrets;
 mod securityhub;
 mod sns;
@@ -146,6 +147,7 @@ pub trait Ports:
     + PolicyLedgers
     + RemediationJournal
     + FollowUpQueue
+    + PaceStore
 {
 }
 
@@ -161,6 +163,7 @@ impl<T> Ports for T where
         + PolicyLedgers
         + RemediationJournal
         + FollowUpQueue
+        + PaceStore
 {
 }
 
@@ -522,6 +525,37 @@ pub trait FindingsApi: Send + Sync {
         region: &str,
         findings: &[AsffFinding],
     ) -> impl Future<Output = Result<ImportOutcome, AwsError>> + Send;
+}
+
+/// Token buckets shared by every instance of the function, one state
+/// table item each (`pace#<quota>#<account>#<Region>`): the paces of calls
+/// whose AWS quota is per account and Region ([`crate::rate::SharedPace`]).
+pub trait PaceStore: Send + Sync {
+    /// Whether there is a table to share paces through (STATE_TABLE);
+    /// without one (the default), each instance paces its own calls.
+    fn shares_paces(&self) -> bool {
+        false
+    }
+    /// One conditional UpdateItem of the bucket `key`: take `take.k`
+    /// tokens of `rate` in the way `shape` says (`crate::pace`), or learn
+    /// what the bucket holds.
+    fn update_pace(
+        &self,
+        key: &str,
+        rate: &crate::pace::Rate,
+        take: crate::pace::Take,
+        shape: crate::pace::Shape,
+    ) -> impl Future<Output = Result<crate::pace::Update, AwsError>> + Send {
+        let _ = (key, rate, take, shape);
+        async {
+            Err(AwsError::Service {
+                call: "dynamodb:UpdateItem",
+                region: String::new(),
+                code: "NoStateTable".into(),
+                message: "no table to share paces through".into(),
+            })
+        }
+    }
 }
 
 /// The policy ledger of each account and Region in the state table

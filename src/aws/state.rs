@@ -670,7 +670,7 @@ impl AwsClients {
 impl AwsClients {
     /// The state table's client, name and Region; an error naming `call`
     /// when STATE_TABLE is not configured.
-    fn state_table(
+    pub(super) fn state_table(
         &self,
         call: &'static str,
     ) -> Result<(aws_sdk_dynamodb::Client, &str, String), AwsError> {

@@ -531,7 +531,7 @@ pub static SETTINGS: &[Setting] = &[
             max: *super::WRITES_PER_SECOND_RANGE.end(),
             set: |d, n| d.settings.remediation.writes_per_second = n as u32,
         },
-        doc: "replication writes per second per function instance (AWS allows 50 per account and Region, shared with your own writes)",
+        doc: "replication writes per second per account and Region, for every instance of the function together ([Shared paces](quotas.md); AWS allows 50, shared with your own writes)",
     },
     Setting {
         var: "SECURITY_HUB",

@@ -20,7 +20,7 @@ use crate::aws::Ports;
 use crate::config::{MetricsOut, Settings};
 use crate::event::{EventError, Trigger};
 use crate::model::{Remediation, RemediationMode, Rules, Snapshot, now_rfc3339};
-use crate::rate::TokenBucket;
+use crate::rate::{SharedPace, TokenBucket};
 use crate::report::{self, Report, TriggerInfo};
 use crate::sinks::{Configured, ReportSink, SinkError};
 pub use inspect::Budget;
@@ -64,6 +64,9 @@ impl std::fmt::Debug for HandlerError {
     }
 }
 
+/// The shared pace of replication writes (`pace#replication#<account>#<Region>`).
+pub const REPLICATION_PACE: &str = "replication";
+
 /// The auditor: its settings, its AWS clients and the sink its reports
 /// go to, built once.
 pub struct App<C, S = Configured<C>> {
@@ -79,11 +82,11 @@ pub struct App<C, S = Configured<C>> {
     /// The remediation settings in force: the configured ones, as dry-run
     /// when the identity is unknown. Derived once, by [`App::with_identity`].
     remediation: Remediation,
-    /// The replication write budget (REMEDIATION_WRITES_PER_SECOND), shared
-    /// by every remediation of this function instance: an invocation's
-    /// concurrent sweep audits, and the invocations after it. A burst of 1
-    /// keeps the writes evenly spaced within the account's shared quota.
-    writes: TokenBucket,
+    /// The replication write budget (REMEDIATION_WRITES_PER_SECOND per
+    /// account and Region), shared through the state table by every
+    /// instance of the function ([`SharedPace`]). A burst of 1 keeps the
+    /// writes evenly spaced within the account's shared quota.
+    writes: SharedPace,
     /// The auditor's own organisation, trusted besides TRUSTED_ORG_IDS:
     /// learned once per cold start, in the first invocation, alongside its
     /// first AWS calls (never during init, which stays free of network
@@ -101,7 +104,11 @@ impl<C, S> App<C, S> {
     pub fn with_sink(clients: C, sink: S, settings: Settings, home_region: String) -> Self {
         let identity = settings.remediation.auditor_role_arn.clone();
         let remediation = in_force(&settings.remediation, identity.is_some());
-        let writes = TokenBucket::new(settings.remediation.writes_per_second, 1);
+        let writes = SharedPace::new(
+            REPLICATION_PACE,
+            f64::from(settings.remediation.writes_per_second.max(1)),
+            1,
+        );
         let list_accounts = TokenBucket::new(settings.accounts.list_per_second, 1);
         App {
             clients,

@@ -9,7 +9,8 @@ use tracing::warn;
 
 use super::inspect::Budget;
 use crate::aws::{
-    Acquired, Lease, LeaseStore, Released, RemediationJournal, ReplicationApi, SecretsApi,
+    Acquired, Lease, LeaseStore, PaceStore, Released, RemediationJournal, ReplicationApi,
+    SecretsApi,
 };
 use crate::model::{
     ACTION_RETRY, Action, ActionOutcome, Remediation, RemediationMode, Removal, ReplicationState,
@@ -19,16 +20,17 @@ pub use crate::plan::{
     Decision, LEASE_MARGIN, WRITE_WAIT_MAX, is_member_role_event, is_own_event, lease_key,
     lease_length, plan, settled_removals,
 };
-use crate::rate::TokenBucket;
+use crate::rate::{Refused, SharedPace};
 
 /// What one invocation's remediation shares: who it is (the leases'
 /// owner) and the replication write budget.
 pub struct Invocation<'a> {
     /// The Lambda request id (the sweep's invocation has one too).
     pub request_id: &'a str,
-    /// REMEDIATION_WRITES_PER_SECOND: every RemoveRegionsFromReplication
-    /// and ReplicateSecretToRegions takes a token.
-    pub writes: &'a TokenBucket,
+    /// REMEDIATION_WRITES_PER_SECOND per account and Region, shared by
+    /// every instance: every RemoveRegionsFromReplication and
+    /// ReplicateSecretToRegions takes a token of the primary's.
+    pub writes: &'a SharedPace,
 }
 
 /// The call that writes the remediation journal, as its gaps name it.
@@ -82,7 +84,9 @@ struct Carry<'a, C> {
 }
 
 /// Carry the decisions out. Every decision becomes one action.
-pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal>(
+pub async fn execute<
+    C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal + PaceStore,
+>(
     clients: &C,
     snapshot: &Snapshot,
     decisions: Vec<Decision>,
@@ -142,7 +146,7 @@ pub async fn execute<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJo
     actions
 }
 
-impl<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal> Carry<'_, C> {
+impl<C: ReplicationApi + SecretsApi + LeaseStore + RemediationJournal + PaceStore> Carry<'_, C> {
     /// The state table's Region.
     fn table_region(&self) -> &str {
         self.settings
@@ -446,36 +450,65 @@ impl<C: RemediationJournal> Journal<'_, C> {
     }
 }
 
-/// A write token within the budget's window (at most [`WRITE_WAIT_MAX`]),
-/// or why the attempt is not started.
-async fn write_token(writes: &TokenBucket, budget: &Budget, region: &str) -> Result<(), Action> {
-    let max_wait = budget.call_window().unwrap_or_default().min(WRITE_WAIT_MAX);
-    writes.acquire_within(max_wait).await.map_err(|too_long| {
-        action(
-            region,
-            ActionOutcome::Skipped,
-            format!(
-                "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={}) had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve; the next audit retries",
-                writes.per_second(),
-                max_wait.as_secs_f64(),
-                too_long.wait.as_secs_f64()
-            ),
-        )
-    })
+/// A token of the primary's account and Region from the shared write pace,
+/// waiting at most `max_wait`.
+async fn write_pace<C: PaceStore>(
+    clients: &C,
+    writes: &SharedPace,
+    primary: &crate::model::SecretState,
+    max_wait: Duration,
+) -> Result<(), Refused> {
+    let account = crate::arn::parse_secret_arn(&primary.arn)
+        .map(|a| a.account)
+        .unwrap_or_default();
+    writes
+        .acquire(clients, &account, &primary.region, Some(max_wait))
+        .await
 }
 
-async fn retry_once<C: ReplicationApi + SecretsApi>(
+/// A write token within the budget's window (at most [`WRITE_WAIT_MAX`]),
+/// or why the attempt is not started.
+async fn write_token<C: PaceStore>(
+    clients: &C,
+    writes: &SharedPace,
+    primary: &crate::model::SecretState,
+    (budget, region): (&Budget, &str),
+) -> Result<(), Action> {
+    let max_wait = budget.call_window().unwrap_or_default().min(WRITE_WAIT_MAX);
+    write_pace(clients, writes, primary, max_wait)
+        .await
+        .map_err(|refused| {
+            let why = match refused {
+                Refused::TooLong(too_long) => format!(
+                    "had no token within {:.1}s (the next was {:.1}s away) before the invocation's reserve",
+                    max_wait.as_secs_f64(),
+                    too_long.wait.as_secs_f64()
+                ),
+                unreachable => format!("had no token: {unreachable}"),
+            };
+            action(
+                region,
+                ActionOutcome::Skipped,
+                format!(
+                    "not started: the replication write budget (REMEDIATION_WRITES_PER_SECOND={}) {why}; the next audit retries",
+                    writes.per_second(),
+                ),
+            )
+        })
+}
+
+async fn retry_once<C: ReplicationApi + SecretsApi + PaceStore>(
     clients: &C,
     primary: &crate::model::SecretState,
     (region, kms_key_id, force): (&str, Option<&str>, bool),
     settings: &Remediation,
     budget: &Budget,
-    writes: &TokenBucket,
+    writes: &SharedPace,
 ) -> Attempt {
     let home = primary.region.as_str();
     let rate = writes.per_second();
     // The write budget: a token for the Remove, or the retry is not started.
-    if let Err(skipped) = write_token(writes, budget, region).await {
+    if let Err(skipped) = write_token(clients, writes, primary, (budget, region)).await {
         return skipped.into();
     }
     // Re-check just before the destructive call: another remediation (or
@@ -506,16 +539,20 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
     }
     // The Region is out of the list now: its Replicate waits for a token
     // as long as the invocation allows.
-    if let Err(too_long) = writes
-        .acquire_within(budget.call_window().unwrap_or_default())
-        .await
-    {
+    let window = budget.call_window().unwrap_or_default();
+    if let Err(refused) = write_pace(clients, writes, primary, window).await {
+        let why = match refused {
+            Refused::TooLong(too_long) => format!(
+                "had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away)",
+                too_long.wait.as_secs_f64()
+            ),
+            unreachable => format!("had no token for ReplicateSecretToRegions: {unreachable}"),
+        };
         return attempt(action(
             region,
             ActionOutcome::Failed,
             format!(
-                "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) had no token for ReplicateSecretToRegions before the invocation's reserve (the next was {:.1}s away): the next audit restores it (REPLICA_REMOVED_BY_REMEDIATION until then)",
-                too_long.wait.as_secs_f64()
+                "removed, but the replication write budget (REMEDIATION_WRITES_PER_SECOND={rate}) {why}: the next audit restores it (REPLICA_REMOVED_BY_REMEDIATION until then)"
             ),
         ));
     }
@@ -532,15 +569,15 @@ async fn retry_once<C: ReplicationApi + SecretsApi>(
 }
 
 /// Replicate a Region the journal says the auditor removed, and verify.
-async fn restore_once<C: ReplicationApi + SecretsApi>(
+async fn restore_once<C: ReplicationApi + SecretsApi + PaceStore>(
     clients: &C,
     primary: &crate::model::SecretState,
     step: (&str, Option<&str>, bool),
     settings: &Remediation,
     budget: &Budget,
-    writes: &TokenBucket,
+    writes: &SharedPace,
 ) -> Attempt {
-    if let Err(skipped) = write_token(writes, budget, step.0).await {
+    if let Err(skipped) = write_token(clients, writes, primary, (budget, step.0)).await {
         return skipped.into();
     }
     replicate_and_verify(clients, primary, step, settings, budget)
@@ -717,6 +754,9 @@ mod tests {
         }
     }
 
+    /// No state table: the pace is the instance's own.
+    impl PaceStore for Fake {}
+
     impl RemediationJournal for Fake {
         async fn removals(&self, _: &str) -> Result<Vec<Removal>, AwsError> {
             Ok(Vec::new())
@@ -741,7 +781,7 @@ mod tests {
     async fn run_one(fake: &Fake) -> Action {
         let s = snapshot("Internal failure", Lookup::NotFound);
         let decisions = plan(&s, &[], &on(), false);
-        let writes = TokenBucket::new(5, 1);
+        let writes = SharedPace::new(crate::engine::REPLICATION_PACE, 5.0, 1);
         let invocation = Invocation {
             request_id: "req-1",
             writes: &writes,
@@ -860,8 +900,11 @@ mod tests {
         let s = snapshot("Internal failure", Lookup::NotFound);
         // One write a second, its token just spent: the next is 1 s away,
         // and the invocation has 0.6 s left before its reserve.
-        let writes = TokenBucket::new(1, 1);
-        writes.acquire().await;
+        let writes = SharedPace::new(crate::engine::REPLICATION_PACE, 1.0, 1);
+        let primary = s.primary.found().unwrap();
+        write_pace(&fake, &writes, primary, Duration::ZERO)
+            .await
+            .unwrap();
         let budget = Budget::until(
             std::time::Instant::now() + Duration::from_millis(600),
             Duration::ZERO,

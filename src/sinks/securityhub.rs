@@ -9,23 +9,26 @@
 //! resolutions), the imports, then PutItem of the new set, only once the
 //! imports are done. A secret that never failed costs the GetItem alone.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
 use super::{Delivered, Delivery, ReportSink, SinkError, report_key};
 use crate::arn::{SecretArn, parse_secret_arn};
 use crate::asff::{self, AsffFinding, Context};
-use crate::aws::{FindingsApi, FindingsState};
-use crate::rate::TokenBucket;
+use crate::aws::{FindingsApi, FindingsState, PaceStore};
+use crate::rate::SharedPace;
 use crate::report::Report;
 
-/// BatchImportFindings calls per second, per account and Region. AWS
-/// allows 10 (burst 30) per account and Region, shared with every other
-/// custom integration of the account; a burst of 1 keeps the calls evenly
-/// spaced, so the auditor alone never meets the throttle.
+/// BatchImportFindings calls per second, per account and Region, for
+/// every instance of the function together (a [`SharedPace`] in the state
+/// table). AWS allows 10 (burst 30) per account and Region, shared with
+/// every other custom integration of the account; a burst of 1 keeps the
+/// calls evenly spaced, so the auditor alone never meets the throttle.
 pub const IMPORTS_PER_SECOND: u32 = 10;
+
+/// The shared pace's name (`pace#securityhub#<account>#<Region>`).
+pub const IMPORT_PACE: &str = "securityhub";
 
 /// How long an emptied state item lives before TTL removes it.
 const EMPTY_ITEM_TTL_SECONDS: u64 = 30 * 24 * 3600;
@@ -37,24 +40,16 @@ pub fn state_key(primary: &SecretArn) -> String {
 
 pub struct SecurityHubSink<A> {
     api: A,
-    /// One pace per (account, Region).
-    paces: Mutex<HashMap<(String, String), Arc<TokenBucket>>>,
+    /// One pace per (account, Region), shared by every instance.
+    pace: SharedPace,
 }
 
 impl<A> SecurityHubSink<A> {
     pub fn new(api: A) -> Self {
         SecurityHubSink {
             api,
-            paces: Mutex::default(),
+            pace: SharedPace::new(IMPORT_PACE, f64::from(IMPORTS_PER_SECOND), 1),
         }
-    }
-
-    fn pace(&self, account: &str, region: &str) -> Arc<TokenBucket> {
-        let mut paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
-        paces
-            .entry((account.to_string(), region.to_string()))
-            .or_insert_with(|| Arc::new(TokenBucket::new(IMPORTS_PER_SECOND, 1)))
-            .clone()
     }
 }
 
@@ -68,7 +63,7 @@ struct Imported {
     failed: Vec<(String, String)>,
 }
 
-impl<A: FindingsApi + FindingsState> SecurityHubSink<A> {
+impl<A: FindingsApi + FindingsState + PaceStore> SecurityHubSink<A> {
     /// Bring Security Hub in line with this audit of one secret; a receipt
     /// saying what was imported. A report without a secret ARN (the secret
     /// was not found, or could not be described) changes nothing: there is
@@ -150,9 +145,17 @@ impl<A: FindingsApi + FindingsState> SecurityHubSink<A> {
                         ),
                     ));
                 }
-                let pace = self.pace(&account, &region);
                 for batch in batches {
-                    pace.acquire().await;
+                    // A pace that cannot be had is a failed import: the
+                    // call is never made without a token.
+                    if let Err(refused) =
+                        self.pace.acquire(&self.api, &account, &region, None).await
+                    {
+                        let why = format!("securityhub:BatchImportFindings not made: {refused}");
+                        out.failed
+                            .extend(batch.into_iter().map(|f| (f.id, why.clone())));
+                        continue;
+                    }
                     match self.api.import_findings(&account, &region, &batch).await {
                         Ok(outcome) => {
                             let refused: BTreeSet<&str> =
@@ -183,7 +186,7 @@ impl<A: FindingsApi + FindingsState> SecurityHubSink<A> {
     }
 }
 
-impl<A: FindingsApi + FindingsState> ReportSink for SecurityHubSink<A> {
+impl<A: FindingsApi + FindingsState + PaceStore> ReportSink for SecurityHubSink<A> {
     type Queue = ();
 
     /// Every audited secret's report, healthy ones included (they resolve
@@ -220,6 +223,8 @@ mod tests {
     use crate::aws::{AwsError, ImportOutcome};
     use crate::model::Code;
     use replica_auditor_core::fixtures;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
     use tokio::time::Instant;
 
     /// One import call: as whom, where, what, and when it started.
@@ -266,6 +271,9 @@ mod tests {
             })
         }
     }
+
+    /// No state table: the pace is the instance's own.
+    impl PaceStore for Fake {}
 
     impl FindingsState for Fake {
         async fn held_findings(&self, key: &str) -> Result<HeldSet, AwsError> {

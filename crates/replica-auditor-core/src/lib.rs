@@ -14,6 +14,7 @@
 //! - [`org`]: the org sweep's cell message, its bookkeeping counters and summary;
 //!   [`book`]: the items that bookkeeping is kept in, and every write to them
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
+//! - [`pace`]: a token bucket's arithmetic, per instance or shared through the state table
 //! - [`cross_account`]: cross-account replication, its links and findings
 //! - [`freshness`]: do replicas hold the primary's current version; [`followup`]:
 //!   the chain of later looks after a new version; [`rotation`]: a failed or
@@ -35,6 +36,7 @@ pub mod model;
 pub mod notify;
 pub mod ocsf;
 pub mod org;
+pub mod pace;
 pub mod plan;
 pub mod policy;
 pub mod report;
