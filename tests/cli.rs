@@ -513,14 +513,9 @@ async fn audit_shows_each_replicas_current_version() {
     );
     // The primary's AWSCURRENT made two hours ago; the replica, InSync,
     // still holding the one before.
-    const NEW: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
-    const OLD: &str = "a1b2c3d4-0000-4000-8000-00000000000b";
+    use support::freshness::{V_NEW as NEW, V_OLD as OLD, seconds_ago};
     let primary = world.secrets["production/DBWest"].clone();
-    let two_hours_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 7200;
+    let two_hours_ago = seconds_ago(7200);
     proxy.add_describe_members(
         &primary,
         serde_json::json!({

@@ -654,49 +654,9 @@ async fn malformed_event_then_good_one() {
     assert!(w.published().await.is_empty());
 }
 
-// Freshness (issue 25, docs/freshness.md). moto's replicas share the
-// primary's versions live, so the proxy rewrites DescribeSecret's
-// VersionIdsToStages (and the primary's LastChangedDate and
-// ReplicationStatus) per scenario, as Secrets Manager's model shapes them.
+// Freshness (issue 25, docs/freshness.md): scenes from support::freshness.
 
-const V_NEW: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
-const V_OLD: &str = "a1b2c3d4-0000-4000-8000-00000000000b";
-
-/// The primary production/DBWest holding `V_NEW` as AWSCURRENT since two
-/// hours ago, its us-east-1 replica in `status` (`message`) holding
-/// `replica_current`.
-fn versions(
-    proxy: &support::fault_proxy::FaultProxy,
-    primary: &str,
-    replica_current: &str,
-    status: &str,
-    message: &str,
-) {
-    let two_hours_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 7200;
-    let stages = |current: &str, previous: &str| json!({ current: ["AWSCURRENT"], previous: ["AWSPREVIOUS"] });
-    proxy.add_describe_members(
-        primary,
-        json!({
-            "VersionIdsToStages": stages(V_NEW, V_OLD),
-            "LastChangedDate": two_hours_ago,
-            "ReplicationStatus": [{"Region": "us-east-1", "Status": status, "StatusMessage": message}],
-        }),
-    );
-    let replica = primary.replace("us-west-2", "us-east-1");
-    let previous = if replica_current == V_OLD {
-        "a1b2c3d4-0000-4000-8000-00000000000c"
-    } else {
-        V_OLD
-    };
-    proxy.add_describe_members(
-        &replica,
-        json!({ "VersionIdsToStages": stages(replica_current, previous) }),
-    );
-}
+use support::freshness::{V_NEW, V_OLD, V_OLDER, versions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_without_the_primarys_current_version_are_stale() {
@@ -893,7 +853,6 @@ async fn a_failed_rotation_reports_each_replicas_state() {
 
     // Abandoned, with the replica still replicating an older version and
     // holding the pending one: said as it is.
-    const V_OLDER: &str = "a1b2c3d4-0000-4000-8000-00000000000c";
     proxy.add_describe_members(
         &primary,
         json!({

@@ -296,3 +296,44 @@ async fn sweep_concurrency_benchmark() {
         w.published().await; // drain
     }
 }
+
+/// A replica that says InSync while it serves an older version, two hours
+/// after the primary's current one was made: the sweep reports it
+/// (docs/freshness.md), from its listings and the primary's description,
+/// as an event would. moto's replicas share the primary's versions, so
+/// the proxy rewrites the answers (DescribeSecret and ListSecrets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_reports_a_stale_replica_that_says_in_sync() {
+    use support::freshness::{V_NEW, V_OLD, versions};
+    let w = World::start();
+    let proxy = fault_proxy::FaultProxy::start(&w.moto.endpoint, vec![]).await;
+    let app = w.app_with_sdk(&[], sdk_config(&proxy.endpoint).await);
+    let primary = w.secrets["production/DBWest"].clone();
+    versions(&proxy, &primary, V_OLD, "InSync", "Replication succeeded");
+    let summary = app
+        .handle(&bytes(&scheduled()), Budget::unlimited())
+        .await
+        .expect("sweep succeeds");
+    assert_eq!(
+        summary["sweep"]["by_code"]["REPLICA_STALE"], 1,
+        "{summary:#}"
+    );
+    let published = w.published().await;
+    let report = &published
+        .iter()
+        .find(|p| p.report["secret"]["arn"] == primary.as_str())
+        .expect("DBWest's report is published")
+        .report;
+    let stale: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "REPLICA_STALE")
+        .collect();
+    assert_eq!(stale.len(), 1, "{report:#}");
+    assert_eq!(stale[0]["region"], "us-east-1");
+    let message = stale[0]["message"].as_str().unwrap();
+    for part in [V_NEW, V_OLD, "InSync", "not trusted"] {
+        assert!(message.contains(part), "{part:?} missing: {message}");
+    }
+}

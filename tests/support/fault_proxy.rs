@@ -310,6 +310,8 @@ impl FaultProxy {
     /// Add `members` (a JSON object) to every DescribeSecret answer of the
     /// secret `arn` that moto gives, replacing members of the same name:
     /// what moto cannot model, shaped as Secrets Manager's model says.
+    /// ListSecrets' entry of `arn` gets them too, `VersionIdsToStages`
+    /// under its ListSecrets name, `SecretVersionsToStages`.
     pub fn add_describe_members(&self, arn: &str, members: serde_json::Value) {
         assert!(members.is_object(), "members must be an object: {members}");
         let mut s = self.state.lock().unwrap();
@@ -449,6 +451,8 @@ async fn serve(
             let mut response = to_moto.apply().await?;
             if action == "DescribeSecret" {
                 response = with_describe_members(response, state);
+            } else if action == "ListSecrets" {
+                response = with_listed_members(response, state);
             }
             answer(&mut client, &response).await
         }
@@ -579,8 +583,44 @@ fn with_describe_members(response: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
     for (k, v) in members.as_object().expect("an object") {
         body[k] = v.clone();
     }
-    let body = serde_json::to_vec(&body).unwrap();
-    let head = String::from_utf8_lossy(&response[..end]);
+    with_body(&response[..end], &serde_json::to_vec(&body).unwrap())
+}
+
+/// ListSecrets' answer with [`FaultProxy::add_describe_members`]'s members
+/// on the entries of the secrets they were given for.
+fn with_listed_members(response: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    let Some(end) = find(&response, b"\r\n\r\n") else {
+        return response;
+    };
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response[end + 4..]) else {
+        return response;
+    };
+    let members = state.lock().unwrap().describe_members.clone();
+    let Some(list) = body["SecretList"].as_array_mut() else {
+        return response;
+    };
+    for entry in list {
+        let arn = entry["ARN"].as_str().unwrap_or_default().to_string();
+        for (k, v) in members
+            .get(&arn)
+            .and_then(|m| m.as_object())
+            .into_iter()
+            .flatten()
+        {
+            let k = if k == "VersionIdsToStages" {
+                "SecretVersionsToStages"
+            } else {
+                k
+            };
+            entry[k] = v.clone();
+        }
+    }
+    with_body(&response[..end], &serde_json::to_vec(&body).unwrap())
+}
+
+/// A response head with its Content-Length set for `body`, and `body`.
+fn with_body(head: &[u8], body: &[u8]) -> Vec<u8> {
+    let head = String::from_utf8_lossy(head);
     let mut lines: Vec<String> = head
         .split("\r\n")
         .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
@@ -589,7 +629,7 @@ fn with_describe_members(response: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
     lines.push(format!("Content-Length: {}", body.len()));
     let mut out = lines.join("\r\n").into_bytes();
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     out
 }
 

@@ -404,6 +404,7 @@ pub fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
 pub mod emf;
 pub mod esm;
 pub mod fault_proxy;
+pub mod freshness;
 pub mod lambda;
 pub mod org;
 pub mod schema;
