@@ -837,12 +837,30 @@ async fn a_region_removed_and_never_replicated_again_is_reported_until_restored(
         ),
         "{restore}"
     );
+    // The sweep reads the journal's index once for its account and Region,
+    // and the journal of the one primary the index lists, not one journal
+    // per audited secret.
+    let journal_reads = |prefix: &str| {
+        proxy
+            .calls("GetItem")
+            .iter()
+            .filter(|c| c.body.contains(&format!("\"S\":\"{prefix}")))
+            .count()
+    };
+    let (index_before, journals_before) =
+        (journal_reads("journal-index#"), journal_reads("journal#"));
     app.handle(
         &bytes(&event("scheduled-sweep.json")),
         replica_auditor::engine::Budget::unlimited(),
     )
     .await
     .unwrap();
+    assert_eq!(journal_reads("journal-index#") - index_before, 1);
+    assert_eq!(
+        journal_reads("journal#") - journals_before,
+        1,
+        "Clash's only"
+    );
     let published = w.published().await;
     let clash = published_codes(&published, "production/Clash");
     assert_eq!(clash.len(), 3, "two events and the sweep: {clash:?}");

@@ -410,6 +410,14 @@ pub trait RemediationJournal: Send + Sync {
     /// entry goes.
     fn settled(&self, arn: &str, region: &str)
     -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// The primaries of `account` and `region` that may have entries (the
+    /// journal's index, a consistent read): a sweep reads the journal of
+    /// these only. `None`: no index is kept, every journal is read.
+    fn journaled(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> impl Future<Output = Result<Option<std::collections::BTreeSet<String>>, AwsError>> + Send;
 }
 
 /// Secrets Manager replication writes, for remediation.

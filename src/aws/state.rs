@@ -99,18 +99,9 @@ impl LeaseStore for AwsClients {
 
 impl FindingsState for AwsClients {
     async fn held_findings(&self, key: &str) -> Result<HeldSet, AwsError> {
-        let (client, table, region) = self.state_table(GET)?;
         // Consistent: the set this function wrote after its last import.
-        let call = client
-            .get_item()
-            .table_name(table)
-            .key("pk", s(key))
-            .consistent_read(true)
-            .send();
-        let out = super::boxed(call)
-            .await
-            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
-        let Some(AttributeValue::M(active)) = out.item().and_then(|i| i.get("active")) else {
+        let item = self.read_item(key).await?;
+        let Some(AttributeValue::M(active)) = item.as_ref().and_then(|i| i.get("active")) else {
             return Ok(HeldSet::new());
         };
         Ok(active
@@ -178,17 +169,7 @@ impl PolicyLedgers for AwsClients {
         if self.state_table_ref().is_none() {
             return Ok(None);
         }
-        let (client, table, state_region) = self.state_table(GET)?;
-        let call = client
-            .get_item()
-            .table_name(table)
-            .key("pk", s(&ledger_key(account, region)))
-            .consistent_read(true)
-            .send();
-        let out = super::boxed(call)
-            .await
-            .map_err(|e| AwsError::from_sdk(GET, &state_region, e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.read_item(&ledger_key(account, region)).await? else {
             return Ok(Some(PolicyLedger::default()));
         };
         let number = |k: &str| {
@@ -340,17 +321,8 @@ impl StateItems for AwsClients {
     }
 
     async fn get_item(&self, key: &str) -> Result<Option<book::Item>, AwsError> {
-        let (client, table, region) = self.state_table(GET)?;
-        let call = client
-            .get_item()
-            .table_name(table)
-            .key("pk", s(key))
-            .consistent_read(true)
-            .send();
-        let out = super::boxed(call)
-            .await
-            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
-        Ok(out.item().map(|i| {
+        let item = self.read_item(key).await?;
+        Ok(item.map(|i| {
             i.iter()
                 .filter_map(|(k, v)| Some((k.clone(), from_attr(v)?)))
                 .collect()
@@ -442,19 +414,16 @@ fn journal_attribute(region: &str) -> String {
     format!("r#{region}")
 }
 
+/// The journal's index of one account and Region: the primaries of theirs
+/// that ever had an entry (`arns`, a string set), so that a sweep reads one
+/// item per cell rather than a journal per secret.
+fn journal_index_key(account: &str, region: &str) -> String {
+    format!("journal-index#{account}#{region}")
+}
+
 impl RemediationJournal for AwsClients {
     async fn removals(&self, arn: &str) -> Result<Vec<Removal>, AwsError> {
-        let (client, table, region) = self.state_table(GET)?;
-        let call = client
-            .get_item()
-            .table_name(table)
-            .key("pk", s(&journal_key(arn)))
-            .consistent_read(true)
-            .send();
-        let out = super::boxed(call)
-            .await
-            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.read_item(&journal_key(arn)).await? else {
             return Ok(Vec::new());
         };
         Ok(item
@@ -499,6 +468,16 @@ impl RemediationJournal for AwsClients {
         if let Some(k) = &removal.kms_key_id {
             entry.insert("kms_key_id".to_string(), s(k));
         }
+        // The index first: an entry is never left out of it. Its primaries
+        // stay in it once settled (no race with a removal being recorded
+        // meanwhile); a sweep reads their journal, one GetItem each.
+        if let Some(at) = crate::arn::parse_secret_arn(&removal.arn) {
+            let index = Update::new()
+                .set("kind", s("remediation-journal-index"))
+                .add("arns", AttributeValue::Ss(vec![removal.arn.clone()]));
+            self.update(&journal_index_key(&at.account, &at.region), index)
+                .await?;
+        }
         // if_not_exists: a retried (or repeated) record keeps the first.
         let mut update = Update::new()
             .set("kind", s("remediation-journal"))
@@ -534,6 +513,21 @@ impl RemediationJournal for AwsClients {
     async fn settled(&self, arn: &str, region: &str) -> Result<(), AwsError> {
         let update = Update::new().remove(&journal_attribute(region));
         self.update(&journal_key(arn), update).await.map(drop)
+    }
+
+    async fn journaled(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, AwsError> {
+        let item = self.read_item(&journal_index_key(account, region)).await?;
+        let arns = item
+            .as_ref()
+            .and_then(|item| item.get("arns"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|arns| arns.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(Some(arns))
     }
 }
 
@@ -637,6 +631,22 @@ enum Updated {
 }
 
 impl AwsClients {
+    /// One item of the state table, read consistently (what this function
+    /// or another instance wrote last): the one way every item is read.
+    async fn read_item(&self, key: &str) -> Result<Option<Item>, AwsError> {
+        let (client, table, region) = self.state_table(GET)?;
+        let call = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send();
+        let out = super::boxed(call)
+            .await
+            .map_err(|e| AwsError::from_sdk(GET, &region, e))?;
+        Ok(out.item)
+    }
+
     /// One conditional UpdateItem of the state table.
     async fn update(&self, key: &str, update: Update) -> Result<Updated, AwsError> {
         let (client, table, region) = self.state_table(UPDATE)?;

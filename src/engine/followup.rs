@@ -91,12 +91,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
 
     /// The state table's Region (as gaps name it).
     fn table_region(&self) -> &str {
-        self.settings
-            .remediation
-            .state_table
-            .as_ref()
-            .and_then(|t| t.region.as_deref())
-            .unwrap_or(&self.home_region)
+        self.state_table_region().unwrap_or(&self.home_region)
     }
 
     /// One conditional write of a chain's item, within the budget.

@@ -307,14 +307,20 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         arn: Option<&str>,
         budget: &Budget,
     ) -> Option<Result<Vec<crate::model::Removal>, crate::model::Gap>> {
-        let table = self.settings.remediation.state_table.as_ref()?;
+        let region = self.state_table_region()?;
         let arn = arn.filter(|a| crate::arn::parse_secret_arn(a).is_some())?;
-        let region = table.region.as_deref().unwrap_or(&self.home_region);
         Some(
             budget
                 .run(JOURNAL_READ, region, self.clients.removals(arn))
                 .await,
         )
+    }
+
+    /// The state table's Region (its own setting, else the function's),
+    /// when there is a state table.
+    pub(crate) fn state_table_region(&self) -> Option<&str> {
+        let table = self.settings.remediation.state_table.as_ref()?;
+        Some(table.region.as_deref().unwrap_or(&self.home_region))
     }
 
     /// Put the journal's entries of the snapshot's primary into it: the

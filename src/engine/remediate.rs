@@ -776,6 +776,13 @@ mod tests {
             self.log(&format!("Journal settled {region}"));
             Ok(())
         }
+        async fn journaled(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<std::collections::BTreeSet<String>>, AwsError> {
+            Ok(None)
+        }
     }
 
     async fn run_one(fake: &Fake) -> Action {

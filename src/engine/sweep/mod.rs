@@ -9,6 +9,7 @@
 //! work stops before the deadline; what was not reached is reported.
 
 mod cache;
+mod journals;
 pub mod org;
 mod pages;
 mod policies;
@@ -108,6 +109,8 @@ pub(crate) struct Sweeping<'a, C> {
     pub keys: CachedKeys<'a, C>,
     pub replicas: ListedReplicas<'a, C>,
     pub policies: PolicyBook<'a, C>,
+    /// The remediation journal's index, read once per account and Region.
+    pub journals: journals::JournalIndex<'a, C>,
     pub budget: &'a Budget,
     pub request_id: &'a str,
     pub at_deadline: AtDeadline,
@@ -310,6 +313,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             keys: CachedKeys::new(clients),
             replicas: ListedReplicas::new(clients, *budget),
             policies: self.policy_book(started),
+            journals: journals::JournalIndex::new(&self.clients, self.state_table_region()),
             budget,
             request_id,
             at_deadline,
@@ -424,6 +428,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             keys,
             replicas,
             policies,
+            journals,
             budget,
             request_id,
             at_deadline,
@@ -443,9 +448,17 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             account,
             Look::Listed { policy },
         );
+        // The journal of a primary its index does not list is empty: no read.
+        let journal = async {
+            if journals.may_hold(arn, budget).await {
+                self.journal(Some(arn), budget).await
+            } else {
+                Some(Ok(Vec::new()))
+            }
+        };
         let (mut snapshot, journal) = futures::join!(
             inspect::inspect_with(replicas, keys, self, &target, budget),
-            self.journal(Some(arn), budget)
+            journal
         );
         self.attach_journal(&mut snapshot, (Some(arn), journal), budget)
             .await;
