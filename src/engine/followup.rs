@@ -54,12 +54,10 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 response.add_failure(&record.message_id);
             }
         }
-        if others.is_empty() {
-        } else if self.settings.sweep.queue.is_some() {
-            let others: Vec<SqsRecord> = others.into_iter().cloned().collect();
-            let swept = self.sweep_cells(&others, budget, request_id).await?;
-            let swept: SqsBatchResponse =
-                serde_json::from_value(swept).expect("the sweep answers a batch response");
+        if self.settings.sweep.queue.is_some() {
+            let swept = self
+                .cell_batch(others.into_iter(), budget, request_id)
+                .await?;
             response
                 .batch_item_failures
                 .extend(swept.batch_item_failures);

@@ -312,6 +312,18 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         budget: &Budget,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
+        let response = self.cell_batch(records.iter(), budget, request_id).await?;
+        Ok(serde_json::to_value(response).expect("a batch response always serialises"))
+    }
+
+    /// A batch's records as cells (the sweep queue's only): the ones
+    /// that failed.
+    pub(crate) async fn cell_batch<'r>(
+        &self,
+        records: impl ExactSizeIterator<Item = &'r SqsRecord>,
+        budget: &Budget,
+        request_id: &str,
+    ) -> Result<SqsBatchResponse, HandlerError> {
         if self.settings.sweep.queue.is_none() {
             error!(
                 records = records.len(),
@@ -346,7 +358,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
                 response.add_failure(&record.message_id);
             }
         }
-        Ok(serde_json::to_value(response).expect("a batch response always serialises"))
+        Ok(response)
     }
 
     /// One record: whether it succeeded.
