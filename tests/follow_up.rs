@@ -12,19 +12,10 @@ mod support;
 use serde_json::{Value, json};
 use support::emf::{emf_lines, validate};
 use support::fault_proxy::FaultProxy;
+use support::freshness::{V_NEW, V_OLD, V_OLDER, seconds_ago};
 use support::{World, event, lambda};
 
-const V_NEW: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
-const V_OLD: &str = "a1b2c3d4-0000-4000-8000-00000000000b";
-const V_OLDER: &str = "a1b2c3d4-0000-4000-8000-00000000000c";
 const QUEUE: &str = "replica-auditor-follow-up";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// The world, a proxy in front of its moto, the follow-up queue (URL, ARN).
 struct Scene {
@@ -172,7 +163,7 @@ fn stale(report: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_converging_within_the_limit_is_measured_once() {
     let mut s = Scene::start().await;
-    let t0 = now() - 5;
+    let t0 = seconds_ago(5);
     s.versions(t0, V_OLD, "InProgress");
     let (report, lines) = s.invoke(&event("put-secret-value.json")).await;
     assert!(!stale(&report), "within the limit: {report:#}");
@@ -224,7 +215,7 @@ async fn a_replica_converging_within_the_limit_is_measured_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_never_converges_is_stale_at_the_limit_once() {
     let mut s = Scene::start().await;
-    let mut changed = now() - 5;
+    let mut changed = seconds_ago(5);
     s.versions(changed, V_OLD, "InProgress");
     // The event twice (EventBridge delivers at least once): one chain.
     let event = event("put-secret-value.json");
@@ -302,7 +293,7 @@ async fn a_replica_that_never_converges_is_stale_at_the_limit_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_record_from_another_queue_is_refused() {
     let mut s = Scene::start().await;
-    s.versions(now() - 5, V_OLD, "InProgress");
+    s.versions(seconds_ago(5), V_OLD, "InProgress");
     let step1 = json!({"schema": "replica-auditor.followup/v1", "secret": s.primary,
                        "version": V_NEW, "step": 1});
     let other = s.queue_arn.replace(QUEUE, "someone-elses");
@@ -322,7 +313,7 @@ async fn a_step_without_its_chain_acts_on_nothing() {
     // A message on the right queue that no trusted event started (no chain
     // item for it): the table is its anchor, so nothing is audited or sent.
     let mut s = Scene::start().await;
-    s.versions(now() - 5, V_OLD, "InProgress");
+    s.versions(seconds_ago(5), V_OLD, "InProgress");
     let forged = json!({"schema": "replica-auditor.followup/v1", "secret": s.primary,
                         "version": V_NEW, "step": 1});
     let (response, lines) = s.deliver(&forged, "m-forged").await;
@@ -337,7 +328,7 @@ async fn a_rotation_that_succeeded_starts_a_chain() {
     // RotationSucceeded (a service event, no API call) made the new
     // current version: it is followed like a PutSecretValue.
     let mut s = Scene::start().await;
-    s.versions(now() - 5, V_OLD, "InProgress");
+    s.versions(seconds_ago(5), V_OLD, "InProgress");
     let (report, _) = s.invoke(&event("rotation-succeeded.json")).await;
     assert_eq!(report["trigger"]["event_name"], "RotationSucceeded");
     assert!(!stale(&report), "within the limit: {report:#}");
