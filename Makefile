@@ -70,7 +70,7 @@ bench-org: bootstrap
 # 50 ms a call (its section of bench/results-org.md; seeding about 5 minutes,
 # the sweep about an hour on this loaded 2-core machine). Not part of `make test`.
 bench-org-2000: bootstrap
-	FIGURE=0 TARGET=bench-org-2000 CONSUMERS=16 ACCOUNTS=2000 SECRETS=2 scripts/bench-org.sh
+	FIGURE=0 TARGET=bench-org-2000 CONSUMERS=16 ACCOUNTS=2000 SECRETS=2 LIMIT_S=10800 scripts/bench-org.sh
 
 # The org sweep at full scale, simulated (tests/sim_org.rs): 10,000 accounts x
 # 17 Regions through the real planning and bookkeeping code against an

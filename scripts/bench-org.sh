@@ -11,6 +11,7 @@
 #              BENCH_ORG_SECRETS=100 BENCH_ORG_DELAY_MS=100 BENCH_ORG_RUNS=1
 #              BENCH_ORG_FLOOR=4 (worker counts also run with no delay)
 #   scaling:   CONSUMERS=1,4,16 ACCOUNTS=20 SECRETS=100 DELAY_MS=50 PROFILE=dev|release
+#              LIMIT_S=3600 (the most one timed run may take)
 # FIGURE=0 skips figure 3b (`make bench-org-2000`: the scaling run alone, at
 # 2,000 accounts x 3 Regions x 2 primaries with 16 consumers).
 set -euo pipefail
@@ -28,5 +29,5 @@ REPLICA_AUDITOR_PYTHON="${REPLICA_AUDITOR_PYTHON:-$PWD/.venv/bin/python}" \
 BENCH_LATENCY_PROXY="$PWD/target/latency-proxy/release/latency-proxy" \
 BENCH_ORG_CONSUMERS="${CONSUMERS:-1,4,16}" BENCH_ORG_ACCOUNTS="${ACCOUNTS:-20}" \
 BENCH_ORG_SECRETS="${SECRETS:-100}" BENCH_ORG_DELAY_MS="${DELAY_MS:-50}" \
-BENCH_ORG_TARGET="${TARGET:-bench-org}" \
+BENCH_ORG_TARGET="${TARGET:-bench-org}" BENCH_ORG_LIMIT_S="${LIMIT_S:-3600}" \
   cargo test "${release[@]}" --test org_sweep -- --ignored --nocapture org_sweep_benchmark
