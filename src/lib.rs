@@ -16,7 +16,7 @@
 
 pub use replica_auditor_core::{
     arn, asff, audit, book, cross_account, event, followup, freshness, ledger, metrics, model,
-    notify, ocsf, org, pace, plan, policy, report, rotation,
+    notify, ocsf, org, pace, plan, policy, report, roster, rotation,
 };
 
 pub mod aws;

@@ -633,6 +633,184 @@ async fn an_event_from_an_account_outside_the_organisation_is_refused_before_sts
     assert_eq!(proxy.requests("sts", "AssumeRole").len(), sts);
 }
 
+/// Epoch seconds now.
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organisation_is_listed_once_for_every_instance() {
+    use replica_auditor::aws::OrgRoster;
+    let org = OrgWorld::start(2, 1, None);
+    let member = org.accounts[1].clone();
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
+    let sdk = || sdk_config(&proxy.endpoint);
+    let vars = [("REMEDIATION", "off"), ("METRICS", "off")];
+    let call = |account: &str| {
+        let mut ev = event("replicate-secret-to-regions.json");
+        ev["account"] = json!(account);
+        ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
+        ev["detail"]["responseElements"] = Value::Null;
+        ev
+    };
+    let listings = || proxy.requests("organizations", "ListAccounts").len();
+    let audited = |report: &Value| {
+        assert_eq!(report["secret"]["account"], member.as_str(), "{report:#}");
+    };
+
+    // The first instance lists the organisation and shares the listing.
+    let first = org.world.app_with_sdk(&vars, sdk().await);
+    audited(&run(&first, &call(&member)).await);
+    let listed = listings();
+    assert!(listed >= 1, "the first instance listed the organisation");
+    let head = first.clients.roster_head().await.unwrap().expect("a head");
+    let listing = head.listing.expect("the listing is shared");
+    let accounts = first.clients.roster_accounts(&listing).await.unwrap();
+    assert_eq!(
+        accounts,
+        Some(
+            org.accounts
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        ),
+        "the organisation's three accounts, sorted"
+    );
+    assert_eq!(
+        head.refreshing_until,
+        Some(0),
+        "the claim ended with the listing"
+    );
+
+    // Two more instances (cold starts): they read that listing, and list nothing.
+    for _ in 0..2 {
+        let next = org.world.app_with_sdk(&vars, sdk().await);
+        audited(&run(&next, &call(&member)).await);
+        // An account outside the organisation is still refused, and a
+        // listing a few seconds old is not listed again for it.
+        let out = run(&next, &call("999988887777")).await;
+        assert_eq!(out["status"], "refused", "{out:#}");
+    }
+    assert_eq!(listings(), listed, "one listing served three instances");
+
+    // A listing due again (16 minutes old) while another instance's claim
+    // to list runs: a new instance uses the due listing meanwhile.
+    let now = epoch_now();
+    let org_accounts: Vec<String> = accounts.unwrap();
+    let age = |seconds: u64, generation: &str| {
+        let clients = &first.clients;
+        let org_accounts = org_accounts.clone();
+        let generation = generation.to_string();
+        async move {
+            assert_eq!(
+                clients
+                    .claim_roster(&generation, now + 1, now)
+                    .await
+                    .unwrap(),
+                replica_auditor::aws::Claimed::Ours
+            );
+            assert!(
+                clients
+                    .publish_roster(&generation, &org_accounts, now - seconds)
+                    .await
+                    .unwrap()
+            );
+            // Another instance is listing, for ten minutes yet.
+            assert_eq!(
+                clients
+                    .claim_roster("listing-elsewhere", now + 600, now)
+                    .await
+                    .unwrap(),
+                replica_auditor::aws::Claimed::Ours
+            );
+        }
+    };
+    age(16 * 60, "sixteen-minutes-old").await;
+    let meanwhile = org.world.app_with_sdk(&vars, sdk().await);
+    audited(&run(&meanwhile, &call(&member)).await);
+    assert_eq!(
+        listings(),
+        listed,
+        "no listing while another instance lists"
+    );
+
+    // Older than that (31 minutes: the lister has died), a new instance
+    // lists itself, and leaves the head to the claim's holder.
+    first
+        .clients
+        .release_roster("listing-elsewhere")
+        .await
+        .unwrap();
+    age(31 * 60, "thirty-one-minutes-old").await;
+    let alone = org.world.app_with_sdk(&vars, sdk().await);
+    audited(&run(&alone, &call(&member)).await);
+    assert!(listings() > listed, "listed itself");
+    let head = first.clients.roster_head().await.unwrap().unwrap();
+    assert_eq!(
+        head.listing.map(|l| l.generation),
+        Some("thirty-one-minutes-old".to_string()),
+        "not published over the running claim"
+    );
+    assert_eq!(head.refresher.as_deref(), Some("listing-elsewhere"));
+
+    // Once the claim is over, the next instance due to list claims,
+    // lists and shares: the head names its fresh listing.
+    first
+        .clients
+        .release_roster("listing-elsewhere")
+        .await
+        .unwrap();
+    let listed = listings();
+    let refresher = org.world.app_with_sdk(&vars, sdk().await);
+    audited(&run(&refresher, &call(&member)).await);
+    assert!(listings() > listed);
+    let head = first.clients.roster_head().await.unwrap().unwrap();
+    let fresh = head.listing.unwrap();
+    assert!(fresh.listed_at >= now, "{fresh:?}");
+    assert_eq!(fresh.accounts, 3);
+    assert_ne!(fresh.generation, "thirty-one-minutes-old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planners_listing_serves_the_cells() {
+    use replica_auditor::aws::OrgRoster;
+    let org = OrgWorld::start(2, 1, None);
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
+    // No ACCOUNT_IDS: the cells' accounts are checked against the organisation.
+    let planner = org.app(&proxy.endpoint, &[("SWEEP_REGIONS", WEST)]).await;
+    let planned = plan(&planner).await;
+    assert_eq!(planned["cells"], 3, "{planned}");
+    let listed = proxy.requests("organizations", "ListAccounts").len();
+    let head = planner.clients.roster_head().await.unwrap().unwrap();
+    assert_eq!(
+        head.listing.map(|l| l.accounts),
+        Some(3),
+        "the planner shared its listing"
+    );
+    // Another instance audits the cells: it enters each account on the
+    // planner's listing, and lists nothing.
+    let consumer = org.app(&proxy.endpoint, &[("SWEEP_REGIONS", WEST)]).await;
+    let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+    esm.run(1, Duration::from_secs(120), |_, event| {
+        invoke(&consumer, event, 60.0)
+    })
+    .await;
+    let published = org.world.published().await;
+    let summaries = org_summaries(&published);
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].report["sweep"]["cells"]["done"], 3);
+    assert_eq!(
+        proxy.requests("organizations", "ListAccounts").len(),
+        listed,
+        "the cells listed nothing"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_or_lease_applied_but_unanswered_is_still_ours() {
     use replica_auditor::aws::{Acquired, Lease, LeaseStore, SweepBook};
@@ -1204,12 +1382,13 @@ async fn org_sweep_benchmark() {
         assert_eq!(planned["cells"], cells);
         let planning = proxy.control("GET", "stats");
         proxy.control("POST", "reset");
-        let esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+        let mut esm = EventSourceMapping::new(org.sqs().await, &org.sweep_queue).await;
+        // Longer than any invocation (300 s below), as AWS advises, so a
+        // record of a slow invocation is not delivered twice at once.
+        esm.visibility_timeout = 1800;
         let started = Instant::now();
         let deliveries = esm
-            .run(c, limit, |n, event| {
-                invoke(&apps[n], event, 300.0)
-            })
+            .run(c, limit, |n, event| invoke(&apps[n], event, 300.0))
             .await;
         let wall = started.elapsed();
         let stats = proxy.control("GET", "stats");

@@ -724,28 +724,32 @@ async fn the_write_budget_holds_in_a_sweep_with_many_failed_replicas() {
     writes.sort();
     assert_eq!(writes.len(), 32);
     // The tokens are 1/8 s apart. A write reaches the proxy at its token's
-    // time, or a little after (a Remove follows the re-check's
-    // DescribeSecret): so every one-second window holds at most the rate,
-    // plus the writes whose tokens came just before it (one while a
-    // DescribeSecret takes under 125 ms; two allowed for a loaded machine).
-    let second = std::time::Duration::from_secs(1);
+    // time, or later by the scheduling and a DescribeSecret (a Remove
+    // follows the re-check): on a loaded machine a few writes whose tokens
+    // came earlier arrive bunched with the next ones. So the window is two
+    // seconds, which the pace fills with at most 2 x 8 + 1 tokens, plus two
+    // late arrivals; without the pace the 32 writes come within it.
+    let window = std::time::Duration::from_secs(2);
     let busiest = writes
         .iter()
         .map(|t| {
             writes
                 .iter()
-                .filter(|u| **u >= *t && **u < *t + second)
+                .filter(|u| **u >= *t && **u < *t + window)
                 .count()
         })
         .max()
         .unwrap();
     let span = (writes[31] - writes[0]).as_secs_f64();
     println!(
-        "writes: {} in {span:.2}s, {:.2}/s on average, at most {busiest} in any second",
+        "writes: {} in {span:.2}s, {:.2}/s on average, at most {busiest} in any two seconds",
         writes.len(),
         31.0 / span
     );
-    assert!(busiest <= rate + 2, "{busiest} writes within one second");
+    assert!(
+        busiest <= 2 * rate + 3,
+        "{busiest} writes within two seconds"
+    );
     // 32 writes take 31/8 s of tokens; the first may be late by a DescribeSecret.
     assert!(span >= 31.0 / rate as f64 - 0.3, "32 writes in {span:.2}s");
 }

@@ -14,6 +14,7 @@ mod kms;
 mod members;
 mod organizations;
 mod pace;
+mod roster;
 mod secrets;
 mod securityhub;
 mod sns;
@@ -27,6 +28,7 @@ pub use book::{StateItems, SweepBook};
 pub use clients::{Account, AwsClients, Connection, http_client};
 pub use error::{AwsError, error_chain};
 pub use members::{DEFAULT_MEMBER_ROLE_NAME, SESSION_NAME};
+pub use roster::{Claimed, OrgRoster};
 
 use crate::asff::{AsffFinding, HeldSet};
 use crate::model::SecretState;
@@ -144,6 +146,7 @@ pub trait Ports:
     + AccountsApi
     + SweepQueue
     + SweepBook
+    + OrgRoster
     + PolicyLedgers
     + RemediationJournal
     + FollowUpQueue
@@ -160,6 +163,7 @@ impl<T> Ports for T where
         + AccountsApi
         + SweepQueue
         + SweepBook
+        + OrgRoster
         + PolicyLedgers
         + RemediationJournal
         + FollowUpQueue

@@ -332,6 +332,12 @@ impl StateItems for AwsClients {
 
 impl SweepBook for AwsClients {}
 
+impl super::OrgRoster for AwsClients {
+    fn shares_roster(&self) -> bool {
+        self.state_table_ref().is_some()
+    }
+}
+
 fn attr(v: &book::Attr) -> AttributeValue {
     use book::Attr;
     match v {

@@ -124,6 +124,16 @@ impl<C, S> App<C, S> {
         }
     }
 
+    /// The state table's Region (for errors).
+    pub(crate) fn state_region(&self) -> String {
+        self.settings
+            .remediation
+            .state_table
+            .as_ref()
+            .and_then(|t| t.region.clone())
+            .unwrap_or_else(|| self.home_region.clone())
+    }
+
     /// Set the auditor's own organisation instead of asking AWS for it.
     pub fn with_own_org(mut self, org: Option<String>) -> Self {
         self.own_org = tokio::sync::OnceCell::new_with(Some(org));

@@ -1,32 +1,23 @@
 //! The accounts the auditor may act in (docs/security.md): its own; the
 //! accounts of ACCOUNT_IDS when set; else the ACTIVE accounts of its own
-//! organisation, learned with ListAccounts and kept per container. Every
-//! way into an account ([`App::enter`]) asks here first, so an account
-//! named by an event, a queue message or a command line is refused before
-//! any STS call.
+//! organisation, learned with ListAccounts at most
+//! [`crate::roster::REFRESH_SECONDS`] ago
+//! and shared by every instance through the state table
+//! ([`crate::roster`]): one instance lists, the others read its listing.
+//! Every way into an account ([`App::enter`]) asks here first, so an
+//! account named by an event, a queue message or a command line is refused
+//! before any STS call.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::App;
-use crate::aws::{AwsError, Ports};
+use crate::aws::{AwsError, Claimed, Ports};
 use crate::engine::inspect::Budget;
 use crate::model::{Gap, GapKind};
-
-/// How long the organisation's account list is used before it is listed
-/// again. Organizations' API rates are low and shared by the whole
-/// organisation, so a container lists at most this often for accounts it
-/// knows.
-pub const ORG_ACCOUNTS_REFRESH: Duration = Duration::from_secs(15 * 60);
-
-/// An account missing from the list is looked for again, but no sooner
-/// than this after the last listing: an account that joined the
-/// organisation gets in within a minute, and events naming accounts
-/// outside it cannot make the auditor list more than once a minute.
-pub const ORG_ACCOUNTS_RECHECK: Duration = Duration::from_secs(60);
+use crate::roster::{CLAIM_MAX_SECONDS, STALE_LIMIT_SECONDS, should_list};
 
 /// Why an account is not one the auditor may act in.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,21 +60,54 @@ impl NotEntered {
     }
 }
 
-/// The organisation's ACTIVE accounts, as last listed.
+/// The organisation's ACTIVE accounts, as last listed (by this instance
+/// or, through the state table, by another).
 #[derive(Debug, Default)]
 pub struct OrgAccounts {
-    listed: Option<(Instant, Arc<BTreeSet<String>>)>,
+    /// When the listing was made (epoch seconds), and its accounts.
+    listed: Option<(u64, Arc<BTreeSet<String>>)>,
 }
 
-/// Whether to list the organisation's accounts again before judging an
-/// account: never listed, listed [`ORG_ACCOUNTS_REFRESH`] ago, or the
-/// account is missing and the list is at least [`ORG_ACCOUNTS_RECHECK`] old.
-pub fn should_list(age: Option<Duration>, listed_there: bool) -> bool {
-    match age {
-        None => true,
-        Some(age) if age >= ORG_ACCOUNTS_REFRESH => true,
-        Some(age) => !listed_there && age >= ORG_ACCOUNTS_RECHECK,
+/// An answer of [`App::org_accounts`]: the accounts; `Ok(Err(why))` when
+/// they cannot be listed for good; `Err(gap)` when not for now.
+type Answer = Result<Result<Arc<BTreeSet<String>>, String>, Gap>;
+
+impl OrgAccounts {
+    /// The listing, when [`should_list`] says it serves for `account`.
+    fn serves(&self, account: &str, now: u64) -> Option<Arc<BTreeSet<String>>> {
+        let (at, accounts) = self.listed.as_ref()?;
+        let age = now.saturating_sub(*at);
+        (!should_list(Some(age), accounts.contains(account))).then(|| accounts.clone())
     }
+
+    /// The listing, when it is younger than `limit` seconds.
+    fn within(&self, now: u64, limit: u64) -> Option<Arc<BTreeSet<String>>> {
+        let (at, accounts) = self.listed.as_ref()?;
+        (now.saturating_sub(*at) < limit).then(|| accounts.clone())
+    }
+
+    /// Keep a listing made at `at`, unless the one held is newer.
+    fn keep(&mut self, at: u64, accounts: Vec<String>) -> Arc<BTreeSet<String>> {
+        match &self.listed {
+            Some((held, list)) if *held > at => list.clone(),
+            _ => {
+                let list = Arc::new(accounts.into_iter().collect::<BTreeSet<_>>());
+                self.listed = Some((at, list.clone()));
+                list
+            }
+        }
+    }
+
+    fn older_than(&self, at: u64) -> bool {
+        self.listed.as_ref().is_none_or(|(held, _)| *held < at)
+    }
+}
+
+/// Epoch seconds now.
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl<C: Ports, S> App<C, S> {
@@ -146,29 +170,107 @@ impl<C: Ports, S> App<C, S> {
         }
     }
 
-    /// The organisation's ACTIVE accounts, listed again when
-    /// [`should_list`] says so (one listing at a time per container). A
-    /// listing that cannot be made for good (denied, no organisation) is
-    /// `Ok(Err(why))`; a transient failure keeps using the last list when
-    /// there is one, else is the gap.
-    async fn org_accounts(
+    /// The organisation's ACTIVE accounts: the listing held, while
+    /// [`should_list`] says it serves; else the shared listing, when
+    /// another instance made a newer one; else listed here (one listing at
+    /// a time per container, and with a state table one per organisation).
+    /// A listing that cannot be made for good (denied, no organisation) is
+    /// `Ok(Err(why))`; a transient failure keeps using the last listing
+    /// when there is one, else is the gap.
+    async fn org_accounts(&self, account: &str, budget: &Budget) -> Answer {
+        let mut held = self.org_accounts.lock().await;
+        if let Some(accounts) = held.serves(account, epoch_now()) {
+            return Ok(Ok(accounts));
+        }
+        if self.clients.shares_roster()
+            && let Some(answer) = self.shared_accounts(&mut held, account, budget).await
+        {
+            return answer;
+        }
+        self.list_here(&mut held, None, budget).await
+    }
+
+    /// The shared listing (docs/security.md): read when newer than the
+    /// one held; when it does not serve either, claim the listing and list
+    /// here, or, while another instance lists, use the one held if it is
+    /// younger than [`STALE_LIMIT_SECONDS`]. `None`: list here, unshared
+    /// (the state table cannot be read or written, or no listing young
+    /// enough is there while another instance lists).
+    async fn shared_accounts(
         &self,
+        held: &mut OrgAccounts,
         account: &str,
         budget: &Budget,
-    ) -> Result<Result<Arc<BTreeSet<String>>, String>, Gap> {
-        let call = "organizations:ListAccounts";
-        let mut held = self.org_accounts.lock().await;
-        let known = held.listed.clone();
-        let age = known.as_ref().map(|(at, _)| at.elapsed());
-        let there = known.as_ref().is_some_and(|(_, a)| a.contains(account));
-        if !should_list(age, there) {
-            return Ok(Ok(known.expect("listed").1));
+    ) -> Option<Answer> {
+        let region = self.state_region();
+        let unshared = |gap: Gap| -> Option<Answer> {
+            warn!(reason = %gap.reason, "the organisation's shared account list cannot be used: this instance lists the accounts itself");
+            None
+        };
+        let head = match budget
+            .run("dynamodb:GetItem", &region, self.clients.roster_head())
+            .await
+        {
+            Ok(head) => head,
+            Err(gap) => return unshared(gap),
+        };
+        if let Some(listing) = head.and_then(|h| h.listing)
+            && held.older_than(listing.listed_at)
+        {
+            match budget
+                .run(
+                    "dynamodb:GetItem",
+                    &region,
+                    self.clients.roster_accounts(&listing),
+                )
+                .await
+            {
+                Ok(Some(accounts)) => {
+                    held.keep(listing.listed_at, accounts);
+                }
+                // Its pages have expired: a listing a day old.
+                Ok(None) => {}
+                Err(gap) => return unshared(gap),
+            }
         }
-        let listed = budget
-            .run(call, &self.home_region, async {
-                Ok(self.clients.active_accounts(&self.list_accounts).await)
-            })
-            .await;
+        let now = epoch_now();
+        if let Some(accounts) = held.serves(account, now) {
+            return Some(Ok(Ok(accounts)));
+        }
+        let owner = uuid::Uuid::new_v4().to_string();
+        match budget
+            .run(
+                "dynamodb:UpdateItem",
+                &region,
+                self.clients
+                    .claim_roster(&owner, claim_until(now, budget), now),
+            )
+            .await
+        {
+            Ok(Claimed::Ours) => Some(self.list_here(held, Some(&owner), budget).await),
+            Ok(Claimed::Busy(_)) => {
+                let young = held.within(now, STALE_LIMIT_SECONDS)?;
+                info!(
+                    account,
+                    "another instance is listing the organisation's accounts: the last listing is used meanwhile"
+                );
+                Some(Ok(Ok(young)))
+            }
+            Err(gap) => unshared(gap),
+        }
+    }
+
+    /// List the organisation's ACTIVE accounts here (paced), keep the
+    /// listing, and publish it to the shared list when `owner` holds the
+    /// claim (or end the claim, when the listing failed).
+    async fn list_here(
+        &self,
+        held: &mut OrgAccounts,
+        owner: Option<&str>,
+        budget: &Budget,
+    ) -> Answer {
+        let call = "organizations:ListAccounts";
+        let listed = self.list_organisation(owner, budget).await;
         let lasting = |why: String| {
             warn!(
                 call,
@@ -178,62 +280,128 @@ impl<C: Ports, S> App<C, S> {
             Ok(Err(why))
         };
         match listed {
-            Ok(Ok(Some(accounts))) => {
+            Ok(Some((at, accounts))) => {
                 info!(
                     accounts = accounts.len(),
+                    shared = owner.is_some(),
                     "the organisation's accounts, listed: the auditor may act in these"
                 );
-                let accounts = Arc::new(accounts.into_iter().collect::<BTreeSet<_>>());
-                held.listed = Some((Instant::now(), accounts.clone()));
-                Ok(Ok(accounts))
+                Ok(Ok(held.keep(at, accounts)))
             }
             // Failures that retrying does not heal: in no organisation, or
             // denied (not the management account or a delegated
             // administrator).
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 held.listed = None;
                 lasting(format!(
                     "{call}: the auditor's account is in no organisation"
                 ))
             }
-            Ok(Err(e)) if e.kind() == GapKind::AccessDenied => {
+            Err(gap) if gap.kind == GapKind::AccessDenied => {
                 held.listed = None;
-                lasting(e.to_string())
+                lasting(gap.reason)
             }
-            Ok(Err(e)) => stale_or(known, e.into_gap(), call),
-            Err(gap) => stale_or(known, gap, call),
+            Err(gap) => match held.listed.as_ref() {
+                Some((_, accounts)) => {
+                    warn!(call, reason = %gap.reason, "could not list the organisation's accounts again: the last list is used");
+                    Ok(Ok(accounts.clone()))
+                }
+                None => Err(gap),
+            },
         }
+    }
+
+    /// One listing of the organisation's ACTIVE accounts (paced by
+    /// ORG_LIST_ACCOUNTS_PER_SECOND), sorted, with when it was made; when
+    /// `owner` holds the claim to list, published to the shared list, or
+    /// the claim ended if the listing failed. `Ok(None)`: the auditor's
+    /// account is in no organisation.
+    pub(crate) async fn list_organisation(
+        &self,
+        owner: Option<&str>,
+        budget: &Budget,
+    ) -> Result<Option<(u64, Vec<String>)>, Gap> {
+        let listed = budget
+            .run(
+                "organizations:ListAccounts",
+                &self.home_region,
+                self.clients.active_accounts(&self.list_accounts),
+            )
+            .await;
+        let at = epoch_now();
+        let Some(owner) = owner else {
+            return listed.map(|l| l.map(|a| (at, a)));
+        };
+        let region = self.state_region();
+        let shared = match &listed {
+            Ok(Some(accounts)) => {
+                budget
+                    .run(
+                        "dynamodb:UpdateItem",
+                        &region,
+                        self.clients.publish_roster(owner, accounts, at),
+                    )
+                    .await
+            }
+            _ => budget
+                .run(
+                    "dynamodb:UpdateItem",
+                    &region,
+                    self.clients.release_roster(owner),
+                )
+                .await
+                .map(|()| false),
+        };
+        match shared {
+            Ok(true) => {}
+            Ok(false) if listed.as_ref().is_ok_and(Option::is_some) => {
+                warn!(
+                    "the listing ran past its claim, which another instance now holds: it is not shared"
+                );
+            }
+            Ok(false) => {}
+            Err(gap) => {
+                warn!(reason = %gap.reason, "the organisation's listing could not be shared: other instances list it themselves when their own is due");
+            }
+        }
+        listed.map(|l| l.map(|a| (at, a)))
+    }
+
+    /// The organisation's accounts for the org sweep's plan: listed now,
+    /// and shared with every instance when no other instance is listing
+    /// (the cells' scope checks then read this listing). `Ok(None)`: in no
+    /// organisation.
+    pub(crate) async fn plan_accounts(&self, budget: &Budget) -> Result<Option<Vec<String>>, Gap> {
+        let mut held = self.org_accounts.lock().await;
+        let now = epoch_now();
+        let owner = uuid::Uuid::new_v4().to_string();
+        let ours = self.clients.shares_roster()
+            && matches!(
+                budget
+                    .run(
+                        "dynamodb:UpdateItem",
+                        &self.state_region(),
+                        self.clients
+                            .claim_roster(&owner, claim_until(now, budget), now),
+                    )
+                    .await,
+                Ok(Claimed::Ours)
+            );
+        let listed = self
+            .list_organisation(ours.then_some(owner.as_str()), budget)
+            .await?;
+        Ok(listed.map(|(at, accounts)| {
+            held.keep(at, accounts.clone());
+            accounts
+        }))
     }
 }
 
-/// The last list, when there is one, after a transient failure to list
-/// again; else the gap.
-fn stale_or(
-    known: Option<(Instant, Arc<BTreeSet<String>>)>,
-    gap: Gap,
-    call: &str,
-) -> Result<Result<Arc<BTreeSet<String>>, String>, Gap> {
-    match known {
-        Some((_, accounts)) => {
-            warn!(call, reason = %gap.reason, "could not list the organisation's accounts again: the last list is used");
-            Ok(Ok(accounts))
-        }
-        None => Err(gap),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_list_is_refreshed_rarely_and_rechecked_for_a_missing_account() {
-        let s = Duration::from_secs;
-        assert!(should_list(None, false), "never listed");
-        assert!(!should_list(Some(s(5)), true));
-        assert!(!should_list(Some(s(5)), false), "a miss within a minute");
-        assert!(should_list(Some(s(60)), false), "a miss a minute on");
-        assert!(!should_list(Some(s(14 * 60)), true));
-        assert!(should_list(Some(s(15 * 60)), true), "refreshed");
-    }
+/// When a claim to list made `now` ends: the invocation's deadline (it
+/// cannot list past it), at most [`CLAIM_MAX_SECONDS`] on.
+fn claim_until(now: u64, budget: &Budget) -> u64 {
+    let left = budget
+        .time_left()
+        .map_or(CLAIM_MAX_SECONDS, |t| t.as_secs().min(CLAIM_MAX_SECONDS));
+    now + left.max(1)
 }

@@ -83,13 +83,13 @@ pub struct ItemUpdate {
 }
 
 impl ItemUpdate {
-    fn new(key: String) -> ItemUpdate {
+    pub(crate) fn new(key: String) -> ItemUpdate {
         ItemUpdate {
             key,
             ..ItemUpdate::default()
         }
     }
-    fn set(mut self, name: &str, v: Attr) -> ItemUpdate {
+    pub(crate) fn set(mut self, name: &str, v: Attr) -> ItemUpdate {
         self.set.push((name.into(), v));
         self
     }
@@ -97,7 +97,7 @@ impl ItemUpdate {
         self.add.push((name.into(), v));
         self
     }
-    fn when(mut self, c: Cond) -> ItemUpdate {
+    pub(crate) fn when(mut self, c: Cond) -> ItemUpdate {
         self.conditions.push(c);
         self
     }
@@ -323,19 +323,19 @@ pub struct SweepHead {
     pub summary_until: Option<u64>,
 }
 
-fn number(item: &Item, name: &str) -> Option<u64> {
+pub(crate) fn number(item: &Item, name: &str) -> Option<u64> {
     match item.get(name) {
         Some(Attr::N(n)) => Some(*n),
         _ => None,
     }
 }
-fn text(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn text(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(Attr::S(s)) => Some(s.clone()),
         _ => None,
     }
 }
-fn strings(item: &Item, name: &str) -> Vec<String> {
+pub(crate) fn strings(item: &Item, name: &str) -> Vec<String> {
     match item.get(name) {
         Some(Attr::L(l)) => l.clone(),
         _ => Vec::new(),

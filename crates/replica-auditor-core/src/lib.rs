@@ -15,6 +15,7 @@
 //!   [`book`]: the items that bookkeeping is kept in, and every write to them
 //! - [`ledger`]: which resource policies a sweep reads (the policy ledger)
 //! - [`pace`]: a token bucket's arithmetic, per instance or shared through the state table
+//! - [`roster`]: the organisation's accounts as last listed, shared through the state table
 //! - [`cross_account`]: cross-account replication, its links and findings
 //! - [`freshness`]: do replicas hold the primary's current version; [`followup`]:
 //!   the chain of later looks after a new version; [`rotation`]: a failed or
@@ -40,4 +41,5 @@ pub mod pace;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod roster;
 pub mod rotation;

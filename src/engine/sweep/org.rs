@@ -284,14 +284,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             accounts.dedup();
             return Ok(accounts);
         }
-        match budget
-            .run(
-                "organizations:ListAccounts",
-                &self.home_region,
-                self.clients.active_accounts(&self.list_accounts),
-            )
-            .await
-        {
+        match self.plan_accounts(budget).await {
             Ok(Some(accounts)) => Ok(accounts),
             Ok(None) => {
                 let own = scheduled.account.clone().ok_or(
@@ -1046,16 +1039,6 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         counts.reports_published += usize::from(published.is_some());
         run.next = None;
         Ok(())
-    }
-
-    /// The state table's Region (for errors).
-    fn state_region(&self) -> String {
-        self.settings
-            .remediation
-            .state_table
-            .as_ref()
-            .and_then(|t| t.region.clone())
-            .unwrap_or_else(|| self.home_region.clone())
     }
 }
 
