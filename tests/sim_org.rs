@@ -476,37 +476,49 @@ impl Sim {
     }
 
     /// One delivery of a planning message, as `send_page`: its page's
-    /// cells from the page item, sent (SendMessageBatch, 10 a call).
-    /// Whether its record succeeded, and how long it took (virtual ms).
-    /// A failed delivery has sent its cells, and its redelivery sends them
-    /// again: the bookkeeping counts each once.
+    /// cells from the page item, sent (SendMessageBatch, 10 a call) in
+    /// runs, each marked sent in the page item. Whether its record
+    /// succeeded, and how long it took (virtual ms). A failed delivery
+    /// dies after a random number of its runs (none to all: timed out,
+    /// or its answer lost), and its redelivery sends the runs not marked;
+    /// the bookkeeping counts each cell once.
     async fn send_page(&mut self, plan: &PlanPage, now_ms: u64) -> (bool, u64) {
         let before = self.table_calls();
-        let cells = self
+        let page = self
             .table
             .page_cells(plan)
             .await
             .unwrap()
             .expect("a page of the plan");
-        let batches = cells.len().div_ceil(10) as u64;
-        self.run.send_calls += batches;
-        for c in &cells {
-            if self.run.fated.insert(c.cell) {
-                if self.rng.per_mille(self.s.poison) {
-                    self.run.poisoned.insert(c.cell);
+        let runs: Vec<(Vec<Cell>, u64)> = page.runs().map(|(r, m)| (r.to_vec(), m)).collect();
+        let fails = self.rng.per_mille(self.s.fail);
+        let dies_after = match fails {
+            true => self.rng.between(0, runs.len() as u64) as usize,
+            false => runs.len(),
+        };
+        let mut batches = 0;
+        for (run, mark) in runs.iter().take(dies_after) {
+            batches += run.len().div_ceil(10) as u64;
+            for c in run {
+                if self.run.fated.insert(c.cell) {
+                    if self.rng.per_mille(self.s.poison) {
+                        self.run.poisoned.insert(c.cell);
+                    }
+                    if self.rng.per_mille(self.s.lost) {
+                        self.run.dropped.insert(c.cell);
+                    }
                 }
-                if self.rng.per_mille(self.s.lost) {
-                    self.run.dropped.insert(c.cell);
+                if !self.run.dropped.contains(&c.cell) {
+                    self.send(c.to_body(), now_ms);
                 }
             }
-            if !self.run.dropped.contains(&c.cell) {
-                self.send(c.to_body(), now_ms);
-            }
+            self.table.page_sent(plan, *mark).await.unwrap();
         }
+        self.run.send_calls += batches;
         let ms = (self.table_calls() - before + batches) * CALL_MS;
         self.run.longest_page_ms = self.run.longest_page_ms.max(ms);
         self.run.page_deliveries += 1;
-        (!self.rng.per_mille(self.s.fail), ms)
+        (!fails, ms)
     }
 
     /// Every message, `concurrency` consumers at once, until the queue is

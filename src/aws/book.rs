@@ -10,7 +10,9 @@ use std::future::Future;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{AwsError, Opened, SweepPlan};
-use crate::book::{self, Applied, Counting, Item, ItemUpdate, NewSweep, SweepHead, Tally};
+use crate::book::{
+    self, Applied, Counting, Item, ItemUpdate, NewSweep, PageCells, SweepHead, Tally,
+};
 use crate::org::{Cell, NotPlanned, PlanPage, SweepRecord};
 
 /// Items read at once when a sweep's record is assembled.
@@ -118,7 +120,7 @@ pub trait SweepBook: StateItems {
     fn page_cells(
         &self,
         plan: &PlanPage,
-    ) -> impl Future<Output = Result<Result<Vec<Cell>, NotPlanned>, AwsError>> + Send {
+    ) -> impl Future<Output = Result<Result<PageCells, NotPlanned>, AwsError>> + Send {
         async move {
             let Some(head) = self.sweep_head(&plan.sweep_id).await? else {
                 return Ok(Err(NotPlanned::NoSweep(plan.sweep_id.clone())));
@@ -126,7 +128,24 @@ pub trait SweepBook: StateItems {
             let page = self
                 .get_item(&book::page_key(&plan.sweep_id, plan.page))
                 .await?;
-            Ok(head.page_cells(plan, &page_accounts(page)))
+            let sent = match page.as_ref().and_then(|p| p.get("sent")) {
+                Some(book::Attr::N(n)) => *n,
+                _ => 0,
+            };
+            Ok(head.page_cells(plan, &page_accounts(page), sent))
+        }
+    }
+
+    /// Mark the first `sent` cells of the planning message's page sent.
+    fn page_sent(
+        &self,
+        plan: &PlanPage,
+        sent: u64,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        async move {
+            self.update_item(&book::page_sent(&plan.sweep_id, plan.page, sent))
+                .await
+                .map(drop)
         }
     }
 

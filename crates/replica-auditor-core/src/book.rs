@@ -424,7 +424,8 @@ impl SweepHead {
         &self,
         plan: &crate::org::PlanPage,
         page: &[String],
-    ) -> Result<Vec<crate::org::Cell>, NotPlanned> {
+        sent: u64,
+    ) -> Result<PageCells, NotPlanned> {
         let l = self.layout();
         let first = plan.page as usize * ACCOUNTS_PER_PAGE;
         let expected = (l.accounts as usize)
@@ -441,14 +442,52 @@ impl SweepHead {
                 pages: plan.pages,
             });
         }
-        Ok(crate::org::Cell::plan_page(
+        let cells = crate::org::Cell::plan_page(
             &self.sweep_id,
             (first as u32, page),
             &self.regions,
             l.cells(),
             &plan.trigger,
-        ))
+        );
+        let sent = (sent as usize).min(cells.len());
+        Ok(PageCells { cells, sent })
     }
+}
+
+/// Cells a planning message sends between two marks of its progress:
+/// 50 SendMessageBatch calls.
+pub const CELLS_PER_MARK: usize = 500;
+
+/// A planning message's cells: every cell of its page, in the plan's
+/// order, and how many of them an earlier delivery marked sent (the page
+/// item's `sent`), which a redelivery does not send again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageCells {
+    pub cells: Vec<crate::org::Cell>,
+    pub sent: usize,
+}
+
+impl PageCells {
+    /// The cells not marked sent, in runs of [`CELLS_PER_MARK`], each with
+    /// the mark to write once it is sent.
+    pub fn runs(&self) -> impl Iterator<Item = (&[crate::org::Cell], u64)> {
+        let sent = self.sent;
+        self.cells[sent..]
+            .chunks(CELLS_PER_MARK)
+            .scan(sent, |done, run| {
+                *done += run.len();
+                Some((run, *done as u64))
+            })
+    }
+}
+
+/// Mark the first `sent` cells of a page sent (only forward: a late mark
+/// of a slower delivery is refused).
+pub fn page_sent(sweep_id: &str, page: u32, sent: u64) -> ItemUpdate {
+    ItemUpdate::new(page_key(sweep_id, page))
+        .when(Cond::Exists)
+        .when(Cond::AbsentOrBelow("sent".into(), sent))
+        .set("sent", Attr::N(sent))
 }
 
 /// What one delivery of a cell counts.

@@ -975,6 +975,83 @@ mod tests {
     }
 
     #[test]
+    fn a_redelivered_planning_message_sends_only_the_runs_not_marked_sent() {
+        use crate::book::{Applied, Attr, apply, page_key, page_sent};
+        // A full page: 200 accounts x 17 Regions, 3,400 cells.
+        let accounts: Vec<String> = (0..200u64)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect();
+        let regions: Vec<String> = (0..17).map(|r| format!("region-{r:02}")).collect();
+        let head = crate::book::SweepHead {
+            sweep_id: "sweep-1".into(),
+            planned: 3_400,
+            accounts_total: 200,
+            regions: regions.clone(),
+            ..Default::default()
+        };
+        let m = &PlanPage::plan("sweep-1", 1, &trigger())[0];
+        let runs = |sent: u64| -> Vec<(usize, u64)> {
+            let page = head.page_cells(m, &accounts, sent).unwrap();
+            page.runs().map(|(run, mark)| (run.len(), mark)).collect()
+        };
+        // First delivery: seven runs, each marked once sent.
+        assert_eq!(
+            runs(0),
+            vec![
+                (500, 500),
+                (500, 1_000),
+                (500, 1_500),
+                (500, 2_000),
+                (500, 2_500),
+                (500, 3_000),
+                (400, 3_400)
+            ]
+        );
+        // It died after two runs: the redelivery sends the other 2,400.
+        let again = head.page_cells(m, &accounts, 1_000).unwrap();
+        let rest: Vec<&Cell> = again.runs().flat_map(|(run, _)| run).collect();
+        assert_eq!(rest.len(), 2_400);
+        assert_eq!(
+            rest[0], &again.cells[1_000],
+            "from the first cell not marked"
+        );
+        // All marked: nothing; a mark past the page (not written by this
+        // code) sends nothing either.
+        assert!(runs(3_400).is_empty());
+        assert!(runs(9_999).is_empty());
+        // A mark moves only forward: a slower delivery's earlier mark is refused.
+        let page_item = match apply(
+            None,
+            &crate::book::NewSweep {
+                sweep_id: "sweep-1",
+                accounts: &accounts,
+                regions: &regions,
+                planned_at: "2026-12-05T00:00:00Z",
+                close_at: 0,
+                expires_at: 0,
+            }
+            .pages()[0],
+        ) {
+            Applied::Done(i) => i,
+            Applied::Refused(_) => unreachable!(),
+        };
+        let Applied::Done(marked) = apply(Some(&page_item), &page_sent("sweep-1", 0, 1_500)) else {
+            panic!("the first mark is refused")
+        };
+        assert_eq!(marked.get("sent"), Some(&Attr::N(1_500)));
+        assert!(matches!(
+            apply(Some(&marked), &page_sent("sweep-1", 0, 1_000)),
+            Applied::Refused(_)
+        ));
+        assert_eq!(page_sent("sweep-1", 0, 1).key, page_key("sweep-1", 0));
+        // No page item, no mark (nothing made from a stray message).
+        assert!(matches!(
+            apply(None, &page_sent("sweep-1", 0, 500)),
+            Applied::Refused(None)
+        ));
+    }
+
+    #[test]
     fn a_planning_message_sends_exactly_its_pages_cells() {
         // 450 accounts x 2 Regions: pages of 200, 200 and 50.
         let accounts: Vec<String> = (0..450u64)
@@ -996,12 +1073,13 @@ mod tests {
             let body = m.to_body();
             assert_eq!(PlanPage::parse(&body), Some(Ok(m.clone())));
             assert!(Cell::parse(&body).is_err(), "not a cell");
-            let cells = head.page_cells(m, page).unwrap();
-            assert_eq!(cells.len(), page.len() * 2);
-            for c in &cells {
+            let cells = head.page_cells(m, page, 0).unwrap();
+            assert_eq!(cells.sent, 0);
+            assert_eq!(cells.cells.len(), page.len() * 2);
+            for c in &cells.cells {
                 assert_eq!(head.check_planned(page, c), Ok(()), "{}", c.cell_id());
             }
-            sent.extend(cells);
+            sent.extend(cells.cells);
         }
         assert_eq!(sent, whole, "the pages' cells are the plan's, once each");
         // The last page is 50 accounts: a page item of another length, or a
@@ -1011,13 +1089,16 @@ mod tests {
             page: 2,
             pages: 3,
         });
-        assert_eq!(head.page_cells(&messages[2], &accounts[400..449]), no_page);
+        assert_eq!(
+            head.page_cells(&messages[2], &accounts[400..449], 0),
+            no_page
+        );
         let beyond = PlanPage {
             page: 3,
             pages: 4,
             ..messages[0].clone()
         };
-        assert!(head.page_cells(&beyond, &accounts[..200]).is_err());
+        assert!(head.page_cells(&beyond, &accounts[..200], 0).is_err());
         // Malformed planning messages name what is wrong; others are not one.
         let mut bad: serde_json::Value = serde_json::from_str(&messages[0].to_body()).unwrap();
         bad["page"] = 3.into();

@@ -671,23 +671,40 @@ impl<C: Ports, S: ReportSink> App<C, S> {
         };
         let queue = self.settings.sweep.queue.as_ref().expect("checked");
         let region = queue.region.clone().unwrap_or(self.home_region.clone());
-        let bodies: Vec<String> = cells.iter().map(Cell::to_body).collect();
-        let sent = budget
-            .run(
-                "sqs:SendMessage",
-                &region,
-                self.clients.send_cells(&queue.url, &region, &bodies),
-            )
-            .await;
-        if let Err(g) = sent {
-            warn!(sweep_id = %plan.sweep_id, page = plan.page, error = %g.reason, "the page's cells could not all be sent: SQS delivers the planning message again, which sends them again");
-            return false;
+        // In runs, each marked sent in the page item once sent: a
+        // redelivery (this invocation failed or timed out) sends only the
+        // runs not marked, and SQS's duplicates stay at one run.
+        for (run, mark) in cells.runs() {
+            let bodies: Vec<String> = run.iter().map(Cell::to_body).collect();
+            let sent = budget
+                .run(
+                    "sqs:SendMessage",
+                    &region,
+                    self.clients.send_cells(&queue.url, &region, &bodies),
+                )
+                .await;
+            if let Err(g) = sent {
+                warn!(sweep_id = %plan.sweep_id, page = plan.page, error = %g.reason, "the page's cells could not all be sent: SQS delivers the planning message again, which sends those not marked sent");
+                return false;
+            }
+            if let Err(g) = budget
+                .run(
+                    "dynamodb:UpdateItem",
+                    &self.state_region(),
+                    self.clients.page_sent(&plan, mark),
+                )
+                .await
+            {
+                // A mark not written costs a redelivery this run again.
+                warn!(sweep_id = %plan.sweep_id, page = plan.page, error = %g.reason, "the page's progress could not be marked: a redelivery would send these cells again");
+            }
         }
         info!(
             sweep_id = %plan.sweep_id,
             page = plan.page,
             pages = plan.pages,
-            cells = cells.len(),
+            cells = cells.cells.len(),
+            resumed_at = cells.sent,
             redelivered = record.receive_count > 1,
             duration_ms = started.elapsed().as_millis() as u64,
             outcome = "page_sent",
