@@ -87,9 +87,10 @@ pub const FOLLOW_UP_ACTIONS: [&str; 1] = ["sqs:SendMessage"];
 
 /// The accounts the auditor may enter (docs/security.md): without
 /// ACCOUNT_IDS, the ACTIVE accounts of its own organisation, learned with
-/// ListAccounts and cached per container. The event path checks a member
-/// account against them before any AssumeRole, and the org sweep plans
-/// them: always granted (read-only, account ids only).
+/// ListAccounts and shared through the state table (`crate::roster`). The
+/// event path checks a member account against them before any AssumeRole,
+/// and the org sweep plans them: always granted (read-only, account ids
+/// only).
 pub const ACCOUNT_LIST_ACTIONS: [&str; 1] = ["organizations:ListAccounts"];
 
 /// The policy ledgers in the state table ([`PolicyLedgers`]): read at a
