@@ -873,6 +873,71 @@ async fn a_claim_or_lease_applied_but_unanswered_is_still_ours() {
             .unwrap(),
         Acquired::HeldBy(_)
     ));
+    // The same for the claim to list the organisation, and for the
+    // publication of its listing.
+    use replica_auditor::aws::{Claimed, OrgRoster};
+    let once = || {
+        vec![
+            Rule::new(Some("dynamodb"), None, Fault::AppliedThen500)
+                .action("UpdateItem")
+                .times(1),
+        ]
+    };
+    proxy.set_rules(once());
+    let met = proxy.injected("dynamodb", WEST);
+    let (now, until) = (1_800_000_000, 1_800_000_300);
+    assert_eq!(
+        app.clients
+            .claim_roster("lister-1", until, now)
+            .await
+            .unwrap(),
+        Claimed::Ours,
+        "the claim is this instance's: it lists"
+    );
+    assert_eq!(
+        proxy.injected("dynamodb", WEST),
+        met + 1,
+        "the fault was met"
+    );
+    assert!(matches!(
+        app.clients
+            .claim_roster("lister-2", until, now + 1)
+            .await
+            .unwrap(),
+        Claimed::Busy(_)
+    ));
+    // The listing's pages, then its head, whose answer is lost: the
+    // SDK's retry finds the claim still this instance's and applies the
+    // same again.
+    use replica_auditor::aws::StateItems;
+    use replica_auditor::roster;
+    let accounts = vec![MOTO_ACCOUNT.to_string()];
+    for page in roster::pages("lister-1", &accounts, now + 2) {
+        app.clients.update_item(&page).await.unwrap();
+    }
+    proxy.set_rules(once());
+    assert!(matches!(
+        app.clients
+            .update_item(&roster::publish("lister-1", 1, now + 2))
+            .await
+            .unwrap(),
+        replica_auditor::book::Applied::Done(_)
+    ));
+    assert_eq!(
+        proxy.injected("dynamodb", WEST),
+        met + 2,
+        "the fault was met"
+    );
+    let head = app.clients.roster_head().await.unwrap().unwrap();
+    let listing = head.listing.unwrap();
+    assert_eq!(
+        (listing.generation.as_str(), listing.listed_at),
+        ("lister-1", now + 2)
+    );
+    assert_eq!(
+        app.clients.roster_accounts(&listing).await.unwrap(),
+        Some(accounts)
+    );
 }
 
 /// The id of the one sweep planned in `org`'s state table.
