@@ -738,6 +738,11 @@ async fn the_organisation_is_listed_once_for_every_instance() {
         listed,
         "no listing while another instance lists"
     );
+    // Its next event, within half a minute, does not ask again: no claim
+    // (the audit itself writes nothing here, with REMEDIATION off).
+    let updates = proxy.requests("dynamodb", "UpdateItem").len();
+    audited(&run(&meanwhile, &call(&member)).await);
+    assert_eq!(proxy.requests("dynamodb", "UpdateItem").len(), updates);
 
     // Older than that (31 minutes: the lister has died), a new instance
     // lists itself, and leaves the head to the claim's holder.

@@ -66,6 +66,9 @@ impl NotEntered {
 pub struct OrgAccounts {
     /// When the listing was made (epoch seconds), and its accounts.
     listed: Option<(u64, Arc<BTreeSet<String>>)>,
+    /// Another instance is listing: the shared head is not read again
+    /// before this (epoch seconds), and the listing held serves meanwhile.
+    quiet_until: u64,
 }
 
 /// An answer of [`App::org_accounts`]: the accounts; `Ok(Err(why))` when
@@ -96,6 +99,14 @@ impl OrgAccounts {
                 list
             }
         }
+    }
+
+    /// The listing held, while another instance lists and it is young
+    /// enough to serve meanwhile.
+    fn meanwhile(&self, now: u64) -> Option<Arc<BTreeSet<String>>> {
+        (now < self.quiet_until)
+            .then(|| self.within(now, STALE_LIMIT_SECONDS))
+            .flatten()
     }
 
     fn older_than(&self, at: u64) -> bool {
@@ -179,7 +190,8 @@ impl<C: Ports, S> App<C, S> {
     /// when there is one, else is the gap.
     async fn org_accounts(&self, account: &str, budget: &Budget) -> Answer {
         let mut held = self.org_accounts.lock().await;
-        if let Some(accounts) = held.serves(account, epoch_now()) {
+        let now = epoch_now();
+        if let Some(accounts) = held.serves(account, now).or_else(|| held.meanwhile(now)) {
             return Ok(Ok(accounts));
         }
         if self.clients.shares_roster()
@@ -248,8 +260,12 @@ impl<C: Ports, S> App<C, S> {
             .await
         {
             Ok(Claimed::Ours) => Some(self.list_here(held, Some(&owner), budget).await),
-            Ok(Claimed::Busy(_)) => {
+            Ok(Claimed::Busy(head)) => {
                 let young = held.within(now, STALE_LIMIT_SECONDS)?;
+                // Not asked again for a while: a thousand instances waiting
+                // on one listing read its head twice a minute each, at most.
+                held.quiet_until =
+                    (now + QUIET_SECONDS).min(head.refreshing_until.unwrap_or(now).max(now + 1));
                 info!(
                     account,
                     "another instance is listing the organisation's accounts: the last listing is used meanwhile"
@@ -396,6 +412,10 @@ impl<C: Ports, S> App<C, S> {
         }))
     }
 }
+
+/// While another instance lists, how long an instance uses the listing it
+/// holds before it reads the shared head again.
+const QUIET_SECONDS: u64 = 30;
 
 /// When a claim to list made `now` ends: the invocation's deadline (it
 /// cannot list past it), at most [`CLAIM_MAX_SECONDS`] on.
