@@ -641,6 +641,27 @@ fn epoch_now() -> u64 {
         .as_secs()
 }
 
+/// Publish a listing of `accounts` made at `listed_at`, as another
+/// instance `generation` would: claim, then publish.
+async fn publish_listing(
+    clients: &AwsClients,
+    generation: &str,
+    accounts: &[String],
+    listed_at: u64,
+) {
+    use replica_auditor::aws::{Claimed, OrgRoster};
+    let now = epoch_now();
+    let claimed = clients
+        .claim_roster(generation, now + 60, now)
+        .await
+        .unwrap();
+    assert!(matches!(claimed, Claimed::Ours(_)), "{generation}'s claim");
+    let published = clients
+        .publish_roster(generation, accounts, listed_at)
+        .await;
+    assert!(published.unwrap(), "{generation}'s listing published");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organisation_is_listed_once_for_every_instance() {
     use replica_auditor::aws::OrgRoster;
@@ -702,32 +723,18 @@ async fn the_organisation_is_listed_once_for_every_instance() {
     // to list runs: a new instance uses the due listing meanwhile.
     let now = epoch_now();
     let org_accounts: Vec<String> = accounts.unwrap();
-    let age = |seconds: u64, generation: &str| {
-        let clients = &first.clients;
-        let org_accounts = org_accounts.clone();
-        let generation = generation.to_string();
+    let age = |seconds: u64, generation: &'static str| {
+        let (clients, org_accounts) = (&first.clients, &org_accounts);
         async move {
-            assert_eq!(
-                clients
-                    .claim_roster(&generation, now + 1, now)
-                    .await
-                    .unwrap(),
-                replica_auditor::aws::Claimed::Ours
-            );
-            assert!(
-                clients
-                    .publish_roster(&generation, &org_accounts, now - seconds)
-                    .await
-                    .unwrap()
-            );
+            publish_listing(clients, generation, org_accounts, now - seconds).await;
             // Another instance is listing, for ten minutes yet.
-            assert_eq!(
+            assert!(matches!(
                 clients
                     .claim_roster("listing-elsewhere", now + 600, now)
                     .await
                     .unwrap(),
-                replica_auditor::aws::Claimed::Ours
-            );
+                replica_auditor::aws::Claimed::Ours(_)
+            ));
         }
     };
     age(16 * 60, "sixteen-minutes-old").await;
@@ -779,6 +786,72 @@ async fn the_organisation_is_listed_once_for_every_instance() {
     assert!(fresh.listed_at >= now, "{fresh:?}");
     assert_eq!(fresh.accounts, 3);
     assert_ne!(fresh.generation, "thirty-one-minutes-old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_published_while_an_instance_claims_serves_it() {
+    use replica_auditor::aws::OrgRoster;
+    let org = OrgWorld::start(1, 1, None);
+    let member = org.accounts[1].clone();
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
+    let vars = [("REMEDIATION", "off"), ("METRICS", "off")];
+    let other = org
+        .world
+        .app_with_sdk(&vars, sdk_config(&proxy.endpoint).await);
+    let mut accounts = org.accounts.clone();
+    accounts.sort();
+    // A listing 16 minutes old, due, and nobody listing.
+    publish_listing(&other.clients, "old", &accounts, epoch_now() - 16 * 60).await;
+    // A new instance reads it and claims to list again; its claim is held
+    // at the proxy while another instance publishes a fresh listing.
+    proxy.set_rules(vec![
+        Rule::new(Some("dynamodb"), None, Fault::Delay(Duration::from_secs(5)))
+            .action("UpdateItem")
+            .times(1),
+    ]);
+    let listings = || proxy.requests("organizations", "ListAccounts").len();
+    let before = listings();
+    let updates = proxy.requests("dynamodb", "UpdateItem").len();
+    let late = org
+        .world
+        .app_with_sdk(&vars, sdk_config(&proxy.endpoint).await);
+    let mut ev = event("replicate-secret-to-regions.json");
+    ev["account"] = json!(member);
+    ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
+    ev["detail"]["responseElements"] = Value::Null;
+    let (report, ()) = tokio::join!(run(&late, &ev), async {
+        // Bounded: the claim reaches the proxy within 20 s.
+        for _ in 0..200 {
+            if proxy.requests("dynamodb", "UpdateItem").len() > updates {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            proxy.requests("dynamodb", "UpdateItem").len() > updates,
+            "the claim came"
+        );
+        // Not delayed (the one delay was the late claim's).
+        publish_listing(&other.clients, "fresh", &accounts, epoch_now()).await;
+    });
+    assert_eq!(report["secret"]["account"], member.as_str(), "{report:#}");
+    assert_eq!(
+        listings(),
+        before,
+        "the fresh listing served: nothing listed"
+    );
+    let head = other.clients.roster_head().await.unwrap().unwrap();
+    assert_eq!(head.listing.map(|l| l.generation).as_deref(), Some("fresh"));
+    assert_eq!(
+        head.refreshing_until,
+        Some(0),
+        "the late claim was given back"
+    );
+    assert_ne!(
+        head.refresher.as_deref(),
+        Some("fresh"),
+        "it was the late instance's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -891,12 +964,14 @@ async fn a_claim_or_lease_applied_but_unanswered_is_still_ours() {
     proxy.set_rules(once());
     let met = proxy.injected("dynamodb", WEST);
     let (now, until) = (1_800_000_000, 1_800_000_300);
-    assert_eq!(
-        app.clients
-            .claim_roster("lister-1", until, now)
-            .await
-            .unwrap(),
-        Claimed::Ours,
+    assert!(
+        matches!(
+            app.clients
+                .claim_roster("lister-1", until, now)
+                .await
+                .unwrap(),
+            Claimed::Ours(_)
+        ),
         "the claim is this instance's: it lists"
     );
     assert_eq!(

@@ -15,8 +15,9 @@ const READS_AT_ONCE: usize = 16;
 /// What a claim to list came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {
-    /// Ours: list, then publish or release.
-    Ours,
+    /// Ours: list, then publish or release. The head after the claim: it
+    /// names a listing published since the head was last read, if any.
+    Ours(RosterHead),
     /// Another instance's claim runs: the head as it is.
     Busy(RosterHead),
 }
@@ -70,13 +71,13 @@ pub trait OrgRoster: StateItems {
     ) -> impl Future<Output = Result<Claimed, AwsError>> + Send {
         async move {
             match self.update_item(&roster::claim(owner, until, now)).await? {
-                crate::book::Applied::Done(_) => Ok(Claimed::Ours),
+                crate::book::Applied::Done(item) => Ok(Claimed::Ours(RosterHead::from_item(&item))),
                 crate::book::Applied::Refused(item) => {
                     let head = item.map(|i| RosterHead::from_item(&i)).unwrap_or_default();
                     // The SDK's retry of this very claim, applied but not
                     // acknowledged: the claim is ours.
                     Ok(match head.claimed_by(owner, until) {
-                        true => Claimed::Ours,
+                        true => Claimed::Ours(head),
                         false => Claimed::Busy(head),
                     })
                 }

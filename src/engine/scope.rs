@@ -226,24 +226,8 @@ impl<C: Ports, S> App<C, S> {
             Ok(head) => head,
             Err(gap) => return unshared(gap),
         };
-        if let Some(listing) = head.and_then(|h| h.listing)
-            && held.older_than(listing.listed_at)
-        {
-            match budget
-                .run(
-                    "dynamodb:GetItem",
-                    &region,
-                    self.clients.roster_accounts(&listing),
-                )
-                .await
-            {
-                Ok(Some(accounts)) => {
-                    held.keep(listing.listed_at, accounts);
-                }
-                // Its pages have expired: a listing a day old.
-                Ok(None) => {}
-                Err(gap) => return unshared(gap),
-            }
+        if let Err(gap) = self.adopt(held, head.as_ref(), &region, budget).await {
+            return unshared(gap);
         }
         let now = epoch_now();
         if let Some(accounts) = held.serves(account, now) {
@@ -259,7 +243,20 @@ impl<C: Ports, S> App<C, S> {
             )
             .await
         {
-            Ok(Claimed::Ours) => Some(self.list_here(held, Some(&owner), budget).await),
+            Ok(Claimed::Ours(head)) => {
+                // Another instance published between the read of the head
+                // and the claim: its listing serves, and the claim goes back.
+                if self.adopt(held, Some(&head), &region, budget).await.is_ok()
+                    && let Some(accounts) = held.serves(account, epoch_now())
+                {
+                    let release = self.clients.release_roster(&owner);
+                    if let Err(gap) = budget.run("dynamodb:UpdateItem", &region, release).await {
+                        warn!(reason = %gap.reason, "a claim to list could not be given back: it ends with this invocation");
+                    }
+                    return Some(Ok(Ok(accounts)));
+                }
+                Some(self.list_here(held, Some(&owner), budget).await)
+            }
             Ok(Claimed::Busy(head)) => {
                 let young = held.within(now, STALE_LIMIT_SECONDS)?;
                 // Not asked again for a while: a thousand instances waiting
@@ -274,6 +271,29 @@ impl<C: Ports, S> App<C, S> {
             }
             Err(gap) => unshared(gap),
         }
+    }
+
+    /// Keep the listing `head` names, when it is newer than the one held
+    /// (its pages read); a listing whose pages have expired (a day old) is
+    /// left.
+    async fn adopt(
+        &self,
+        held: &mut OrgAccounts,
+        head: Option<&crate::roster::RosterHead>,
+        region: &str,
+        budget: &Budget,
+    ) -> Result<(), Gap> {
+        let Some(listing) = head.and_then(|h| h.listing.as_ref()) else {
+            return Ok(());
+        };
+        if !held.older_than(listing.listed_at) {
+            return Ok(());
+        }
+        let pages = self.clients.roster_accounts(listing);
+        if let Some(accounts) = budget.run("dynamodb:GetItem", region, pages).await? {
+            held.keep(listing.listed_at, accounts);
+        }
+        Ok(())
     }
 
     /// List the organisation's ACTIVE accounts here (paced), keep the
@@ -401,7 +421,7 @@ impl<C: Ports, S> App<C, S> {
                             .claim_roster(&owner, claim_until(now, budget), now),
                     )
                     .await,
-                Ok(Claimed::Ours)
+                Ok(Claimed::Ours(_))
             );
         let listed = self
             .list_organisation(ours.then_some(owner.as_str()), budget)
