@@ -512,6 +512,10 @@ impl Sim {
                     self.send(c.to_body(), now_ms);
                 }
             }
+            // The mark is written once its run is sent: later in the
+            // delivery by the calls made so far.
+            let at = now_ms + (self.table_calls() - before + batches) * CALL_MS;
+            self.table.0.lock().unwrap().now_ms = at;
             self.table.page_sent(plan, *mark).await.unwrap();
         }
         self.run.send_calls += batches;

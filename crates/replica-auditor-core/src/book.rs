@@ -454,9 +454,11 @@ impl SweepHead {
     }
 }
 
-/// Cells a planning message sends between two marks of its progress:
-/// 50 SendMessageBatch calls.
-pub const CELLS_PER_MARK: usize = 500;
+/// Cells a planning message sends between two marks of its progress: 10
+/// SendMessageBatch calls. Small, so that a delivery that runs out of time
+/// still moves the mark: `make bench-org-2000` against a saturated
+/// emulator sent about 340 cells of a page in a whole invocation.
+pub const CELLS_PER_MARK: usize = 100;
 
 /// A planning message's cells: every cell of its page, in the plan's
 /// order, and how many of them an earlier delivery marked sent (the page
