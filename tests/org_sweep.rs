@@ -575,13 +575,7 @@ async fn an_event_from_an_account_outside_the_organisation_is_refused_before_sts
         &[("REMEDIATION", "off"), ("METRICS", "off")],
         sdk_config(&proxy.endpoint).await,
     );
-    let call = |account: &str| {
-        let mut ev = event("replicate-secret-to-regions.json");
-        ev["account"] = json!(account);
-        ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
-        ev["detail"]["responseElements"] = Value::Null;
-        ev
-    };
+    let call = weak_replication_from;
     // An account of the organisation: listed, entered, audited.
     let report = run(&app, &call(&member)).await;
     assert_eq!(report["secret"]["account"], member.as_str(), "{report:#}");
@@ -633,6 +627,16 @@ async fn an_event_from_an_account_outside_the_organisation_is_refused_before_sts
     assert_eq!(proxy.requests("sts", "AssumeRole").len(), sts);
 }
 
+/// A ReplicateSecretToRegions event of `production/Weak` (seeded in every
+/// account) from `account`, without its response.
+fn weak_replication_from(account: &str) -> Value {
+    let mut ev = event("replicate-secret-to-regions.json");
+    ev["account"] = json!(account);
+    ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
+    ev["detail"]["responseElements"] = Value::Null;
+    ev
+}
+
 /// Epoch seconds now.
 fn epoch_now() -> u64 {
     std::time::SystemTime::now()
@@ -670,13 +674,7 @@ async fn the_organisation_is_listed_once_for_every_instance() {
     let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
     let sdk = || sdk_config(&proxy.endpoint);
     let vars = [("REMEDIATION", "off"), ("METRICS", "off")];
-    let call = |account: &str| {
-        let mut ev = event("replicate-secret-to-regions.json");
-        ev["account"] = json!(account);
-        ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
-        ev["detail"]["responseElements"] = Value::Null;
-        ev
-    };
+    let call = weak_replication_from;
     let listings = || proxy.requests("organizations", "ListAccounts").len();
     let audited = |report: &Value| {
         assert_eq!(report["secret"]["account"], member.as_str(), "{report:#}");
@@ -815,10 +813,7 @@ async fn a_listing_published_while_an_instance_claims_serves_it() {
     let late = org
         .world
         .app_with_sdk(&vars, sdk_config(&proxy.endpoint).await);
-    let mut ev = event("replicate-secret-to-regions.json");
-    ev["account"] = json!(member);
-    ev["detail"]["requestParameters"]["secretId"] = json!("production/Weak");
-    ev["detail"]["responseElements"] = Value::Null;
+    let ev = weak_replication_from(&member);
     let (report, ()) = tokio::join!(run(&late, &ev), async {
         // Bounded: the claim reaches the proxy within 20 s.
         for _ in 0..200 {

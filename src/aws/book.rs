@@ -15,8 +15,9 @@ use crate::book::{
 };
 use crate::org::{Cell, NotPlanned, PlanPage, SweepRecord};
 
-/// Items read at once when a sweep's record is assembled.
-const READS_AT_ONCE: usize = 16;
+/// State-table items read (or written) at once: a sweep's record, a
+/// shared account listing.
+pub(super) const READS_AT_ONCE: usize = 16;
 
 /// The accounts of a page item (none when it is not there).
 fn page_accounts(item: Option<Item>) -> Vec<String> {

@@ -6,11 +6,9 @@ use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::book::READS_AT_ONCE;
 use super::{AwsError, StateItems};
 use crate::roster::{self, Listing, RosterHead};
-
-/// Page items read at once.
-const READS_AT_ONCE: usize = 16;
 
 /// What a claim to list came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -234,15 +234,7 @@ impl<C: Ports, S> App<C, S> {
             return Some(Ok(Ok(accounts)));
         }
         let owner = uuid::Uuid::new_v4().to_string();
-        match budget
-            .run(
-                "dynamodb:UpdateItem",
-                &region,
-                self.clients
-                    .claim_roster(&owner, claim_until(now, budget), now),
-            )
-            .await
-        {
+        match self.claim_listing(&owner, now, budget).await {
             Ok(Claimed::Ours(head)) => {
                 // Another instance published between the read of the head
                 // and the claim: its listing serves, and the claim goes back.
@@ -271,6 +263,17 @@ impl<C: Ports, S> App<C, S> {
             }
             Err(gap) => unshared(gap),
         }
+    }
+
+    /// Claim the right to list the organisation for `owner`, until the
+    /// invocation's deadline.
+    async fn claim_listing(&self, owner: &str, now: u64, budget: &Budget) -> Result<Claimed, Gap> {
+        let claim = self
+            .clients
+            .claim_roster(owner, claim_until(now, budget), now);
+        budget
+            .run("dynamodb:UpdateItem", &self.state_region(), claim)
+            .await
     }
 
     /// Keep the listing `head` names, when it is newer than the one held
@@ -413,14 +416,7 @@ impl<C: Ports, S> App<C, S> {
         let owner = uuid::Uuid::new_v4().to_string();
         let ours = self.clients.shares_roster()
             && matches!(
-                budget
-                    .run(
-                        "dynamodb:UpdateItem",
-                        &self.state_region(),
-                        self.clients
-                            .claim_roster(&owner, claim_until(now, budget), now),
-                    )
-                    .await,
+                self.claim_listing(&owner, now, budget).await,
                 Ok(Claimed::Ours(_))
             );
         let listed = self
