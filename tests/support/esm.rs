@@ -160,7 +160,9 @@ impl EventSourceMapping {
                         failed: is_failed,
                     });
                     let handle = m.receipt_handle().unwrap();
-                    let done = if is_failed {
+                    // Err((whether the handle was void, why)), told by the
+                    // error's type.
+                    let done: Result<(), (bool, String)> = if is_failed {
                         self.sqs
                             .change_message_visibility()
                             .queue_url(&self.queue_url)
@@ -169,8 +171,12 @@ impl EventSourceMapping {
                             .send()
                             .await
                             .map(drop)
-                            .map_err(aws_sdk_sqs::error::DisplayErrorContext)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| {
+                                let void = e
+                                    .as_service_error()
+                                    .is_some_and(|s| s.is_receipt_handle_is_invalid());
+                                (void, aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+                            })
                     } else {
                         self.sqs
                             .delete_message()
@@ -179,8 +185,12 @@ impl EventSourceMapping {
                             .send()
                             .await
                             .map(drop)
-                            .map_err(aws_sdk_sqs::error::DisplayErrorContext)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| {
+                                let void = e
+                                    .as_service_error()
+                                    .is_some_and(|s| s.is_receipt_handle_is_invalid());
+                                (void, aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+                            })
                     };
                     match done {
                         Ok(()) => {}
@@ -188,12 +198,12 @@ impl EventSourceMapping {
                         // the message was received again: its old handle is
                         // void (moto refuses it), as Lambda's mapping meets
                         // it, and the new delivery settles the message.
-                        Err(e) if e.contains("ReceiptHandleIsInvalid") => {
+                        Err((true, e)) => {
                             eprintln!(
                                 "esm: a record outlived its visibility timeout and was received again: {e}"
                             );
                         }
-                        Err(e) => panic!("settling a record: {e}"),
+                        Err((false, e)) => panic!("settling a record: {e}"),
                     }
                 }
             }
