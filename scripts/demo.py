@@ -54,6 +54,10 @@ def main():
                             f"{sw['secrets_with_findings']} with findings; reports and a summary published")
                 elif result.get("status") == "ignored":
                     what = f"ignored ({result['event_name']}: not an event the auditor acts on)"
+                elif "status" in result:
+                    # The account list's scheduled refresh: its answer.
+                    detail = result.get("reason") or f"{result.get('accounts')} accounts"
+                    what = f"account list refresh: {result['status']} ({detail})"
                 elif summary.get("count"):
                     what = f"{summary['count']} finding(s), highest {summary['highest_severity']}: published"
                 else:

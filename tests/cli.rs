@@ -415,6 +415,17 @@ async fn replay_of_every_sample_event_matches_the_lambda() {
             );
             continue;
         }
+        // A task (the account list's refresh) answers with its status; the
+        // command line's may differ (without STATE_TABLE it shares nothing).
+        if returned.get("schema").is_none() && returned["status"].is_string() {
+            assert!(reports.is_empty(), "{name}: {}", run.stdout);
+            assert!(
+                run.stderr.contains("no report: {") && run.stderr.contains("\"status\""),
+                "{name}: {}",
+                run.stderr
+            );
+            continue;
+        }
         // The Lambda returns the event's report, or the sweep's summary
         // (its per-secret reports went to SNS); the CLI prints that last.
         let last = reports

@@ -787,6 +787,101 @@ async fn the_organisation_is_listed_once_for_every_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_list_is_refreshed_ahead_so_events_list_nothing() {
+    use replica_auditor::aws::OrgRoster;
+    let org = OrgWorld::start(1, 1, None);
+    let member = org.accounts[1].clone();
+    let proxy = FaultProxy::start(&org.world.moto.endpoint, vec![]).await;
+    let vars: &'static [(&str, &str)] = &[("REMEDIATION", "off"), ("METRICS", "off")];
+    let app = |vars: &'static [(&'static str, &'static str)]| {
+        let endpoint = proxy.endpoint.clone();
+        let world = &org.world;
+        async move { world.app_with_sdk(vars, sdk_config(&endpoint).await) }
+    };
+    let refresh = event("refresh-organisation-accounts.json");
+    let listings = || proxy.requests("organizations", "ListAccounts").len();
+    let claims = || proxy.requests("dynamodb", "UpdateItem").len();
+    let mut accounts = org.accounts.clone();
+    accounts.sort();
+    let scheduled = app(vars).await;
+    let now = epoch_now();
+
+    // The shared listing is 16 minutes old: an event would list now. The
+    // schedule's refresh lists and shares instead.
+    publish_listing(
+        &scheduled.clients,
+        "sixteen-minutes-old",
+        &accounts,
+        now - 16 * 60,
+    )
+    .await;
+    let (before, updates) = (listings(), claims());
+    let out = run(&scheduled, &refresh).await;
+    assert_eq!(out, json!({"status": "listed", "accounts": 2}));
+    assert!(listings() > before, "listed");
+    // A claim, the pages (one), the publication.
+    assert_eq!(claims(), updates + 3);
+    let head = scheduled.clients.roster_head().await.unwrap().unwrap();
+    let listing = head.listing.expect("shared");
+    assert!(listing.listed_at >= now, "{listing:?}");
+    assert_eq!(head.refreshing_until, Some(0), "the claim ended");
+
+    // A new instance's event about the member lists nothing.
+    let listed = listings();
+    let event_instance = app(vars).await;
+    let report = run(&event_instance, &weak_replication_from(&member)).await;
+    assert_eq!(report["secret"]["account"], member.as_str(), "{report:#}");
+    assert_eq!(listings(), listed, "the event used the refreshed listing");
+
+    // The next tick, with the listing a moment old: nothing listed, nothing
+    // claimed.
+    let updates = claims();
+    let out = run(&scheduled, &refresh).await;
+    assert_eq!(out["status"], "fresh", "{out}");
+    assert!(out["listed_seconds_ago"].as_u64().unwrap() < 120, "{out}");
+    assert_eq!((listings(), claims()), (listed, updates));
+
+    // Due, but another instance is listing: the tick leaves it to that one.
+    publish_listing(&scheduled.clients, "due-again", &accounts, now - 16 * 60).await;
+    let claimed = scheduled
+        .clients
+        .claim_roster("listing-elsewhere", now + 600, now)
+        .await
+        .unwrap();
+    assert!(matches!(claimed, replica_auditor::aws::Claimed::Ours(_)));
+    let out = run(&scheduled, &refresh).await;
+    assert_eq!(out["status"], "skipped", "{out}");
+    assert_eq!(listings(), listed);
+    let head = scheduled.clients.roster_head().await.unwrap().unwrap();
+    assert_eq!(head.refresher.as_deref(), Some("listing-elsewhere"));
+    assert_eq!(
+        head.listing.map(|l| l.generation),
+        Some("due-again".to_string())
+    );
+
+    // With ACCOUNT_IDS, the organisation is never listed: no call at all.
+    let given = app(&[
+        ("REMEDIATION", "off"),
+        ("METRICS", "off"),
+        ("ACCOUNT_IDS", "210987654321"),
+    ])
+    .await;
+    let calls = proxy.log().len();
+    let out = run(&given, &refresh).await;
+    assert_eq!(out["status"], "skipped", "{out}");
+    assert_eq!(proxy.log().len(), calls);
+
+    // Any other task is a clean error; the instance serves on.
+    let bad = given
+        .handle(
+            br#"{"replica-auditor": "refresh-everything"}"#,
+            replica_auditor::engine::Budget::unlimited(),
+        )
+        .await;
+    assert!(bad.is_err(), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_published_while_an_instance_claims_serves_it() {
     use replica_auditor::aws::OrgRoster;
     let org = OrgWorld::start(1, 1, None);

@@ -130,6 +130,7 @@ proptest! {
             Ok(Incoming::Ignored { event_name }) => prop_assert_eq!(event_name, "GetSecretValue"),
             Ok(Incoming::Sweep(_)) => prop_assert!(false, "a CloudTrail envelope is never a sweep"),
             Ok(Incoming::SweepCells(_)) => prop_assert!(false, "a CloudTrail envelope is never an SQS batch"),
+            Ok(Incoming::RefreshAccounts) => prop_assert!(false, "a CloudTrail envelope is never the refresh"),
             Err(e) => prop_assert!(is_named(&e), "{e}"),
         }
     }

@@ -65,6 +65,47 @@ fn the_schedule_delivers_the_event_the_sweep_runs_on() {
 }
 
 #[test]
+fn the_account_list_is_refreshed_ahead_wherever_the_organisation_is_listed() {
+    let t = template();
+    let refresh = &function(&t)["Events"]["AccountListRefresh"];
+    assert_eq!(refresh["Type"], "Schedule");
+    let p = &refresh["Properties"];
+    // Its period is the one the refresh's rule is sized for.
+    assert_eq!(
+        p["Schedule"],
+        format!(
+            "rate({} minutes)",
+            replica_auditor::roster::AHEAD_PERIOD_SECONDS / 60
+        )
+    );
+    // Its input is the whole event Lambda gets: the refresh, as the sample.
+    let input = p["Input"].as_str().unwrap();
+    assert_eq!(
+        replica_auditor::event::parse_bytes(input.as_bytes()),
+        Ok(replica_auditor::event::Incoming::RefreshAccounts)
+    );
+    let sample = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("events/refresh-organisation-accounts.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&sample).unwrap(),
+        serde_json::from_str::<Value>(input).unwrap()
+    );
+    // On when the organisation is listed (no ACCOUNT_IDS) and other
+    // accounts' events or cells come in; else the rule is there, disabled.
+    assert_eq!(
+        p["State"],
+        json!({"!If": ["ListedAhead", "ENABLED", "DISABLED"]})
+    );
+    assert_eq!(
+        t["Conditions"]["ListedAhead"],
+        json!({"!And": [{"!Not": [{"!Condition": "AccountListGiven"}]},
+            {"!Or": [{"!Condition": "OrgSweepOn"}, {"!Condition": "OrganisationBusPolicy"}]}]})
+    );
+}
+
+#[test]
 fn nothing_is_lost() {
     let t = template();
     let f = function(&t);
@@ -74,7 +115,7 @@ fn nothing_is_lost() {
         dlq
     );
     assert_eq!(f["EventInvokeConfig"]["MaximumRetryAttempts"], 2);
-    for ev in ["SecretsManagerApiCalls", "Sweep"] {
+    for ev in ["SecretsManagerApiCalls", "Sweep", "AccountListRefresh"] {
         assert_eq!(
             f["Events"][ev]["Properties"]["DeadLetterConfig"]["Arn"], dlq,
             "{ev}"
@@ -85,6 +126,17 @@ fn nothing_is_lost() {
         );
     }
     let r = &t["Resources"];
+    // The dead-letter queue takes the rules' undeliverable events: SAM
+    // names each rule function + event.
+    let senders = &r["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Condition"]
+        ["ArnEquals"]["aws:SourceArn"];
+    for ev in ["SecretsManagerApiCalls", "Sweep", "AccountListRefresh"] {
+        let rule = json!({"!GetAtt": format!("AuditorFunction{ev}.Arn")});
+        assert!(
+            senders.as_array().unwrap().contains(&rule),
+            "{ev}: {senders}"
+        );
+    }
     assert_eq!(r["ErrorsAlarm"]["Properties"]["MetricName"], "Errors");
     assert_eq!(r["ThrottlesAlarm"]["Properties"]["MetricName"], "Throttles");
     assert_eq!(

@@ -338,12 +338,14 @@ async fn replay<S: ReportSink>(
                 reports.extend(sent.into_iter().filter(|r| r.report_id != report.report_id));
                 reports.push(report);
             }
-            // Not a report: an event the auditor does not act on.
-            Err(_) => eprintln!(
+            // Not a report: an event the auditor does not act on, or a
+            // task's answer (the account list's refresh).
+            Err(_) if returned["status"] == "ignored" => eprintln!(
                 "replica-auditor: {}: {} is not an event the auditor acts on: {returned}",
                 file.display(),
                 returned["event_name"].as_str().unwrap_or("the event"),
             ),
+            Err(_) => eprintln!("replica-auditor: {}: no report: {returned}", file.display()),
         }
     }
     Ok(reports)

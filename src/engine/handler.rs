@@ -43,6 +43,7 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             Ok(Incoming::SweepCells(records)) => {
                 return self.sqs_records(&records, &budget, request_id).await;
             }
+            Ok(Incoming::RefreshAccounts) => return self.refresh(&budget).await,
             Ok(Incoming::Ignored { event_name }) => {
                 info!(event_name = %event_name, outcome = "ignored", "event is not one the auditor acts on");
                 return Ok(json!({"status": "ignored", "event_name": event_name}));
@@ -113,6 +114,40 @@ impl<C: Ports, S: ReportSink> App<C, S> {
             (trigger.event.as_str(), trigger.event_id.as_deref()),
         );
         Ok(serde_json::to_value(&report).expect("a report always serialises"))
+    }
+
+    /// The `AccountListRefresh` schedule's task
+    /// ([`App::refresh_accounts`]): what it did, as the invocation's
+    /// answer. A transient failure fails the invocation (the next tick, ten
+    /// minutes on, lists again; events meanwhile list themselves if due).
+    async fn refresh(&self, budget: &Budget) -> Result<Value, HandlerError> {
+        use super::scope::Refreshed;
+        let refreshed = self.refresh_accounts(budget).await.map_err(|gap| {
+            HandlerError::Scope(format!(
+                "could not refresh the organisation's account list: {}",
+                gap.reason
+            ))
+        })?;
+        let answer = match &refreshed {
+            Refreshed::AccountIdsGiven => {
+                json!({"status": "skipped", "reason": "ACCOUNT_IDS is set: the organisation is not listed"})
+            }
+            Refreshed::NotShared => {
+                json!({"status": "skipped", "reason": "no state table to share a listing through"})
+            }
+            Refreshed::Fresh { age } => json!({"status": "fresh", "listed_seconds_ago": age}),
+            Refreshed::Busy => {
+                json!({"status": "skipped", "reason": "another instance is listing the organisation"})
+            }
+            Refreshed::Listed { accounts } => json!({"status": "listed", "accounts": accounts}),
+            Refreshed::Unlisted(why) => json!({"status": "unlisted", "reason": why}),
+        };
+        if let Refreshed::Unlisted(why) = &refreshed {
+            warn!(reason = %why, outcome = "unlisted", "the organisation's accounts cannot be listed ahead of time");
+        } else {
+            info!(answer = %answer, outcome = "refreshed", "the organisation's account list, refreshed ahead of time");
+        }
+        Ok(answer)
     }
 
     /// Inspect and audit the secret a CloudTrail call names: the report,

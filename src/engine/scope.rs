@@ -17,7 +17,9 @@ use super::App;
 use crate::aws::{AwsError, Claimed, Ports};
 use crate::engine::inspect::Budget;
 use crate::model::{Gap, GapKind};
-use crate::roster::{CLAIM_MAX_SECONDS, STALE_LIMIT_SECONDS, should_list};
+use crate::roster::{
+    CLAIM_MAX_SECONDS, RosterHead, STALE_LIMIT_SECONDS, refresh_ahead, should_list,
+};
 
 /// Why an account is not one the auditor may act in.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,6 +71,27 @@ pub struct OrgAccounts {
     /// Another instance is listing: the shared head is not read again
     /// before this (epoch seconds), and the listing held serves meanwhile.
     quiet_until: u64,
+}
+
+/// What a scheduled refresh of the shared listing did
+/// ([`App::refresh_accounts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refreshed {
+    /// ACCOUNT_IDS is set: the organisation is never listed.
+    AccountIdsGiven,
+    /// No state table to share a listing through (the command line
+    /// without STATE_TABLE): each instance lists when it needs to.
+    NotShared,
+    /// The shared listing, `age` seconds old, stays fresh until the next
+    /// refresh's listing lands ([`refresh_ahead`]).
+    Fresh { age: u64 },
+    /// Another instance holds the claim to list.
+    Busy,
+    /// Listed here and shared.
+    Listed { accounts: usize },
+    /// The organisation cannot be listed for good (no organisation, or
+    /// ListAccounts denied): why.
+    Unlisted(String),
 }
 
 /// An answer of [`App::org_accounts`]: the accounts; `Ok(Err(why))` when
@@ -241,10 +264,7 @@ impl<C: Ports, S> App<C, S> {
                 if self.adopt(held, Some(&head), &region, budget).await.is_ok()
                     && let Some(accounts) = held.serves(account, epoch_now())
                 {
-                    let release = self.clients.release_roster(&owner);
-                    if let Err(gap) = budget.run("dynamodb:UpdateItem", &region, release).await {
-                        warn!(reason = %gap.reason, "a claim to list could not be given back: it ends with this invocation");
-                    }
+                    self.give_back(&owner, budget).await;
                     return Some(Ok(Ok(accounts)));
                 }
                 Some(self.list_here(held, Some(&owner), budget).await)
@@ -274,6 +294,72 @@ impl<C: Ports, S> App<C, S> {
         budget
             .run("dynamodb:UpdateItem", &self.state_region(), claim)
             .await
+    }
+
+    /// End `owner`'s claim to list unused; if that fails, it ends with the
+    /// invocation's deadline anyway.
+    async fn give_back(&self, owner: &str, budget: &Budget) {
+        let release = self.clients.release_roster(owner);
+        if let Err(gap) = budget
+            .run("dynamodb:UpdateItem", &self.state_region(), release)
+            .await
+        {
+            warn!(reason = %gap.reason, "a claim to list could not be given back: it ends with this invocation");
+        }
+    }
+
+    /// The `AccountListRefresh` schedule's task: list the organisation
+    /// ahead of time and share the listing, unless the shared one stays
+    /// fresh until the next refresh ([`refresh_ahead`]), so that events and
+    /// cells find it fresh and never wait for a listing themselves. `Err`:
+    /// a transient failure (the state table or Organizations did not
+    /// answer); the next tick tries again.
+    pub(crate) async fn refresh_accounts(&self, budget: &Budget) -> Result<Refreshed, Gap> {
+        if !self.settings.accounts.only.is_empty() {
+            return Ok(Refreshed::AccountIdsGiven);
+        }
+        if !self.clients.shares_roster() {
+            return Ok(Refreshed::NotShared);
+        }
+        let region = self.state_region();
+        let mut held = self.org_accounts.lock().await;
+        let head = budget
+            .run("dynamodb:GetItem", &region, self.clients.roster_head())
+            .await?;
+        let now = epoch_now();
+        let age = |head: Option<&RosterHead>| {
+            head.and_then(|h| h.listing.as_ref())
+                .map(|l| now.saturating_sub(l.listed_at))
+        };
+        if let Some(age) = age(head.as_ref()).filter(|a| !refresh_ahead(Some(*a))) {
+            return Ok(Refreshed::Fresh { age });
+        }
+        let owner = uuid::Uuid::new_v4().to_string();
+        match self.claim_listing(&owner, now, budget).await? {
+            Claimed::Busy(_) => Ok(Refreshed::Busy),
+            // Published by another instance since the read.
+            Claimed::Ours(head) if !refresh_ahead(age(Some(&head))) => {
+                self.give_back(&owner, budget).await;
+                Ok(Refreshed::Fresh {
+                    age: age(Some(&head)).unwrap_or(0),
+                })
+            }
+            Claimed::Ours(_) => match self.list_organisation(Some(&owner), budget).await {
+                Ok(Some((at, accounts))) => {
+                    let listed = accounts.len();
+                    held.keep(at, accounts);
+                    Ok(Refreshed::Listed { accounts: listed })
+                }
+                Ok(None) => Ok(Refreshed::Unlisted(
+                    "organizations:ListAccounts: the auditor's account is in no organisation"
+                        .into(),
+                )),
+                Err(gap) if gap.kind == GapKind::AccessDenied => {
+                    Ok(Refreshed::Unlisted(gap.reason))
+                }
+                Err(gap) => Err(gap),
+            },
+        }
     }
 
     /// Keep the listing `head` names, when it is newer than the one held

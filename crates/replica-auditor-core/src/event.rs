@@ -316,7 +316,18 @@ pub enum Incoming {
     /// own ([`crate::org::Cell::parse`]), so one bad body fails its record
     /// only.
     SweepCells(Vec<SqsRecord>),
+    /// The template's `AccountListRefresh` schedule: list the organisation's
+    /// accounts ahead of time ([`REFRESH_ACCOUNTS`]; docs/organisations.md).
+    RefreshAccounts,
 }
+
+/// The key of the auditor's own scheduled tasks' input (an EventBridge
+/// rule's constant `Input`, which Lambda receives as the whole event).
+pub const TASK_KEY: &str = "replica-auditor";
+
+/// The task of the `AccountListRefresh` schedule:
+/// `{"replica-auditor": "refresh-organisation-accounts"}`.
+pub const REFRESH_ACCOUNTS: &str = "refresh-organisation-accounts";
 
 /// The event source of a record an SQS event source mapping delivers.
 pub const SOURCE_SQS: &str = "aws:sqs";
@@ -480,6 +491,15 @@ fn makes_new_current(event: HandledEvent, params: Option<&Value>) -> bool {
 pub fn parse_value(value: Value) -> Result<Incoming, EventError> {
     if value.get("Records").is_some() {
         return parse_sqs(value);
+    }
+    if let Some(task) = value.get(TASK_KEY) {
+        return match task.as_str() {
+            Some(REFRESH_ACCOUNTS) => Ok(Incoming::RefreshAccounts),
+            _ => Err(EventError::Shape {
+                path: TASK_KEY.into(),
+                message: format!("unknown task {task}; the one task is {REFRESH_ACCOUNTS:?}"),
+            }),
+        };
     }
     let envelope: EventBridgeEvent<Value> =
         serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
@@ -1001,6 +1021,25 @@ mod tests {
                 assert_eq!(s.region.as_deref(), Some("us-east-1"));
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_refresh_schedules_input_is_the_refresh_and_nothing_else_is() {
+        assert_eq!(
+            parse_bytes(br#"{"replica-auditor": "refresh-organisation-accounts"}"#),
+            Ok(Incoming::RefreshAccounts)
+        );
+        for bad in [
+            json!({"replica-auditor": "sweep"}),
+            json!({"replica-auditor": null}),
+            json!({"replica-auditor": {"task": "refresh-organisation-accounts"}}),
+        ] {
+            let e = parse_value(bad.clone()).unwrap_err();
+            assert!(
+                matches!(&e, EventError::Shape { path, .. } if path == "replica-auditor"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -60,6 +60,24 @@ pub fn should_list(age: Option<u64>, listed_there: bool) -> bool {
     }
 }
 
+/// The period of the template's `AccountListRefresh` schedule: the listing
+/// is made ahead of time, so that events find it fresh and list nothing
+/// themselves (docs/organisations.md, "Listed ahead of time").
+pub const AHEAD_PERIOD_SECONDS: u64 = 10 * 60;
+
+/// The longest listing the schedule is sized for: 10,000 accounts at the
+/// default ORG_LIST_ACCOUNTS_PER_SECOND (4) take 125 s, plus publishing.
+pub const LISTING_ALLOWANCE_SECONDS: u64 = 3 * 60;
+
+/// Whether a scheduled refresh lists now: unless the shared listing (`age`
+/// seconds old) will still be fresh when the next refresh's listing lands,
+/// one period and one listing's time on. A refresh skipped at age
+/// `REFRESH_SECONDS - AHEAD_PERIOD_SECONDS - LISTING_ALLOWANCE_SECONDS`
+/// (2 minutes) or younger still leaves no listing due in between.
+pub fn refresh_ahead(age: Option<u64>) -> bool {
+    age.is_none_or(|age| age + AHEAD_PERIOD_SECONDS + LISTING_ALLOWANCE_SECONDS >= REFRESH_SECONDS)
+}
+
 /// A listing's page key.
 pub fn page_key(generation: &str, page: u32) -> String {
     format!("{HEAD_KEY}#{generation}#{page}")
@@ -186,6 +204,35 @@ mod tests {
         assert!(should_list(Some(60), false), "a miss a minute on");
         assert!(!should_list(Some(14 * 60), true));
         assert!(should_list(Some(15 * 60), true), "refreshed");
+    }
+
+    #[test]
+    fn the_scheduled_refresh_keeps_the_listing_from_falling_due() {
+        assert!(refresh_ahead(None), "nothing listed yet");
+        assert!(!refresh_ahead(Some(30)), "listed half a minute ago");
+        assert!(!refresh_ahead(Some(119)));
+        assert!(refresh_ahead(Some(120)));
+        assert!(refresh_ahead(Some(10 * 60)), "the last tick's listing");
+        // Ticks a period apart, each listing landing an allowance after
+        // its tick: from any listing that a listing made at the first tick
+        // can still replace in time, the listing in use never falls due.
+        for start_age in 0..REFRESH_SECONDS - LISTING_ALLOWANCE_SECONDS {
+            let mut listed_at = -(start_age as i64);
+            let mut oldest = 0;
+            for tick in 0..12 {
+                let now = tick * AHEAD_PERIOD_SECONDS as i64;
+                let age = (now - listed_at) as u64;
+                if refresh_ahead(Some(age)) {
+                    // The old listing serves until the new one lands.
+                    let lands = now + LISTING_ALLOWANCE_SECONDS as i64;
+                    oldest = oldest.max((lands - listed_at) as u64);
+                    listed_at = lands;
+                } else {
+                    oldest = oldest.max(age);
+                }
+            }
+            assert!(oldest < REFRESH_SECONDS, "from {start_age} s: {oldest} s");
+        }
     }
 
     #[test]
