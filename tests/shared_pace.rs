@@ -4,15 +4,16 @@
 //! account and Region keep the rate together, and an UpdateItem applied
 //! but whose answer is lost gives no token extra.
 //!
-//! Real time, so the assertions leave room for the scheduler: a start may
-//! come a little after its token's time (never before it), so a window
-//! holds at most the rate, the burst and one late start; and the whole run
-//! takes at least (calls - 1) / rate, which no lateness can shorten.
+//! Real time, but no race with it: a start may come after its token's time
+//! (a loaded machine), never before it. Every take carries its `:now`
+//! (microseconds since the epoch) and moves the bucket by one interval per
+//! token, so the i-th start comes at least i intervals after the first
+//! take's `now`, which no lateness can break ([`assert_paced`]).
 
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use replica_auditor::aws::AwsClients;
 use replica_auditor::engine::App;
@@ -25,9 +26,9 @@ const REGION: &str = "eu-west-1";
 const RATE: f64 = 10.0;
 
 /// `instances` Apps on `endpoint`, each with its own pace of RATE a second
-/// (burst 1), each with `callers` tasks taking one token: when each started.
-async fn starts(w: &World, endpoint: &str, instances: usize, callers: usize) -> Vec<Duration> {
-    let t0 = Instant::now();
+/// (burst 1), each with `callers` tasks taking one token: when each started
+/// (microseconds since the epoch), in order.
+async fn starts(w: &World, endpoint: &str, instances: usize, callers: usize) -> Vec<u64> {
     let mut tasks = Vec::new();
     for _ in 0..instances {
         let app: Arc<App<AwsClients>> =
@@ -39,7 +40,7 @@ async fn starts(w: &World, endpoint: &str, instances: usize, callers: usize) -> 
                 pace.acquire(&app.clients, ACCOUNT, REGION, None)
                     .await
                     .expect("a token");
-                t0.elapsed()
+                epoch_us()
             }));
         }
     }
@@ -51,16 +52,32 @@ async fn starts(w: &World, endpoint: &str, instances: usize, callers: usize) -> 
     at
 }
 
-/// The most starts in any sliding one-second window.
-fn busiest_second(at: &[Duration]) -> usize {
-    at.iter()
-        .map(|s| {
-            at.iter()
-                .filter(|t| **t >= *s && **t < *s + Duration::from_secs(1))
-                .count()
+/// The i-th start came at least i intervals after the earliest `:now` of
+/// the takes of the test's bucket that reached the proxy.
+fn assert_paced(proxy: &FaultProxy, at: &[u64]) {
+    let interval = (1e6 / RATE) as u64;
+    let first_now = proxy
+        .requests("dynamodb", "UpdateItem")
+        .iter()
+        .map(|c| serde_json::from_str::<serde_json::Value>(&c.body).unwrap())
+        .filter(|b| b["Key"]["pk"]["S"] == format!("pace#test#{ACCOUNT}#{REGION}").as_str())
+        .map(|b| {
+            b["ExpressionAttributeValues"][":now"]["N"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
         })
-        .max()
-        .unwrap_or(0)
+        .min()
+        .expect("takes of the bucket");
+    for (i, start) in at.iter().enumerate() {
+        let earliest = first_now + i as u64 * interval;
+        assert!(
+            *start >= earliest,
+            "start {i} came {} ms before its token could",
+            (earliest - start) / 1_000
+        );
+    }
 }
 
 /// The bucket's `tat` (microseconds since the epoch), as moto holds it.
@@ -95,11 +112,9 @@ async fn four_instances_sharing_the_table_keep_one_rate_in_few_calls() {
     let at = starts(&w, &proxy.endpoint, 4, 10).await;
     assert_eq!(at.len(), 40);
     // Each instance alone would start its 10 within a second; the four
-    // together take 40 tokens at 10 a second: 3.9 s at least.
-    let last = *at.last().unwrap();
-    assert!(last >= Duration::from_millis(3_850), "{last:?}");
-    let busiest = busiest_second(&at);
-    assert!(busiest <= 12, "{busiest} starts within one second: {at:?}");
+    // together take 40 tokens at 10 a second: the last 3.9 s after the
+    // first take at least.
+    assert_paced(&proxy, &at);
     // The bucket counted every token: 40 of 100 ms from the first take.
     let counted = (tat(&w).await - before) / 100_000;
     assert!((40..=41).contains(&counted), "{counted} tokens counted");
@@ -136,13 +151,8 @@ async fn a_take_applied_whose_answer_is_lost_gives_no_token_extra() {
     // finds the bucket taken, and takes again); the other instance's may
     // have been a refused condition, which moto did not apply.
     assert!(dropped.iter().any(|c| c.applied()), "{dropped:?}");
-    // The rate holds, and 20 starts still take 1.9 s at least.
-    let busiest = busiest_second(&at);
-    assert!(busiest <= 12, "{busiest} starts within one second: {at:?}");
-    assert!(
-        *at.last().unwrap() >= Duration::from_millis(1_850),
-        "{at:?}"
-    );
+    // The rate holds: 20 starts take 1.9 s at least.
+    assert_paced(&proxy, &at);
     // The lost takes' tokens stay taken: the bucket counted more than the
     // 20 used, so nobody was given a token twice.
     let counted = (tat(&w).await - before) / 100_000;

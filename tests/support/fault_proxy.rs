@@ -207,6 +207,9 @@ pub struct Call {
     /// The request body (JSON, or the form of SNS and STS).
     pub body: String,
     pub at: Instant,
+    /// When it arrived, on the wall clock: to compare with times a request
+    /// carries (a shared pace's `:now`, microseconds since the epoch).
+    pub wall: std::time::SystemTime,
 }
 
 impl Call {
@@ -436,6 +439,7 @@ async fn serve(
             moto_status: None,
             body,
             at: Instant::now(),
+            wall: std::time::SystemTime::now(),
         });
         (fault, s.log.len() - 1)
     };
