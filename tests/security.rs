@@ -533,7 +533,11 @@ fn queue_policies_admit_their_own_rules_only_and_tls_only() {
         })
         .collect();
     rules.sort_by_key(|r| r.to_string());
-    assert_eq!(rules.len(), 2, "the CloudTrail rule and the schedule");
+    assert_eq!(
+        rules.len(),
+        3,
+        "the CloudTrail rule, the sweep's schedule and the account list's refresh"
+    );
     let st = support::template::resource_policy_statements(
         &central["Resources"]["DeadLetterQueuePolicy"],
     )
