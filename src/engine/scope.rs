@@ -327,38 +327,34 @@ impl<C: Ports, S> App<C, S> {
             .run("dynamodb:GetItem", &region, self.clients.roster_head())
             .await?;
         let now = epoch_now();
-        let age = |head: Option<&RosterHead>| {
+        // The age of the head's listing, when it stays fresh until the
+        // next refresh's listing lands.
+        let fresh = |head: Option<&RosterHead>| {
             head.and_then(|h| h.listing.as_ref())
                 .map(|l| now.saturating_sub(l.listed_at))
+                .filter(|age| !refresh_ahead(Some(*age)))
         };
-        if let Some(age) = age(head.as_ref()).filter(|a| !refresh_ahead(Some(*a))) {
+        if let Some(age) = fresh(head.as_ref()) {
             return Ok(Refreshed::Fresh { age });
         }
         let owner = uuid::Uuid::new_v4().to_string();
         match self.claim_listing(&owner, now, budget).await? {
             Claimed::Busy(_) => Ok(Refreshed::Busy),
-            // Published by another instance since the read.
-            Claimed::Ours(head) if !refresh_ahead(age(Some(&head))) => {
-                self.give_back(&owner, budget).await;
-                Ok(Refreshed::Fresh {
-                    age: age(Some(&head)).unwrap_or(0),
-                })
+            Claimed::Ours(head) => {
+                // Published by another instance since the read.
+                if let Some(age) = fresh(Some(&head)) {
+                    self.give_back(&owner, budget).await;
+                    return Ok(Refreshed::Fresh { age });
+                }
+                match for_good(self.list_organisation(Some(&owner), budget).await)? {
+                    Ok((at, accounts)) => {
+                        let listed = accounts.len();
+                        held.keep(at, accounts);
+                        Ok(Refreshed::Listed { accounts: listed })
+                    }
+                    Err(why) => Ok(Refreshed::Unlisted(why)),
+                }
             }
-            Claimed::Ours(_) => match self.list_organisation(Some(&owner), budget).await {
-                Ok(Some((at, accounts))) => {
-                    let listed = accounts.len();
-                    held.keep(at, accounts);
-                    Ok(Refreshed::Listed { accounts: listed })
-                }
-                Ok(None) => Ok(Refreshed::Unlisted(
-                    "organizations:ListAccounts: the auditor's account is in no organisation"
-                        .into(),
-                )),
-                Err(gap) if gap.kind == GapKind::AccessDenied => {
-                    Ok(Refreshed::Unlisted(gap.reason))
-                }
-                Err(gap) => Err(gap),
-            },
         }
     }
 
@@ -394,18 +390,8 @@ impl<C: Ports, S> App<C, S> {
         owner: Option<&str>,
         budget: &Budget,
     ) -> Answer {
-        let call = "organizations:ListAccounts";
-        let listed = self.list_organisation(owner, budget).await;
-        let lasting = |why: String| {
-            warn!(
-                call,
-                why,
-                "the organisation's accounts cannot be listed: only the own account and ACCOUNT_IDS may be entered"
-            );
-            Ok(Err(why))
-        };
-        match listed {
-            Ok(Some((at, accounts))) => {
+        match for_good(self.list_organisation(owner, budget).await) {
+            Ok(Ok((at, accounts))) => {
                 info!(
                     accounts = accounts.len(),
                     shared = owner.is_some(),
@@ -413,22 +399,18 @@ impl<C: Ports, S> App<C, S> {
                 );
                 Ok(Ok(held.keep(at, accounts)))
             }
-            // Failures that retrying does not heal: in no organisation, or
-            // denied (not the management account or a delegated
-            // administrator).
-            Ok(None) => {
+            Ok(Err(why)) => {
                 held.listed = None;
-                lasting(format!(
-                    "{call}: the auditor's account is in no organisation"
-                ))
-            }
-            Err(gap) if gap.kind == GapKind::AccessDenied => {
-                held.listed = None;
-                lasting(gap.reason)
+                warn!(
+                    call = LIST_ACCOUNTS,
+                    why,
+                    "the organisation's accounts cannot be listed: only the own account and ACCOUNT_IDS may be entered"
+                );
+                Ok(Err(why))
             }
             Err(gap) => match held.listed.as_ref() {
                 Some((_, accounts)) => {
-                    warn!(call, reason = %gap.reason, "could not list the organisation's accounts again: the last list is used");
+                    warn!(call = LIST_ACCOUNTS, reason = %gap.reason, "could not list the organisation's accounts again: the last list is used");
                     Ok(Ok(accounts.clone()))
                 }
                 None => Err(gap),
@@ -448,7 +430,7 @@ impl<C: Ports, S> App<C, S> {
     ) -> Result<Option<(u64, Vec<String>)>, Gap> {
         let listed = budget
             .run(
-                "organizations:ListAccounts",
+                LIST_ACCOUNTS,
                 &self.home_region,
                 self.clients.active_accounts(&self.list_accounts),
             )
@@ -512,6 +494,25 @@ impl<C: Ports, S> App<C, S> {
             held.keep(at, accounts.clone());
             accounts
         }))
+    }
+}
+
+/// The call that lists the organisation's accounts, as gaps and logs name it.
+const LIST_ACCOUNTS: &str = "organizations:ListAccounts";
+
+/// A listing's outcome ([`App::list_organisation`]), told once: the
+/// listing; `Ok(Err(why))` for a failure that retrying does not heal (the
+/// auditor's account is in no organisation, or ListAccounts is denied: not
+/// the management account or a delegated administrator); `Err(gap)` for a
+/// transient one.
+fn for_good<T>(listed: Result<Option<T>, Gap>) -> Result<Result<T, String>, Gap> {
+    match listed {
+        Ok(Some(listing)) => Ok(Ok(listing)),
+        Ok(None) => Ok(Err(format!(
+            "{LIST_ACCOUNTS}: the auditor's account is in no organisation"
+        ))),
+        Err(gap) if gap.kind == GapKind::AccessDenied => Ok(Err(gap.reason)),
+        Err(gap) => Err(gap),
     }
 }
 
