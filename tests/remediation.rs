@@ -722,41 +722,14 @@ async fn the_write_budget_holds_in_a_sweep_with_many_failed_replicas() {
     // the first take's `now` plus one interval per token before it, so the
     // i-th write to arrive comes at least i intervals after that `now`.
     // Delays on a loaded machine only make writes later: no clock race.
-    let interval = 1_000_000 / rate; // microseconds
-    let takes: Vec<Value> = proxy
-        .requests("dynamodb", "UpdateItem")
-        .iter()
-        .map(|c| serde_json::from_str::<Value>(&c.body).unwrap())
-        .filter(|b| {
-            b["Key"]["pk"]["S"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("pace#replication#"))
-        })
-        .collect();
-    let number = |v: &Value| v["N"].as_str().unwrap().parse::<u64>().unwrap();
-    let first_now = takes
-        .iter()
-        .map(|b| number(&b["ExpressionAttributeValues"][":now"]))
-        .min()
-        .expect("the writes took tokens from the shared pace");
-    let micros = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
-    };
     let mut writes: Vec<u64> = ["RemoveRegionsFromReplication", "ReplicateSecretToRegions"]
         .iter()
         .flat_map(|a| proxy.calls(a))
-        .map(|c| micros(c.wall))
+        .map(|c| c.wall_us())
         .collect();
     writes.sort();
     assert_eq!(writes.len(), 32);
-    for (i, at) in writes.iter().enumerate() {
-        let earliest = first_now + i as u64 * interval;
-        assert!(
-            *at >= earliest,
-            "write {i} came {} ms before its token could",
-            (earliest - at) / 1_000
-        );
-    }
+    let takes = proxy.assert_paced("pace#replication#", 1_000_000 / rate, &writes);
     // Without the pace the 32 writes come within a second or so (with 25
     // a second instead of 8, write 2 came 119 ms early): with it, the last
     // comes at least 31 intervals after the first take.
@@ -765,7 +738,7 @@ async fn the_write_budget_holds_in_a_sweep_with_many_failed_replicas() {
         "writes: {} in {span:.2}s, {:.2}/s on average; {} takes",
         writes.len(),
         31.0 / span,
-        takes.len()
+        takes
     );
 }
 

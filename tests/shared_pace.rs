@@ -52,32 +52,14 @@ async fn starts(w: &World, endpoint: &str, instances: usize, callers: usize) -> 
     at
 }
 
-/// The i-th start came at least i intervals after the earliest `:now` of
-/// the takes of the test's bucket that reached the proxy.
+/// The i-th start came at least i intervals after the first take's `:now`
+/// ([`FaultProxy::assert_paced`]).
 fn assert_paced(proxy: &FaultProxy, at: &[u64]) {
-    let interval = (1e6 / RATE) as u64;
-    let first_now = proxy
-        .requests("dynamodb", "UpdateItem")
-        .iter()
-        .map(|c| serde_json::from_str::<serde_json::Value>(&c.body).unwrap())
-        .filter(|b| b["Key"]["pk"]["S"] == format!("pace#test#{ACCOUNT}#{REGION}").as_str())
-        .map(|b| {
-            b["ExpressionAttributeValues"][":now"]["N"]
-                .as_str()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .min()
-        .expect("takes of the bucket");
-    for (i, start) in at.iter().enumerate() {
-        let earliest = first_now + i as u64 * interval;
-        assert!(
-            *start >= earliest,
-            "start {i} came {} ms before its token could",
-            (earliest - start) / 1_000
-        );
-    }
+    proxy.assert_paced(
+        &format!("pace#test#{ACCOUNT}#{REGION}"),
+        (1e6 / RATE) as u64,
+        at,
+    );
 }
 
 /// The bucket's `tat` (microseconds since the epoch), as moto holds it.

@@ -213,6 +213,14 @@ pub struct Call {
 }
 
 impl Call {
+    /// When it arrived, in microseconds since the epoch.
+    pub fn wall_us(&self) -> u64 {
+        self.wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    }
+
     /// moto answered it.
     pub fn reached_moto(&self) -> bool {
         self.moto_status.is_some()
@@ -328,6 +336,44 @@ impl FaultProxy {
     /// Every request so far, in the order they arrived.
     pub fn log(&self) -> Vec<Call> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// Check a shared pace (`rate::SharedPace`, one token per `interval_us`,
+    /// burst 1) against the requests: every take of a bucket whose key
+    /// starts with `bucket` carries its `:now` (microseconds since the
+    /// epoch) and moves the bucket one interval per token, so the i-th of
+    /// the paced calls' `arrivals` (microseconds since the epoch, sorted)
+    /// comes at least i intervals after the first take's `now`. A late
+    /// call cannot break this: no race with the clock. How many takes
+    /// there were.
+    pub fn assert_paced(&self, bucket: &str, interval_us: u64, arrivals: &[u64]) -> usize {
+        let nows: Vec<u64> = self
+            .requests("dynamodb", "UpdateItem")
+            .iter()
+            .map(|c| serde_json::from_str::<serde_json::Value>(&c.body).unwrap())
+            .filter(|b| {
+                b["Key"]["pk"]["S"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with(bucket))
+            })
+            .map(|b| {
+                b["ExpressionAttributeValues"][":now"]["N"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .collect();
+        let first_now = *nows.iter().min().expect("takes of the bucket");
+        for (i, at) in arrivals.iter().enumerate() {
+            let earliest = first_now + i as u64 * interval_us;
+            assert!(
+                *at >= earliest,
+                "call {i} came {} ms before its token could",
+                (earliest - at) / 1_000
+            );
+        }
+        nows.len()
     }
 
     /// Every request so far to `service` (`sns`) for `action` (`Publish`).
